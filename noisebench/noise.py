@@ -117,35 +117,35 @@ def uniform_noise(
     """Replace each tag, with probability ``rate``, by a uniformly drawn *different* tag.
 
     >>> uniform_noise(np.array([0, 0, 1, 2]), 3, 1.0, np.random.default_rng(0))
-    array([1, 1, 0, 1])
+    array([1, 2, 2, 1])
     """
     if num_labels < 2:
         raise InputError("uniform noise needs at least 2 labels")
-    flip = rng.random(len(tags)) < rate
+    flipped = np.flatnonzero(rng.random(len(tags)) < rate)
     # Draw from the C - 1 other labels: shift draws at or above the true label by one.
-    replacement = rng.integers(0, num_labels - 1, size=int(flip.sum()))
+    replacement = rng.integers(0, num_labels - 1, size=len(flipped))
+    replacement += replacement >= tags[flipped]
     noisy = tags.copy()
-    noisy[flip] = replacement + (replacement >= tags[flip])
+    noisy[flipped] = replacement
     return noisy
 
 
 def matrix_noise(tags: np.ndarray, matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw each noisy tag from row ``matrix[tag]`` (row-stochastic, ``(C, C)``).
 
-    One uniform draw per word, inverted through the row's cumulative sum; the loop runs
-    over classes, never over words.
+    One uniform draw ``u`` per word, inverted through the row's cumulative sum in a single
+    ``searchsorted``: row ``t`` of the cumulative sums is shifted by ``t``, so ``u + t``
+    can only land inside row ``t`` of the flattened array.
+
+    >>> matrix_noise(np.array([0, 1, 1, 1]), np.array([[1.0, 0.0], [0.5, 0.5]]),
+    ...              np.random.default_rng(1))
+    array([0, 1, 0, 1])
     """
-    cumulative = np.cumsum(matrix, axis=1)
+    num_labels = matrix.shape[0]
+    shifted = np.cumsum(matrix, axis=1) + np.arange(num_labels)[:, None]  # (C, C)
     draws = rng.random(len(tags))
-    noisy = tags.copy()
-    last = matrix.shape[1] - 1
-    for label in np.unique(tags):
-        if matrix[label, label] == 1.0:
-            continue
-        where = tags == label
-        picked = np.searchsorted(cumulative[label], draws[where], side="right")
-        noisy[where] = np.minimum(picked, last)
-    return noisy
+    picked = np.searchsorted(shifted.ravel(), draws + tags, side="right") - tags * num_labels
+    return np.minimum(picked, num_labels - 1)
 
 
 def default_pairs(names: Sequence[str]) -> dict[str, str]:

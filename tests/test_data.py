@@ -84,13 +84,16 @@ def test_given_labels_fix_the_order_of_string_tags(conll_dir):
 
 
 def test_parquet_round_trip_keeps_label_names(conll_dir, tmp_path):
-    loaded = data.load(conll_dir, data.Columns(labels=("O", "B-PER", "I-PER", "B-ORG",
-                                                       "B-LOC", "B-MISC")))
+    loaded = data.load(
+        conll_dir, data.Columns(labels=("O", "B-PER", "I-PER", "B-ORG", "B-LOC", "B-MISC"))
+    )
     out = tmp_path / "out"
     out.mkdir()
     data.write_parquet(loaded, out)
     assert sorted(p.name for p in out.iterdir()) == [
-        "test.parquet", "train.parquet", "validation.parquet"
+        "test.parquet",
+        "train.parquet",
+        "validation.parquet",
     ]
     reread = data.load(out)
     assert data.label_names(reread["train"]) == data.label_names(loaded["train"])
@@ -133,8 +136,16 @@ def test_save_to_disk_folder_with_classlabel_names(tmp_path):
     [
         ("bad.txt", "a B-X\nb c I-X\n", r"bad.txt:2: expected 2 columns like line 1, found 3"),
         ("bad.txt", "a\n", r"bad.txt:1: expected a word and a tag"),
-        ("bad.jsonl", '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [\n', r"bad.jsonl:2:\d+: invalid JSON"),
-        ("bad.json", '[{"tokens": ["a", "b"], "tags": ["O"]}]', r"bad.json: row 0: 2 tokens but 1 tags"),
+        (
+            "bad.jsonl",
+            '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [\n',
+            r"bad.jsonl:2:\d+: invalid JSON",
+        ),
+        (
+            "bad.json",
+            '[{"tokens": ["a", "b"], "tags": ["O"]}]',
+            r"bad.json: row 0: 2 tokens but 1 tags",
+        ),
         ("bad.json", '[{"text": ["a"], "tags": ["O"]}]', r"bad.json: none of the columns"),
         ("bad.json", '{"a": 1}', r"bad.json: expected a list of records"),
         ("empty.txt", "-DOCSTART- O\n\n", r"empty.txt: no sentences found"),
@@ -160,7 +171,9 @@ def test_undecodable_bytes_name_the_line(tmp_path):
 def test_unknown_column_and_unknown_label(conll_dir, tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text('{"tokens": ["a"], "tags": ["B-Q"]}\n')
-    with pytest.raises(InputError, match=r"no column 'ner' \(--tag-column\); columns: tokens, tags"):
+    with pytest.raises(
+        InputError, match=r"no column 'ner' \(--tag-column\); columns: tokens, tags"
+    ):
         data.load(path, data.Columns(tag="ner"))
     with pytest.raises(InputError, match=r"tag 'B-Q' in 'tags' is not one of the label names"):
         data.load(path, data.Columns(labels=("O", "B-X")))
@@ -171,29 +184,37 @@ def test_unknown_column_and_unknown_label(conll_dir, tmp_path):
 
 
 def test_missing_path_names_the_built_in_datasets():
-    with pytest.raises(InputError, match=r"no such file or directory: 'nope.txt' \(built-in datasets: conll2003\)"):
+    with pytest.raises(
+        InputError, match=r"no such file or directory: 'nope.txt' \(built-in datasets: conll2003\)"
+    ):
         data.load("nope.txt")
 
 
 words = st.text(
-    alphabet=st.characters(blacklist_categories=("Zs", "Cc", "Zl", "Zp", "Cs")), min_size=1,
+    alphabet=st.characters(blacklist_categories=("Zs", "Cc", "Zl", "Zp", "Cs")),
+    min_size=1,
     max_size=8,
 ).filter(lambda w: w != "-DOCSTART-" and w.strip() == w and not any(c.isspace() for c in w))
 tags = st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
-sentences = st.lists(st.lists(st.tuples(words, tags), min_size=1, max_size=6), min_size=1,
-                     max_size=6)
+sentences = st.lists(
+    st.lists(st.tuples(words, tags), min_size=1, max_size=6), min_size=1, max_size=6
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(sentences=sentences, separator=st.sampled_from([" ", "\t"]), extra_blank=st.booleans(),
-       crlf=st.booleans())
-def test_conll_reader_round_trips_any_sentences(tmp_path_factory, sentences, separator,
-                                                extra_blank, crlf):
+@given(
+    sentences=sentences,
+    separator=st.sampled_from([" ", "\t"]),
+    extra_blank=st.booleans(),
+    crlf=st.booleans(),
+)
+def test_conll_reader_round_trips_any_sentences(
+    tmp_path_factory, sentences, separator, extra_blank, crlf
+):
     newline = "\r\n" if crlf else "\n"
     blank = newline * (2 if extra_blank else 1)
     text = blank.join(
-        newline.join(f"{w}{separator}{t}" for w, t in sentence) + newline
-        for sentence in sentences
+        newline.join(f"{w}{separator}{t}" for w, t in sentence) + newline for sentence in sentences
     )
     path = tmp_path_factory.mktemp("conll") / "train.conll"
     path.write_bytes(text.encode("utf-8"))

@@ -87,8 +87,12 @@ def test_pair_flips_only_to_the_documented_partner_at_the_requested_rate():
     tags, _ = synthetic_iob2()
     pairs = noise.default_pairs(NAMES)
     assert pairs == {
-        "B-LOC": "B-ORG", "B-ORG": "B-PER", "B-PER": "B-LOC",
-        "I-LOC": "I-ORG", "I-ORG": "I-PER", "I-PER": "I-LOC",
+        "B-LOC": "B-ORG",
+        "B-ORG": "B-PER",
+        "B-PER": "B-LOC",
+        "I-LOC": "I-ORG",
+        "I-ORG": "I-PER",
+        "I-PER": "I-LOC",
     }
     noisy = noise.matrix_noise(tags, noise.pair_matrix(NAMES, 0.3), np.random.default_rng(0))
     entity = tags != 0
@@ -162,7 +166,9 @@ def test_entity_noise_hits_the_requested_share_of_entities_and_keeps_iob2(rate):
     mix_total = sum(noise.DEFAULT_ENTITY_MIX.values())
     for event, weight in noise.DEFAULT_ENTITY_MIX.items():
         share = counts[event] / events
-        assert abs(share - weight / mix_total) <= binomial_tolerance(weight / mix_total, events) + 0.01
+        assert (
+            abs(share - weight / mix_total) <= binomial_tolerance(weight / mix_total, events) + 0.01
+        )
     for i in range(len(offsets) - 1):
         assert is_valid_iob2([NAMES[t] for t in noisy[offsets[i] : offsets[i + 1]]])
 
@@ -186,13 +192,23 @@ def test_entity_noise_missed_only_removes_exactly_the_hit_entities():
 
 def test_entity_noise_refuses_tags_without_spans():
     with pytest.raises(InputError, match="no span scheme"):
-        noise.entity_noise(np.array([0]), np.array([0, 1]), ["NN"], "none", 0.5,
-                           noise.DEFAULT_ENTITY_MIX, np.random.default_rng(0))
+        noise.entity_noise(
+            np.array([0]),
+            np.array([0, 1]),
+            ["NN"],
+            "none",
+            0.5,
+            noise.DEFAULT_ENTITY_MIX,
+            np.random.default_rng(0),
+        )
 
 
 def test_parse_entity_mix():
     assert noise.parse_entity_mix("missed=2, spurious=1") == {
-        "missed": 2.0, "retyped": 0.0, "boundary": 0.0, "spurious": 1.0
+        "missed": 2.0,
+        "retyped": 0.0,
+        "boundary": 0.0,
+        "spurious": 1.0,
     }
     with pytest.raises(InputError, match="unknown event 'dropped'"):
         noise.parse_entity_mix("dropped=1")
@@ -211,7 +227,8 @@ def test_hand_counted_report():
     noisy, report = noise.corrupt(dataset_dict, config)
     names = data.label_names(noisy["train"])
     assert [[names[t] for t in row] for row in noisy["train"]["tags"]] == [
-        ["B-ORG", "I-PER", "O", "B-LOC"], ["O", "B-ORG"],
+        ["B-ORG", "I-PER", "O", "B-LOC"],
+        ["O", "B-ORG"],
     ]
     assert noisy["test"]["tags"] == noisy["test"]["clean_tags"] == dataset_dict["test"]["tags"]
     assert noisy["train"]["clean_tags"] == dataset_dict["train"]["tags"]
@@ -221,12 +238,19 @@ def test_hand_counted_report():
     # clean: PER[0:2], LOC[3:4], PER[1:2] -> noisy (conlleval): ORG[0:1], PER[1:2], LOC, ORG
     # 1 match (LOC) of 3 gold and 4 noisy entities: F1 = 2/7
     train = report.splits["train"]
-    assert (train["gold_entities"], train["noisy_entities"], train["matching_entities"]) == (3, 4, 1)
+    assert (train["gold_entities"], train["noisy_entities"], train["matching_entities"]) == (
+        3,
+        4,
+        1,
+    )
     assert report.entity_noise_level == pytest.approx(1 - 2 / 7)
     assert report.splits["test"]["entity_noise_level"] == 0.0
     assert report.splits["test"]["corrupted"] is False
     assert report.confusion == {
-        "O": {"O": 2}, "B-LOC": {"B-LOC": 1}, "B-PER": {"B-ORG": 2}, "I-PER": {"I-PER": 1},
+        "O": {"O": 2},
+        "B-LOC": {"B-LOC": 1},
+        "B-PER": {"B-ORG": 2},
+        "I-PER": {"I-PER": 1},
     }
     assert report.scheme == "IOB2"
 
@@ -243,7 +267,9 @@ def test_splits_are_honoured_and_independent_of_each_other():
     assert both["train"]["tags"] == only_train["train"]["tags"]
     assert both["validation"]["tags"] != both["train"]["tags"]  # one generator per split
     assert report.corrupted_splits == ["train", "validation"]
-    with pytest.raises(InputError, match=r"--splits: no split 'test' \(splits: train, validation\)"):
+    with pytest.raises(
+        InputError, match=r"--splits: no split 'test' \(splits: train, validation\)"
+    ):
         noise.corrupt(dataset_dict, noise.NoiseConfig(rate=0.5, splits=("test",)))
 
 

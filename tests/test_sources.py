@@ -38,10 +38,13 @@ def local_index(tmp_path, monkeypatch) -> Path:
         for path, body in FILES.items():
             wheel.writestr(f"fakesrc/data/{path}", body)
         wheel.writestr("fakesrc/__init__.py", "")
-        wheel.writestr("fakesrc-0.1.dist-info/METADATA",
-                       "Metadata-Version: 2.1\nName: fakesrc\nVersion: 0.1\n")
-        wheel.writestr("fakesrc-0.1.dist-info/WHEEL",
-                       "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(
+            "fakesrc-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakesrc\nVersion: 0.1\n"
+        )
+        wheel.writestr(
+            "fakesrc-0.1.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         wheel.writestr("fakesrc-0.1.dist-info/RECORD", "")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
@@ -71,7 +74,9 @@ def test_fetch_extracts_only_the_listed_files_and_verifies_them(
 
 def test_checksum_mismatch_caches_nothing(local_index, isolated_home):
     source = fake_source(sha_override="0" * 64)
-    with pytest.raises(InputError, match=r"fakesrc/data/train.txt has sha256 [0-9a-f]{64}, expected 0{64}"):
+    with pytest.raises(
+        InputError, match=r"fakesrc/data/train.txt has sha256 [0-9a-f]{64}, expected 0{64}"
+    ):
         sources.fetch(source)
     assert not (isolated_home / "sources" / "fake").exists()
     assert not sources.is_cached(source)
@@ -99,14 +104,21 @@ def test_concurrent_first_fetches_agree(local_index, isolated_home, tmp_path):
     )
     source = fake_source()
     spec = {
-        "name": source.name, "kind": source.kind, "description": source.description,
-        "distribution": source.distribution, "version": source.version,
+        "name": source.name,
+        "kind": source.kind,
+        "description": source.description,
+        "distribution": source.distribution,
+        "version": source.version,
         "prefix": source.prefix,
         "files": {k: [v.size, v.sha256] for k, v in source.files.items()},
     }
     processes = [
-        subprocess.Popen([sys.executable, "-c", script, json.dumps(spec)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
@@ -149,7 +161,10 @@ def test_real_fetch_of_conll2003_from_pypi(runner, isolated_home):
     assert result.exit_code == 0, result.output
     folder = Path(json.loads(result.stdout)["path"])
     assert sorted(p.name for p in folder.iterdir()) == [
-        "SOURCE.json", "test.txt", "train.txt", "valid.txt"
+        "SOURCE.json",
+        "test.txt",
+        "train.txt",
+        "valid.txt",
     ]
     listing = json.loads(runner.invoke(app, ["sources", "--json"]).stdout)
     assert [row["cached"] for row in listing if row["name"] == "conll2003"] == [True]
@@ -162,7 +177,6 @@ def test_real_fetch_of_minilm_loads_as_a_token_classifier(isolated_home):
     folder = sources.fetch(sources.SOURCES["minilm-l6"])
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForTokenClassification.from_pretrained(folder, num_labels=9)
-    encoded = tokenizer(["EU", "rejects", "German"], is_split_into_words=True,
-                        return_tensors="pt")
+    encoded = tokenizer(["EU", "rejects", "German"], is_split_into_words=True, return_tensors="pt")
     assert model(**encoded).logits.shape == (1, encoded["input_ids"].shape[1], 9)
     assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
