@@ -57,8 +57,9 @@ class TokenLoss(nn.Module):
 
     takes_q = False
 
-    def __init__(self, s: float = 0.0, ignore_index: int = IGNORE_INDEX,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, s: float = 0.0, ignore_index: int = IGNORE_INDEX, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         if not 0.0 <= s < 1.0:
             raise ValueError(f"s (label smoothing) must be in [0, 1), got {s}")
@@ -81,24 +82,17 @@ class TokenLoss(nn.Module):
         return f"s={self.s}, ignore_index={self.ignore_index}, reduction={self.reduction!r}"
 
     def _flatten(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if logits.dim() < 1 or logits.shape[:-1] != targets.shape:
-            raise ValueError(
-                f"logits (..., C) and targets (...) must agree: got {tuple(logits.shape)}"
-                f" and {tuple(targets.shape)}"
-            )
-        if targets.dtype.is_floating_point or targets.dtype == torch.bool:
-            raise ValueError(f"targets must hold integer class ids, got {targets.dtype}")
+        check_inputs(logits, targets)
         num_classes = logits.shape[-1]
-        if num_classes == 0:
-            raise ValueError("logits need C >= 2 classes (or C = 1 for the binary case)")
         logits = logits.reshape(-1, num_classes).float()  # (N, C)
         targets = targets.reshape(-1)  # (N,)
         if num_classes == 1:  # binary: logit of class 1 against a fixed 0 for class 0
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
         valid = targets != self.ignore_index
         safe_targets = torch.where(valid, targets, 0)
-        if not safe_targets.is_cuda and safe_targets.numel():
-            low, high = int(safe_targets.min()), int(safe_targets.max())
+        if safe_targets.device.type == "cpu" and safe_targets.numel():
+            low, high = torch.aminmax(safe_targets)
+            low, high = int(low), int(high)
             if low < 0 or high >= logits.shape[1]:
                 bad = low if low < 0 else high
                 raise ValueError(f"target {bad} is outside [0, {logits.shape[1]}) classes")
@@ -119,6 +113,19 @@ class TokenLoss(nn.Module):
         return 1.0 - self.s - other, other
 
 
+def check_inputs(logits: Tensor, targets: Tensor) -> None:
+    """Shapes ``(..., C)`` and ``(...)``, integer targets, C >= 1 (1 = binary)."""
+    if logits.dim() < 1 or logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"logits (..., C) and targets (...) must agree: got {tuple(logits.shape)}"
+            f" and {tuple(targets.shape)}"
+        )
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+        raise ValueError(f"targets must hold integer class ids, got {targets.dtype}")
+    if logits.shape[-1] == 0:
+        raise ValueError("logits need C >= 2 classes (or C = 1 for the binary case)")
+
+
 class CrossEntropy(TokenLoss):
     """Cross-entropy with label smoothing ``s``: ``-sum_c w_c log p_c``.
 
@@ -132,8 +139,33 @@ class CrossEntropy(TokenLoss):
     0.913933
     """
 
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if self.s == 0.0 and self.reduction != "none":
+            return plain_cross_entropy(logits, targets, self.ignore_index, self.reduction)
+        return super().forward(logits, targets)
+
     def per_token(self, logits: Tensor, targets: Tensor, valid: Tensor) -> Tensor:
         return smoothed_cross_entropy(logits, targets, valid, self.s)
+
+
+def plain_cross_entropy(
+    logits: Tensor, targets: Tensor, ignore_index: int, reduction: str
+) -> Tensor:
+    """``F.cross_entropy`` summed, or averaged over non-ignored targets (0 if none):
+    its fused kernels are the fastest path, and its own mean gives NaN on an all-ignored
+    batch."""
+    check_inputs(logits, targets)
+    num_classes = logits.shape[-1]
+    if num_classes == 1:  # binary: BCE with logits, via the two-class softmax
+        logits = torch.cat([torch.zeros_like(logits), logits], dim=-1)
+        num_classes = 2
+    total = F.cross_entropy(
+        logits.reshape(-1, num_classes).float(), targets.reshape(-1),
+        ignore_index=ignore_index, reduction="sum",
+    )  # fmt: skip
+    if reduction == "sum":
+        return total
+    return total / (targets != ignore_index).sum().clamp_min(1)
 
 
 def smoothed_cross_entropy(logits: Tensor, targets: Tensor, valid: Tensor, s: float) -> Tensor:
@@ -150,42 +182,57 @@ class GeneralizedCrossEntropy(torch.autograd.Function):
     """Per-token ``sum_c w_c (1 - p_c^q) / q`` with its closed-form gradient.
 
     ``forward(logits (N, C) float32, targets (N,), valid (N,) bool, q > 0, target_extra,
-    other)`` returns ``(N,)``, zero where ``valid`` is false.
+    other)`` returns ``(N,)``, zero where ``valid`` is false; ``w_c = other +
+    target_extra [c = y]``.
+
+    On CPU a fresh ``(N, C)`` buffer and each pass over it cost more than the arithmetic,
+    so the forward pass keeps ``exp(z - max z)`` unnormalised in the one buffer it
+    allocates and folds the softmax normaliser into per-token factors of the backward
+    pass: GCE makes 2 ``(N, C)`` buffers in forward and backward together, SGCE 3,
+    ``F.cross_entropy`` 3.
     """
 
     @staticmethod
     def forward(ctx, logits, targets, valid, q, target_extra, other):
-        log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (N, C)
         index = targets[:, None]  # (N, 1)
-        log_p_y = log_p.gather(1, index)  # (N, 1)
+        exp_z = logits - logits.amax(dim=1, keepdim=True)  # (N, C): z - max z for now
+        shifted_y = exp_z.gather(1, index)  # (N, 1)
+        log_p = None
+        if other > 0.0 and q < PRECISE_Q:
+            log_p = exp_z - torch.logsumexp(exp_z, dim=1, keepdim=True)
+        exp_qz = (exp_z * q).exp_() if other > 0.0 else None  # (N, C): p^q * normaliser^q
+        normaliser = exp_z.exp_().sum(dim=1, keepdim=True)  # (N, 1); exp_z is p * normaliser
+        log_normaliser = normaliser.log_()
+        log_p_y = shifted_y - log_normaliser  # (N, 1)
         # 1 - p^q = -expm1(q log p): exact for small q, where 1 - exp(.) would cancel.
         loss = torch.expm1(q * log_p_y).mul_(-target_extra / q)  # (N, 1)
-        p_q = None
-        if other > 0.0:
-            p_q = (q * log_p).exp_()  # (N, C)
-            if q < PRECISE_Q:
-                one_minus = -torch.expm1(q * log_p).sum(1, keepdim=True)
+        sum_p_q = None
+        if exp_qz is not None:
+            sum_p_q = exp_qz.sum(dim=1, keepdim=True).mul_((-q * log_normaliser).exp_())
+            if log_p is not None:
+                loss -= torch.expm1(q * log_p).sum(dim=1, keepdim=True) * (other / q)
             else:
-                one_minus = logits.shape[1] - p_q.sum(1, keepdim=True)
-            loss += one_minus * (other / q)
-        loss = loss.squeeze(1) * valid
-        ctx.save_for_backward(log_p, log_p_y, index, valid, p_q)
+                loss += (logits.shape[1] - sum_p_q) * (other / q)
+        ctx.save_for_backward(exp_z, log_normaliser, log_p_y, index, valid, exp_qz, sum_p_q)
         ctx.constants = (q, target_extra, other)
-        return loss
+        return loss.squeeze(1) * valid
 
     @staticmethod
     def backward(ctx, grad_output):
-        log_p, log_p_y, index, valid, p_q = ctx.saved_tensors
+        exp_z, log_normaliser, log_p_y, index, valid, exp_qz, sum_p_q = ctx.saved_tensors
         q, target_extra, other = ctx.constants
         scale = (grad_output * valid)[:, None]  # (N, 1)
-        p_q_y = (q * log_p_y).exp_().mul_(target_extra)  # (N, 1): w-part of the target
-        grad = log_p.exp()  # (N, C): p
-        if p_q is None:
-            grad.mul_(p_q_y)
-        else:
-            grad.mul_(p_q_y + other * p_q.sum(1, keepdim=True)).sub_(p_q, alpha=other)
-        grad.scatter_add_(1, index, -p_q_y)
-        return grad.mul_(scale), None, None, None, None, None
+        target_part = (q * log_p_y).exp_().mul_(target_extra * scale)  # (N, 1): w_y p_y^q
+        to_p = (-log_normaliser).exp_()  # (N, 1): exp_z * to_p = p
+        if exp_qz is None:  # GCE: p_y^q (p - onehot)
+            grad = exp_z * (target_part * to_p)
+        else:  # p_j sum_c w_c p_c^q - w_j p_j^q
+            other_part = other * scale  # (N, 1)
+            grad = exp_z * ((target_part + other_part * sum_p_q) * to_p)
+            to_p_q = (-q * log_normaliser).exp_()  # (N, 1): exp_qz * to_p_q = p^q
+            grad.addcmul_(exp_qz, other_part * to_p_q, value=-1.0)
+        grad.scatter_add_(1, index, -target_part)
+        return grad, None, None, None, None, None
 
 
 class GCE(TokenLoss):
@@ -216,13 +263,16 @@ class GCE(TokenLoss):
             raise ValueError(f"q must be a finite number >= 0, got {q}")
         self.q = float(q)
 
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if self.q == 0.0 and self.s == 0.0 and self.reduction != "none":
+            return plain_cross_entropy(logits, targets, self.ignore_index, self.reduction)
+        return super().forward(logits, targets)
+
     def per_token(self, logits: Tensor, targets: Tensor, valid: Tensor) -> Tensor:
         if self.q == 0.0:
             return smoothed_cross_entropy(logits, targets, valid, self.s)
         target_extra, other = self.smoothing_weights(logits.shape[1])
-        return GeneralizedCrossEntropy.apply(
-            logits, targets, valid, self.q, target_extra, other
-        )
+        return GeneralizedCrossEntropy.apply(logits, targets, valid, self.q, target_extra, other)
 
     def extra_repr(self) -> str:
         return f"q={self.q}, " + super().extra_repr()
