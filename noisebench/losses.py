@@ -40,6 +40,7 @@ cross-entropy.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -418,8 +419,8 @@ def trainer_loss_func(loss: TokenLoss):
     gradient-accumulation micro-batches; dividing the summed loss by it makes 2
     micro-batches of 16 give the same update as one batch of 32.
     """
-    summed = type(loss).__new__(type(loss))
-    summed.__dict__ = loss.__dict__ | {"reduction": "sum"}
+    summed = copy.copy(loss)
+    summed.reduction = "sum"
 
     def compute_loss(outputs, labels: Tensor, num_items_in_batch=None) -> Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
