@@ -544,16 +544,17 @@ def corrupt_to_directory(
     dataset_dict = data.load(spec, columns)
     out = Path(out) if out is not None else default_output_dir(spec, config)
     identity = {"source_fingerprint": data.fingerprint(dataset_dict), "config": config.to_dict()}
-    if out.exists() and not force:
+    if out.exists():
         existing = _read_noise_json(out)
         expected = [out / f"{split}.parquet" for split in dataset_dict]
         same = existing is not None and {k: existing.get(k) for k in identity} == identity
         if same and all(p.is_file() for p in expected):
             return CorruptResult(out, NoiseReport(**existing["report"]), up_to_date=True)
-        raise InputError(
-            f"{out} already exists and holds a different dataset; pass --force to replace it"
-            " or choose another --out"
-        )
+        if not force:
+            raise InputError(
+                f"{out} already exists and holds a different dataset; pass --force to replace"
+                " it or choose another --out"
+            )
     noisy, report = corrupt(dataset_dict, config)
     document = {
         "schema_version": SCHEMA_VERSION,

@@ -1,0 +1,228 @@
+"""Scores of token-classification predictions, as pure functions on NumPy arrays.
+
+Entity precision / recall / F1 come from seqeval (micro average over entities): its
+default, conlleval-compatible mode, or with ``strict=True`` its strict IOB2 mode, where
+an entity counts only if its ``B-``/``I-`` tags are well formed. Tag sets without a span
+scheme (POS tags, chunk-free labels) are scored by word-level micro F1, which for single
+-label words equals accuracy.
+
+Calibration is measured on words, with the top-label confidence of each scored word:
+equal-width bins over [0, 1], bin ``b`` = [b/B, (b+1)/B) and the last bin closed, and
+
+    ECE = sum_b (n_b / N) |acc_b - conf_b|        MCE = max over non-empty b |acc_b - conf_b|
+
+Brier score and NLL use the full probability vector: ``mean_w sum_c (p_wc - [c = y_w])^2``
+and ``mean_w -log p_w,y_w``. All scores are fractions in [0, 1] (F1 too, not percent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from noisebench.schemes import NO_SCHEME
+
+NLL_FLOOR = 1e-12  # a probability of exactly 0 for the gold label costs -log(1e-12)
+
+
+def span_scores(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str, strict: bool = False
+) -> dict:
+    """Micro precision, recall and F1 over entities (or words, without a span scheme),
+    with per-type scores and the gold entity count.
+
+    >>> scores = span_scores([["B-PER", "I-PER", "O", "B-LOC"]],
+    ...                      [["B-PER", "I-PER", "O", "B-ORG"]], "IOB2")
+    >>> scores["precision"], scores["recall"], scores["f1"], scores["n_entities"]
+    (0.5, 0.5, 0.5, 2)
+    """
+    if scheme == NO_SCHEME:
+        return word_scores(gold, pred)
+    from seqeval.metrics import classification_report
+
+    options = {"mode": "strict", "scheme": _seqeval_scheme(scheme)} if strict else {}
+    report = classification_report(
+        [list(s) for s in gold], [list(s) for s in pred], output_dict=True, zero_division=0,
+        **options,
+    )  # fmt: skip
+    micro = report["micro avg"]
+    per_type = {
+        name: {
+            "precision": float(row["precision"]),
+            "recall": float(row["recall"]),
+            "f1": float(row["f1-score"]),
+            "support": int(row["support"]),
+        }
+        for name, row in report.items()
+        if not name.endswith(" avg")
+    }
+    return {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "per_type": per_type,
+        "n_entities": int(micro["support"]),
+    }
+
+
+def _seqeval_scheme(scheme: str):
+    from seqeval import scheme as schemes
+
+    return {"IOB1": schemes.IOB1, "IOB2": schemes.IOB2, "IOBES": schemes.IOBES,
+            "BILOU": schemes.BILOU}[scheme]  # fmt: skip
+
+
+def word_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
+    """Word-level micro F1 (= accuracy) with per-label precision / recall / F1."""
+    gold_flat = np.array([t for s in gold for t in s], dtype=object)
+    pred_flat = np.array([t for s in pred for t in s], dtype=object)
+    correct = gold_flat == pred_flat
+    accuracy = float(correct.mean()) if len(correct) else 0.0
+    per_type = {}
+    for label in sorted(set(gold_flat.tolist()) | set(pred_flat.tolist())):
+        true_positive = int(np.sum(correct & (gold_flat == label)))
+        predicted, support = int(np.sum(pred_flat == label)), int(np.sum(gold_flat == label))
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_type[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return {"precision": accuracy, "recall": accuracy, "f1": accuracy, "per_type": per_type,
+            "n_entities": len(gold_flat)}  # fmt: skip
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per equal-width bin: edges, word count, accuracy and mean confidence (None if empty)."""
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    index = np.minimum(np.floor(confidence * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    hits = np.bincount(index, weights=correct, minlength=bins)
+    confidence_sums = np.bincount(index, weights=confidence, minlength=bins)
+    return [
+        {
+            "lo": b / bins,
+            "hi": (b + 1) / bins,
+            "count": int(counts[b]),
+            "accuracy": float(hits[b] / counts[b]) if counts[b] else None,
+            "confidence": float(confidence_sums[b] / counts[b]) if counts[b] else None,
+        }
+        for b in range(bins)
+    ]
+
+
+def calibration_errors(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict:
+    """``{"ece", "mce", "bins"}`` for top-label ``confidence`` (N,) and ``correct`` (N,).
+
+    >>> errors = calibration_errors(np.array([0.95, 0.95, 0.65, 0.62]),
+    ...                             np.array([True, False, True, True]))
+    >>> round(errors["ece"], 6), round(errors["mce"], 6)
+    (0.4075, 0.45)
+    """
+    table = reliability_bins(confidence, correct, bins)
+    total = sum(b["count"] for b in table)
+    gaps = [abs(b["accuracy"] - b["confidence"]) for b in table if b["count"]]
+    weights = [b["count"] / total for b in table if b["count"]]
+    return {
+        "ece": float(np.dot(weights, gaps)) if total else 0.0,
+        "mce": float(max(gaps)) if gaps else 0.0,
+        "bins": table,
+    }
+
+
+def probability_scores(probs: np.ndarray, gold: np.ndarray) -> dict:
+    """Brier score and NLL of ``probs`` (N, C) for gold label ids ``gold`` (N,).
+
+    >>> scores = probability_scores(np.array([[0.8, 0.2], [0.4, 0.6]]), np.array([0, 0]))
+    >>> round(scores["brier"], 6), round(scores["nll"], 6)
+    (0.4, 0.569717)
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(gold) == 0:
+        return {"brier": 0.0, "nll": 0.0}
+    onehot = np.zeros_like(probs)
+    onehot[np.arange(len(gold)), gold] = 1.0
+    gold_probability = probs[np.arange(len(gold)), gold]
+    return {
+        "brier": float(np.mean(np.sum((probs - onehot) ** 2, axis=1))),
+        "nll": float(np.mean(-np.log(np.maximum(gold_probability, NLL_FLOOR)))),
+    }
+
+
+def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)``: temperature scaling applied to probabilities (N, C)."""
+    with np.errstate(divide="ignore"):
+        scaled = np.log(np.asarray(probs, dtype=np.float64)) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, gold: np.ndarray) -> float:
+    """The temperature T minimising the NLL of ``softmax(log p / T)`` on (probs, gold).
+
+    NLL is convex in 1/T, so a golden-section search over 1/T in [0.02, 50] finds it.
+    """
+    if len(gold) == 0:
+        return 1.0
+    inverse_ratio = (np.sqrt(5) - 1) / 2
+    low, high = np.log(0.02), np.log(50.0)  # search log(1/T)
+
+    def nll(log_beta: float) -> float:
+        return probability_scores(temperature_scale(probs, 1 / np.exp(log_beta)), gold)["nll"]
+
+    a = high - inverse_ratio * (high - low)
+    b = low + inverse_ratio * (high - low)
+    value_a, value_b = nll(a), nll(b)
+    for _ in range(60):
+        if value_a < value_b:
+            high, b, value_b = b, a, value_a
+            a = high - inverse_ratio * (high - low)
+            value_a = nll(a)
+        else:
+            low, a, value_a = a, b, value_b
+            b = low + inverse_ratio * (high - low)
+            value_b = nll(b)
+    return float(1 / np.exp((low + high) / 2))
+
+
+def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) -> dict:
+    """Every score of one split's ``runs.Predictions``: the ``results.json`` split entry."""
+    gold_sentences = predictions.sentences(predictions.gold)
+    pred_sentences = predictions.sentences(predictions.predicted)
+    spans = span_scores(gold_sentences, pred_sentences, scheme, strict)
+    scored = predictions.scored
+    probs = predictions.probs[scored].astype(np.float64)
+    gold = predictions.gold[scored]
+    calibration = calibration_errors(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
+    return {
+        "f1": spans["f1"],
+        "precision": spans["precision"],
+        "recall": spans["recall"],
+        "per_type": spans["per_type"],
+        "ece": calibration["ece"],
+        "mce": calibration["mce"],
+        **probability_scores(probs, gold),
+        "n_sentences": len(predictions.offsets) - 1,
+        "n_words": len(predictions.gold),
+        "n_entities": spans["n_entities"],
+        "n_unscored_words": int((~scored).sum()),
+        "reliability": calibration["bins"],
+    }
+
+
+def temperature_report(validation, test, bins: int = 10) -> dict:
+    """Fit one temperature on validation NLL; test ECE / MCE / NLL before and after."""
+    fit_on = validation.probs[validation.scored]
+    temperature = fit_temperature(fit_on, validation.gold[validation.scored])
+    probs = test.probs[test.scored].astype(np.float64)
+    gold = test.gold[test.scored]
+    report = {"method": "temperature", "temperature": temperature, "fitted_on": "validation"}
+    for when, scaled in (("before", probs), ("after", temperature_scale(probs, temperature))):
+        errors = calibration_errors(scaled.max(axis=1), scaled.argmax(axis=1) == gold, bins)
+        report[f"ece_{when}"] = errors["ece"]
+        report[f"mce_{when}"] = errors["mce"]
+        report[f"nll_{when}"] = probability_scores(scaled, gold)["nll"]
+    return report

@@ -1,0 +1,169 @@
+"""Run directories: naming, resolved config, ``results.json``, predictions, atomic writes.
+
+A run lives in ``runs/<name>/`` with ``<name>`` =
+``<dataset>-<noise><rate>-<loss>-q<q>-s<s>-seed<seed>-<hash8>``, the hash taken over the
+fully resolved config. ``results.json`` is written last and atomically, so a run without
+it is incomplete: sweeps rerun it, leaderboards skip it.
+
+Files: ``config.json`` (resolved config, library versions, git commit when known),
+``log.jsonl`` (per step: epoch, step, loss, lr), ``predictions-<split>.parquet`` (one row
+per sentence: tokens, gold, pred, confidence and probs per word; label names in the
+schema metadata), ``results.json``, ``reliability-<split>.png``, ``checkpoint/`` while
+training, ``model/`` with ``--save-model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from noisebench import __version__
+from noisebench.atomic import write_bytes_atomic, write_text_atomic
+from noisebench.errors import InputError
+
+SCHEMA_VERSION = 1
+RESULTS = "results.json"
+CONFIG = "config.json"
+LOG = "log.jsonl"
+METADATA_KEY = b"noisebench"
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_name(config: dict, dataset: str) -> str:
+    """``conll2003-uniform0.40-sgce-q0.8-s0.1-seed0-1a2b3c4d`` (``clean`` without noise)."""
+    noise = "clean" if config.get("rate") is None else f"{config['noise']}{config['rate']:.2f}"
+    q = "" if config.get("q") is None else f"-q{config['q']:g}"
+    s = "" if config.get("s") is None else f"-s{config['s']:g}"
+    return f"{dataset}-{noise}-{config['loss']}{q}{s}-seed{config['seed']}-{config_hash(config)}"
+
+
+def write_json(path: Path, document: dict) -> None:
+    write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(run_dir: Path) -> bool:
+    results = read_json(Path(run_dir) / RESULTS)
+    return results is not None and results.get("schema_version") == SCHEMA_VERSION
+
+
+def library_versions() -> dict:
+    import datasets
+    import torch
+    import transformers
+
+    return {
+        "noisebench": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the noisebench checkout, when it is one."""
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, check=False, timeout=5,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
+
+
+@dataclass
+class Predictions:
+    """Word-level predictions of one split: flat arrays plus sentence offsets.
+
+    ``probs`` is (W, C) float32; a word the model never saw (cut by ``max_length``) has a
+    row of NaN, is predicted ``O`` and is left out of the calibration scores.
+    """
+
+    labels: list[str]
+    tokens: list[list[str]]
+    gold: np.ndarray  # (W,) label ids
+    probs: np.ndarray  # (W, C) float32
+    offsets: np.ndarray  # (S + 1,)
+
+    @property
+    def scored(self) -> np.ndarray:
+        return ~np.isnan(self.probs[:, 0]) if len(self.probs) else np.zeros(0, dtype=bool)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        outside = self.labels.index("O") if "O" in self.labels else 0
+        safe = np.where(self.scored[:, None], self.probs, -1.0)
+        return np.where(self.scored, safe.argmax(axis=1), outside) if len(self.probs) else safe
+
+    def sentences(self, ids: np.ndarray) -> list[list[str]]:
+        names = np.array(self.labels, dtype=object)[ids]
+        return [names[a:b].tolist() for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
+
+
+def write_predictions(path: Path, predictions: Predictions) -> None:
+    import pyarrow.parquet as pq
+
+    offsets = pa.array(predictions.offsets.astype(np.int32))
+    names = np.array(predictions.labels, dtype=object)
+    scored = predictions.scored
+    confidence = np.where(scored, np.nanmax(np.where(scored[:, None], predictions.probs, 0), 1),
+                          np.nan).astype(np.float32)  # fmt: skip
+    num_classes = len(predictions.labels)
+    probs = pa.FixedSizeListArray.from_arrays(
+        pa.array(predictions.probs.astype(np.float32).reshape(-1)), num_classes
+    )
+    table = pa.table(
+        {
+            "tokens": pa.array(predictions.tokens, type=pa.list_(pa.string())),
+            "gold": pa.ListArray.from_arrays(offsets, pa.array(names[predictions.gold].tolist())),
+            "pred": pa.ListArray.from_arrays(
+                offsets, pa.array(names[predictions.predicted].tolist(), type=pa.string())
+            ),
+            "confidence": pa.ListArray.from_arrays(offsets, pa.array(confidence)),
+            "probs": pa.ListArray.from_arrays(offsets, probs),
+        }
+    )
+    metadata = json.dumps({"labels": predictions.labels, "schema_version": SCHEMA_VERSION})
+    table = table.replace_schema_metadata({METADATA_KEY: metadata.encode()})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_bytes_atomic(path, sink.getvalue().to_pybytes())
+
+
+def read_predictions(path: Path) -> Predictions:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        labels = json.loads(table.schema.metadata[METADATA_KEY])["labels"]
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException) as error:
+        raise InputError(f"{path}: not a noisebench predictions file ({error})") from None
+    gold_column = table.column("gold").combine_chunks()
+    index = {name: i for i, name in enumerate(labels)}
+    gold = np.array([index[g] for g in gold_column.values.to_pylist()], dtype=np.int64)
+    probs_column = table.column("probs").combine_chunks()
+    probs = np.asarray(probs_column.values.values, dtype=np.float32).reshape(-1, len(labels))
+    return Predictions(
+        labels=labels,
+        tokens=table.column("tokens").to_pylist(),
+        gold=gold,
+        probs=probs,
+        offsets=np.asarray(gold_column.offsets, dtype=np.int64),
+    )

@@ -1,0 +1,556 @@
+"""Fine-tune a Hugging Face encoder for token classification with a noise-robust loss.
+
+    noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4
+
+Top to bottom: resolve the config (data, optional on-the-fly corruption, model, device),
+tokenise once (cached), then the loop — length-grouped batches with dynamic padding,
+forward, loss, backward, clip, AdamW step, linear warm-up/decay — with a validation
+entity F1 after each epoch, the best weights kept, early stopping, and a checkpoint per
+epoch that ``--resume`` continues from. The best weights then predict validation and
+test; the run directory gets predictions, scores and, last, ``results.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from noisebench import data, metrics, runs, sources
+from noisebench.errors import InputError
+from noisebench.losses import build_loss
+from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir
+
+CHECKPOINT = "checkpoint"
+VALIDATION_SHARE = 0.1
+EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch
+
+
+class TrainingFailed(RuntimeError):
+    """The run cannot go on (a non-finite loss): exit 1, no results.json."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a run; the resolved form of it names and hashes the run."""
+
+    data: str = "conll2003"
+    loss: str = "ce"
+    q: float | None = None
+    s: float | None = None
+    model: str = "minilm-l6"
+    noise: str = "uniform"
+    rate: float | None = None  # None: train on the data as given
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 32
+    max_length: int = 128
+    max_train_samples: int | None = None
+    seed: int = 0
+    patience: int = 2
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    strict: bool = False
+    bins: int = 10
+    calibrate: str | None = None  # "temperature"
+    token_column: str | None = None
+    tag_column: str | None = None
+    labels: tuple[str, ...] | None = None
+
+    def identity(self) -> dict:
+        """What determines the results (device, paths and output options excluded)."""
+        identity = asdict(self)
+        identity["labels"] = list(self.labels) if self.labels else None
+        return identity
+
+
+@dataclass
+class Prepared:
+    """What ``prepare`` resolved: everything the loop needs, nothing written yet."""
+
+    config: TrainConfig
+    dataset: object  # datasets.DatasetDict with train / validation / test
+    dataset_name: str
+    labels: list[str]
+    scheme: str
+    model_path: str
+    device: torch.device
+    run_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------- resolving
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible (torch.cuda.is_available() is False)")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device '{device}': choose auto, cpu or cuda")
+    return torch.device(device)
+
+
+def resolve_model(spec: str) -> str:
+    """A built-in model name, a local folder, or a Hub id -> what ``from_pretrained`` takes."""
+    if spec in sources.SOURCES:
+        source = sources.get_source(spec)
+        if source.kind != "model":
+            raise InputError(f"--model '{spec}' is a built-in dataset, not a model")
+        return str(sources.fetch(source))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(f"--model {path}: no config.json (not a Hugging Face model folder)")
+        return str(path)
+    if data.HUB_ID.match(spec) and not path.exists():
+        return spec
+    builtins = ", ".join(n for n, s in sources.SOURCES.items() if s.kind == "model")
+    raise InputError(f"--model '{spec}': no such folder (built-in models: {builtins})")
+
+
+def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepared:
+    """Check everything that can be wrong before anything is written."""
+    build_loss(config.loss, q=config.q, s=config.s)  # raises ValueError on bad parameters
+    for name, value, low in (("--epochs", config.epochs, 1), ("--batch-size", config.batch_size, 1),
+                             ("--max-length", config.max_length, 8), ("--bins", config.bins, 1)):
+        if value < low:
+            raise InputError(f"{name} {value}: must be at least {low}")
+    if config.max_train_samples is not None and config.max_train_samples < 1:
+        raise InputError(f"--max-train-samples {config.max_train_samples}: must be at least 1")
+    if not config.lr > 0:
+        raise InputError(f"--lr {config.lr}: must be positive")
+    if config.calibrate not in (None, "temperature"):
+        raise InputError(f"--calibrate '{config.calibrate}': the only method is temperature")
+    resolved_device = resolve_device(device)
+    columns = data.Columns(config.token_column, config.tag_column, config.labels)
+    dataset_name = dataset_slug(config.data)
+    if config.rate is not None:
+        noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
+        cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
+        corrupted = corrupt_to_directory(config.data, noise_config, cached, columns, force=True)
+        dataset = data.load(corrupted.out)
+    else:
+        dataset = data.load(config.data, columns)
+    notes: list[str] = []
+    dataset = _splits_for_training(dataset, config, notes)
+    labels = data.label_names(dataset["train"])
+    model_path = resolve_model(config.model)
+    name = runs.run_name(config.identity(), dataset_name)
+    return Prepared(config, dataset, dataset_name, labels, data.scheme(dataset), model_path,
+                    resolved_device, Path(runs_dir) / name, notes)  # fmt: skip
+
+
+def dataset_slug(spec: str) -> str:
+    path = Path(spec)
+    return (path.stem or path.name) if path.exists() else spec.replace("/", "--")
+
+
+def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
+    import datasets
+
+    if "train" not in dataset:
+        raise InputError(f"{config.data}: no train split (splits: {', '.join(dataset)})")
+    train = dataset["train"]
+    result = dict(dataset)
+    if "validation" not in dataset:
+        order = np.random.default_rng([config.seed, 10]).permutation(len(train))
+        size = max(1, round(VALIDATION_SHARE * len(train)))
+        result["validation"] = train.select(np.sort(order[:size]))
+        train = train.select(np.sort(order[size:]))
+        notes.append(
+            f"no validation split: {size} sentences (a seeded 10% of train) became validation"
+        )
+    if config.max_train_samples is not None and config.max_train_samples < len(train):
+        train = train.select(range(config.max_train_samples))
+    if len(train) == 0:
+        raise InputError(f"{config.data}: no training sentences left")
+    result["train"] = train
+    if "test" not in result:
+        notes.append("no test split: test scores are absent")
+    return datasets.DatasetDict(result)
+
+
+# ---------------------------------------------------------------------- tokenisation
+
+
+@dataclass
+class Encoded:
+    """One split tokenised: sub-token ids per sentence and each word's first sub-token."""
+
+    input_ids: list[np.ndarray]  # per sentence, (T,) int64 with special tokens
+    word_starts: list[np.ndarray]  # per sentence, (n_words,) position, -1 if cut off
+    tags: list[np.ndarray]  # per sentence, (n_words,) label ids
+
+    def lengths(self) -> np.ndarray:
+        return np.array([len(ids) for ids in self.input_ids])
+
+
+def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Encoded:
+    """Tokenise words (cached by tokenizer, words and max_length); attach tags."""
+    tokens = dataset.data.table.column("tokens").to_pylist()
+    flat, offsets = data.flat_tags(dataset)
+    tags = np.split(flat, offsets[1:-1])
+    key = hashlib.sha256()
+    key.update(tokenizer.backend_tokenizer.to_str().encode())
+    key.update(json.dumps([max_length, tokens]).encode())
+    cache = cache_root / f"{key.hexdigest()[:24]}.npz" if cache_root else None
+    if cache is not None and cache.is_file():
+        stored = np.load(cache)
+        ids = np.split(stored["ids"], stored["id_offsets"][1:-1])
+        starts = np.split(stored["starts"], stored["start_offsets"][1:-1])
+        return Encoded(ids, starts, tags)
+    ids, starts = _tokenize(tokenizer, tokens, max_length)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(temporary, ids=np.concatenate(ids), starts=np.concatenate(starts),
+                 id_offsets=np.cumsum([0] + [len(i) for i in ids]),
+                 start_offsets=np.cumsum([0] + [len(s) for s in starts]))  # fmt: skip
+        os.replace(temporary, cache)
+    return Encoded(ids, starts, tags)
+
+
+def _tokenize(tokenizer, tokens: list[list[str]], max_length: int):
+    # A word the tokenizer turns into nothing (a lone control character, say) would have
+    # no first sub-token: it is fed as the unknown token instead.
+    vocabulary = sorted({w for sentence in tokens for w in sentence})
+    pieces = tokenizer(vocabulary, add_special_tokens=False)["input_ids"]
+    empty = {w for w, p in zip(vocabulary, pieces, strict=True) if not p}
+    if empty:
+        tokens = [[tokenizer.unk_token if w in empty else w for w in s] for s in tokens]
+    encoded = tokenizer(tokens, is_split_into_words=True, truncation=True, max_length=max_length)
+    ids, starts = [], []
+    for i, sentence in enumerate(tokens):
+        word_ids = encoded.word_ids(i)
+        first = np.full(len(sentence), -1, dtype=np.int64)
+        for position in range(len(word_ids) - 1, -1, -1):
+            if word_ids[position] is not None:
+                first[word_ids[position]] = position
+        ids.append(np.asarray(encoded["input_ids"][i], dtype=np.int64))
+        starts.append(first)
+    return ids, starts
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng) -> list[np.ndarray]:
+    """Shuffled batches of similar length: sort within random mega-batches of 50."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    mega = batch_size * 50
+    for begin in range(0, len(order), mega):
+        chunk = order[begin : begin + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: bool = True):
+    """Pad a batch to its longest sentence: ``input_ids``, ``attention_mask``, ``labels``
+    (-100 everywhere but each word's first sub-token)."""
+    width = max(len(encoded.input_ids[i]) for i in indices)
+    input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
+    attention = np.zeros((len(indices), width), dtype=np.int64)
+    labels = np.full((len(indices), width), -100, dtype=np.int64)
+    for row, i in enumerate(indices):
+        ids, starts = encoded.input_ids[i], encoded.word_starts[i]
+        input_ids[row, : len(ids)] = ids
+        attention[row, : len(ids)] = 1
+        if with_labels:
+            kept = starts >= 0
+            labels[row, starts[kept]] = encoded.tags[i][kept]
+    batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention)}
+    if with_labels:
+        batch["labels"] = torch.from_numpy(labels)
+    return batch
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def load_model(model_path: str, labels: list[str]):
+    import transformers
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
+        model = AutoModelForTokenClassification.from_pretrained(
+            model_path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+            trust_remote_code=False,
+            dtype=torch.float32,
+        )
+    except (OSError, ValueError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"--model {model_path}: cannot load it: {message}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise InputError(f"--model {model_path}: needs a fast (Rust) tokenizer for word alignment")
+    return model, tokenizer
+
+
+def optimizer_and_schedule(model, config: TrainConfig, total_steps: int):
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            plain = parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+            (no_decay if plain else decay).append(parameter)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, foreach=True,
+    )  # fmt: skip
+    warmup = max(1, round(config.warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:  # linear warm-up to lr, then linear decay to 0
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.inference_mode()
+def predict(model, encoded: Encoded, tokens, labels: list[str], device, pad_id: int):
+    """Word-level probabilities (softmax at each word's first sub-token) for a split."""
+    model.eval()
+    lengths = encoded.lengths()
+    order = np.argsort(-lengths, kind="stable")
+    word_counts = np.array([len(t) for t in encoded.tags])
+    offsets = np.concatenate([[0], np.cumsum(word_counts)])
+    probs = np.full((offsets[-1], len(labels)), np.nan, dtype=np.float32)
+    begin = 0
+    while begin < len(order):
+        rows = max(1, EVAL_BATCH_TOKENS // max(1, lengths[order[begin]]))
+        indices = order[begin : begin + rows]
+        begin += rows
+        batch = collate(encoded, indices, pad_id, with_labels=False)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with _autocast(device):
+            logits = model(**batch).logits  # (B, T, C)
+        batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        for row, i in enumerate(indices):
+            starts = encoded.word_starts[i]
+            kept = np.flatnonzero(starts >= 0)
+            probs[offsets[i] + kept] = batch_probs[row, starts[kept]]
+    gold = np.concatenate(encoded.tags) if encoded.tags else np.zeros(0, dtype=np.int64)
+    return runs.Predictions(labels, list(tokens), gold, probs, offsets)
+
+
+def _tokens(dataset) -> list[list[str]]:
+    return dataset.data.table.column("tokens").to_pylist()
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ------------------------------------------------------------------------------ run
+
+
+Progress = Callable[[dict], None]
+
+
+def train(prepared: Prepared, *, resume: bool = False, save_model: bool = False,
+          progress: Progress | None = None) -> dict:
+    """Run the whole training; returns the ``results.json`` document."""
+    config, device, run_dir = prepared.config, prepared.device, prepared.run_dir
+    report = progress or (lambda event: None)
+    checkpoint_file = run_dir / CHECKPOINT / "state.pt"
+    if resume and not checkpoint_file.is_file():
+        raise InputError(f"--resume: {run_dir} has no checkpoint to resume from")
+    if not resume and run_dir.exists():
+        shutil.rmtree(run_dir)  # an incomplete earlier attempt: start over
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(run_dir / runs.CONFIG, {
+        "config": config.identity(), "run": run_dir.name, "model_path": prepared.model_path,
+        "device": str(device), "versions": runs.library_versions(), "git_commit": runs.git_commit(),
+    })  # fmt: skip
+
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_model(prepared.model_path, prepared.labels)
+    model.to(device)
+    cache_root = sources.home() / "tokenized"
+    encoded = {
+        split: encode(tokenizer, prepared.dataset[split], config.max_length, cache_root)
+        for split in prepared.dataset
+    }
+    pad_id = tokenizer.pad_token_id or 0
+    loss_fn = build_loss(config.loss, q=config.q, s=config.s)
+    train_set = encoded["train"]
+    steps_per_epoch = math.ceil(len(train_set.input_ids) / config.batch_size)
+    optimizer, schedule = optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
+
+    state = {"epoch": 0, "step": 0, "best_f1": -1.0, "best_epoch": 0, "best_model": None,
+             "history": [], "seconds": 0.0, "sentences": 0, "tokens": 0, "stale_epochs": 0}
+    if resume:
+        saved = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    log = open(run_dir / runs.LOG, "a")  # noqa: SIM115 - closed in finally
+    try:
+        while state["epoch"] < config.epochs and state["stale_epochs"] < config.patience:
+            epoch = state["epoch"] + 1
+            model.train()
+            batches = length_grouped_batches(
+                train_set.lengths(), config.batch_size, np.random.default_rng([config.seed, epoch])
+            )
+            started, epoch_loss = time.perf_counter(), 0.0
+            for number, indices in enumerate(batches, start=1):
+                batch = {k: v.to(device) for k, v in collate(train_set, indices, pad_id).items()}
+                labels = batch.pop("labels")
+                with _autocast(device):
+                    logits = model(**batch).logits  # (B, T, C)
+                loss = loss_fn(logits, labels)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingFailed(
+                        f"loss became {value} at epoch {epoch}, step {number}; try a lower --lr"
+                    )
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
+                state["sentences"] += len(indices)
+                state["tokens"] += int(batch["attention_mask"].sum())
+                epoch_loss += value
+                lr = schedule.get_last_lr()[0]
+                log.write(json.dumps({"epoch": epoch, "step": state["step"], "loss": value,
+                                      "lr": lr}) + "\n")  # fmt: skip
+                report({"event": "step", "epoch": epoch, "epochs": config.epochs, "step": number,
+                        "steps": len(batches), "loss": value, "sentences": len(indices)})  # fmt: skip
+            state["seconds"] += time.perf_counter() - started
+            log.flush()
+
+            validation = predict(model, encoded["validation"], _tokens(prepared.dataset["validation"]),
+                                 prepared.labels, device, pad_id)  # fmt: skip
+            f1 = metrics.span_scores(
+                validation.sentences(validation.gold), validation.sentences(validation.predicted),
+                prepared.scheme, config.strict,
+            )["f1"]  # fmt: skip
+            state["history"].append({"epoch": epoch, "loss": epoch_loss / len(batches),
+                                     "validation_f1": f1})  # fmt: skip
+            if f1 > state["best_f1"]:
+                state.update(best_f1=f1, best_epoch=epoch, stale_epochs=0,
+                             best_model={k: v.detach().cpu().clone()
+                                         for k, v in model.state_dict().items()})  # fmt: skip
+            else:
+                state["stale_epochs"] += 1
+            state["epoch"] = epoch
+            report({"event": "epoch", "epoch": epoch, "validation_f1": f1,
+                    "loss": epoch_loss / len(batches)})  # fmt: skip
+            _save_checkpoint(checkpoint_file, model, optimizer, schedule, state)
+    finally:
+        log.close()
+
+    model.load_state_dict(state["best_model"])
+    results = _finish(prepared, model, tokenizer, encoded, pad_id, state, save_model)
+    shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)
+    return results
+
+
+def _save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "torch_rng": torch.get_rng_state(),
+                "state": state}, temporary)  # fmt: skip
+    os.replace(temporary, path)
+
+
+def _finish(prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_model) -> dict:
+    """Predict with the best weights, write predictions and plots, then results.json."""
+    config, run_dir, device = prepared.config, prepared.run_dir, prepared.device
+    predictions = {}
+    for split in ("validation", "test"):
+        if split in encoded:
+            predictions[split] = predict(model, encoded[split], _tokens(prepared.dataset[split]),
+                                         prepared.labels, device, pad_id)  # fmt: skip
+            runs.write_predictions(run_dir / f"predictions-{split}.parquet", predictions[split])
+    if save_model:
+        model.save_pretrained(run_dir / "model")
+        tokenizer.save_pretrained(run_dir / "model")
+    seconds = state["seconds"]
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # fmt: skip
+    train_summary = {
+        "epochs_run": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "seconds": seconds,
+        "sentences_per_second": state["sentences"] / seconds if seconds else 0.0,
+        "tokens_per_second": state["tokens"] / seconds if seconds else 0.0,
+        "device": str(device),
+        "peak_memory_mb": peak / 2**20,
+        "steps": state["step"],
+        "history": state["history"],
+    }
+    return write_results(run_dir, prepared.labels, prepared.scheme, config, train_summary,
+                         prepared.notes)  # fmt: skip
+
+
+def write_results(run_dir: Path, labels, scheme, config: TrainConfig, train_summary: dict,
+                  notes: list[str]) -> dict:
+    """Score the saved predictions of ``run_dir`` and write plots and ``results.json``.
+
+    ``noisebench score`` calls this too, so its numbers are train's numbers.
+    """
+    from noisebench import plots
+
+    splits, saved = {}, {}
+    for split in ("validation", "test"):
+        path = run_dir / f"predictions-{split}.parquet"
+        if path.is_file():
+            saved[split] = runs.read_predictions(path)
+            splits[split] = metrics.score_split(saved[split], scheme, config.strict, config.bins)
+            plots.reliability_diagram(splits[split], f"{run_dir.name} ({split})",
+                                      run_dir / f"reliability-{split}.png")  # fmt: skip
+    calibration = None
+    if config.calibrate == "temperature" and {"validation", "test"} <= set(saved):
+        calibration = metrics.temperature_report(saved["validation"], saved["test"], config.bins)
+    results = {
+        "schema_version": runs.SCHEMA_VERSION,
+        "run": run_dir.name,
+        "config": config.identity(),
+        "labels": labels,
+        "scheme": scheme,
+        "strict": config.strict,
+        "bins": config.bins,
+        "splits": splits,
+        "train": train_summary,
+        "calibration": calibration,
+        "notes": notes,
+    }
+    runs.write_json(run_dir / runs.RESULTS, results)
+    return results
+
+
+def config_from_results(results: dict, **overrides) -> TrainConfig:
+    stored = dict(results["config"])
+    stored["labels"] = tuple(stored["labels"]) if stored.get("labels") else None
+    return replace(TrainConfig(**stored), **overrides)
