@@ -85,8 +85,16 @@ def main() -> None:
     if args.child is None:
         steady = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
         for mode, extra in (("default", {}), ("steady", steady)):
-            command = [sys.executable, __file__, "--child", mode, "--tokens", str(args.tokens),
-                       "--repeats", str(args.repeats)]  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--tokens",
+                str(args.tokens),
+                "--repeats",
+                str(args.repeats),
+            ]
             subprocess.run(command, env=os.environ | extra, check=True)
         return
     print(f"\n=== {args.child} allocator ===")

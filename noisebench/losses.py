@@ -161,9 +161,11 @@ def plain_cross_entropy(
         logits = torch.cat([torch.zeros_like(logits), logits], dim=-1)
         num_classes = 2
     total = F.cross_entropy(
-        logits.reshape(-1, num_classes).float(), targets.reshape(-1),
-        ignore_index=ignore_index, reduction="sum",
-    )  # fmt: skip
+        logits.reshape(-1, num_classes).float(),
+        targets.reshape(-1),
+        ignore_index=ignore_index,
+        reduction="sum",
+    )
     if reduction == "sum":
         return total
     return total / (targets != ignore_index).sum().clamp_min(1)

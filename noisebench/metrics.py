@@ -43,9 +43,12 @@ def span_scores(
 
     options = {"mode": "strict", "scheme": _seqeval_scheme(scheme)} if strict else {}
     report = classification_report(
-        [list(s) for s in gold], [list(s) for s in pred], output_dict=True, zero_division=0,
+        [list(s) for s in gold],
+        [list(s) for s in pred],
+        output_dict=True,
+        zero_division=0,
         **options,
-    )  # fmt: skip
+    )
     micro = report["micro avg"]
     per_type = {
         name: {
@@ -69,8 +72,12 @@ def span_scores(
 def _seqeval_scheme(scheme: str):
     from seqeval import scheme as schemes
 
-    return {"IOB1": schemes.IOB1, "IOB2": schemes.IOB2, "IOBES": schemes.IOBES,
-            "BILOU": schemes.BILOU}[scheme]  # fmt: skip
+    return {
+        "IOB1": schemes.IOB1,
+        "IOB2": schemes.IOB2,
+        "IOBES": schemes.IOBES,
+        "BILOU": schemes.BILOU,
+    }[scheme]
 
 
 def word_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
@@ -87,8 +94,13 @@ def word_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) ->
         recall = true_positive / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_type[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    return {"precision": accuracy, "recall": accuracy, "f1": accuracy, "per_type": per_type,
-            "n_entities": len(gold_flat)}  # fmt: skip
+    return {
+        "precision": accuracy,
+        "recall": accuracy,
+        "f1": accuracy,
+        "per_type": per_type,
+        "n_entities": len(gold_flat),
+    }
 
 
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:

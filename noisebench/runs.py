@@ -80,9 +80,13 @@ def git_commit() -> str | None:
     """The commit of the noisebench checkout, when it is one."""
     try:
         completed = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, check=False, timeout=5,
-        )  # fmt: skip
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return completed.stdout.strip() or None if completed.returncode == 0 else None
@@ -114,7 +118,9 @@ class Predictions:
 
     def sentences(self, ids: np.ndarray) -> list[list[str]]:
         names = np.array(self.labels, dtype=object)[ids]
-        return [names[a:b].tolist() for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
+        return [
+            names[a:b].tolist() for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)
+        ]
 
 
 def write_predictions(path: Path, predictions: Predictions) -> None:
@@ -123,8 +129,9 @@ def write_predictions(path: Path, predictions: Predictions) -> None:
     offsets = pa.array(predictions.offsets.astype(np.int32))
     names = np.array(predictions.labels, dtype=object)
     scored = predictions.scored
-    confidence = np.where(scored, np.nanmax(np.where(scored[:, None], predictions.probs, 0), 1),
-                          np.nan).astype(np.float32)  # fmt: skip
+    confidence = np.where(
+        scored, np.nanmax(np.where(scored[:, None], predictions.probs, 0), 1), np.nan
+    ).astype(np.float32)
     num_classes = len(predictions.labels)
     probs = pa.FixedSizeListArray.from_arrays(
         pa.array(predictions.probs.astype(np.float32).reshape(-1)), num_classes

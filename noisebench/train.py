@@ -98,7 +98,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is visible (torch.cuda.is_available() is False)")
+        raise InputError(
+            "--device cuda: no CUDA GPU is visible (torch.cuda.is_available() is False)"
+        )
     if device not in ("cpu", "cuda"):
         raise InputError(f"--device '{device}': choose auto, cpu or cuda")
     return torch.device(device)
@@ -124,9 +126,16 @@ def resolve_model(spec: str) -> str:
 
 def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepared:
     """Check everything that can be wrong before anything is written."""
-    build_loss(config.loss, q=config.q, s=config.s)  # raises ValueError on bad parameters
-    for name, value, low in (("--epochs", config.epochs, 1), ("--batch-size", config.batch_size, 1),
-                             ("--max-length", config.max_length, 8), ("--bins", config.bins, 1)):
+    try:
+        build_loss(config.loss, q=config.q, s=config.s)
+    except ValueError as error:
+        raise InputError(f"--loss {config.loss}: {error}") from None
+    for name, value, low in (
+        ("--epochs", config.epochs, 1),
+        ("--batch-size", config.batch_size, 1),
+        ("--max-length", config.max_length, 8),
+        ("--bins", config.bins, 1),
+    ):
         if value < low:
             raise InputError(f"{name} {value}: must be at least {low}")
     if config.max_train_samples is not None and config.max_train_samples < 1:
@@ -150,8 +159,17 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
     labels = data.label_names(dataset["train"])
     model_path = resolve_model(config.model)
     name = runs.run_name(config.identity(), dataset_name)
-    return Prepared(config, dataset, dataset_name, labels, data.scheme(dataset), model_path,
-                    resolved_device, Path(runs_dir) / name, notes)  # fmt: skip
+    return Prepared(
+        config,
+        dataset,
+        dataset_name,
+        labels,
+        data.scheme(dataset),
+        model_path,
+        resolved_device,
+        Path(runs_dir) / name,
+        notes,
+    )
 
 
 def dataset_slug(spec: str) -> str:
@@ -217,9 +235,13 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(temporary, ids=np.concatenate(ids), starts=np.concatenate(starts),
-                 id_offsets=np.cumsum([0] + [len(i) for i in ids]),
-                 start_offsets=np.cumsum([0] + [len(s) for s in starts]))  # fmt: skip
+        np.savez(
+            temporary,
+            ids=np.concatenate(ids),
+            starts=np.concatenate(starts),
+            id_offsets=np.cumsum([0] + [len(i) for i in ids]),
+            start_offsets=np.cumsum([0] + [len(s) for s in starts]),
+        )
         os.replace(temporary, cache)
     return Encoded(ids, starts, tags)
 
@@ -271,7 +293,10 @@ def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: boo
         if with_labels:
             kept = starts >= 0
             labels[row, starts[kept]] = encoded.tags[i][kept]
-    batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention)}
+    batch = {
+        "input_ids": torch.from_numpy(input_ids),
+        "attention_mask": torch.from_numpy(attention),
+    }
     if with_labels:
         batch["labels"] = torch.from_numpy(labels)
     return batch
@@ -312,10 +337,13 @@ def optimizer_and_schedule(model, config: TrainConfig, total_steps: int):
             plain = parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
             (no_decay if plain else decay).append(parameter)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, foreach=True,
-    )  # fmt: skip
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        foreach=True,
+    )
     warmup = max(1, round(config.warmup_ratio * total_steps))
 
     def factor(step: int) -> float:  # linear warm-up to lr, then linear decay to 0
@@ -369,8 +397,13 @@ def _autocast(device: torch.device):
 Progress = Callable[[dict], None]
 
 
-def train(prepared: Prepared, *, resume: bool = False, save_model: bool = False,
-          progress: Progress | None = None) -> dict:
+def train(
+    prepared: Prepared,
+    *,
+    resume: bool = False,
+    save_model: bool = False,
+    progress: Progress | None = None,
+) -> dict:
     """Run the whole training; returns the ``results.json`` document."""
     config, device, run_dir = prepared.config, prepared.device, prepared.run_dir
     report = progress or (lambda event: None)
@@ -380,10 +413,17 @@ def train(prepared: Prepared, *, resume: bool = False, save_model: bool = False,
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # an incomplete earlier attempt: start over
     run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_json(run_dir / runs.CONFIG, {
-        "config": config.identity(), "run": run_dir.name, "model_path": prepared.model_path,
-        "device": str(device), "versions": runs.library_versions(), "git_commit": runs.git_commit(),
-    })  # fmt: skip
+    runs.write_json(
+        run_dir / runs.CONFIG,
+        {
+            "config": config.identity(),
+            "run": run_dir.name,
+            "model_path": prepared.model_path,
+            "device": str(device),
+            "versions": runs.library_versions(),
+            "git_commit": runs.git_commit(),
+        },
+    )
 
     torch.manual_seed(config.seed)
     model, tokenizer = load_model(prepared.model_path, prepared.labels)
@@ -399,8 +439,18 @@ def train(prepared: Prepared, *, resume: bool = False, save_model: bool = False,
     steps_per_epoch = math.ceil(len(train_set.input_ids) / config.batch_size)
     optimizer, schedule = optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
 
-    state = {"epoch": 0, "step": 0, "best_f1": -1.0, "best_epoch": 0, "best_model": None,
-             "history": [], "seconds": 0.0, "sentences": 0, "tokens": 0, "stale_epochs": 0}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "best_f1": -1.0,
+        "best_epoch": 0,
+        "best_model": None,
+        "history": [],
+        "seconds": 0.0,
+        "sentences": 0,
+        "tokens": 0,
+        "stale_epochs": 0,
+    }
     if resume:
         saved = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
@@ -441,30 +491,59 @@ def train(prepared: Prepared, *, resume: bool = False, save_model: bool = False,
                 state["tokens"] += int(batch["attention_mask"].sum())
                 epoch_loss += value
                 lr = schedule.get_last_lr()[0]
-                log.write(json.dumps({"epoch": epoch, "step": state["step"], "loss": value,
-                                      "lr": lr}) + "\n")  # fmt: skip
-                report({"event": "step", "epoch": epoch, "epochs": config.epochs, "step": number,
-                        "steps": len(batches), "loss": value, "sentences": len(indices)})  # fmt: skip
+                log.write(
+                    json.dumps({"epoch": epoch, "step": state["step"], "loss": value, "lr": lr})
+                    + "\n"
+                )
+                report(
+                    {
+                        "event": "step",
+                        "epoch": epoch,
+                        "epochs": config.epochs,
+                        "step": number,
+                        "steps": len(batches),
+                        "loss": value,
+                        "sentences": len(indices),
+                    }
+                )
             state["seconds"] += time.perf_counter() - started
             log.flush()
 
-            validation = predict(model, encoded["validation"], _tokens(prepared.dataset["validation"]),
-                                 prepared.labels, device, pad_id)  # fmt: skip
+            validation = predict(
+                model,
+                encoded["validation"],
+                _tokens(prepared.dataset["validation"]),
+                prepared.labels,
+                device,
+                pad_id,
+            )
             f1 = metrics.span_scores(
-                validation.sentences(validation.gold), validation.sentences(validation.predicted),
-                prepared.scheme, config.strict,
-            )["f1"]  # fmt: skip
-            state["history"].append({"epoch": epoch, "loss": epoch_loss / len(batches),
-                                     "validation_f1": f1})  # fmt: skip
+                validation.sentences(validation.gold),
+                validation.sentences(validation.predicted),
+                prepared.scheme,
+                config.strict,
+            )["f1"]
+            state["history"].append(
+                {"epoch": epoch, "loss": epoch_loss / len(batches), "validation_f1": f1}
+            )
             if f1 > state["best_f1"]:
-                state.update(best_f1=f1, best_epoch=epoch, stale_epochs=0,
-                             best_model={k: v.detach().cpu().clone()
-                                         for k, v in model.state_dict().items()})  # fmt: skip
+                state.update(
+                    best_f1=f1,
+                    best_epoch=epoch,
+                    stale_epochs=0,
+                    best_model={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                )
             else:
                 state["stale_epochs"] += 1
             state["epoch"] = epoch
-            report({"event": "epoch", "epoch": epoch, "validation_f1": f1,
-                    "loss": epoch_loss / len(batches)})  # fmt: skip
+            report(
+                {
+                    "event": "epoch",
+                    "epoch": epoch,
+                    "validation_f1": f1,
+                    "loss": epoch_loss / len(batches),
+                }
+            )
             _save_checkpoint(checkpoint_file, model, optimizer, schedule, state)
     finally:
         log.close()
@@ -478,9 +557,16 @@ def train(prepared: Prepared, *, resume: bool = False, save_model: bool = False,
 def _save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "torch_rng": torch.get_rng_state(),
-                "state": state}, temporary)  # fmt: skip
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+        },
+        temporary,
+    )
     os.replace(temporary, path)
 
 
@@ -490,15 +576,24 @@ def _finish(prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_m
     predictions = {}
     for split in ("validation", "test"):
         if split in encoded:
-            predictions[split] = predict(model, encoded[split], _tokens(prepared.dataset[split]),
-                                         prepared.labels, device, pad_id)  # fmt: skip
+            predictions[split] = predict(
+                model,
+                encoded[split],
+                _tokens(prepared.dataset[split]),
+                prepared.labels,
+                device,
+                pad_id,
+            )
             runs.write_predictions(run_dir / f"predictions-{split}.parquet", predictions[split])
     if save_model:
         model.save_pretrained(run_dir / "model")
         tokenizer.save_pretrained(run_dir / "model")
     seconds = state["seconds"]
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # fmt: skip
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     train_summary = {
         "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
@@ -510,12 +605,14 @@ def _finish(prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_m
         "steps": state["step"],
         "history": state["history"],
     }
-    return write_results(run_dir, prepared.labels, prepared.scheme, config, train_summary,
-                         prepared.notes)  # fmt: skip
+    return write_results(
+        run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes
+    )
 
 
-def write_results(run_dir: Path, labels, scheme, config: TrainConfig, train_summary: dict,
-                  notes: list[str]) -> dict:
+def write_results(
+    run_dir: Path, labels, scheme, config: TrainConfig, train_summary: dict, notes: list[str]
+) -> dict:
     """Score the saved predictions of ``run_dir`` and write plots and ``results.json``.
 
     ``noisebench score`` calls this too, so its numbers are train's numbers.
@@ -528,8 +625,9 @@ def write_results(run_dir: Path, labels, scheme, config: TrainConfig, train_summ
         if path.is_file():
             saved[split] = runs.read_predictions(path)
             splits[split] = metrics.score_split(saved[split], scheme, config.strict, config.bins)
-            plots.reliability_diagram(splits[split], f"{run_dir.name} ({split})",
-                                      run_dir / f"reliability-{split}.png")  # fmt: skip
+            plots.reliability_diagram(
+                splits[split], f"{run_dir.name} ({split})", run_dir / f"reliability-{split}.png"
+            )
     calibration = None
     if config.calibrate == "temperature" and {"validation", "test"} <= set(saved):
         calibration = metrics.temperature_report(saved["validation"], saved["test"], config.bins)
@@ -554,3 +652,90 @@ def config_from_results(results: dict, **overrides) -> TrainConfig:
     stored = dict(results["config"])
     stored["labels"] = tuple(stored["labels"]) if stored.get("labels") else None
     return replace(TrainConfig(**stored), **overrides)
+
+
+def evaluate_saved_model(
+    run_dir: Path,
+    spec: str,
+    split: str = "test",
+    columns: data.Columns | None = None,
+    device: str = "auto",
+) -> dict:
+    """Score a run's saved model (``--save-model``) on another dataset's ``split``.
+
+    Writes ``<run_dir>/eval/<dataset>/`` (predictions, reliability diagram, results.json)
+    and returns its results. The data's label names must be the model's (any order).
+    """
+    model_dir = Path(run_dir) / "model"
+    stored = runs.read_json(Path(run_dir) / runs.RESULTS)
+    if stored is None or not (model_dir / "config.json").is_file():
+        raise InputError(f"--model {run_dir}: not a finished run saved with --save-model")
+    config = config_from_results(stored)
+    resolved_device = resolve_device(device)
+    dataset = data.load(spec, columns)
+    if split not in dataset:
+        raise InputError(f"--split {split}: {spec} has splits {', '.join(dataset)}")
+    model, tokenizer = load_model(str(model_dir), stored["labels"])
+    names = data.label_names(dataset[split])
+    if set(names) != set(stored["labels"]):
+        raise InputError(
+            f"{spec}: label set {sorted(names)} differs from the model's {sorted(stored['labels'])}"
+        )
+    flat, offsets = data.flat_tags(dataset[split])
+    to_model = np.array([stored["labels"].index(name) for name in names], dtype=np.int64)
+    encoded = encode(tokenizer, dataset[split], config.max_length, sources.home() / "tokenized")
+    encoded.tags = np.split(to_model[flat], offsets[1:-1])
+    model.to(resolved_device)
+    predictions = predict(
+        model,
+        encoded,
+        _tokens(dataset[split]),
+        stored["labels"],
+        resolved_device,
+        tokenizer.pad_token_id or 0,
+    )
+    out = Path(run_dir) / "eval" / dataset_slug(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.write_predictions(out / f"predictions-{split}.parquet", predictions)
+    scheme = data.scheme(dataset)
+    scores = metrics.score_split(predictions, scheme, config.strict, config.bins)
+    from noisebench import plots
+
+    plots.reliability_diagram(
+        scores, f"{Path(run_dir).name} on {spec} ({split})", out / f"reliability-{split}.png"
+    )
+    results = {
+        "schema_version": runs.SCHEMA_VERSION,
+        "run": Path(run_dir).name,
+        "data": spec,
+        "labels": stored["labels"],
+        "scheme": scheme,
+        "strict": config.strict,
+        "bins": config.bins,
+        "splits": {split: scores},
+    }
+    runs.write_json(out / runs.RESULTS, results)
+    return results
+
+
+def rescore(
+    run_dir: Path, bins: int | None = None, strict: bool | None = None, calibrate: str | None = None
+) -> dict:
+    """Recompute every score of a run from its saved predictions; rewrite results.json."""
+    run_dir = Path(run_dir)
+    stored = runs.read_json(run_dir / runs.RESULTS)
+    if stored is None or not any(run_dir.glob("predictions-*.parquet")):
+        raise InputError(
+            f"{run_dir}: not a finished noisebench run (no results.json or predictions)"
+        )
+    if bins is not None and bins < 1:
+        raise InputError(f"--bins {bins}: must be at least 1")
+    overrides = {
+        k: v
+        for k, v in (("bins", bins), ("strict", strict), ("calibrate", calibrate))
+        if v is not None
+    }
+    config = config_from_results(stored, **overrides)
+    return write_results(
+        run_dir, stored["labels"], stored["scheme"], config, stored["train"], stored["notes"]
+    )

@@ -56,3 +56,52 @@ def conll_dir(tmp_path) -> Path:
 def files_under(folder: Path) -> list[Path]:
     """Every file below ``folder``, hidden ones included (to catch leftovers)."""
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+TYPES = {"john": "PER", "mary": "PER", "paris": "LOC", "berlin": "LOC", "acme": "ORG"}
+FILLER = ["monday", "ate", "went", "to", "the", "in", "visited", "and", "city"]
+
+
+def write_ner_split(path: Path, sentences: int, seed: int) -> None:
+    """Learnable toy NER in CoNLL format: the entity type is a function of the word."""
+    import random
+
+    rng = random.Random(seed)
+    vocabulary = list(TYPES) + FILLER
+    blocks = []
+    for _ in range(sentences):
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(3, 9))]
+        blocks.append("\n".join(f"{w} {'B-' + TYPES[w] if w in TYPES else 'O'}" for w in words))
+    path.write_text("\n\n".join(blocks) + "\n")
+
+
+@pytest.fixture(scope="session")
+def ner_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ner")
+    write_ner_split(folder / "train.txt", 160, seed=1)
+    write_ner_split(folder / "valid.txt", 40, seed=2)
+    write_ner_split(folder / "test.txt", 40, seed=3)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with a vocabulary made from the fixture words, saved."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TYPES, *FILLER]
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocabulary)})
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocabulary),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder

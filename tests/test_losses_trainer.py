@@ -27,10 +27,16 @@ LABELS = [
 def tiny_bert() -> BertForTokenClassification:
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=24, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=16, num_labels=NUM_LABELS,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
+        vocab_size=24,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        num_labels=NUM_LABELS,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return BertForTokenClassification(config)
 
 
@@ -45,10 +51,19 @@ def one_step(tmp_path, loss_func, batch_size: int, accumulation: int):
         output_dir=str(tmp_path / f"out-{batch_size}-{accumulation}"),
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=accumulation,
-        max_steps=1, learning_rate=0.5, optim="sgd", lr_scheduler_type="constant",
-        weight_decay=0.0, max_grad_norm=0.0, use_cpu=True, report_to=[], seed=0,
-        save_strategy="no", logging_strategy="no", disable_tqdm=True,
-    )  # fmt: skip
+        max_steps=1,
+        learning_rate=0.5,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        use_cpu=True,
+        report_to=[],
+        seed=0,
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=dataset(), compute_loss_func=loss_func)
     result = trainer.train()
     return result.training_loss, {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from seqeval.metrics import f1_score, precision_score, recall_score
+from seqeval.scheme import IOB2
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from noisebench import metrics
+
+GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"], ["O", "B-PER"]]
+PRED = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"], ["O", "I-PER"]]
+
+
+def test_entity_scores_equal_a_hand_count_and_seqeval():
+    scores = metrics.span_scores(GOLD, PRED, "IOB2")
+    # gold: PER[0:2], LOC[3], ORG[0], PER[1] = 4; pred (conlleval): PER[0:2], ORG[3],
+    # ORG[0], PER[1] (I-PER after O starts an entity) = 4; matches: PER, ORG, PER = 3.
+    assert scores["precision"] == pytest.approx(3 / 4)
+    assert scores["recall"] == pytest.approx(3 / 4)
+    assert scores["f1"] == pytest.approx(3 / 4)
+    assert scores["n_entities"] == 4
+    assert scores["per_type"]["PER"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    assert scores["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert scores["per_type"]["ORG"]["precision"] == pytest.approx(0.5)
+    assert scores["per_type"]["ORG"]["f1"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(f1_score(GOLD, PRED))
+    assert scores["precision"] == pytest.approx(precision_score(GOLD, PRED))
+    assert scores["recall"] == pytest.approx(recall_score(GOLD, PRED))
+
+
+def test_strict_mode_drops_ill_formed_entities():
+    strict = metrics.span_scores(GOLD, PRED, "IOB2", strict=True)
+    # strict IOB2: the lone I-PER is no entity, so 3 predictions, 2 matches
+    assert strict["precision"] == pytest.approx(2 / 3)
+    assert strict["recall"] == pytest.approx(2 / 4)
+    assert strict["f1"] == pytest.approx(f1_score(GOLD, PRED, mode="strict", scheme=IOB2))
+
+
+def test_tags_without_span_scheme_get_word_level_micro_f1():
+    gold = [["DT", "NN", "VB"], ["NN"]]
+    pred = [["DT", "VB", "VB"], ["NN"]]
+    scores = metrics.span_scores(gold, pred, "none")
+    assert scores["f1"] == scores["precision"] == scores["recall"] == pytest.approx(3 / 4)
+    assert scores["per_type"]["VB"]["precision"] == pytest.approx(0.5)
+    assert scores["per_type"]["NN"]["recall"] == pytest.approx(0.5)
+    assert scores["n_entities"] == 4
+
+
+def straightforward_calibration(confidence, correct, bins):
+    """Bin by explicit edge comparisons, one bin at a time."""
+    ece, mce, total = 0.0, 0.0, len(confidence)
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = (confidence >= lo) & ((confidence < hi) if b < bins - 1 else (confidence <= hi))
+        if inside.sum() == 0:
+            continue
+        gap = abs(correct[inside].mean() - confidence[inside].mean())
+        ece += inside.sum() / total * gap
+        mce = max(mce, gap)
+    return ece, mce
+
+
+def random_probs(n, num_classes, bins, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=3.0, size=(n, num_classes))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    # keep every top-label confidence at least 1e-4 away from a bin edge
+    confidence = probs.max(1)
+    distance = np.abs(confidence * bins - np.round(confidence * bins)) / bins
+    keep = distance > 1e-4
+    return probs[keep], rng.integers(0, num_classes, size=n)[keep]
+
+
+@pytest.mark.parametrize("bins", [5, 10, 15])
+@pytest.mark.parametrize("num_classes", [3, 9])
+def test_ece_and_mce_match_two_independent_implementations(bins, num_classes):
+    probs, gold = random_probs(3000, num_classes, bins, seed=bins + num_classes)
+    confidence, correct = probs.max(1), probs.argmax(1) == gold
+    ours = metrics.calibration_errors(confidence, correct, bins)
+    ece, mce = straightforward_calibration(confidence, correct, bins)
+    assert ours["ece"] == pytest.approx(ece, abs=1e-6)
+    assert ours["mce"] == pytest.approx(mce, abs=1e-6)
+    preds, target = torch.from_numpy(probs), torch.from_numpy(gold)
+    for norm, key in (("l1", "ece"), ("max", "mce")):
+        reference = multiclass_calibration_error(
+            preds, target, num_classes=num_classes, n_bins=bins, norm=norm
+        )
+        assert ours[key] == pytest.approx(reference.item(), abs=1e-6)
+    assert sum(b["count"] for b in ours["bins"]) == len(confidence)
+
+
+def test_bins_are_half_open_with_the_last_closed():
+    table = metrics.reliability_bins(np.array([0.0, 0.1, 0.5, 0.99, 1.0]), np.ones(5), bins=10)
+    counts = [b["count"] for b in table]
+    assert counts == [1, 1, 0, 0, 0, 1, 0, 0, 0, 2]
+    assert table[2]["accuracy"] is None and table[2]["confidence"] is None
+
+
+def test_brier_and_nll_match_numpy():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=200)
+    gold = rng.integers(0, 5, size=200)
+    scores = metrics.probability_scores(probs, gold)
+    onehot = np.eye(5)[gold]
+    assert scores["brier"] == pytest.approx(np.mean(np.sum((probs - onehot) ** 2, 1)), abs=1e-12)
+    assert scores["nll"] == pytest.approx(-np.mean(np.log(probs[np.arange(200), gold])), abs=1e-12)
+
+
+def test_temperature_fit_finds_the_nll_minimum():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(scale=4.0, size=(2000, 4))  # overconfident for these labels
+    gold = np.where(rng.random(2000) < 0.6, logits.argmax(1), rng.integers(0, 4, 2000))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    temperature = metrics.fit_temperature(probs, gold)
+    grid = np.linspace(0.5, 10, 2000)
+    nll = [
+        metrics.probability_scores(metrics.temperature_scale(probs, t), gold)["nll"] for t in grid
+    ]
+    assert temperature == pytest.approx(grid[int(np.argmin(nll))], abs=0.01)
+    assert temperature > 1  # overconfident predictions get softened
+    scaled = metrics.temperature_scale(probs, 1.0)
+    np.testing.assert_allclose(scaled, probs, atol=1e-12)

@@ -1,0 +1,294 @@
+"""`noisebench train` and `noisebench score` end to end, on a tiny BERT built here."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from noisebench import runs
+from noisebench import train as training
+from noisebench.cli import app
+
+LOSSES = [
+    ("ce", []),
+    ("mae", []),
+    ("gce", ["--q", "0.7"]),
+    ("sgce", ["--q", "0.7", "--s", "0.1"]),
+    ("sce", []),
+    ("nce+rce", []),
+]
+SPLIT_KEYS = {
+    "f1",
+    "precision",
+    "recall",
+    "per_type",
+    "ece",
+    "mce",
+    "brier",
+    "nll",
+    "n_sentences",
+    "n_words",
+    "n_entities",
+    "n_unscored_words",
+    "reliability",
+}
+TRAIN_KEYS = {
+    "epochs_run",
+    "best_epoch",
+    "seconds",
+    "sentences_per_second",
+    "tokens_per_second",
+    "device",
+    "peak_memory_mb",
+    "steps",
+    "history",
+}
+
+
+def train_args(ner_dir, tiny_model, runs_dir, *extra):
+    return [
+        "train",
+        "--data",
+        str(ner_dir),
+        "--model",
+        str(tiny_model),
+        "--runs-dir",
+        str(runs_dir),
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--json",
+        *map(str, extra),
+    ]
+
+
+def run_train(runner, *args):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    return Path(document["run_dir"]), document
+
+
+def scores(results: dict) -> dict:
+    return {split: {k: v for k, v in s.items()} for split, s in results["splits"].items()}
+
+
+@pytest.mark.parametrize(("loss", "options"), LOSSES)
+def test_every_loss_trains_end_to_end(runner, ner_dir, tiny_model, tmp_path, loss, options):
+    run_dir, results = run_train(
+        runner,
+        *train_args(
+            ner_dir, tiny_model, tmp_path / "runs", "--loss", loss, *options, "--epochs", 2
+        ),
+    )
+    assert run_dir.parent == tmp_path / "runs"
+    assert run_dir.name.startswith("ner") and f"-clean-{loss}-" in run_dir.name
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.json",
+        "log.jsonl",
+        "predictions-test.parquet",
+        "predictions-validation.parquet",
+        "reliability-test.png",
+        "reliability-validation.png",
+        "results.json",
+    ]
+    assert results["schema_version"] == 1
+    assert set(results["splits"]) == {"validation", "test"}
+    assert set(results["splits"]["test"]) == SPLIT_KEYS
+    assert set(results["train"]) >= TRAIN_KEYS
+    assert results["train"]["device"] == "cpu" and results["train"]["epochs_run"] == 2
+    assert results["labels"] == ["O", "B-LOC", "B-ORG", "B-PER"] and results["scheme"] == "IOB2"
+    test = results["splits"]["test"]
+    assert test["n_sentences"] == 40 and test["n_unscored_words"] == 0
+    assert 0 <= test["ece"] <= test["mce"] <= 1
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert len(log) == results["train"]["steps"] == 2 * 10
+    first, last = log[:5], log[-5:]
+    assert sum(e["loss"] for e in last) < sum(e["loss"] for e in first)  # the loss decreases
+    assert results["train"]["history"][-1]["validation_f1"] > 0.5  # and the model learned
+
+
+def test_predictions_parquet_layout(runner, ner_dir, tiny_model, tmp_path):
+    run_dir, results = run_train(
+        runner, *train_args(ner_dir, tiny_model, tmp_path, "--loss", "ce", "--epochs", 1)
+    )
+    table = pq.read_table(run_dir / "predictions-test.parquet")
+    assert table.column_names == ["tokens", "gold", "pred", "confidence", "probs"]
+    assert json.loads(table.schema.metadata[b"noisebench"])["labels"] == results["labels"]
+    row = table.slice(0, 1).to_pylist()[0]
+    assert len(row["tokens"]) == len(row["gold"]) == len(row["pred"]) == len(row["confidence"])
+    assert all(len(p) == 4 and abs(sum(p) - 1) < 1e-5 for p in row["probs"])
+    labels = results["labels"]
+    for pred, confidence, probs in zip(row["pred"], row["confidence"], row["probs"], strict=True):
+        assert confidence == max(probs) and pred == labels[probs.index(max(probs))]
+    assert table.num_rows == results["splits"]["test"]["n_sentences"]
+
+
+def test_same_seed_same_metrics_and_score_reproduces_train(runner, ner_dir, tiny_model, tmp_path):
+    args = (
+        "--loss",
+        "sgce",
+        "--q",
+        "0.7",
+        "--s",
+        "0.1",
+        "--epochs",
+        2,
+        "--calibrate",
+        "temperature",
+    )
+    first_dir, first = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path / "a", *args))
+    _, second = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path / "b", *args))
+    assert scores(first) == scores(second)
+    assert first["calibration"] == second["calibration"]
+    assert first["calibration"]["method"] == "temperature"
+    rescored = runner.invoke(app, ["score", str(first_dir), "--json"])
+    assert rescored.exit_code == 0, rescored.output
+    document = json.loads(rescored.stdout)[0]
+    assert scores(document) == scores(first)
+    assert document["calibration"] == first["calibration"]
+    assert runs.read_json(first_dir / "results.json")["splits"] == first["splits"]
+    table = runner.invoke(app, ["score", str(first_dir), "--bins", "5"])
+    assert table.exit_code == 0 and "test" in table.stdout
+    assert len(runs.read_json(first_dir / "results.json")["splits"]["test"]["reliability"]) == 5
+
+
+def test_resume_reaches_the_same_results(runner, ner_dir, tiny_model, tmp_path, monkeypatch):
+    args = ("--loss", "gce", "--q", "0.5", "--epochs", 3, "--patience", 5)
+    _, uninterrupted = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path / "a", *args))
+
+    save = training._save_checkpoint
+
+    def save_then_stop(path, *rest):
+        save(path, *rest)
+        raise KeyboardInterrupt  # the machine went away right after epoch 1's checkpoint
+
+    monkeypatch.setattr(training, "_save_checkpoint", save_then_stop)
+    interrupted = runner.invoke(app, train_args(ner_dir, tiny_model, tmp_path / "b", *args))
+    assert interrupted.exit_code == 130
+    assert "continue with --resume" in interrupted.stderr
+    run_dir = next((tmp_path / "b").iterdir())
+    assert not (run_dir / "results.json").exists()
+    assert (run_dir / "checkpoint" / "state.pt").is_file()
+    monkeypatch.setattr(training, "_save_checkpoint", save)
+    _, resumed = run_train(
+        runner, *train_args(ner_dir, tiny_model, tmp_path / "b", *args, "--resume")
+    )
+    assert scores(resumed) == scores(uninterrupted)
+    assert resumed["train"]["history"] == uninterrupted["train"]["history"]
+    assert not (run_dir / "checkpoint").exists()
+    log = (run_dir / "log.jsonl").read_text().splitlines()
+    assert len(log) == resumed["train"]["steps"] == 30
+
+
+def test_a_complete_run_is_not_trained_again(runner, ner_dir, tiny_model, tmp_path):
+    args = train_args(ner_dir, tiny_model, tmp_path, "--loss", "ce", "--epochs", 1)
+    run_dir, _ = run_train(runner, *args)
+    before = (run_dir / "results.json").stat().st_mtime_ns
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "already complete" in again.stderr
+    assert (run_dir / "results.json").stat().st_mtime_ns == before
+
+
+def test_saved_model_scores_other_data(runner, ner_dir, tiny_model, tmp_path):
+    run_dir, _ = run_train(
+        runner,
+        *train_args(
+            ner_dir, tiny_model, tmp_path / "runs", "--loss", "ce", "--epochs", 2, "--save-model"
+        ),
+    )
+    assert (run_dir / "model" / "config.json").is_file()
+    other = tmp_path / "other.txt"
+    other.write_text("mary B-PER\nvisited O\nberlin B-LOC\n\nacme B-ORG\n")
+    result = runner.invoke(
+        app, ["score", "--model", str(run_dir), "--data", str(other), "--split", "train", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)[0]
+    assert document["splits"]["train"]["n_words"] == 4
+    assert (run_dir / "eval" / "other" / "predictions-train.parquet").is_file()
+    bad = tmp_path / "pos.txt"
+    bad.write_text("mary NN\nvisited VB\n")
+    refused = runner.invoke(
+        app, ["score", "--model", str(run_dir), "--data", str(bad), "--split", "train"]
+    )
+    assert refused.exit_code == 2
+    assert "label set ['NN', 'VB'] differs from the model's" in refused.stderr
+
+
+def test_non_finite_loss_stops_the_run_with_exit_1(runner, ner_dir, tiny_model, tmp_path):
+    result = runner.invoke(
+        app,
+        train_args(ner_dir, tiny_model, tmp_path, "--loss", "ce", "--epochs", 1, "--lr", "1e30"),
+    )
+    assert result.exit_code == 1, result.output
+    assert "run failed: loss became" in result.stderr
+    run_dir = next(tmp_path.iterdir())
+    assert not (run_dir / "results.json").exists()
+
+
+def bad_train_inputs(ner_dir, tiny_model, tmp_path):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    import datasets
+
+    for split, names in (("train", ["O", "B-X"]), ("test", ["O", "B-Y"])):
+        features = datasets.Features(
+            {
+                "tokens": datasets.List(datasets.Value("string")),
+                "tags": datasets.List(datasets.ClassLabel(names=names)),
+            }
+        )
+        dataset = datasets.Dataset.from_dict({"tokens": [["a"]], "tags": [[1]]}, features=features)
+        dataset.to_parquet(str(mixed / f"{split}.parquet"))
+    cases = [
+        (["--loss", "focal"], "--loss focal: unknown loss 'focal'"),
+        (["--loss", "gce", "--q", "-1"], "q must be a finite number >= 0"),
+        (["--loss", "sgce", "--s", "1.0"], "s (label smoothing) must be in [0, 1)"),
+        (["--loss", "ce", "--q", "0.5"], "loss 'ce' takes no q"),
+        (["--loss", "ce", "--data", str(tmp_path / "nope")], "no such file or directory"),
+        (["--loss", "ce", "--model", str(tmp_path / "nope")], "--model"),
+        (["--loss", "ce", "--data", str(mixed)], "label names ['O', 'B-X'] differ from"),
+        (["--loss", "ce", "--rate", "1.5"], "--rate 1.5: must be a probability"),
+        (["--loss", "ce", "--epochs", "0"], "--epochs 0: must be at least 1"),
+        (["--loss", "ce", "--resume"], "--resume: "),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--loss", "ce", "--device", "cuda"], "--device cuda: no CUDA GPU"))
+    return cases
+
+
+def test_bad_input_exits_2_and_leaves_the_runs_dir_empty(runner, ner_dir, tiny_model, tmp_path):
+    runs_dir = tmp_path / "runs"
+    for args, fragment in bad_train_inputs(ner_dir, tiny_model, tmp_path):
+        command = [
+            "train",
+            "--data",
+            str(ner_dir),
+            "--model",
+            str(tiny_model),
+            "--runs-dir",
+            str(runs_dir),
+            "--device",
+            "cpu",
+            *args,
+        ]
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: ") and fragment in lines[-1], (args, lines)
+        assert "Traceback" not in result.output
+        assert not runs_dir.exists() or list(runs_dir.iterdir()) == [], args
+
+
+def test_score_errors(runner, tmp_path):
+    missing = runner.invoke(app, ["score", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert "not a finished noisebench run" in missing.stderr
+    nothing = runner.invoke(app, ["score"])
+    assert nothing.exit_code == 2 and "name at least one run folder" in nothing.stderr
