@@ -187,13 +187,14 @@ def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
     if "validation" not in dataset:
         order = np.random.default_rng([config.seed, 10]).permutation(len(train))
         size = max(1, round(VALIDATION_SHARE * len(train)))
-        result["validation"] = train.select(np.sort(order[:size]))
-        train = train.select(np.sort(order[size:]))
+        # flatten_indices: later code reads the Arrow table, which a bare select leaves whole
+        result["validation"] = train.select(np.sort(order[:size])).flatten_indices()
+        train = train.select(np.sort(order[size:])).flatten_indices()
         notes.append(
             f"no validation split: {size} sentences (a seeded 10% of train) became validation"
         )
     if config.max_train_samples is not None and config.max_train_samples < len(train):
-        train = train.select(range(config.max_train_samples))
+        train = train.select(range(config.max_train_samples)).flatten_indices()
     if len(train) == 0:
         raise InputError(f"{config.data}: no training sentences left")
     result["train"] = train

@@ -292,3 +292,30 @@ def test_score_errors(runner, tmp_path):
     assert "not a finished noisebench run" in missing.stderr
     nothing = runner.invoke(app, ["score"])
     assert nothing.exit_code == 2 and "name at least one run folder" in nothing.stderr
+
+
+def test_without_validation_split_a_seeded_tenth_of_train_validates(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    only_train = tmp_path / "only-train"
+    only_train.mkdir()
+    (only_train / "train.txt").write_text((ner_dir / "train.txt").read_text())
+    args = train_args(
+        only_train,
+        tiny_model,
+        tmp_path / "runs",
+        "--loss",
+        "ce",
+        "--epochs",
+        1,
+        "--max-train-samples",
+        100,
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "note: no validation split: 16 sentences (a seeded 10% of train)" in result.stderr
+    results = json.loads(result.stdout)
+    assert results["splits"]["validation"]["n_sentences"] == 16
+    assert results["train"]["steps"] == 100 // 16 + 1  # the first 100 of the other 144
+    assert any("no test split" in note for note in results["notes"])
+    assert set(results["splits"]) == {"validation"}
