@@ -148,10 +148,7 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
     dataset_name = dataset_slug(config.data)
     if config.rate is not None:
-        noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
-        cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
-        corrupted = corrupt_to_directory(config.data, noise_config, cached, columns, force=True)
-        dataset = data.load(corrupted.out)
+        dataset = data.load(corrupted_copy(config))
     else:
         dataset = data.load(config.data, columns)
     notes: list[str] = []
@@ -170,6 +167,14 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
         Path(runs_dir) / name,
         notes,
     )
+
+
+def corrupted_copy(config: TrainConfig) -> Path:
+    """The training data corrupted as ``config`` asks, in the cache (made once, reused)."""
+    noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
+    cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
+    columns = data.Columns(config.token_column, config.tag_column, config.labels)
+    return corrupt_to_directory(config.data, noise_config, cached, columns, force=True).out
 
 
 def dataset_slug(spec: str) -> str:

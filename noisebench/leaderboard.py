@@ -1,0 +1,462 @@
+"""Leaderboards: aggregate complete runs over seeds, pivot, write, and gate regressions.
+
+    noisebench leaderboard runs --out lb --plots
+    noisebench leaderboard runs --baseline lb.json --fail-on f1:-0.5 --fail-on ece:+0.02
+
+Every complete run contributes one record per (split, metric). Records are grouped by
+(dataset, model, noise, rate, loss, q, s, split, metric) and aggregated over seeds:
+mean, sample standard deviation, n, and a 95% Student-t confidence interval when n >= 3.
+Pivots put loss configurations in rows and noise rates in columns. F1, precision and
+recall are shown and compared in percentage points; ECE, MCE, Brier and NLL as fractions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from noisebench import runs
+from noisebench.atomic import write_bytes_atomic, write_text_atomic
+from noisebench.errors import InputError
+from noisebench.train import dataset_slug
+
+HIGHER_IS_BETTER = {
+    "f1": True,
+    "precision": True,
+    "recall": True,
+    "ece": False,
+    "mce": False,
+    "brier": False,
+    "nll": False,
+}
+PERCENT_METRICS = {"f1", "precision", "recall"}
+KEY_FIELDS = ("dataset", "noise", "rate", "loss", "q", "s", "split", "metric")
+LONG_FIELDS = (
+    "run",
+    "dataset",
+    "model",
+    "noise",
+    "rate",
+    "loss",
+    "q",
+    "s",
+    "seed",
+    "split",
+    "metric",
+    "value",
+)
+FORMATS = ("md", "csv", "json", "parquet")
+BASELINE_VERSION = 1
+# two-sided 95% Student-t quantiles, by degrees of freedom
+T_975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    11: 2.201,
+    12: 2.179,
+    13: 2.160,
+    14: 2.145,
+    15: 2.131,
+    16: 2.120,
+    17: 2.110,
+    18: 2.101,
+    19: 2.093,
+    20: 2.086,
+    25: 2.060,
+    30: 2.042,
+    40: 2.021,
+    60: 2.000,
+    120: 1.980,
+}
+
+
+def scale(metric: str) -> float:
+    """Display and gate unit: percentage points for F1/P/R, fractions otherwise."""
+    return 100.0 if metric in PERCENT_METRICS else 1.0
+
+
+def t_quantile(degrees: int) -> float:
+    eligible = [d for d in T_975 if d <= degrees]
+    return T_975[max(eligible)] if degrees <= 120 else 1.960
+
+
+# ---------------------------------------------------------------------------- collect
+
+
+@dataclass
+class Collected:
+    records: list[dict] = field(default_factory=list)  # the long table
+    complete: int = 0
+    incomplete: list[Path] = field(default_factory=list)
+    reliability: dict = field(default_factory=dict)  # (key without metric, seed) -> bins
+
+
+def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collected:
+    """Read every run folder below ``folders`` (a folder may itself be a run)."""
+    for metric in metric_names:
+        if metric not in HIGHER_IS_BETTER:
+            raise InputError(f"--metric '{metric}': choose from {', '.join(HIGHER_IS_BETTER)}")
+    collected = Collected()
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise InputError(f"{folder}: no such runs folder")
+        candidates = (
+            [folder]
+            if (Path(folder) / runs.CONFIG).exists()
+            else sorted(p for p in Path(folder).iterdir() if (p / runs.CONFIG).exists())
+        )
+        for run_dir in candidates:
+            results = runs.read_json(run_dir / runs.RESULTS)
+            if results is None or results.get("schema_version") != runs.SCHEMA_VERSION:
+                collected.incomplete.append(run_dir)
+                continue
+            collected.complete += 1
+            _add_run(collected, run_dir, results, split, metric_names)
+    return collected
+
+
+def _add_run(
+    collected: Collected, run_dir: Path, results: dict, split: str, metric_names: list[str]
+) -> None:
+    config = results["config"]
+    noisy = config.get("rate") is not None
+    identity = {
+        "run": run_dir.name,
+        "dataset": dataset_slug(config["data"]),
+        "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
+        "noise": config["noise"] if noisy else "none",
+        "rate": float(config["rate"]) if noisy else 0.0,
+        "loss": config["loss"],
+        "q": config.get("q"),
+        "s": config.get("s"),
+        "seed": config["seed"],
+    }
+    scores = results["splits"].get(split)
+    if scores is None:
+        return
+    for metric in metric_names:
+        collected.records.append(
+            {**identity, "split": split, "metric": metric, "value": float(scores[metric])}
+        )
+    group = tuple(identity[k] for k in ("dataset", "model", "noise", "rate", "loss", "q", "s"))
+    collected.reliability[(group, identity["seed"])] = scores
+
+
+# --------------------------------------------------------------------------- aggregate
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """Mean, std (ddof 1), n and a 95% CI (n >= 3) per key, over seeds."""
+    groups: dict[tuple, list[float]] = {}
+    models: dict[tuple, str] = {}
+    for record in records:
+        key = tuple(record[k] for k in KEY_FIELDS)
+        groups.setdefault(key, []).append(record["value"])
+        models[key] = record["model"]
+    rows = []
+    for key, values in groups.items():
+        array = np.asarray(values, dtype=np.float64)
+        std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+        half_width = (
+            t_quantile(len(array) - 1) * std / math.sqrt(len(array)) if len(array) >= 3 else None
+        )
+        rows.append(
+            {
+                **dict(zip(KEY_FIELDS, key, strict=True)),
+                "model": models[key],
+                "mean": float(array.mean()),
+                "std": std,
+                "n": len(array),
+                "ci95": half_width,
+            }
+        )
+    return rows
+
+
+def loss_label(row: dict) -> str:
+    parts = [row["loss"]]
+    if row.get("q") is not None:
+        parts.append(f"q={row['q']:g}")
+    if row.get("s") is not None:
+        parts.append(f"s={row['s']:g}")
+    return " ".join(parts)
+
+
+@dataclass
+class Pivot:
+    """One table: a (dataset, model, noise) group and one metric."""
+
+    dataset: str
+    model: str
+    noise: str
+    metric: str
+    rates: list[float]
+    rows: list[str]  # loss-configuration labels
+    cells: dict[tuple[str, float], dict]  # (row, rate) -> aggregated entry
+    best: dict[float, str]  # rate -> best row label
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.model}-{self.noise}-{self.metric}".replace("/", "--")
+
+
+def pivots(aggregated: list[dict], metric_names: list[str]) -> list[Pivot]:
+    tables = []
+    groups = sorted({(r["dataset"], r["model"], r["noise"]) for r in aggregated})
+    for dataset, model, noise in groups:
+        for metric in metric_names:
+            entries = [
+                r
+                for r in aggregated
+                if (r["dataset"], r["model"], r["noise"], r["metric"])
+                == (dataset, model, noise, metric)
+            ]
+            if not entries:
+                continue
+            order = sorted(
+                {
+                    (
+                        r["loss"],
+                        r["q"] if r["q"] is not None else -1,
+                        r["s"] if r["s"] is not None else -1,
+                        loss_label(r),
+                    )
+                    for r in entries
+                }
+            )
+            rows = [label for *_, label in order]
+            rates = sorted({r["rate"] for r in entries})
+            cells = {(loss_label(r), r["rate"]): r for r in entries}
+            better = max if HIGHER_IS_BETTER[metric] else min
+            best = {
+                rate: better(
+                    (c for (label, r), c in cells.items() if r == rate), key=lambda c: c["mean"]
+                )
+                for rate in rates
+            }
+            tables.append(
+                Pivot(
+                    dataset,
+                    model,
+                    noise,
+                    metric,
+                    rates,
+                    rows,
+                    cells,
+                    {rate: loss_label(c) for rate, c in best.items()},
+                )
+            )
+    return tables
+
+
+def format_cell(entry: dict | None, metric: str) -> str:
+    if entry is None:
+        return "–"
+    unit = scale(metric)
+    digits = 2 if unit == 100.0 else 4
+    text = f"{entry['mean'] * unit:.{digits}f}"
+    if entry["n"] > 1:
+        text += f" ± {entry['std'] * unit:.{digits}f}"
+    return text + f" (n={entry['n']})"
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_outputs(
+    out: Path, collected: Collected, tables: list[Pivot], formats: list[str]
+) -> list[Path]:
+    """Pivots as Markdown/CSV, the long table as CSV/Parquet/JSON; returns what it wrote."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(f"--format '{unknown[0]}': choose from {', '.join(FORMATS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(name: str, text: str) -> None:
+        write_text_atomic(out / name, text)
+        written.append(out / name)
+
+    for table in tables:
+        if "md" in formats:
+            save(f"{table.name}.md", pivot_markdown(table))
+        if "csv" in formats:
+            save(f"{table.name}.csv", pivot_csv(table))
+    records = [{k: r[k] for k in LONG_FIELDS} for r in collected.records]
+    if "csv" in formats:
+        save("runs.csv", _csv(LONG_FIELDS, [[r[k] for k in LONG_FIELDS] for r in records]))
+    if "json" in formats:
+        save("runs.json", json.dumps(records, indent=1) + "\n")
+    if "parquet" in formats:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(records, schema=_long_schema()), sink)
+        write_bytes_atomic(out / "runs.parquet", sink.getvalue().to_pybytes())
+        written.append(out / "runs.parquet")
+    return written
+
+
+def _long_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("run", pa.string()),
+            ("dataset", pa.string()),
+            ("model", pa.string()),
+            ("noise", pa.string()),
+            ("rate", pa.float64()),
+            ("loss", pa.string()),
+            ("q", pa.float64()),
+            ("s", pa.float64()),
+            ("seed", pa.int64()),
+            ("split", pa.string()),
+            ("metric", pa.string()),
+            ("value", pa.float64()),
+        ]
+    )
+
+
+def pivot_markdown(table: Pivot) -> str:
+    unit = "percent" if scale(table.metric) == 100.0 else "fraction"
+    direction = "higher" if HIGHER_IS_BETTER[table.metric] else "lower"
+    lines = [
+        f"### {table.metric} ({unit}, {direction} is better): {table.dataset}, {table.model},"
+        f" {table.noise} noise",
+        "",
+        "| loss | " + " | ".join(f"rate {rate:.2f}" for rate in table.rates) + " |",
+        "|---|" + "---:|" * len(table.rates),
+    ]
+    for row in table.rows:
+        cells = []
+        for rate in table.rates:
+            text = format_cell(table.cells.get((row, rate)), table.metric)
+            cells.append(f"**{text}**" if table.best.get(rate) == row else text)
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pivot_csv(table: Pivot) -> str:
+    header = ["loss"] + [
+        f"{rate:.2f} {part}" for rate in table.rates for part in ("mean", "std", "n", "ci95")
+    ]
+    rows = []
+    for row in table.rows:
+        values: list = [row]
+        for rate in table.rates:
+            entry = table.cells.get((row, rate))
+            values += [entry[k] if entry else "" for k in ("mean", "std", "n", "ci95")]
+        rows.append(["" if v is None else v for v in values])
+    return _csv(header, rows)
+
+
+def _csv(header, rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------- the gate
+
+
+def save_baseline(path: Path, aggregated: list[dict]) -> None:
+    entries = [{k: r[k] for k in (*KEY_FIELDS, "mean", "std", "n")} for r in aggregated]
+    document = {"schema_version": BASELINE_VERSION, "entries": entries}
+    write_text_atomic(Path(path), json.dumps(document, indent=1) + "\n")
+
+
+def read_baseline(path: Path) -> list[dict]:
+    document = runs.read_json(Path(path))
+    if document is None:
+        raise InputError(f"--baseline {path}: missing or not JSON")
+    if document.get("schema_version") != BASELINE_VERSION or "entries" not in document:
+        raise InputError(f"--baseline {path}: not a noisebench baseline (no schema_version 1)")
+    return document["entries"]
+
+
+def parse_thresholds(specs: list[str]) -> dict[str, float]:
+    """``["f1:-0.5", "ece:+0.02"]`` -> ``{"f1": -0.5, "ece": 0.02}``."""
+    thresholds = {}
+    for spec in specs:
+        metric, _, delta = spec.partition(":")
+        if metric not in HIGHER_IS_BETTER:
+            raise InputError(f"--fail-on '{spec}': unknown metric '{metric}'")
+        try:
+            thresholds[metric] = float(delta)
+        except ValueError:
+            raise InputError(f"--fail-on '{spec}': expected METRIC:DELTA, e.g. f1:-0.5") from None
+        if thresholds[metric] == 0 or not math.isfinite(thresholds[metric]):
+            raise InputError(f"--fail-on '{spec}': DELTA must be a non-zero number with a sign")
+    return thresholds
+
+
+@dataclass
+class GateResult:
+    rows: list[dict]  # one per compared key: key fields, baseline, current, diff, status
+    missing_in_current: list[dict]
+    missing_in_baseline: list[dict]
+
+    @property
+    def regressions(self) -> list[dict]:
+        return [r for r in self.rows if r["status"] == "regressed"]
+
+
+def compare(
+    baseline: list[dict], aggregated: list[dict], thresholds: dict[str, float]
+) -> GateResult:
+    """Compare means in display units; a threshold's sign gives the bad direction."""
+    current = {tuple(r[k] for k in KEY_FIELDS): r for r in aggregated}
+    before = {tuple(r[k] for k in KEY_FIELDS): r for r in baseline}
+    rows = []
+    for key in sorted(set(current) & set(before), key=str):
+        metric = key[KEY_FIELDS.index("metric")]
+        unit = scale(metric)
+        diff = (current[key]["mean"] - before[key]["mean"]) * unit
+        threshold = thresholds.get(metric)
+        if threshold is None:
+            status = "not gated"
+        elif (threshold < 0 and diff < threshold) or (threshold > 0 and diff > threshold):
+            status = "regressed"
+        else:
+            status = "ok"
+        rows.append(
+            {
+                **dict(zip(KEY_FIELDS, key, strict=True)),
+                "baseline": before[key]["mean"] * unit,
+                "current": current[key]["mean"] * unit,
+                "diff": diff,
+                "threshold": threshold,
+                "status": status,
+            }
+        )
+    missing_current = [
+        dict(zip(KEY_FIELDS, k, strict=True)) for k in sorted(set(before) - set(current), key=str)
+    ]
+    missing_baseline = [
+        dict(zip(KEY_FIELDS, k, strict=True)) for k in sorted(set(current) - set(before), key=str)
+    ]
+    return GateResult(rows, missing_current, missing_baseline)
+
+
+def describe_key(row: dict) -> str:
+    return (
+        f"{row['dataset']} {row['noise']}@{row['rate']:.2f} {loss_label(row)}"
+        f" {row['split']} {row['metric']}"
+    )

@@ -1,0 +1,415 @@
+"""Grids of runs: expand, corrupt each dataset once, run each config once, resumably.
+
+    noisebench sweep --preset quick
+    noisebench sweep study.toml --jobs 4
+
+A sweep is a list of grids (losses x q x s x rates) crossed with seeds. ``q`` applies
+only to the losses that take it (gce, sgce), ``s`` only to sgce; duplicate configs are
+dropped. Every run is a ``noisebench train`` in its own process (or Ray task): a run that
+has ``results.json`` is skipped, one with a checkpoint is resumed, any other is rerun,
+so a sweep stopped with Ctrl-C continues where it stopped when started again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from noisebench import runs
+from noisebench.errors import InputError
+from noisebench.losses import LOSSES
+from noisebench.train import CHECKPOINT, TrainConfig, corrupted_copy, dataset_slug
+
+SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Grid:
+    losses: tuple[str, ...] = ("ce", "gce", "sgce")
+    q: tuple[float, ...] = (0.7,)
+    s: tuple[float, ...] = (0.1,)
+    rates: tuple[float, ...] = (0.0, 0.4)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A whole study: the grids, and the settings every run shares."""
+
+    grids: tuple[Grid, ...] = (Grid(),)
+    data: str = "conll2003"
+    model: str = "minilm-l6"
+    noise: str = "uniform"
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 32
+    max_train_samples: int | None = None
+    runs_dir: str = "runs"
+    jobs: int = 1
+    backend: str = "local"
+
+
+PRESETS = {
+    # The laptop check: 6 runs, about 10 minutes on 2 CPU cores.
+    "quick": SweepConfig(
+        grids=(Grid(losses=("ce", "gce", "sgce"), q=(0.7,), s=(0.1,), rates=(0.0, 0.4)),),
+        epochs=2,
+        lr=1e-4,
+        max_train_samples=2000,
+    ),
+    # The reference study's grid, for a GPU: 36 GCE and 45 SGCE configs, three seeds.
+    "study": SweepConfig(
+        grids=(
+            Grid(
+                losses=("gce",),
+                q=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+                s=(0.0,),
+                rates=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+            ),
+            Grid(
+                losses=("sgce",),
+                q=(0.0, 0.6, 0.8),
+                s=(0.0, 0.05, 0.1, 0.15, 0.2),
+                rates=(0.0, 0.2, 0.6),
+            ),
+        ),
+        seeds=(0, 1, 2),
+    ),
+}
+GRID_KEYS = {"losses", "q", "s", "rates"}
+
+
+def build_config(preset: str | None, toml_file: Path | None, overrides: dict) -> SweepConfig:
+    """Preset, then TOML file, then flags (``overrides``; None means not given)."""
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"--preset '{preset}': choose one of {', '.join(PRESETS)}")
+    config = PRESETS[preset] if preset else SweepConfig()
+    if toml_file is not None:
+        config = _apply(config, _read_toml(toml_file), str(toml_file))
+    config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")
+    _validate(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: invalid TOML: {error}") from None
+
+
+def _apply(config: SweepConfig, values: dict, origin: str) -> SweepConfig:
+    known = {f.name for f in fields(SweepConfig)} - {"grids"} | GRID_KEYS | {"grid"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"{origin}: unknown key '{unknown[0]}' (keys: {', '.join(sorted(known))})")
+    grids = config.grids
+    if "grid" in values:
+        if not isinstance(values["grid"], list) or not values["grid"]:
+            raise InputError(f"{origin}: 'grid' must be a list of tables ([[grid]])")
+        grids = tuple(_grid(Grid(), table, origin) for table in values["grid"])
+    grid_values = {k: values[k] for k in GRID_KEYS if k in values}
+    if grid_values:
+        grids = tuple(_grid(grid, grid_values, origin) for grid in grids)
+    plain = {k: v for k, v in values.items() if k not in GRID_KEYS | {"grid"}}
+    if "seeds" in plain:
+        plain["seeds"] = tuple(_as_list(plain["seeds"], int, "seeds", origin))
+    try:
+        return replace(config, grids=grids, **plain)
+    except TypeError as error:
+        raise InputError(f"{origin}: {error}") from None
+
+
+def _grid(base: Grid, table: dict, origin: str) -> Grid:
+    unknown = sorted(set(table) - GRID_KEYS)
+    if unknown:
+        raise InputError(f"{origin}: unknown grid key '{unknown[0]}' (keys: losses, q, rates, s)")
+    converted = {}
+    for key, kind in (("losses", str), ("q", float), ("s", float), ("rates", float)):
+        if key in table:
+            converted[key] = tuple(_as_list(table[key], kind, key, origin))
+    return replace(base, **converted)
+
+
+def _as_list(value, kind, key: str, origin: str) -> list:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    try:
+        return [kind(item) for item in items]
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{origin}: '{key}' must be a list of {kind.__name__}s, got {value!r}"
+        ) from None
+
+
+def _validate(config: SweepConfig) -> None:
+    for grid in config.grids:
+        for loss in grid.losses:
+            if loss not in LOSSES:
+                raise InputError(f"--losses: unknown loss '{loss}' (losses: {', '.join(LOSSES)})")
+        for rate in grid.rates:
+            if not 0.0 <= rate <= 1.0:
+                raise InputError(f"--rates: {rate} is not a probability in [0, 1]")
+        for q in grid.q:
+            if q < 0:
+                raise InputError(f"--q: {q} must be >= 0")
+        for s in grid.s:
+            if not 0.0 <= s < 1.0:
+                raise InputError(f"--s: {s} must be in [0, 1)")
+        if not (grid.losses and grid.rates):
+            raise InputError("a grid needs at least one loss and one rate")
+    if not config.seeds:
+        raise InputError("--seeds: give at least one seed")
+    if config.jobs < 1:
+        raise InputError(f"--jobs {config.jobs}: must be at least 1")
+    if config.backend not in BACKENDS:
+        raise InputError(f"--backend '{config.backend}': choose local or ray")
+
+
+def expand(config: SweepConfig) -> list[TrainConfig]:
+    """Every run of the sweep, in grid order, without duplicates."""
+    planned: dict[TrainConfig, None] = {}
+    for grid in config.grids:
+        for loss in grid.losses:
+            q_values = grid.q if LOSSES[loss].takes_q else (None,)
+            s_values = grid.s if loss in SMOOTHED_LOSSES else (None,)
+            for rate in grid.rates:
+                for q in q_values:
+                    for s in s_values:
+                        for seed in config.seeds:
+                            run = TrainConfig(
+                                data=config.data,
+                                loss=loss,
+                                q=q,
+                                s=s,
+                                model=config.model,
+                                noise=config.noise,
+                                rate=rate,
+                                epochs=config.epochs,
+                                lr=config.lr,
+                                batch_size=config.batch_size,
+                                max_train_samples=config.max_train_samples,
+                                seed=seed,
+                            )
+                            planned[run] = None
+    return list(planned)
+
+
+@dataclass
+class PlannedRun:
+    config: TrainConfig
+    run_dir: Path
+    status: str  # "done" (has results.json), "resume" (has a checkpoint) or "run"
+
+    def to_dict(self) -> dict:
+        return {"run_dir": str(self.run_dir), "status": self.status, **self.config.identity()}
+
+
+def plan(config: SweepConfig) -> list[PlannedRun]:
+    planned = []
+    for run in expand(config):
+        run_dir = Path(config.runs_dir) / runs.run_name(run.identity(), dataset_slug(run.data))
+        if runs.is_complete(run_dir):
+            status = "done"
+        elif (run_dir / CHECKPOINT / "state.pt").is_file():
+            status = "resume"
+        else:
+            status = "run"
+        planned.append(PlannedRun(run, run_dir, status))
+    return planned
+
+
+@dataclass
+class SweepOutcome:
+    completed: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
+    command = [sys.executable, "-m", "noisebench", "train", "--json", "--runs-dir", runs_dir]
+    for option, value in (
+        ("--data", run.data),
+        ("--model", run.model),
+        ("--loss", run.loss),
+        ("--q", run.q),
+        ("--s", run.s),
+        ("--noise", run.noise),
+        ("--rate", run.rate),
+        ("--epochs", run.epochs),
+        ("--lr", run.lr),
+        ("--batch-size", run.batch_size),
+        ("--max-train-samples", run.max_train_samples),
+        ("--seed", run.seed),
+    ):
+        if value is not None:
+            command += [option, repr(value) if isinstance(value, float) else str(value)]
+    return command + (["--resume"] if resume else [])
+
+
+Progress = Callable[[PlannedRun, str], None]
+
+
+def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepOutcome:
+    """Corrupt each dataset once, then train every run not yet done."""
+    planned = plan(config)
+    outcome = SweepOutcome(skipped=[p.run_dir for p in planned if p.status == "done"])
+    todo = [p for p in planned if p.status != "done"]
+    for run in _unique_corruptions(p.config for p in todo):
+        corrupted_copy(run)
+    report = progress or (lambda run, status: None)
+    if config.backend == "ray":
+        _run_with_ray(config, todo, outcome, report)
+    else:
+        _run_locally(config, todo, outcome, report)
+    return outcome
+
+
+def _unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:
+    seen: dict[tuple, TrainConfig] = {}
+    for run in configs:
+        if run.rate is not None:
+            seen.setdefault((run.data, run.noise, run.rate, run.seed), run)
+    return list(seen.values())
+
+
+def _environment(config: SweepConfig, slot: int, gpus: int) -> dict:
+    environment = dict(os.environ)
+    if gpus:
+        environment["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // config.jobs)
+        environment["OMP_NUM_THREADS"] = str(threads)
+    return environment
+
+
+def _gpu_count() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return listed.stdout.count("GPU ") if listed.returncode == 0 else 0
+
+
+def _run_locally(
+    config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
+) -> None:
+    gpus = _gpu_count()
+    free_slots = list(range(config.jobs))
+    lock = threading.Lock()
+    children: set[subprocess.Popen] = set()
+
+    def run_one(item: PlannedRun) -> tuple[PlannedRun, int, str]:
+        with lock:
+            slot = free_slots.pop()
+        try:
+            command = train_command(item.config, config.runs_dir, item.status == "resume")
+            child = subprocess.Popen(
+                command,
+                env=_environment(config, slot, gpus),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            with lock:
+                children.add(child)
+            _, errors = child.communicate()
+            with lock:
+                children.discard(child)
+            return item, child.returncode, _last_line(errors)
+        finally:
+            with lock:
+                free_slots.append(slot)
+
+    with ThreadPoolExecutor(max_workers=config.jobs) as pool:
+        pending = set()
+        try:
+            for item in todo:
+                report(item, "started")
+                pending.add(pool.submit(run_one, item))
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    _record(*future.result(), outcome, report)
+        except KeyboardInterrupt:
+            for future in pending:
+                future.cancel()
+            with lock:
+                for child in children:
+                    os.killpg(child.pid, signal.SIGINT)  # train saves nothing half-done
+            raise
+
+
+def _record(
+    item: PlannedRun, returncode: int, error: str, outcome: SweepOutcome, report: Progress
+) -> None:
+    if returncode == 0:
+        outcome.completed.append(item.run_dir)
+        report(item, "completed")
+    else:
+        outcome.failed.append((item.run_dir, error or f"exit code {returncode}"))
+        report(item, "failed")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _run_with_ray(
+    config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
+) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--backend ray needs Ray: pip install 'noisebench[ray]'") from None
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS"),
+        ignore_reinit_error=True,
+        log_to_driver=False,
+        include_dashboard=False,
+    )
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+
+    @ray.remote
+    def run_one(command: list[str], environment: dict) -> tuple[int, str]:
+        completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+        return completed.returncode, _last_line(completed.stderr)
+
+    task = run_one.options(num_gpus=1) if gpus else run_one.options(num_cpus=1)
+    environment = dict(os.environ)
+    environment.pop("CUDA_VISIBLE_DEVICES", None)  # Ray assigns GPUs to its tasks
+    futures = {}
+    for item in todo:
+        command = train_command(
+            item.config, str(Path(config.runs_dir).resolve()), item.status == "resume"
+        )
+        report(item, "started")
+        futures[task.remote(command, environment)] = item
+    try:
+        pending = list(futures)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            returncode, error = ray.get(ready[0])
+            _record(futures[ready[0]], returncode, error, outcome, report)
+    except KeyboardInterrupt:
+        for future in futures:
+            ray.cancel(future, force=True)
+        raise
