@@ -396,6 +396,8 @@ def _run_with_ray(
     task = run_one.options(num_gpus=1) if gpus else run_one.options(num_cpus=1)
     environment = dict(os.environ)
     environment.pop("CUDA_VISIBLE_DEVICES", None)  # Ray assigns GPUs to its tasks
+    if not gpus:
+        environment.setdefault("OMP_NUM_THREADS", "1")  # a task holds one CPU
     futures = {}
     for item in todo:
         command = train_command(

@@ -467,6 +467,7 @@ def train(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    best_validation = None  # validation predictions of the best epoch, if made in this process
     log = open(run_dir / runs.LOG, "a")  # noqa: SIM115 - closed in finally
     try:
         while state["epoch"] < config.epochs and state["stale_epochs"] < config.patience:
@@ -533,6 +534,7 @@ def train(
                 {"epoch": epoch, "loss": epoch_loss / len(batches), "validation_f1": f1}
             )
             if f1 > state["best_f1"]:
+                best_validation = validation  # the best weights' predictions, kept for the end
                 state.update(
                     best_f1=f1,
                     best_epoch=epoch,
@@ -555,7 +557,9 @@ def train(
         log.close()
 
     model.load_state_dict(state["best_model"])
-    results = _finish(prepared, model, tokenizer, encoded, pad_id, state, save_model)
+    results = _finish(
+        prepared, model, tokenizer, encoded, pad_id, state, save_model, best_validation
+    )
     shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)
     return results
 
@@ -576,12 +580,14 @@ def _save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> Non
     os.replace(temporary, path)
 
 
-def _finish(prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_model) -> dict:
+def _finish(
+    prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_model, best_validation=None
+) -> dict:
     """Predict with the best weights, write predictions and plots, then results.json."""
     config, run_dir, device = prepared.config, prepared.run_dir, prepared.device
-    predictions = {}
+    predictions = {"validation": best_validation} if best_validation is not None else {}
     for split in ("validation", "test"):
-        if split in encoded:
+        if split in encoded and split not in predictions:
             predictions[split] = predict(
                 model,
                 encoded[split],
@@ -590,6 +596,7 @@ def _finish(prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_m
                 device,
                 pad_id,
             )
+        if split in predictions:
             runs.write_predictions(run_dir / f"predictions-{split}.parquet", predictions[split])
     if save_model:
         model.save_pretrained(run_dir / "model")

@@ -1,0 +1,211 @@
+"""Leaderboards and the regression gate, on run folders written by the tests."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from noisebench import leaderboard as boards
+from noisebench.cli import app
+
+# (loss, q, s, rate) -> test F1 / ECE per seed
+F1 = {
+    ("ce", None, None, 0.0): [0.90, 0.91, 0.92],
+    ("ce", None, None, 0.4): [0.70, 0.74, 0.69],
+    ("gce", 0.7, None, 0.0): [0.89, 0.90, 0.90],
+    ("gce", 0.7, None, 0.4): [0.80, 0.78, 0.81],
+}
+ECE = {
+    key: [(0.03 if key[0] == "ce" else 0.02) + 0.1 * key[3] + 0.001 * i for i in range(3)]
+    for key in F1
+}
+
+
+def write_run(folder: Path, loss, q, s, rate, seed, f1, ece, complete=True) -> Path:
+    config = {
+        "data": "toyner",
+        "loss": loss,
+        "q": q,
+        "s": s,
+        "model": "tiny",
+        "noise": "uniform",
+        "rate": rate,
+        "seed": seed,
+    }
+    run_dir = (
+        folder
+        / f"toyner-uniform{rate:.2f}-{loss}-seed{seed}-{abs(hash((loss, q, rate))) % 10**8:08d}"
+    )
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"config": config}))
+    if complete:
+        scores = {
+            "f1": f1,
+            "precision": f1,
+            "recall": f1,
+            "ece": ece,
+            "mce": 2 * ece,
+            "brier": 0.1,
+            "nll": 0.3,
+            "reliability": [
+                {
+                    "lo": b / 10,
+                    "hi": (b + 1) / 10,
+                    "count": 1,
+                    "accuracy": 0.5,
+                    "confidence": b / 10 + 0.05,
+                }
+                for b in range(10)
+            ],
+        }
+        results = {"schema_version": 1, "config": config, "splits": {"test": scores}}
+        (run_dir / "results.json").write_text(json.dumps(results))
+    return run_dir
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    folder = tmp_path / "runs"
+    for (loss, q, s, rate), values in F1.items():
+        for seed, (f1, ece) in enumerate(zip(values, ECE[(loss, q, s, rate)], strict=True)):
+            write_run(folder, loss, q, s, rate, seed, f1, ece)
+    write_run(folder, "ce", None, None, 0.0, 9, 0.0, 0.0, complete=False)
+    return folder
+
+
+def leaderboard(runner, *args):
+    return runner.invoke(app, ["leaderboard", *map(str, args)])
+
+
+def test_aggregation_matches_numpy(runs_dir):
+    collected = boards.collect([runs_dir], "test", ["f1", "ece"])
+    assert collected.complete == 12 and len(collected.incomplete) == 1
+    rows = {(r["loss"], r["rate"], r["metric"]): r for r in boards.aggregate(collected.records)}
+    values = np.array(F1[("ce", None, None, 0.4)])
+    row = rows[("ce", 0.4, "f1")]
+    assert row["mean"] == pytest.approx(values.mean())
+    assert row["std"] == pytest.approx(values.std(ddof=1))
+    assert row["n"] == 3
+    assert row["ci95"] == pytest.approx(4.303 * values.std(ddof=1) / np.sqrt(3))
+    single = boards.aggregate([{**collected.records[0], "value": 0.5}])[0]
+    assert single["n"] == 1 and single["std"] == 0.0 and single["ci95"] is None
+
+
+def test_pivot_highlights_the_best_in_the_right_direction(runs_dir):
+    aggregated = boards.aggregate(boards.collect([runs_dir], "test", ["f1", "ece"]).records)
+    f1, ece = boards.pivots(aggregated, ["f1", "ece"])
+    assert f1.rows == ["ce", "gce q=0.7"] and f1.rates == [0.0, 0.4]
+    assert f1.best == {0.0: "ce", 0.4: "gce q=0.7"}
+    assert ece.best == {0.0: "gce q=0.7", 0.4: "gce q=0.7"}
+    markdown = boards.pivot_markdown(f1)
+    assert "| ce | **91.00 ± 1.00 (n=3)** | 71.00 ± 2.65 (n=3) |" in markdown
+    assert "f1 (percent, higher is better)" in markdown
+
+
+def test_terminal_table_and_every_written_file_parses(runner, runs_dir, tmp_path):
+    out = tmp_path / "lb"
+    result = leaderboard(runner, runs_dir, "--out", out, "--plots")
+    assert result.exit_code == 0, result.output
+    assert "12 complete runs; skipped 1 incomplete" in result.stdout
+    assert "gce q=0.7" in result.stdout
+    names = sorted(p.name for p in out.iterdir())
+    for stem in ("toyner-tiny-uniform-f1", "toyner-tiny-uniform-ece", "toyner-tiny-uniform-mce"):
+        assert f"{stem}.md" in names and f"{stem}.csv" in names
+    for plot in (
+        "toyner-tiny-uniform-f1-vs-noise",
+        "toyner-tiny-uniform-ece-vs-noise",
+        "toyner-tiny-uniform-reliability",
+    ):
+        assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (out / f"{plot}.svg").read_bytes()[:500]
+    pivot = list(csv.DictReader(io.StringIO((out / "toyner-tiny-uniform-f1.csv").read_text())))
+    assert pivot[0]["loss"] == "ce" and float(pivot[0]["0.40 mean"]) == pytest.approx(0.71)
+    long_csv = list(csv.DictReader(io.StringIO((out / "runs.csv").read_text())))
+    long_json = json.loads((out / "runs.json").read_text())
+    long_parquet = pq.read_table(out / "runs.parquet").to_pylist()
+    assert len(long_csv) == len(long_json) == len(long_parquet) == 12 * 3
+    assert list(long_json[0]) == list(boards.LONG_FIELDS)
+    assert long_parquet[0]["value"] == pytest.approx(float(long_csv[0]["value"]))
+    only_md = leaderboard(runner, runs_dir, "--out", tmp_path / "md", "--format", "md")
+    assert only_md.exit_code == 0
+    assert all(p.suffix == ".md" for p in (tmp_path / "md").iterdir())
+
+
+def test_gate_passes_against_itself_and_fails_against_a_worse_sweep(runner, runs_dir, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    saved = leaderboard(runner, runs_dir, "--save-baseline", baseline)
+    assert saved.exit_code == 0
+    entries = json.loads(baseline.read_text())["entries"]
+    assert set(entries[0]) == {*boards.KEY_FIELDS, "mean", "std", "n"}
+    same = leaderboard(
+        runner, runs_dir, "--baseline", baseline, "--fail-on", "f1:-0.5", "--fail-on", "ece:+0.02"
+    )
+    assert same.exit_code == 0, same.output
+    assert "gate passed" in same.stdout
+
+    worse = tmp_path / "worse"
+    for (loss, q, s, rate), values in F1.items():
+        for seed, (f1, ece) in enumerate(zip(values, ECE[(loss, q, s, rate)], strict=True)):
+            drop = 0.02 if (loss, rate) == ("gce", 0.4) else 0.0  # 2 F1 points lost
+            write_run(worse, loss, q, s, rate, seed, f1 - drop, ece + (0.03 if loss == "ce" else 0))
+    failed = leaderboard(
+        runner, worse, "--baseline", baseline, "--fail-on", "f1:-0.5", "--fail-on", "ece:+0.02"
+    )
+    assert failed.exit_code == 1
+    assert "gate failed: 3 keys" in failed.stderr
+    assert "toyner uniform@0.40 gce q=0.7 test f1" in failed.stderr
+    assert "toyner uniform@0.00 ce test ece" in failed.stderr
+    assert "regressed" in failed.stdout and "-2.0000" in failed.stdout
+    document = json.loads(
+        leaderboard(runner, worse, "--baseline", baseline, "--fail-on", "f1:-0.5", "--json").stdout
+    )
+    assert document["gate"]["failed"] == ["toyner uniform@0.40 gce q=0.7 test f1"]
+    row = next(r for r in document["gate"]["rows"] if r["status"] == "regressed")
+    assert row["diff"] == pytest.approx(-2.0)
+
+
+def test_missing_keys_are_listed_and_fail_only_when_strict(runner, runs_dir, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert leaderboard(runner, runs_dir, "--save-baseline", baseline).exit_code == 0
+    partial = tmp_path / "partial"
+    for seed, (f1, ece) in enumerate(
+        zip(F1[("ce", None, None, 0.0)], ECE[("ce", None, None, 0.0)], strict=True)
+    ):
+        write_run(partial, "ce", None, None, 0.0, seed, f1, ece)
+    lenient = leaderboard(runner, partial, "--baseline", baseline, "--fail-on", "f1:-0.5")
+    assert lenient.exit_code == 0
+    assert "missing in current runs: toyner uniform@0.40 gce q=0.7 test f1" in lenient.stdout
+    strict = leaderboard(
+        runner, partial, "--baseline", baseline, "--fail-on", "f1:-0.5", "--strict"
+    )
+    assert strict.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fail-on", "f1:-0.5"], "--fail-on needs --baseline FILE"),
+        (["--baseline", "nope.json"], "--baseline nope.json: missing or not JSON"),
+        (["--metric", "accuracy"], "--metric 'accuracy': choose from f1"),
+        (["--plots"], "--plots needs --out DIR"),
+        (["--out", "x", "--format", "xlsx"], "--format 'xlsx': choose from md, csv"),
+        (["--baseline", "b.json", "--fail-on", "f1"], "--fail-on 'f1': expected METRIC:DELTA"),
+    ],
+)
+def test_bad_usage_exits_2(runner, runs_dir, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "b.json").write_text('{"schema_version": 1, "entries": []}')
+    result = leaderboard(runner, runs_dir, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_no_complete_runs_exits_2(runner, tmp_path):
+    write_run(tmp_path / "runs", "ce", None, None, 0.0, 0, 0.0, 0.0, complete=False)
+    result = leaderboard(runner, tmp_path / "runs")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: no complete runs in {tmp_path / 'runs'} (1 incomplete)"

@@ -1,0 +1,301 @@
+"""`noisebench sweep`: grids, resume, parallel jobs, Ray, and the project's own CI gate."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import write_ner_split
+
+from noisebench import sweep
+from noisebench.cli import app
+from noisebench.errors import InputError
+
+BASELINE = Path(__file__).parent / "baselines" / "tiny-sweep.json"
+REFRESH = os.environ.get("NOISEBENCH_REFRESH_BASELINE") == "1"
+
+
+def test_grid_expansion_applies_q_and_s_where_they_belong_and_drops_duplicates():
+    config = sweep.build_config(
+        None,
+        None,
+        {
+            "losses": ("ce", "mae", "gce", "sgce", "gce"),
+            "q": (0.2, 0.4, 0.2),
+            "s": (0.0, 0.1),
+            "rates": (0.0, 0.4),
+            "seeds": (0, 1),
+        },
+    )
+    runs = sweep.expand(config)
+    by_loss = {loss: [r for r in runs if r.loss == loss] for loss in ("ce", "mae", "gce", "sgce")}
+    assert {loss: len(r) for loss, r in by_loss.items()} == {
+        "ce": 4,
+        "mae": 4,
+        "gce": 8,
+        "sgce": 16,
+    }
+    assert len(runs) == len(set(runs)) == 32
+    assert all(r.q is None and r.s is None for r in by_loss["ce"] + by_loss["mae"])
+    assert {r.q for r in by_loss["gce"]} == {0.2, 0.4} and {r.s for r in by_loss["gce"]} == {None}
+    assert {(r.q, r.s) for r in by_loss["sgce"]} == {(0.2, 0.0), (0.2, 0.1), (0.4, 0.0), (0.4, 0.1)}
+    assert {r.rate for r in runs} == {0.0, 0.4} and {r.seed for r in runs} == {0, 1}
+
+
+def test_presets():
+    study = sweep.expand(sweep.build_config("study", None, {}))
+    assert len(study) == 6 * 6 * 3 + 3 * 5 * 3 * 3
+    assert {r.rate for r in study if r.loss == "sgce"} == {0.0, 0.2, 0.6}
+    quick = sweep.expand(sweep.build_config("quick", None, {}))
+    assert [(r.loss, r.q, r.s, r.rate) for r in quick] == [
+        ("ce", None, None, 0.0),
+        ("ce", None, None, 0.4),
+        ("gce", 0.7, None, 0.0),
+        ("gce", 0.7, None, 0.4),
+        ("sgce", 0.7, 0.1, 0.0),
+        ("sgce", 0.7, 0.1, 0.4),
+    ]
+    assert {(r.data, r.model, r.seed) for r in quick} == {("conll2003", "minilm-l6", 0)}
+
+
+def test_toml_config_and_flags_override_it(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(
+        'data = "my.conll"\nseeds = [0, 1]\nepochs = 5\n\n'
+        '[[grid]]\nlosses = ["gce"]\nq = [0.2, 0.4]\nrates = [0.0, 0.2]\n\n'
+        '[[grid]]\nlosses = ["sgce"]\nq = [0.8]\ns = [0.05]\nrates = [0.6]\n'
+    )
+    config = sweep.build_config(None, path, {"epochs": 2})
+    assert config.data == "my.conll" and config.seeds == (0, 1) and config.epochs == 2
+    runs = sweep.expand(config)
+    assert len(runs) == 2 * 2 * 2 + 1 * 2
+    assert {(r.loss, r.q, r.s, r.rate) for r in runs if r.loss == "sgce"} == {
+        ("sgce", 0.8, 0.05, 0.6)
+    }
+    flat = tmp_path / "flat.toml"
+    flat.write_text('losses = ["ce"]\nrates = [0.1]\n')
+    assert [(r.loss, r.rate) for r in sweep.expand(sweep.build_config(None, flat, {}))] == [
+        ("ce", 0.1)
+    ]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epoch = 3\n")
+    with pytest.raises(InputError, match=r"bad.toml: unknown key 'epoch'"):
+        sweep.build_config(None, bad, {})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("losses = [\n")
+    with pytest.raises(InputError, match=r"broken.toml: invalid TOML"):
+        sweep.build_config(None, broken, {})
+    with pytest.raises(InputError, match=r"--losses: unknown loss 'focal'"):
+        sweep.build_config(None, None, {"losses": ("focal",)})
+    with pytest.raises(InputError, match=r"--rates: 1.5 is not a probability"):
+        sweep.build_config(None, None, {"rates": (1.5,)})
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["sweep", "--preset", "quick", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert len(plan) == 6 and {p["status"] for p in plan} == {"run"}
+    assert plan[0]["run_dir"].startswith("runs/conll2003-uniform0.00-ce-seed0-")
+    table = runner.invoke(app, ["sweep", "--preset", "study", "--dry-run"])
+    assert table.exit_code == 0 and "243 runs" in table.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- real (tiny) sweeps
+
+
+@pytest.fixture(scope="module")
+def toy_study(tmp_path_factory, tiny_model):
+    """A tiny deterministic sweep, run once with --jobs 1 and once with --jobs 2."""
+    root = tmp_path_factory.mktemp("sweep")
+    data = root / "toyner"
+    data.mkdir()
+    write_ner_split(data / "train.txt", 160, seed=1)
+    write_ner_split(data / "valid.txt", 40, seed=2)
+    write_ner_split(data / "test.txt", 40, seed=3)
+    from typer.testing import CliRunner
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NOISEBENCH_HOME", str(root / "home"))
+        results = {}
+        for jobs in (1, 2):
+            runs_dir = root / f"runs-jobs{jobs}"
+            result = CliRunner().invoke(
+                app,
+                [
+                    "sweep",
+                    "--data",
+                    str(data),
+                    "--model",
+                    str(tiny_model),
+                    "--losses",
+                    "ce,gce",
+                    "--q",
+                    "0.7",
+                    "--rates",
+                    "0,0.4",
+                    "--seeds",
+                    "0",
+                    "--epochs",
+                    "2",
+                    "--lr",
+                    "5e-3",
+                    "--batch-size",
+                    "16",
+                    "--runs-dir",
+                    str(runs_dir),
+                    "--jobs",
+                    str(jobs),
+                    "--json",
+                ],
+            )
+            results[jobs] = (runs_dir, result)
+    return root, data, results
+
+
+def leaderboard_json(runner, runs_dir, *extra):
+    result = runner.invoke(app, ["leaderboard", str(runs_dir), "--json", *map(str, extra)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_sweep_trains_every_run_once(toy_study):
+    _, _, results = toy_study
+    runs_dir, result = results[1]
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert len(outcome["completed"]) == 4 and outcome["failed"] == [] and outcome["skipped"] == []
+    assert len([p for p in runs_dir.iterdir() if (p / "results.json").exists()]) == 4
+
+
+def test_jobs_2_gives_the_same_leaderboard_as_jobs_1(runner, toy_study):
+    _, _, results = toy_study
+    assert results[2][1].exit_code == 0, results[2][1].output
+    one = leaderboard_json(runner, results[1][0])["entries"]
+    two = leaderboard_json(runner, results[2][0])["entries"]
+    assert one == two
+
+
+def test_rerun_skips_complete_runs_and_reruns_incomplete_ones(
+    runner, toy_study, tmp_path, monkeypatch, tiny_model
+):
+    root, data, results = toy_study
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(results[1][0], runs_dir)
+    broken = sorted(runs_dir.iterdir())[0]
+    (broken / "results.json").unlink()
+    monkeypatch.setenv("NOISEBENCH_HOME", str(root / "home"))
+    args = [
+        "sweep",
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_model),
+        "--losses",
+        "ce,gce",
+        "--q",
+        "0.7",
+        "--rates",
+        "0,0.4",
+        "--seeds",
+        "0",
+        "--epochs",
+        "2",
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "16",
+        "--runs-dir",
+        str(runs_dir),
+    ]
+    plan = json.loads(runner.invoke(app, [*args, "--dry-run", "--json"]).stdout)
+    assert sorted(p["status"] for p in plan) == ["done", "done", "done", "run"]
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0, again.output
+    outcome = json.loads(again.stdout)
+    assert outcome["completed"] == [str(broken)] and len(outcome["skipped"]) == 3
+    assert (
+        leaderboard_json(runner, runs_dir)["entries"]
+        == leaderboard_json(runner, results[1][0])["entries"]
+    )
+
+
+def test_the_projects_own_ci_gate(runner, toy_study, tmp_path):
+    """The committed baseline guards the training pipeline end to end. Refresh it with
+    NOISEBENCH_REFRESH_BASELINE=1 python -m pytest tests/test_sweep.py -k ci_gate"""
+    _, _, results = toy_study
+    runs_dir = results[1][0]
+    if REFRESH:
+        assert (
+            runner.invoke(
+                app, ["leaderboard", str(runs_dir), "--save-baseline", str(BASELINE)]
+            ).exit_code
+            == 0
+        )
+    gate = runner.invoke(
+        app,
+        [
+            "leaderboard",
+            str(runs_dir),
+            "--baseline",
+            str(BASELINE),
+            "--fail-on",
+            "f1:-5",
+            "--fail-on",
+            "ece:+0.05",
+            "--fail-on",
+            "mce:+0.15",
+            "--strict",
+        ],
+    )
+    assert gate.exit_code == 0, gate.output
+    assert "gate passed" in gate.stdout
+
+
+def test_ray_backend_runs_the_same_sweep(runner, toy_study, tmp_path, monkeypatch, tiny_model):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'noisebench[ray]')")
+    root, data, results = toy_study
+    monkeypatch.setenv("NOISEBENCH_HOME", str(root / "home"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    runs_dir = tmp_path / "runs"
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            "--data",
+            str(data),
+            "--model",
+            str(tiny_model),
+            "--losses",
+            "ce,gce",
+            "--q",
+            "0.7",
+            "--rates",
+            "0,0.4",
+            "--seeds",
+            "0",
+            "--epochs",
+            "2",
+            "--lr",
+            "5e-3",
+            "--batch-size",
+            "16",
+            "--runs-dir",
+            str(runs_dir),
+            "--backend",
+            "ray",
+            "--json",
+        ],
+    )
+    import ray
+
+    ray.shutdown()
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["completed"]) == 4
+    assert (
+        leaderboard_json(runner, runs_dir)["entries"]
+        == leaderboard_json(runner, results[1][0])["entries"]
+    )
