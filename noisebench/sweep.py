@@ -62,7 +62,7 @@ PRESETS = {
     "quick": SweepConfig(
         grids=(Grid(losses=("ce", "gce", "sgce"), q=(0.7,), s=(0.1,), rates=(0.0, 0.4)),),
         epochs=2,
-        lr=1e-4,
+        lr=3e-4,
         max_train_samples=2000,
     ),
     # The reference study's grid, for a GPU: 36 GCE and 45 SGCE configs, three seeds.
