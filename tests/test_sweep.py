@@ -107,6 +107,34 @@ def test_dry_run_prints_the_plan_and_writes_nothing(runner, tmp_path, monkeypatc
 # ---------------------------------------------------------------- real (tiny) sweeps
 
 
+def toy_sweep_args(data: Path, model: Path, runs_dir: Path, *extra: str) -> list[str]:
+    """The tiny sweep every test here runs: 2 losses x 2 rates, one seed, 2 epochs."""
+    return [
+        "sweep",
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--losses",
+        "ce,gce",
+        "--q",
+        "0.7",
+        "--rates",
+        "0,0.4",
+        "--seeds",
+        "0",
+        "--epochs",
+        "2",
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "16",
+        "--runs-dir",
+        str(runs_dir),
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="module")
 def toy_study(tmp_path_factory, tiny_model):
     """A tiny deterministic sweep, run once with --jobs 1 and once with --jobs 2."""
@@ -124,33 +152,7 @@ def toy_study(tmp_path_factory, tiny_model):
         for jobs in (1, 2):
             runs_dir = root / f"runs-jobs{jobs}"
             result = CliRunner().invoke(
-                app,
-                [
-                    "sweep",
-                    "--data",
-                    str(data),
-                    "--model",
-                    str(tiny_model),
-                    "--losses",
-                    "ce,gce",
-                    "--q",
-                    "0.7",
-                    "--rates",
-                    "0,0.4",
-                    "--seeds",
-                    "0",
-                    "--epochs",
-                    "2",
-                    "--lr",
-                    "5e-3",
-                    "--batch-size",
-                    "16",
-                    "--runs-dir",
-                    str(runs_dir),
-                    "--jobs",
-                    str(jobs),
-                    "--json",
-                ],
+                app, toy_sweep_args(data, tiny_model, runs_dir, "--jobs", str(jobs), "--json")
             )
             results[jobs] = (runs_dir, result)
     return root, data, results
@@ -198,29 +200,7 @@ def test_rerun_skips_complete_runs_and_reruns_incomplete_ones(
     broken = sorted(runs_dir.iterdir())[0]
     (broken / "results.json").unlink()
     monkeypatch.setenv("NOISEBENCH_HOME", str(root / "home"))
-    args = [
-        "sweep",
-        "--data",
-        str(data),
-        "--model",
-        str(tiny_model),
-        "--losses",
-        "ce,gce",
-        "--q",
-        "0.7",
-        "--rates",
-        "0,0.4",
-        "--seeds",
-        "0",
-        "--epochs",
-        "2",
-        "--lr",
-        "5e-3",
-        "--batch-size",
-        "16",
-        "--runs-dir",
-        str(runs_dir),
-    ]
+    args = toy_sweep_args(data, tiny_model, runs_dir)
     plan = json.loads(runner.invoke(app, [*args, "--dry-run", "--json"]).stdout)
     assert sorted(p["status"] for p in plan) == ["done", "done", "done", "run"]
     again = runner.invoke(app, [*args, "--json"])
@@ -272,33 +252,7 @@ def test_ray_backend_runs_the_same_sweep(runner, toy_study, tmp_path, monkeypatc
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     runs_dir = tmp_path / "runs"
     result = runner.invoke(
-        app,
-        [
-            "sweep",
-            "--data",
-            str(data),
-            "--model",
-            str(tiny_model),
-            "--losses",
-            "ce,gce",
-            "--q",
-            "0.7",
-            "--rates",
-            "0,0.4",
-            "--seeds",
-            "0",
-            "--epochs",
-            "2",
-            "--lr",
-            "5e-3",
-            "--batch-size",
-            "16",
-            "--runs-dir",
-            str(runs_dir),
-            "--backend",
-            "ray",
-            "--json",
-        ],
+        app, toy_sweep_args(data, tiny_model, runs_dir, "--backend", "ray", "--json")
     )
     import ray
 

@@ -266,18 +266,7 @@ def bad_train_inputs(ner_dir, tiny_model, tmp_path):
 def test_bad_input_exits_2_and_leaves_the_runs_dir_empty(runner, ner_dir, tiny_model, tmp_path):
     runs_dir = tmp_path / "runs"
     for args, fragment in bad_train_inputs(ner_dir, tiny_model, tmp_path):
-        command = [
-            "train",
-            "--data",
-            str(ner_dir),
-            "--model",
-            str(tiny_model),
-            "--runs-dir",
-            str(runs_dir),
-            "--device",
-            "cpu",
-            *args,
-        ]
+        command = train_args(ner_dir, tiny_model, runs_dir, *args)  # later options win
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (args, result.output)
         lines = result.stderr.strip().splitlines()
