@@ -1,5 +1,5 @@
-"""Figures: reliability diagrams (and, later, metric-vs-noise curves). matplotlib is
-imported inside each function, with the non-interactive Agg backend."""
+"""Figures: reliability diagrams, metric-vs-noise curves, reliability grids. matplotlib
+is imported inside each function, with the non-interactive Agg backend."""
 
 from __future__ import annotations
 
@@ -13,13 +13,7 @@ def reliability_diagram(split_scores: dict, title: str, path: Path) -> None:
 
     ``split_scores`` is a ``results.json`` split entry (it holds ``reliability`` bins).
     """
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     bins = split_scores["reliability"]
     width = bins[0]["hi"] - bins[0]["lo"]
     centres = [(b["lo"] + b["hi"]) / 2 for b in bins]
@@ -62,10 +56,7 @@ def reliability_diagram(split_scores: dict, title: str, path: Path) -> None:
     )
     axis.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    write_bytes_atomic(Path(path), buffer.getvalue())
+    _save(figure, Path(path), formats=("png",))
 
 
 def _pyplot():
@@ -77,15 +68,17 @@ def _pyplot():
     return plt
 
 
-def _save(figure, stem: Path) -> list[Path]:
+def _save(figure, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Write ``figure`` atomically as ``stem.<format>`` for each format (a ``stem`` that
+    already ends in ``.png`` is written as is), and close it."""
     import io
 
     plt = _pyplot()
     written = []
-    for suffix in ("png", "svg"):
+    for suffix in formats:
         buffer = io.BytesIO()
         figure.savefig(buffer, format=suffix)
-        path = stem.with_name(f"{stem.name}.{suffix}")
+        path = stem if stem.suffix == f".{suffix}" else stem.with_name(f"{stem.name}.{suffix}")
         write_bytes_atomic(path, buffer.getvalue())
         written.append(path)
     plt.close(figure)
