@@ -379,18 +379,8 @@ def _train_with_progress(training, prepared, resume: bool, save_model: bool) -> 
 
 def _print_results(results: dict, run_dir: Path) -> None:
     table = Table(title=f"{run_dir.name}")
-    for column in (
-        "split",
-        "F1",
-        "precision",
-        "recall",
-        "ECE",
-        "MCE",
-        "Brier",
-        "NLL",
-        "words",
-        "entities",
-    ):
+    columns = ("split", "F1", "P", "R", "ECE", "MCE", "Brier", "NLL", "words", "entities")
+    for column in columns:
         table.add_column(column, justify="left" if column == "split" else "right")
     for split, scores in results["splits"].items():
         table.add_row(

@@ -89,6 +89,17 @@ def load(spec: str | Path, columns: Columns | None = None):
     return assemble(raw, columns.labels, str(spec))
 
 
+def dataset_name(spec: str | Path) -> str:
+    """A short name for a dataset: the built-in name, a folder's name, a file's stem, or a
+    Hub id with ``/`` as ``--`` (``data/conll2003-uniform-0.40-seed0`` keeps its dots)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path.resolve().name
+    if path.is_file():
+        return path.stem
+    return str(spec).replace("/", "--")
+
+
 def label_names(dataset) -> list[str]:
     """The ClassLabel names of the ``tags`` column of a split."""
     return list(dataset.features["tags"].feature.names)
@@ -167,6 +178,8 @@ def write_parquet(dataset_dict, folder: Path) -> None:
 def assemble(raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str):
     """Settle label names across splits and build the DatasetDict."""
     import datasets
+
+    datasets.disable_progress_bars()  # our own commands show progress where it matters
 
     if not raw or all(len(split.tokens) == 0 for split in raw.values()):
         raise InputError(f"{spec}: no sentences found")

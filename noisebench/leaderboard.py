@@ -23,8 +23,8 @@ import numpy as np
 
 from noisebench import runs
 from noisebench.atomic import write_bytes_atomic, write_text_atomic
+from noisebench.data import dataset_name
 from noisebench.errors import InputError
-from noisebench.train import dataset_slug
 
 HIGHER_IS_BETTER = {
     "f1": True,
@@ -135,7 +135,7 @@ def _add_run(
     noisy = config.get("rate") is not None
     identity = {
         "run": run_dir.name,
-        "dataset": dataset_slug(config["data"]),
+        "dataset": results.get("dataset") or dataset_name(config["data"]),
         "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
         "noise": config["noise"] if noisy else "none",
         "rate": float(config["rate"]) if noisy else 0.0,

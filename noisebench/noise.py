@@ -517,8 +517,7 @@ class CorruptResult:
 
 def default_output_dir(spec: str, config: NoiseConfig) -> Path:
     """``data/<dataset>-<noise>-<rate>-seed<seed>``, e.g. ``data/conll2003-uniform-0.40-seed0``."""
-    path = Path(spec)
-    dataset = spec.replace("/", "--") if not path.exists() else (path.stem or path.name)
+    dataset = data.dataset_name(spec)
     if config.noise == "matrix":
         digest = zlib.crc32(json.dumps(config.matrix, sort_keys=True).encode())
         noise = f"matrix{digest:08x}"

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from noisebench import runs
+from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.losses import LOSSES
-from noisebench.train import CHECKPOINT, TrainConfig, corrupted_copy, dataset_slug
+from noisebench.train import CHECKPOINT, TrainConfig, corrupted_copy
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
 BACKENDS = ("local", "ray")
@@ -221,7 +222,7 @@ class PlannedRun:
 def plan(config: SweepConfig) -> list[PlannedRun]:
     planned = []
     for run in expand(config):
-        run_dir = Path(config.runs_dir) / runs.run_name(run.identity(), dataset_slug(run.data))
+        run_dir = Path(config.runs_dir) / runs.run_name(run.identity(), dataset_name(run.data))
         if runs.is_complete(run_dir):
             status = "done"
         elif (run_dir / CHECKPOINT / "state.pt").is_file():

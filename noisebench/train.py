@@ -146,7 +146,7 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
         raise InputError(f"--calibrate '{config.calibrate}': the only method is temperature")
     resolved_device = resolve_device(device)
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
-    dataset_name = dataset_slug(config.data)
+    dataset_name = data.dataset_name(config.data)
     if config.rate is not None:
         dataset = data.load(corrupted_copy(config))
     else:
@@ -175,11 +175,6 @@ def corrupted_copy(config: TrainConfig) -> Path:
     cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
     return corrupt_to_directory(config.data, noise_config, cached, columns, force=True).out
-
-
-def dataset_slug(spec: str) -> str:
-    path = Path(spec)
-    return (path.stem or path.name) if path.exists() else spec.replace("/", "--")
 
 
 def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
@@ -647,6 +642,7 @@ def write_results(
     results = {
         "schema_version": runs.SCHEMA_VERSION,
         "run": run_dir.name,
+        "dataset": data.dataset_name(config.data),
         "config": config.identity(),
         "labels": labels,
         "scheme": scheme,
@@ -707,7 +703,7 @@ def evaluate_saved_model(
         resolved_device,
         tokenizer.pad_token_id or 0,
     )
-    out = Path(run_dir) / "eval" / dataset_slug(spec)
+    out = Path(run_dir) / "eval" / data.dataset_name(spec)
     out.mkdir(parents=True, exist_ok=True)
     runs.write_predictions(out / f"predictions-{split}.parquet", predictions)
     scheme = data.scheme(dataset)

@@ -221,3 +221,15 @@ def test_conll_reader_round_trips_any_sentences(
     loaded = data.load(path)["train"]
     assert loaded["tokens"] == [[w for w, _ in s] for s in sentences]
     assert tags_as_strings(loaded) == [[t for _, t in s] for s in sentences]
+
+
+def test_dataset_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "data" / "conll2003-uniform-0.40-seed0"
+    folder.mkdir(parents=True)
+    (tmp_path / "my.train.conll").write_text("a O\n")
+    assert data.dataset_name("data/conll2003-uniform-0.40-seed0") == "conll2003-uniform-0.40-seed0"
+    assert data.dataset_name("data/conll2003-uniform-0.40-seed0/") == "conll2003-uniform-0.40-seed0"
+    assert data.dataset_name("my.train.conll") == "my.train"
+    assert data.dataset_name("conll2003") == "conll2003"
+    assert data.dataset_name("org/name") == "org--name"
