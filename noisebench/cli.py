@@ -102,7 +102,7 @@ def corrupt(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Output folder [default: data/<dataset>-<noise>-<rate>-seed<seed>]."
+            "--out", "-o", help="Output folder (default: data/DATASET-NOISE-RATE-seedSEED)."
         ),
     ] = None,
     token_column: Annotated[
@@ -423,7 +423,7 @@ def score(
         list[Path] | None, typer.Argument(help="Run folders to rescore.", show_default=False)
     ] = None,
     split: Annotated[str, typer.Option(help="Split to show.")] = "test",
-    bins: Annotated[int | None, typer.Option(help="Calibration bins [default: the run's].")] = None,
+    bins: Annotated[int | None, typer.Option(help="Calibration bins (default: the run's).")] = None,
     strict: Annotated[
         bool | None, typer.Option("--strict/--no-strict", help="seqeval strict IOB2 mode.")
     ] = None,
@@ -626,7 +626,7 @@ def _sweep_with_progress(sweeps, config, planned):
 @app.command(rich_help_panel="Studies")
 def leaderboard(
     runs_dirs: Annotated[
-        list[Path] | None, typer.Argument(help="Runs folders [default: runs].", show_default=False)
+        list[Path] | None, typer.Argument(help="Runs folders (default: runs).", show_default=False)
     ] = None,
     split: Annotated[str, typer.Option(help="Split to rank on.")] = "test",
     metric: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "f1,ece,mce",
