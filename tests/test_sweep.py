@@ -3,6 +3,10 @@
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,7 +111,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(runner, tmp_path, monkeypatc
 # ---------------------------------------------------------------- real (tiny) sweeps
 
 
-def toy_sweep_args(data: Path, model: Path, runs_dir: Path, *extra: str) -> list[str]:
+def toy_sweep_args(
+    data: Path, model: Path, runs_dir: Path, *extra: str, epochs: int = 2
+) -> list[str]:
     """The tiny sweep every test here runs: 2 losses x 2 rates, one seed, 2 epochs."""
     return [
         "sweep",
@@ -262,4 +268,37 @@ def test_ray_backend_runs_the_same_sweep(runner, toy_study, tmp_path, monkeypatc
     assert_same_entries(
         leaderboard_json(runner, runs_dir)["entries"],
         leaderboard_json(runner, results[1][0])["entries"],
+    )
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(runner, toy_study, tmp_path, tiny_model):
+    root, data, _ = toy_study
+    runs_dir = tmp_path / "runs"
+    args = toy_sweep_args(data, tiny_model, runs_dir, epochs=6)  # a wider window to interrupt
+    command = [sys.executable, "-m", "noisebench", *args]
+    environment = dict(os.environ, NOISEBENCH_HOME=str(root / "home"))
+    sweep_process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not list(runs_dir.glob("*/checkpoint/state.pt")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sweep_process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, errors = sweep_process.communicate(timeout=120)
+    assert sweep_process.returncode == 130, errors
+    assert "sweep stopped; run the same command again to resume" in errors
+    started = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert started and not any((p / "results.json").exists() for p in started)
+    assert any((p / "checkpoint" / "state.pt").exists() for p in started)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NOISEBENCH_HOME", str(root / "home"))
+        plan = json.loads(runner.invoke(app, [*args, "--dry-run", "--json"]).stdout)
+        assert "resume" in {p["status"] for p in plan}
+        again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0, again.output
+    assert len(json.loads(again.stdout)["completed"]) == 4
+    assert all(
+        (p / "results.json").exists() and not (p / "checkpoint").exists()
+        for p in runs_dir.iterdir()
     )
