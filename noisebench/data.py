@@ -398,7 +398,9 @@ def _read_file(path: Path, columns: Columns) -> RawSplit:
     return _from_table(str(path), *_parquet_table(path), columns)
 
 
-def _decode(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A file's UTF-8 text; unreadable files and bad bytes raise ``InputError`` naming the
+    file (and the line of the first bad byte)."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -417,7 +419,7 @@ def read_conll(path: Path, columns: Columns) -> RawSplit:
     """CoNLL column text: one word per line, blank line between sentences."""
     token_index = _column_index(columns.token, 0, "--token-column")
     tag_index = _column_index(columns.tag, -1, "--tag-column")
-    text = _decode(path)
+    text = read_text(path)
     words: list[str] = []
     tags: list[str] = []
     offsets = [0]
@@ -470,14 +472,14 @@ def _column_index(value: str | None, default: int, option: str) -> int:
 
 
 def _json_table(path: Path) -> pa.Table:
-    text = _decode(path)
+    text = read_text(path)
     records: list = []
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         for number, line in enumerate(text.split("\n"), start=1):
             if line.strip():
-                records.append(_parse_json(path, line, number))
+                records.append(parse_json(path, line, number))
     else:
-        loaded = _parse_json(path, text, 0)
+        loaded = parse_json(path, text, 0)
         records = loaded.get("data") if isinstance(loaded, dict) else loaded
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise InputError(f"{path}: expected a list of records (objects), one per sentence")
@@ -489,7 +491,9 @@ def _json_table(path: Path) -> pa.Table:
         raise InputError(f"{path}: records have inconsistent field types ({error})") from None
 
 
-def _parse_json(path: Path, text: str, line_number: int):
+def parse_json(path: Path, text: str, line_number: int = 0):
+    """``json.loads``; errors name the file, line (``line_number`` when ``text`` is one
+    line of a bigger file) and column."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -188,16 +188,7 @@ def pair_matrix(names: Sequence[str], rate: float) -> np.ndarray:
 
 def read_matrix(path: Path) -> dict[str, dict[str, float]]:
     """Read a ``--matrix`` JSON file (validated against the labels in ``matrix_array``)."""
-    try:
-        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"{path}: cannot read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not valid UTF-8") from None
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
-        ) from None
+    loaded = data.parse_json(path, data.read_text(Path(path)))
     valid = isinstance(loaded, dict) and all(
         isinstance(row, dict)
         and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in row.values())
