@@ -84,11 +84,8 @@ class TokenLoss(nn.Module):
 
     def _flatten(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         check_inputs(logits, targets)
-        num_classes = logits.shape[-1]
-        logits = logits.reshape(-1, num_classes).float()  # (N, C)
+        logits = flat_logits(logits)  # (N, C)
         targets = targets.reshape(-1)  # (N,)
-        if num_classes == 1:  # binary: logit of class 1 against a fixed 0 for class 0
-            logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
         valid = targets != self.ignore_index
         safe_targets = torch.where(valid, targets, 0)
         if safe_targets.device.type == "cpu" and safe_targets.numel():
@@ -108,10 +105,23 @@ class TokenLoss(nn.Module):
         return total / valid.sum().clamp_min(1)
 
     def smoothing_weights(self, num_classes: int) -> tuple[float, float]:
-        """``(extra weight of the target class, weight of every class)``: ``w_c =
-        other + target_extra [c = y]`` with ``other = s / (C - 1)``."""
-        other = self.s / (num_classes - 1)
-        return 1.0 - self.s - other, other
+        return smoothing_weights(self.s, num_classes)
+
+
+def smoothing_weights(s: float, num_classes: int) -> tuple[float, float]:
+    """``(extra weight of the target class, weight of every class)``: ``w_c =
+    other + target_extra [c = y]`` with ``other = s / (C - 1)``."""
+    other = s / (num_classes - 1)
+    return 1.0 - s - other, other
+
+
+def flat_logits(logits: Tensor) -> Tensor:
+    """``(..., C)`` -> ``(N, C)`` float32; a single logit (binary) becomes the logit of
+    class 1 against a fixed 0 for class 0."""
+    logits = logits.reshape(-1, logits.shape[-1]).float()
+    if logits.shape[1] == 1:
+        logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
+    return logits
 
 
 def check_inputs(logits: Tensor, targets: Tensor) -> None:
@@ -156,12 +166,8 @@ def plain_cross_entropy(
     its fused kernels are the fastest path, and its own mean gives NaN on an all-ignored
     batch."""
     check_inputs(logits, targets)
-    num_classes = logits.shape[-1]
-    if num_classes == 1:  # binary: BCE with logits, via the two-class softmax
-        logits = torch.cat([torch.zeros_like(logits), logits], dim=-1)
-        num_classes = 2
     total = F.cross_entropy(
-        logits.reshape(-1, num_classes).float(),
+        flat_logits(logits),  # binary: BCE with logits, via the two-class softmax
         targets.reshape(-1),
         ignore_index=ignore_index,
         reduction="sum",
@@ -175,10 +181,10 @@ def smoothed_cross_entropy(logits: Tensor, targets: Tensor, valid: Tensor, s: fl
     """Per-token ``-sum_c w_c log p_c``, ``(N,)``, zero where ``valid`` is false."""
     if s == 0.0:
         return F.cross_entropy(logits, targets, reduction="none") * valid
-    other = s / (logits.shape[1] - 1)
+    target_extra, other = smoothing_weights(s, logits.shape[1])
     log_p = torch.log_softmax(logits, dim=1)  # (N, C)
     log_p_y = log_p.gather(1, targets[:, None]).squeeze(1)
-    return -((1.0 - s - other) * log_p_y + other * log_p.sum(1)) * valid
+    return -(target_extra * log_p_y + other * log_p.sum(1)) * valid
 
 
 class GeneralizedCrossEntropy(torch.autograd.Function):
