@@ -144,6 +144,11 @@ def calibration_errors(confidence: np.ndarray, correct: np.ndarray, bins: int = 
     }
 
 
+def top_label_calibration(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> dict:
+    """``calibration_errors`` of the top label of ``probs`` (N, C) against ``gold`` (N,)."""
+    return calibration_errors(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
+
+
 def probability_scores(probs: np.ndarray, gold: np.ndarray) -> dict:
     """Brier score and NLL of ``probs`` (N, C) for gold label ids ``gold`` (N,).
 
@@ -208,7 +213,7 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
     scored = predictions.scored
     probs = predictions.probs[scored].astype(np.float64)
     gold = predictions.gold[scored]
-    calibration = calibration_errors(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
+    calibration = top_label_calibration(probs, gold, bins)
     return {
         "f1": spans["f1"],
         "precision": spans["precision"],
@@ -233,7 +238,7 @@ def temperature_report(validation, test, bins: int = 10) -> dict:
     gold = test.gold[test.scored]
     report = {"method": "temperature", "temperature": temperature, "fitted_on": "validation"}
     for when, scaled in (("before", probs), ("after", temperature_scale(probs, temperature))):
-        errors = calibration_errors(scaled.max(axis=1), scaled.argmax(axis=1) == gold, bins)
+        errors = top_label_calibration(scaled, gold, bins)
         report[f"ece_{when}"] = errors["ece"]
         report[f"mce_{when}"] = errors["mce"]
         report[f"nll_{when}"] = probability_scores(scaled, gold)["nll"]

@@ -128,10 +128,7 @@ def write_predictions(path: Path, predictions: Predictions) -> None:
 
     offsets = pa.array(predictions.offsets.astype(np.int32))
     names = np.array(predictions.labels, dtype=object)
-    scored = predictions.scored
-    confidence = np.where(
-        scored, np.nanmax(np.where(scored[:, None], predictions.probs, 0), 1), np.nan
-    ).astype(np.float32)
+    confidence = predictions.probs.max(axis=1).astype(np.float32)  # NaN rows stay NaN
     num_classes = len(predictions.labels)
     probs = pa.FixedSizeListArray.from_arrays(
         pa.array(predictions.probs.astype(np.float32).reshape(-1)), num_classes
