@@ -463,8 +463,7 @@ def train(
         torch.cuda.reset_peak_memory_stats(device)
 
     best_validation = None  # validation predictions of the best epoch, if made in this process
-    log = open(run_dir / runs.LOG, "a")  # noqa: SIM115 - closed in finally
-    try:
+    with open(run_dir / runs.LOG, "a") as log:
         while state["epoch"] < config.epochs and state["stale_epochs"] < config.patience:
             epoch = state["epoch"] + 1
             model.train()
@@ -548,8 +547,6 @@ def train(
                 }
             )
             _save_checkpoint(checkpoint_file, model, optimizer, schedule, state)
-    finally:
-        log.close()
 
     model.load_state_dict(state["best_model"])
     results = _finish(
