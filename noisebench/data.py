@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from noisebench import sources
+from noisebench import realnoise, sources
 from noisebench.errors import InputError
 from noisebench.schemes import detect_scheme
 
@@ -82,10 +82,13 @@ class RawSplit:
 # ---------------------------------------------------------------------------- public API
 
 
-def load(spec: str | Path, columns: Columns | None = None):
-    """Load ``spec`` (built-in name, path or Hub id) as a ``datasets.DatasetDict``."""
+def load(spec: str | Path, columns: Columns | None = None, notes: list[str] | None = None):
+    """Load ``spec`` (built-in name, path or Hub id) as a ``datasets.DatasetDict``;
+    what a user should know about how it was read is appended to ``notes``."""
     columns = columns or Columns()
     raw = _read_any(str(spec), columns)
+    if notes is not None:
+        notes.extend(dict.fromkeys(note for split in raw.values() for note in split.notes))
     return assemble(raw, columns.labels, str(spec))
 
 
@@ -97,6 +100,8 @@ def dataset_name(spec: str | Path) -> str:
         return path.resolve().name
     if path.is_file():
         return path.stem
+    if realnoise.parse_variant(str(spec)) is not None:
+        return realnoise.dataset_name(str(spec))
     return str(spec).replace("/", "--")
 
 
@@ -282,6 +287,8 @@ def _read_any(spec: str, columns: Columns) -> dict[str, RawSplit]:
     path = Path(spec).expanduser()
     if path.exists():
         return _read_directory(path, columns) if path.is_dir() else _read_single(path, columns)
+    if realnoise.parse_variant(spec) is not None:
+        return _read_realnoise(spec)
     if spec in sources.SOURCES:
         return _read_builtin(spec, columns)
     if HUB_ID.match(spec):
@@ -294,7 +301,25 @@ def _read_builtin(name: str, columns: Columns) -> dict[str, RawSplit]:
     source = sources.get_source(name)
     if source.kind != "dataset":
         raise InputError(f"'{name}' is a built-in model, not a dataset")
+    if name == "noisebench":
+        variants = ", ".join(realnoise.PREFIX + v for v in realnoise.VARIANTS)
+        raise InputError(f"'noisebench' has seven label sets: name one ({variants})")
     return _read_directory(sources.fetch(source), columns)
+
+
+def _read_realnoise(spec: str) -> dict[str, RawSplit]:
+    built = realnoise.load(spec)
+    raw = {}
+    for split, text in built.splits.items():
+        raw[split] = RawSplit(
+            origin=f"{spec}[{split}]",
+            tokens=pa.array(text.tokens, type=pa.list_(pa.string())),
+            tags=pa.array(text.tags, type=pa.list_(pa.string())),
+            names=built.names,
+            clean_tags=pa.array(text.clean_tags, type=pa.list_(pa.string())),
+            notes=built.notes,
+        )
+    return raw
 
 
 def _read_hub(hub_id: str, columns: Columns) -> dict[str, RawSplit]:

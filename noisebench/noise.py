@@ -359,7 +359,9 @@ def split_generator(seed: int, split: str) -> np.random.Generator:
 
 def corrupt(dataset_dict, config: NoiseConfig):
     """Return ``(noisy DatasetDict, NoiseReport)``: ``tags`` noisy in ``config.splits``,
-    copied elsewhere; ``clean_tags`` always the input's ``tags``."""
+    copied elsewhere; ``clean_tags`` the input's ``clean_tags`` where it has them (noise on
+    top of noise, e.g. ``noisebench:crowd``), else its ``tags``. The report measures the
+    result against those clean tags."""
     import datasets
 
     missing = [s for s in config.splits if s not in dataset_dict]
@@ -371,19 +373,22 @@ def corrupt(dataset_dict, config: NoiseConfig):
     result, per_split, events = {}, {}, dict.fromkeys(ENTITY_EVENTS, 0) | {"skipped": 0}
     clean_parts, noisy_parts = [], []
     for split, dataset in dataset_dict.items():
-        clean, offsets = data.flat_tags(dataset)
+        given, offsets = data.flat_tags(dataset)
+        clean = given
+        if "clean_tags" in dataset.column_names:
+            clean = data.flat_tags(dataset, "clean_tags")[0]
         corrupted = split in config.splits
-        noisy = clean
+        noisy = given
         if corrupted:
             rng = split_generator(config.seed, split)
             if config.noise == "uniform":
-                noisy = uniform_noise(clean, len(names), config.rate, rng)
+                noisy = uniform_noise(given, len(names), config.rate, rng)
             elif config.noise == "entity":
                 mix = config.entity_mix or DEFAULT_ENTITY_MIX
-                noisy, counts = entity_noise(clean, offsets, names, scheme, config.rate, mix, rng)
+                noisy, counts = entity_noise(given, offsets, names, scheme, config.rate, mix, rng)
                 events = {k: events[k] + counts[k] for k in events}
             else:
-                noisy = matrix_noise(clean, matrix, rng)
+                noisy = matrix_noise(given, matrix, rng)
             clean_parts.append((clean, offsets))
             noisy_parts.append(noisy)
         offsets_array = pa.array(offsets.astype(np.int32))
