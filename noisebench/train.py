@@ -37,6 +37,9 @@ VALIDATION_SHARE = 0.1
 EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch
 
 
+VALIDATION_LABELS = ("noisy", "clean")
+
+
 class TrainingFailed(RuntimeError):
     """The run cannot go on (a non-finite loss): exit 1, no results.json."""
 
@@ -68,6 +71,10 @@ class TrainConfig:
     token_column: str | None = None
     tag_column: str | None = None
     labels: tuple[str, ...] | None = None
+    # Which validation labels choose the best epoch: "noisy" = the split's ``tags`` as
+    # given (realistic: a user's dev labels are as noisy as the training labels), "clean"
+    # = its ``clean_tags`` (an oracle, for comparison).
+    validation_labels: str = "noisy"
 
     def identity(self) -> dict:
         """What determines the results (device, paths and output options excluded)."""
@@ -144,14 +151,16 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
         raise InputError(f"--lr {config.lr}: must be positive")
     if config.calibrate not in (None, "temperature"):
         raise InputError(f"--calibrate '{config.calibrate}': the only method is temperature")
+    if config.validation_labels not in VALIDATION_LABELS:
+        raise InputError(f"--validation-labels '{config.validation_labels}': choose noisy or clean")
     resolved_device = resolve_device(device)
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
-    dataset_name = data.dataset_name(config.data)
-    if config.rate is not None:
-        dataset = data.load(corrupted_copy(config))
-    else:
-        dataset = data.load(config.data, columns)
     notes: list[str] = []
+    if config.rate is not None:
+        dataset = data.load(corrupted_copy(config, notes))
+    else:
+        dataset = data.load(config.data, columns, notes)
+    dataset_name = data.dataset_name(config.data)
     dataset = _splits_for_training(dataset, config, notes)
     labels = data.label_names(dataset["train"])
     model_path = resolve_model(config.model)
@@ -169,12 +178,15 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
     )
 
 
-def corrupted_copy(config: TrainConfig) -> Path:
+def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:
     """The training data corrupted as ``config`` asks, in the cache (made once, reused)."""
     noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
     cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
-    return corrupt_to_directory(config.data, noise_config, cached, columns, force=True).out
+    result = corrupt_to_directory(config.data, noise_config, cached, columns, force=True)
+    if notes is not None:
+        notes.extend(result.report.notes)
+    return result.out
 
 
 def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
@@ -193,6 +205,7 @@ def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
         notes.append(
             f"no validation split: {size} sentences (a seeded 10% of train) became validation"
         )
+    result["validation"] = _validation_labels(result["validation"], config, notes)
     if config.max_train_samples is not None and config.max_train_samples < len(train):
         train = train.select(range(config.max_train_samples)).flatten_indices()
     if len(train) == 0:
@@ -201,6 +214,36 @@ def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
     if "test" not in result:
         notes.append("no test split: test scores are absent")
     return datasets.DatasetDict(result)
+
+
+def _validation_labels(validation, config: TrainConfig, notes: list[str]):
+    """The validation split with the labels that choose the best epoch in ``tags``."""
+    if "clean_tags" not in validation.column_names:
+        if config.validation_labels == "clean":
+            raise InputError(
+                f"--validation-labels clean: {config.data} has no clean_tags in its"
+                " validation split (only corrupted data and noisebench:<variant> have them)"
+            )
+        return validation
+    tags, _ = data.flat_tags(validation)
+    clean, _ = data.flat_tags(validation, "clean_tags")
+    differ = float(np.mean(tags != clean)) if len(tags) else 0.0
+    if config.validation_labels == "clean":
+        table = validation.data.table
+        clean_column = table.column("clean_tags").combine_chunks()
+        validation = data.make_split(
+            table.column("tokens").combine_chunks(),
+            clean_column,
+            data.label_names(validation),
+            clean_tags=clean_column,
+        )
+        notes.append("the best epoch is chosen on the clean validation labels (oracle)")
+    elif differ:
+        notes.append(
+            f"the best epoch is chosen on the noisy validation labels ({differ:.1%} of its"
+            " words differ from the clean ones); --validation-labels clean for an oracle"
+        )
+    return validation
 
 
 # ---------------------------------------------------------------------- tokenisation

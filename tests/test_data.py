@@ -185,7 +185,9 @@ def test_unknown_column_and_unknown_label(conll_dir, tmp_path):
 
 def test_missing_path_names_the_built_in_datasets():
     with pytest.raises(
-        InputError, match=r"no such file or directory: 'nope.txt' \(built-in datasets: conll2003\)"
+        InputError,
+        match=r"no such file or directory: 'nope.txt' \(built-in datasets: conll2003,"
+        r" noisebench:<variant>\)",
     ):
         data.load("nope.txt")
 

