@@ -24,6 +24,9 @@ Models (``rate`` is a probability in [0, 1]):
   word: grows into an ``O`` neighbour or shrinks), or ``spurious`` (the entity is kept
   and a one-word entity of a random type is added on an ``O`` word of the same
   sentence). Output is valid in the input's scheme (IOB2 stays valid IOB2).
+- ``profile``: ``--profile FILE`` or ``--profile noisebench:<variant>``: the outcomes,
+  rates, boundary moves, spurious entities and consistency of a real noise, learned by
+  ``noisebench profile`` (see ``profiles``), drawn for each gold entity.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from noisebench import __version__, data
+from noisebench import __version__, data, profiles
 from noisebench.atomic import staged_directory
 from noisebench.errors import InputError
 from noisebench.schemes import (
@@ -51,7 +54,7 @@ from noisebench.schemes import (
     split_label,
 )
 
-NOISE_MODELS = ("uniform", "pair", "matrix", "entity")
+NOISE_MODELS = ("uniform", "pair", "matrix", "entity", "profile")
 ENTITY_EVENTS = ("missed", "retyped", "boundary", "spurious")
 DEFAULT_ENTITY_MIX = {"missed": 0.35, "retyped": 0.25, "boundary": 0.3, "spurious": 0.1}
 SCHEMA_VERSION = 1
@@ -67,11 +70,18 @@ class NoiseConfig:
     splits: tuple[str, ...] = ("train",)
     matrix: dict[str, dict[str, float]] | None = None  # label-named rows, as loaded
     entity_mix: dict[str, float] | None = None
+    profile: dict | None = None  # a noise profile (profiles.py), as loaded
+    profile_name: str | None = None  # where it came from: a file or noisebench:<variant>
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
             raise InputError(f"--noise '{self.noise}': choose one of {', '.join(NOISE_MODELS)}")
-        if self.noise == "matrix":
+        if self.noise == "profile":
+            if self.profile is None:
+                raise InputError("--noise profile needs --profile FILE or noisebench:<variant>")
+            if self.rate is not None:
+                raise InputError("--rate has no effect with --profile: the profile sets every rate")
+        elif self.noise == "matrix":
             if self.matrix is None:
                 raise InputError("--noise matrix needs --matrix FILE")
             if self.rate is not None:
@@ -86,7 +96,10 @@ class NoiseConfig:
             raise InputError("--splits: name at least one split to corrupt")
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"splits": list(self.splits)}
+        document = asdict(self) | {"splits": list(self.splits)}
+        if self.noise != "profile":  # folders corrupted before profiles keep their identity
+            del document["profile"], document["profile_name"]
+        return document
 
 
 @dataclass
@@ -387,6 +400,12 @@ def corrupt(dataset_dict, config: NoiseConfig):
                 mix = config.entity_mix or DEFAULT_ENTITY_MIX
                 noisy, counts = entity_noise(given, offsets, names, scheme, config.rate, mix, rng)
                 events = {k: events[k] + counts[k] for k in events}
+            elif config.noise == "profile":
+                tokens = dataset["tokens"]
+                noisy, counts = profiles.apply_profile(
+                    tokens, given, offsets, names, scheme, config.profile, rng
+                )
+                events = {k: events.get(k, 0) + counts[k] for k in counts}
             else:
                 noisy = matrix_noise(given, matrix, rng)
             clean_parts.append((clean, offsets))
@@ -402,12 +421,17 @@ def corrupt(dataset_dict, config: NoiseConfig):
             "corrupted": corrupted
         }
     report = _report(config, names, scheme, matrix, per_split, clean_parts, noisy_parts)
-    if config.noise == "entity":
+    if config.noise in ("entity", "profile"):
         report.entity_events = events
-        if events["skipped"]:
+        if events["skipped"] and config.noise == "entity":
             report.notes.append(
                 f"{events['skipped']} entity events had no room (a boundary with no O"
                 " neighbour and one word, or a sentence without a free word) and were skipped"
+            )
+        elif events["skipped"]:
+            report.notes.append(
+                f"{events['skipped']} entities drew only boundary moves with no room and were"
+                " kept as they were"
             )
     return datasets.DatasetDict(result), report
 
@@ -517,6 +541,10 @@ def default_output_dir(spec: str, config: NoiseConfig) -> Path:
     if config.noise == "matrix":
         digest = zlib.crc32(json.dumps(config.matrix, sort_keys=True).encode())
         noise = f"matrix{digest:08x}"
+    elif config.noise == "profile":
+        digest = zlib.crc32(json.dumps(config.profile, sort_keys=True).encode())
+        source = Path(config.profile_name or "profile").stem.replace(":", "-")
+        noise = f"profile-{source}-{digest:08x}"
     else:
         noise = f"{config.noise}-{config.rate:.2f}"
     splits = "" if config.splits == ("train",) else "-" + "+".join(config.splits)

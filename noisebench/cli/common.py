@@ -1,0 +1,54 @@
+"""What every command shares: the typer apps, the consoles, and the error handling."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from noisebench.errors import InputError
+
+app = typer.Typer(
+    name="noisebench",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    help="Benchmark label-noise-robust training of token classifiers (NER first).",
+)
+sources_app = typer.Typer(
+    no_args_is_help=False,
+    help="List the built-in sources and their cache status.\n\n"
+    "Example: [bold]noisebench sources fetch conll2003[/]",
+)
+app.add_typer(sources_app, name="sources", rich_help_panel="Data")
+
+stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+
+@contextlib.contextmanager
+def bad_input_exits() -> Iterator[None]:
+    """Turn ``InputError`` into one line on stderr and exit code 2."""
+    try:
+        yield
+    except InputError as error:
+        stderr.print(Text.assemble(("error: ", "bold red"), str(error)), soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        stderr.print("interrupted; nothing was written", soft_wrap=True)
+        raise typer.Exit(130) from None
+
+
+def print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def split_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -1,0 +1,310 @@
+"""Data commands: corrupt a dataset, profile a noise."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from noisebench.cli.common import (
+    app,
+    bad_input_exits,
+    print_json,
+    split_list,
+    stderr,
+    stdout,
+)
+from noisebench.errors import InputError
+
+
+@app.command(rich_help_panel="Data")
+def corrupt(
+    dataset: Annotated[
+        str,
+        typer.Argument(help="Built-in name, file, folder or Hub id (org/name)."),
+    ] = "conll2003",
+    rate: Annotated[float | None, typer.Option(help="Noise rate, a probability in [0, 1].")] = None,
+    noise: Annotated[
+        str | None,
+        typer.Option(
+            help="uniform, pair, entity or matrix (default: uniform, or matrix"
+            " when --matrix is given)."
+        ),
+    ] = None,
+    matrix: Annotated[
+        Path | None,
+        typer.Option(help='JSON noise matrix: {"B-PER": {"B-PER": 0.8, "B-ORG": 0.2}, ...}.'),
+    ] = None,
+    entity_mix: Annotated[
+        str | None,
+        typer.Option(
+            help="Entity-noise event weights, e.g. missed=0.35,retyped=0.25,"
+            "boundary=0.3,spurious=0.1 (the default)."
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Noise profile (implies --noise profile): a file from `noisebench profile`"
+            " or a built-in one, noisebench:crowd, noisebench:weak, ..."
+        ),
+    ] = None,
+    splits: Annotated[str, typer.Option(help="Comma-separated splits to corrupt.")] = "train",
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output folder (default: data/DATASET-NOISE-RATE-seedSEED)."
+        ),
+    ] = None,
+    token_column: Annotated[
+        str | None, typer.Option(help="Word column: a name, or a 0-based index for CoNLL.")
+    ] = None,
+    tag_column: Annotated[
+        str | None, typer.Option(help="Tag column: a name, or a 0-based index for CoNLL.")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Label names in id order: O,B-PER,I-PER,...")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace a different existing output.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Inject label noise at a controlled rate; write Parquet and a noise report.
+
+    Example: [bold]noisebench corrupt --rate 0.4[/]  (CoNLL-2003, uniform noise on train),
+    or real crowd noise carried to another dataset:
+    [bold]noisebench corrupt data/ --profile noisebench:crowd[/]
+    """
+    with bad_input_exits():
+        from noisebench import data, profiles
+        from noisebench import noise as noise_models
+
+        implied = "matrix" if matrix is not None else "profile" if profile else "uniform"
+        noise_name = noise or implied
+        if matrix is not None and noise_name != "matrix":
+            raise InputError(f"--matrix goes with --noise matrix, not --noise {noise_name}")
+        if profile is not None and noise_name != "profile":
+            raise InputError(f"--profile goes with --noise profile, not --noise {noise_name}")
+        if entity_mix is not None and noise_name != "entity":
+            raise InputError("--entity-mix goes with --noise entity")
+        config = noise_models.NoiseConfig(
+            noise=noise_name,
+            rate=rate,
+            seed=seed,
+            splits=split_list(splits) or (),
+            matrix=noise_models.read_matrix(matrix) if matrix is not None else None,
+            entity_mix=noise_models.parse_entity_mix(entity_mix) if entity_mix else None,
+            profile=profiles.resolve(profile) if profile else None,
+            profile_name=profile,
+        )
+        columns = data.Columns(token_column, tag_column, split_list(labels))
+        with stderr.status(f"corrupting {dataset} ({noise_name} noise)…"):
+            result = noise_models.corrupt_to_directory(dataset, config, out, columns, force)
+    if json_output:
+        print_json(
+            {
+                "out": str(result.out),
+                "up_to_date": result.up_to_date,
+                "report": _report_dict(result.report),
+            }
+        )
+        return
+    stdout.print(noise_report_table(result.report))
+    for line in noise_summary(result.report):
+        stdout.print(line, soft_wrap=True)
+    verb = "Already up to date:" if result.up_to_date else "Wrote"
+    stdout.print(f"{verb} [bold]{result.out}[/]", soft_wrap=True)
+    stdout.print(
+        f"Next: [bold]noisebench train --data {result.out} --loss gce --q 0.7[/]", soft_wrap=True
+    )
+
+
+@app.command(rich_help_panel="Data")
+def profile(
+    noisy: Annotated[
+        str,
+        typer.Argument(
+            help="Noisy labels: a dataset with tags and clean_tags (a corrupted folder,"
+            " noisebench:<variant>), or any dataset when CLEAN is given."
+        ),
+    ],
+    clean: Annotated[
+        str | None,
+        typer.Argument(help="Clean labels over the same words (default: NOISY's clean_tags)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the profile as JSON here.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Measure what a label noise is made of, entity by entity, as a reusable profile.
+
+    Example: [bold]noisebench profile noisebench:crowd -o crowd.json[/], then
+    [bold]noisebench corrupt my-data/ --profile crowd.json[/]
+    """
+    from noisebench import profiles
+
+    with bad_input_exits():
+        with stderr.status(f"profiling {noisy}…"):
+            pair, origin = profiles.pair_from(noisy, clean)
+            learned = profiles.learn(pair, origin)
+        if out is not None:
+            profiles.write(learned, out)
+    if json_output:
+        print_json(learned)
+        return
+    for renderable in profile_report(learned):
+        stdout.print(renderable, soft_wrap=True)
+    if out is not None:
+        stdout.print(
+            f"Wrote [bold]{out}[/]; apply it with [bold]noisebench corrupt DATA --profile {out}[/]",
+            soft_wrap=True,
+        )
+
+
+def profile_report(learned: dict) -> list:
+    """Tables and lines that show a profile."""
+    summary = learned["summary"]
+    source = learned["source"]
+    lines: list = [
+        f"Noise profile of {source.get('noisy')} against {source.get('clean')}"
+        f" ({', '.join(source.get('splits', []))}): {learned['sentences']:,} sentences,"
+        f" {learned['words']:,} words, {learned['entities']:,} gold entities",
+        f"Entity noise level {learned['entity_noise_level']:.4f} (1 − entity F1 of noisy"
+        f" against clean); token error rate {learned['token_error_rate']:.4f}",
+    ]
+    table = Table(title="What happened to each gold entity (shares)")
+    for column in ("by", "entities", *OUTCOME_COLUMNS):
+        table.add_column(column, justify="left" if column == "by" else "right")
+    table.add_row("all", f"{learned['entities']:,}", *_shares(summary["outcomes"]))
+    for group, rows in (("type", summary["by_type"]), ("length", summary["by_length"])):
+        for key, row in rows.items():
+            label = f"{key} word{'s' if key != '1' else ''}" if group == "length" else key
+            table.add_row(label, f"{row['entities']:,}", *_shares(row))
+    lines.append(table)
+    retype = Table(title="Retyped entities: gold type → noisy type (counts)")
+    types = sorted({t for row in learned["retype"].values() for t in row} | set(learned["retype"]))
+    retype.add_column("gold")
+    for t in types:
+        retype.add_column(t, justify="right")
+    for gold, row in learned["retype"].items():
+        retype.add_row(gold, *(f"{row.get(t, 0):,}" if t != gold else "·" for t in types))
+    lines.append(retype)
+    boundary = summary["boundary"]
+    move_counts: Counter = Counter()
+    for move in learned["boundary"]:
+        move_counts[(move["left"], move["right"], move["pieces"])] += move["count"]
+    moves = ", ".join(
+        f"{left:+d}/{right:+d}" + (f" in {pieces} pieces" if pieces > 1 else "") + f" ({n:,})"
+        for (left, right, pieces), n in move_counts.most_common(5)
+    )
+    lines.append(
+        f"Boundary errors: left edge grown {boundary['grown_left']:.0%} / shrunk"
+        f" {boundary['shrunk_left']:.0%}, right edge grown {boundary['grown_right']:.0%} /"
+        f" shrunk {boundary['shrunk_right']:.0%}, split {boundary['split']:.0%}, new type"
+        f" {boundary['type_changed']:.0%}, {boundary['mean_words_moved']:.2f} words moved on"
+        f" average; most common moves (left/right edge shift): {moves or 'none'}"
+    )
+    spurious = learned["spurious"]
+    lines.append(
+        f"Spurious entities: {summary['spurious_per_sentence']:.3f} per sentence"
+        f" ({summary['spurious_per_entity']:.1%} of the gold count); types "
+        + (", ".join(f"{t} {n:,}" for t, n in spurious["types"].items()) or "none")
+        + "; lengths "
+        + (", ".join(f"{k} word(s) {n:,}" for k, n in spurious["lengths"].items()) or "none")
+    )
+    consistency = learned["consistency"]
+    kappa = consistency["kappa"]
+    verdict = (
+        "systematic"
+        if kappa >= 0.5
+        else "partly systematic"
+        if kappa >= 0.2
+        else "mostly independent of the surface form"
+    )
+    lines.append(
+        f"Consistency: {consistency['repeated_forms']:,} surface forms occur more than once;"
+        f" two occurrences share their outcome {consistency['pair_agreement']:.1%} of the"
+        f" time ({consistency['pair_agreement_if_independent']:.1%} if independent):"
+        f" kappa {kappa:.2f}, {verdict}"
+    )
+    return lines
+
+
+OUTCOME_COLUMNS = ("kept", "missed", "retyped", "boundary")
+
+
+def _shares(rates: dict) -> list[str]:
+    return [f"{rates[outcome]:.1%}" for outcome in OUTCOME_COLUMNS]
+
+
+def _report_dict(report) -> dict:
+    from dataclasses import asdict
+
+    return asdict(report)
+
+
+def noise_report_table(report) -> Table:
+    rate = "" if report.requested_rate is None else f", rate {report.requested_rate:.2f}"
+    table = Table(
+        title=f"Noise report: {report.noise}{rate}, seed {report.seed}, scheme {report.scheme}"
+    )
+    for column in ("split", "noisy", "sentences", "tokens", "changed", "error rate"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    has_entities = report.entity_noise_level is not None
+    if has_entities:
+        table.add_column("entities", justify="right")
+        table.add_column("entity noise", justify="right")
+    for split, counts in report.splits.items():
+        row = [
+            split,
+            "yes" if counts["corrupted"] else "no",
+            f"{counts['sentences']:,}",
+            f"{counts['tokens']:,}",
+            f"{counts['changed_tokens']:,}",
+            f"{counts['realised_token_error_rate']:.4f}",
+        ]
+        if has_entities:
+            row += [
+                f"{counts['gold_entities']:,}→{counts['noisy_entities']:,}",
+                f"{counts['entity_noise_level']:.4f}",
+            ]
+        table.add_row(*row)
+    return table
+
+
+def noise_summary(report) -> list[str]:
+    expected = report.expected_token_error_rate
+    lines = [
+        f"Realised token error rate {report.realised_token_error_rate:.4f}"
+        + ("" if expected is None else f" (expected {expected:.4f})")
+    ]
+    if report.entity_noise_level is not None:
+        lines.append(
+            f"Entity noise level {report.entity_noise_level:.4f} (1 − entity F1 of noisy"
+            " against clean labels)"
+        )
+    flips = sorted(
+        (
+            (count, clean, noisy)
+            for clean, row in report.confusion.items()
+            for noisy, count in row.items()
+            if noisy != clean
+        ),
+        reverse=True,
+    )[:5]
+    if flips:
+        lines.append(
+            "Most frequent flips: "
+            + ", ".join(f"{clean} → {noisy} ({count:,})" for count, clean, noisy in flips)
+        )
+    if report.entity_events:
+        lines.append(
+            "Entity events: "
+            + ", ".join(f"{event} {count:,}" for event, count in report.entity_events.items())
+        )
+    lines += [f"Note: {note}" for note in report.notes]
+    return lines

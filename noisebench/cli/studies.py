@@ -1,0 +1,339 @@
+"""Study commands: sweep a grid, show and gate leaderboards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from noisebench.cli.common import (
+    app,
+    bad_input_exits,
+    print_json,
+    split_list,
+    stderr,
+    stdout,
+)
+from noisebench.errors import InputError
+
+
+def float_list(text: str | None) -> tuple[float, ...] | None:
+    parts = split_list(text)
+    if parts is None:
+        return None
+    try:
+        return tuple(float(p) for p in parts)
+    except ValueError:
+        raise InputError(f"'{text}' is not a comma-separated list of numbers") from None
+
+
+@app.command(rich_help_panel="Studies")
+def sweep(
+    config_file: Annotated[
+        Path | None, typer.Argument(help="TOML file with the same keys as the flags.")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="quick (laptop) or study (GPU).")] = None,
+    losses: Annotated[str | None, typer.Option(help="e.g. ce,gce,sgce")] = None,
+    q: Annotated[str | None, typer.Option(help="q values for gce/sgce, e.g. 0.2,0.4")] = None,
+    s: Annotated[str | None, typer.Option(help="s values for sgce, e.g. 0,0.1")] = None,
+    rates: Annotated[str | None, typer.Option(help="Noise rates, e.g. 0,0.2,0.4")] = None,
+    noise: Annotated[str | None, typer.Option(help="Noise model (default uniform).")] = None,
+    seeds: Annotated[str | None, typer.Option(help="e.g. 0,1,2")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Datasets, comma-separated (default conll2003), e.g."
+            " conll2003,noisebench:crowd,noisebench:weak."
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model (default minilm-l6).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per run.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sentences per batch.")] = None,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="First K training sentences.")
+    ] = None,
+    runs_dir: Annotated[str | None, typer.Option(help="Where run folders go.")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Runs in parallel processes.")] = None,
+    backend: Annotated[str | None, typer.Option(help="local or ray.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; run nothing.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Run a grid of trainings (losses x q x s x rates x seeds), resumably.
+
+    Example: [bold]noisebench sweep --preset quick[/]
+    """
+    from noisebench import sweep as sweeps
+
+    with bad_input_exits():
+        overrides = {
+            "losses": split_list(losses),
+            "q": float_list(q),
+            "s": float_list(s),
+            "rates": float_list(rates),
+            "noise": noise,
+            "data": split_list(data),
+            "model": model,
+            "seeds": None if seeds is None else tuple(int(x) for x in float_list(seeds)),
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "max_train_samples": max_train_samples,
+            "runs_dir": runs_dir,
+            "jobs": jobs,
+            "backend": backend,
+        }
+        config = sweeps.build_config(preset, config_file, overrides)
+        planned = sweeps.plan(config)
+    if dry_run:
+        if json_output:
+            print_json([p.to_dict() for p in planned])
+            return
+        table = Table(title=f"Sweep plan: {len(planned)} runs in {config.runs_dir}")
+        for column in ("#", "loss", "q", "s", "rate", "seed", "status"):
+            table.add_column(column)
+        for number, item in enumerate(planned, start=1):
+            run = item.config
+            table.add_row(
+                str(number),
+                run.loss,
+                _maybe(run.q),
+                _maybe(run.s),
+                f"{run.rate:.2f}",
+                str(run.seed),
+                item.status,
+            )
+        stdout.print(table)
+        return
+    outcome = _sweep_with_progress(sweeps, config, planned)
+    if json_output:
+        print_json(
+            {
+                "completed": [str(p) for p in outcome.completed],
+                "skipped": [str(p) for p in outcome.skipped],
+                "failed": [{"run_dir": str(p), "error": e} for p, e in outcome.failed],
+            }
+        )
+    else:
+        stdout.print(
+            f"{len(outcome.completed)} runs trained, {len(outcome.skipped)} already"
+            f" complete, {len(outcome.failed)} failed",
+            soft_wrap=True,
+        )
+        for run_dir, error in outcome.failed:
+            stdout.print(f"failed: {run_dir}: {error}", soft_wrap=True)
+        if outcome.completed or outcome.skipped:
+            _show_leaderboard([Path(config.runs_dir)])
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _maybe(value) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _sweep_with_progress(sweeps, config, planned):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    todo = sum(1 for p in planned if p.status != "done")
+    columns = (
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[latest]}"),
+    )
+    with Progress(*columns, console=stderr) as progress:
+        task = progress.add_task("sweep", total=todo, latest="")
+
+        def update(item, status: str) -> None:
+            if status in ("completed", "failed"):
+                progress.update(task, advance=1, latest=f"{status}: {item.run_dir.name}")
+
+        with bad_input_exits():
+            try:
+                return sweeps.run_sweep(config, update)
+            except KeyboardInterrupt:
+                stderr.print("sweep stopped; run the same command again to resume", soft_wrap=True)
+                raise typer.Exit(130) from None
+
+
+@app.command(rich_help_panel="Studies")
+def leaderboard(
+    runs_dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Runs folders (default: runs).", show_default=False)
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to rank on.")] = "test",
+    metric: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "f1,ece,mce",
+    out: Annotated[Path | None, typer.Option(help="Write tables (and plots) here.")] = None,
+    format: Annotated[
+        str, typer.Option(help="Any of md,csv,json,parquet.")
+    ] = "md,csv,json,parquet",
+    plots: Annotated[
+        bool, typer.Option(help="With --out: metric-vs-noise and reliability plots.")
+    ] = False,
+    baseline: Annotated[Path | None, typer.Option(help="Baseline JSON to compare with.")] = None,
+    save_baseline: Annotated[
+        Path | None, typer.Option(help="Store this leaderboard as a baseline.")
+    ] = None,
+    fail_on: Annotated[
+        list[str] | None, typer.Option(help="METRIC:DELTA, e.g. f1:-0.5 or ece:+0.02 (repeat).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Keys missing on either side fail too.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Tables over losses, q, s, rates and seeds; a regression gate for CI.
+
+    Example: [bold]noisebench leaderboard runs --out lb --plots[/]
+
+    Gate: [bold]noisebench leaderboard --baseline b.json --fail-on f1:-0.5 --fail-on ece:+0.02[/]
+    """
+    from noisebench import leaderboard as boards
+
+    with bad_input_exits():
+        folders = runs_dirs or [Path("runs")]
+        metric_names = list(split_list(metric) or ())
+        thresholds = boards.parse_thresholds(fail_on or [])
+        if plots and out is None:
+            raise InputError("--plots needs --out DIR")
+        if fail_on and baseline is None:
+            raise InputError("--fail-on needs --baseline FILE")
+        reference = boards.read_baseline(baseline) if baseline is not None else None
+        collected = boards.collect(folders, split, metric_names)
+        if collected.complete == 0:
+            raise InputError(
+                f"no complete runs in {', '.join(map(str, folders))}"
+                f" ({len(collected.incomplete)} incomplete)"
+            )
+        aggregated = boards.aggregate(collected.records)
+        tables = boards.pivots(aggregated, metric_names)
+        written = []
+        if out is not None:
+            written = boards.write_outputs(out, collected, tables, list(split_list(format) or ()))
+            if plots:
+                written += _write_plots(boards, out, tables, collected)
+        if save_baseline is not None:
+            boards.save_baseline(save_baseline, aggregated)
+        gate = boards.compare(reference, aggregated, thresholds) if reference is not None else None
+    failing = _gate_failures(gate, strict) if gate is not None else []
+    if json_output:
+        document = {
+            "complete_runs": collected.complete,
+            "incomplete_runs": [str(p) for p in collected.incomplete],
+            "entries": aggregated,
+            "written": [str(p) for p in written],
+        }
+        if gate is not None:
+            document["gate"] = {
+                "rows": gate.rows,
+                "missing_in_current": gate.missing_in_current,
+                "missing_in_baseline": gate.missing_in_baseline,
+                "failed": [boards.describe_key(r) for r in failing],
+            }
+        print_json(document)
+    else:
+        _print_pivots(boards, tables)
+        stdout.print(
+            f"{collected.complete} complete runs; skipped {len(collected.incomplete)} incomplete",
+            soft_wrap=True,
+        )
+        for path in written:
+            stdout.print(f"wrote {path}", soft_wrap=True)
+        if gate is not None:
+            _print_gate(boards, gate, failing)
+    if failing:
+        raise typer.Exit(1)
+
+
+def _show_leaderboard(folders: list[Path]) -> None:
+    from noisebench import leaderboard as boards
+
+    collected = boards.collect(folders, "test", ["f1", "ece", "mce"])
+    _print_pivots(boards, boards.pivots(boards.aggregate(collected.records), ["f1", "ece", "mce"]))
+
+
+def _print_pivots(boards, tables) -> None:
+    for table in tables:
+        unit = "%" if boards.scale(table.metric) == 100.0 else "fraction"
+        better = "higher" if boards.HIGHER_IS_BETTER[table.metric] else "lower"
+        rich_table = Table(
+            title=f"{table.metric} ({unit}, {better} is better) —"
+            f" {table.dataset}, {table.model}, {table.noise} noise"
+        )
+        rich_table.add_column("loss")
+        for rate in table.rates:
+            rich_table.add_column(f"rate {rate:.2f}", justify="right")
+        for row in table.rows:
+            cells = []
+            for rate in table.rates:
+                text = boards.format_cell(table.cells.get((row, rate)), table.metric)
+                cells.append(f"[bold green]{text}[/]" if table.best.get(rate) == row else text)
+            rich_table.add_row(row, *cells)
+        stdout.print(rich_table)
+
+
+def _write_plots(boards, out: Path, tables, collected) -> list[Path]:
+    from noisebench import plots as figures
+
+    written = []
+    for table in tables:
+        if table.metric in ("f1", "ece"):
+            written += figures.metric_vs_noise(table, out / f"{table.name}-vs-noise")
+    groups = sorted({key[:3] for key, _ in collected.reliability})
+    for dataset, model, noise in groups:
+        panels = {}
+        for (key, _seed), scores in sorted(collected.reliability.items(), key=lambda kv: kv[0][1]):
+            if key[:3] == (dataset, model, noise):
+                row = boards.loss_label({"loss": key[4], "q": key[5], "s": key[6]})
+                panels.setdefault((row, key[3]), scores)  # the lowest seed of each cell
+        stem = out / f"{dataset}-{model}-{noise}-reliability".replace("/", "--")
+        written += figures.reliability_grid(panels, stem, f"{dataset}, {model}, {noise} noise")
+    return written
+
+
+def _gate_failures(gate, strict: bool) -> list[dict]:
+    failing = list(gate.regressions)
+    if strict:
+        failing += gate.missing_in_current + gate.missing_in_baseline
+    return failing
+
+
+def _print_gate(boards, gate, failing) -> None:
+    table = Table(title="Regression gate: current − baseline")
+    for column in ("key", "baseline", "current", "diff", "threshold", "status"):
+        table.add_column(column, justify="left" if column in ("key", "status") else "right")
+    for row in gate.rows:
+        style = {"regressed": "bold red", "ok": "green"}.get(row["status"], "")
+        threshold = "" if row["threshold"] is None else f"{row['threshold']:+g}"
+        table.add_row(
+            boards.describe_key(row),
+            f"{row['baseline']:.4f}",
+            f"{row['current']:.4f}",
+            f"{row['diff']:+.4f}",
+            threshold,
+            f"[{style}]{row['status']}[/]" if style else row["status"],
+        )
+    stdout.print(table)
+    for title, keys in (
+        ("missing in current runs", gate.missing_in_current),
+        ("missing in baseline", gate.missing_in_baseline),
+    ):
+        for key in keys:
+            stdout.print(f"{title}: {boards.describe_key(key)}", soft_wrap=True)
+    if failing:
+        stderr.print(f"gate failed: {len(failing)} keys", soft_wrap=True)
+        for row in failing:
+            stderr.print(f"  {boards.describe_key(row)}", soft_wrap=True)
+    else:
+        stdout.print("gate passed", soft_wrap=True)

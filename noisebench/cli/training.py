@@ -1,0 +1,272 @@
+"""Training commands: train a model, score a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from noisebench.cli.common import (
+    app,
+    bad_input_exits,
+    print_json,
+    split_list,
+    stderr,
+    stdout,
+)
+from noisebench.errors import InputError
+
+
+@app.command(rich_help_panel="Training")
+def train(
+    loss: Annotated[str, typer.Option(help="ce, mae, gce, sgce, sce or nce+rce.")],
+    data: Annotated[str, typer.Option(help="Built-in name, file, folder or Hub id.")] = "conll2003",
+    q: Annotated[float | None, typer.Option(help="GCE/SGCE q (default 0.7).")] = None,
+    s: Annotated[float | None, typer.Option(help="Label smoothing s in [0, 1).")] = None,
+    model: Annotated[
+        str, typer.Option(help="minilm-l6, a model folder or a Hub id.")
+    ] = "minilm-l6",
+    rate: Annotated[
+        float | None, typer.Option(help="Corrupt the training split at this rate first.")
+    ] = None,
+    noise: Annotated[str, typer.Option(help="Noise model for --rate.")] = "uniform",
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 5e-5,
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
+    max_length: Annotated[int, typer.Option(help="Sub-tokens per training sentence.")] = 128,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="Keep the first K training sentences.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    patience: Annotated[int, typer.Option(help="Epochs without a better validation F1.")] = 2,
+    validation_labels: Annotated[
+        str,
+        typer.Option(
+            help="Labels that choose the best epoch: noisy (the validation split's tags as"
+            " given; realistic) or clean (its clean_tags; an oracle)."
+        ),
+    ] = "noisy",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    strict: Annotated[bool, typer.Option(help="seqeval strict IOB2 mode.")] = False,
+    bins: Annotated[int, typer.Option(help="Calibration bins.")] = 10,
+    calibrate: Annotated[
+        str | None, typer.Option(help="'temperature': also report post-hoc scaled ECE/MCE.")
+    ] = None,
+    save_model: Annotated[bool, typer.Option(help="Keep the best model in <run>/model.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
+    token_column: Annotated[str | None, typer.Option(help="Word column.")] = None,
+    tag_column: Annotated[str | None, typer.Option(help="Tag column.")] = None,
+    labels: Annotated[str | None, typer.Option(help="Label names in id order.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Fine-tune an encoder with a (robust) loss; score F1 and calibration.
+
+    Example: [bold]noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4[/]
+    """
+    from noisebench import train as training
+
+    with bad_input_exits():
+        config = training.TrainConfig(
+            data=data,
+            loss=loss,
+            q=q,
+            s=s,
+            model=model,
+            noise=noise,
+            rate=rate,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            max_train_samples=max_train_samples,
+            seed=seed,
+            patience=patience,
+            strict=strict,
+            bins=bins,
+            calibrate=calibrate,
+            token_column=token_column,
+            tag_column=tag_column,
+            labels=split_list(labels),
+            validation_labels=validation_labels,
+        )
+        with stderr.status("loading data and model…"):
+            prepared = training.prepare(config, runs_dir, device)
+        for note in prepared.notes:
+            stderr.print(f"note: {note}", soft_wrap=True)
+        results = runs_results_if_complete(prepared.run_dir, resume)
+        if results is None:
+            results = _train_with_progress(training, prepared, resume, save_model)
+        else:
+            stderr.print(f"{prepared.run_dir} is already complete; showing its results")
+    if json_output:
+        print_json({"run_dir": str(prepared.run_dir), **results})
+        return
+    _print_results(results, prepared.run_dir)
+
+
+def runs_results_if_complete(run_dir: Path, resume: bool) -> dict | None:
+    from noisebench import runs
+
+    if resume or not runs.is_complete(run_dir):
+        return None
+    return runs.read_json(run_dir / runs.RESULTS)
+
+
+def _train_with_progress(training, prepared, resume: bool, save_model: bool) -> dict:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[speed]:.1f} sent/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr) as progress:
+        task = progress.add_task("training", total=None, loss=float("nan"), speed=0.0)
+        started = {"time": None, "sentences": 0}
+
+        def update(event: dict) -> None:
+            import time
+
+            if event["event"] == "epoch":
+                progress.console.print(
+                    f"epoch {event['epoch']}: train loss {event['loss']:.4f}, validation F1"
+                    f" {100 * event['validation_f1']:.2f}"
+                )
+                started["time"] = None
+                return
+            now = time.perf_counter()
+            if started["time"] is None or event["step"] == 1:
+                started.update(time=now, sentences=0)
+            started["sentences"] += event["sentences"]
+            elapsed = now - started["time"]
+            progress.update(
+                task,
+                description=f"epoch {event['epoch']}/{event['epochs']}",
+                total=event["steps"],
+                completed=event["step"],
+                loss=event["loss"],
+                speed=started["sentences"] / elapsed if elapsed > 0 else 0.0,
+            )
+
+        try:
+            return training.train(prepared, resume=resume, save_model=save_model, progress=update)
+        except training.TrainingFailed as error:
+            stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)), soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            stderr.print(
+                f"interrupted; continue with --resume ({prepared.run_dir})", soft_wrap=True
+            )
+            raise typer.Exit(130) from None
+
+
+def _print_results(results: dict, run_dir: Path) -> None:
+    table = Table(title=f"{run_dir.name}")
+    columns = ("split", "F1", "P", "R", "ECE", "MCE", "Brier", "NLL", "words", "entities")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, scores in results["splits"].items():
+        table.add_row(
+            split,
+            f"{100 * scores['f1']:.2f}",
+            f"{100 * scores['precision']:.2f}",
+            f"{100 * scores['recall']:.2f}",
+            f"{scores['ece']:.4f}",
+            f"{scores['mce']:.4f}",
+            f"{scores['brier']:.4f}",
+            f"{scores['nll']:.4f}",
+            f"{scores['n_words']:,}",
+            f"{scores['n_entities']:,}",
+        )
+    stdout.print(table)
+    summary = results.get("train") or {}
+    if summary:
+        stdout.print(
+            f"{summary['epochs_run']} epochs (best {summary['best_epoch']}) in"
+            f" {summary['seconds']:.1f} s on {summary['device']}:"
+            f" {summary['sentences_per_second']:.1f} sentences/s,"
+            f" {summary['tokens_per_second']:.0f} tokens/s, peak memory"
+            f" {summary['peak_memory_mb']:.0f} MB",
+            soft_wrap=True,
+        )
+    calibration = results.get("calibration")
+    if calibration:
+        stdout.print(
+            f"Temperature scaling (T = {calibration['temperature']:.3f}, fitted on validation):"
+            f" test ECE {calibration['ece_before']:.4f} → {calibration['ece_after']:.4f},"
+            f" MCE {calibration['mce_before']:.4f} → {calibration['mce_after']:.4f}",
+            soft_wrap=True,
+        )
+    stdout.print(f"Run: [bold]{run_dir}[/]", soft_wrap=True)
+
+
+@app.command(rich_help_panel="Training")
+def score(
+    run_dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Run folders to rescore.", show_default=False)
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to show.")] = "test",
+    bins: Annotated[int | None, typer.Option(help="Calibration bins (default: the run's).")] = None,
+    strict: Annotated[
+        bool | None, typer.Option("--strict/--no-strict", help="seqeval strict IOB2 mode.")
+    ] = None,
+    calibrate: Annotated[str | None, typer.Option(help="'temperature'.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A run saved with --save-model, to evaluate on --data.")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset for --model.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (with --model).")] = "auto",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Recompute F1, ECE, MCE, Brier and NLL from a run's saved predictions.
+
+    Example: [bold]noisebench score runs/*[/]
+
+    A saved model on other data: [bold]noisebench score --model RUN --data other.conll[/]
+    """
+    from noisebench import train as training
+
+    with bad_input_exits():
+        if model is not None:
+            if data is None:
+                raise InputError("--model needs --data (the dataset to evaluate on)")
+            all_results = [training.evaluate_saved_model(model, data, split, device=device)]
+            folders = [model]
+        else:
+            if not run_dirs:
+                raise InputError("name at least one run folder (or --model RUN --data D)")
+            folders = run_dirs
+            all_results = [training.rescore(d, bins, strict, calibrate) for d in folders]
+    if json_output:
+        print_json([{"run_dir": str(d), **r} for d, r in zip(folders, all_results, strict=True)])
+        return
+    for folder, results in zip(folders, all_results, strict=True):
+        shown = {
+            "splits": {k: v for k, v in results["splits"].items() if k == split},
+            "train": results.get("train"),
+            "calibration": results.get("calibration"),
+        }
+        if not shown["splits"]:
+            raise typer.Exit(_missing_split(folder, split, results))
+        _print_results(shown, Path(folder))
+
+
+def _missing_split(folder: Path, split: str, results: dict) -> int:
+    stderr.print(
+        f"error: {folder} has no '{split}' scores (splits: {', '.join(results['splits'])})",
+        soft_wrap=True,
+    )
+    return 2
