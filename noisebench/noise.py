@@ -382,6 +382,8 @@ def corrupt(dataset_dict, config: NoiseConfig):
         raise InputError(f"--splits: no split '{missing[0]}' (splits: {', '.join(dataset_dict)})")
     names = data.label_names(next(iter(dataset_dict.values())))
     scheme = data.scheme(dataset_dict)
+    if config.noise == "profile" and scheme != NO_SCHEME:
+        names = _with_every_span_label(names, scheme)
     matrix = _token_matrix(config, names)
     result, per_split, events = {}, {}, dict.fromkeys(ENTITY_EVENTS, 0) | {"skipped": 0}
     clean_parts, noisy_parts = [], []
@@ -434,6 +436,18 @@ def corrupt(dataset_dict, config: NoiseConfig):
                 " kept as they were"
             )
     return datasets.DatasetDict(result), report
+
+
+def _with_every_span_label(names: list[str], scheme: str) -> list[str]:
+    """Profile noise can make any prefix of any type (a one-word type grows a word), so
+    the label set gains the missing ones, appended: existing ids keep their meaning.
+
+    >>> _with_every_span_label(["O", "B-PER", "B-LOC", "I-LOC"], "IOB2")
+    ['O', 'B-PER', 'B-LOC', 'I-LOC', 'I-PER']
+    """
+    prefixes = {"IOBES": "BIES", "BILOU": "BILU"}.get(scheme, "BI")
+    wanted = [f"{prefix}-{type_}" for type_ in entity_types(names) for prefix in prefixes]
+    return [*names, *(label for label in wanted if label not in names)]
 
 
 def _token_matrix(config: NoiseConfig, names: list[str]) -> np.ndarray | None:
