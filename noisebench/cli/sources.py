@@ -45,7 +45,7 @@ def sources_list(
         print_json(rows)
         return
     table = Table(title=f"Built-in sources (cache: {sources.home()})")
-    for column in ("name", "kind", "cached", "size", "from", "description", "licence, citation"):
+    for column in ("name", "kind", "cached", "size", "from", "description"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for row in rows:
         table.add_row(
@@ -55,9 +55,13 @@ def sources_list(
             f"{row['size_bytes'] / 1e6:.1f} MB",
             row["from"],
             row["description"],
-            f"{row['licence']}. Cite: {row['citation']}",
         )
     stdout.print(table)
+    for row in rows:
+        stdout.print(
+            f"[bold]{row['name']}[/]: licence {row['licence']}; cite {row['citation']}",
+            soft_wrap=True,
+        )
     stdout.print("Fetch one ahead of time: [bold]noisebench sources fetch NAME[/]")
 
 
@@ -98,5 +102,9 @@ def sources_fetch(
     if json_output:
         print_json({"name": name, "path": str(path), "was_cached": was_cached})
         return
-    state = "already cached" if was_cached else "fetched and verified"
+    state = "already cached" if was_cached and not from_dirs else "fetched and verified"
     stdout.print(f"{name}: {state} in [bold]{path}[/]")
+    if name == "noisebench":
+        stdout.print(
+            "noisebench:<variant> now uses the exact build (CleanCoNLL's patched words and test)"
+        )
