@@ -48,7 +48,7 @@ from noisebench.schemes import (
     NO_SCHEME,
     Span,
     decode_spans,
-    encode_spans,
+    encode_span_ids,
     entity_types,
     has_span_scheme,
     split_label,
@@ -300,13 +300,7 @@ def entity_noise(
             continue
         events = rng.choice(len(ENTITY_EVENTS), size=len(gold), p=weights)
         spans = _apply_events(gold, hit, events, end - start, types, rng, counts)
-        encoded = encode_spans(spans, end - start, scheme)
-        try:
-            noisy[start:end] = [index[label] for label in encoded]
-        except KeyError as error:
-            raise InputError(
-                f"entity noise needs label {error.args[0]}, which the label set lacks"
-            ) from None
+        noisy[start:end] = encode_span_ids(spans, end - start, scheme, index, "entity")
     return noisy, counts
 
 

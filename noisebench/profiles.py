@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from noisebench.errors import InputError
-from noisebench.schemes import NO_SCHEME, Span, decode_spans, encode_spans, entity_types
+from noisebench.schemes import NO_SCHEME, Span, decode_spans, encode_span_ids, entity_types
 
 SCHEMA = "noisebench.profile"
 SCHEMA_VERSION = 1
@@ -392,13 +392,7 @@ def apply_profile(
                 placed = [(s, e, type_)]
             spans.extend(placed)
         counts["spurious"] += _add_spurious(spans, gold, end - start, sampler, rng)
-        encoded = encode_spans(spans, end - start, scheme)
-        try:
-            noisy[start:end] = [index[label] for label in encoded]
-        except KeyError as error:
-            raise InputError(
-                f"profile noise needs label {error.args[0]}, which the label set lacks"
-            ) from None
+        noisy[start:end] = encode_span_ids(spans, end - start, scheme, index, "profile")
     return noisy, counts
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from noisebench.errors import InputError
+
 SPAN_TAG = re.compile(r"^([BIESLU])-(.+)$")
 NO_SCHEME = "none"
 
@@ -122,3 +124,16 @@ def encode_spans(spans: Sequence[Span], length: int, scheme: str) -> list[str]:
                 labels[start] = f"B-{type_}"
         previous_end, previous_type = end, type_
     return labels
+
+
+def encode_span_ids(
+    spans: Sequence[Span], length: int, scheme: str, index: dict[str, int], model: str
+) -> list[int]:
+    """``encode_spans`` as label ids; a label the set lacks is an ``InputError`` that names
+    the noise ``model`` that needed it."""
+    try:
+        return [index[label] for label in encode_spans(spans, length, scheme)]
+    except KeyError as error:
+        raise InputError(
+            f"{model} noise needs label {error.args[0]}, which the label set lacks"
+        ) from None
