@@ -194,13 +194,13 @@ def split_rule(label_sets: LabelSets, words: list[list[str]]) -> np.ndarray:
 # ------------------------------------------------------------------------- CoNLL text
 
 
-def token_column(path: Path) -> list[str]:
-    """The first column of a CoNLL file, one entry per line, blank lines as ``""``
-    (``awk '{print $1}'``, which CleanCoNLL's patches are made against)."""
+def column(path: Path, index: int = 0) -> list[str]:
+    """One column of a CoNLL file, one entry per line, blank lines as ``""``; column 0 is
+    ``awk '{print $1}'``, the token column CleanCoNLL's patches are made against."""
     lines = _read(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.split()[0] if line.strip() else "" for line in lines]
+    return [line.split()[index] if line.strip() else "" for line in lines]
 
 
 def sentences(lines: list[str]) -> list[list[str]]:
@@ -341,21 +341,21 @@ def build_exact(label_sets: LabelSets, conll: Path, cleanconll: Path, variant: s
 
 
 def _patched_sentences(conll_file: Path, patch_file: Path) -> list[list[str]]:
-    patched = apply_normal_diff(token_column(conll_file), _read(patch_file), str(patch_file))
+    patched = apply_normal_diff(column(conll_file), _read(patch_file), str(patch_file))
     return sentences(patched)
 
 
 def _cleanconll_test(conll_test: Path, cleanconll: Path) -> SplitText:
-    words = [s for s in _patched_sentences(conll_test, cleanconll / TEST_PATCH)]
+    words = _patched_sentences(conll_test, cleanconll / TEST_PATCH)
     annotations = cleanconll / TEST_ANNOTATIONS
-    tags = sentences(
-        [
-            line.split("\t")[-1].strip() if line.strip() else ""
-            for line in _read(annotations).split("\n")
-        ]
-    )
+    tags = sentences(column(annotations, -1))
     if [len(s) for s in words] != [len(s) for s in tags]:
         raise InputError(f"{annotations}: sentences do not line up with the patched test words")
+    return _test_split(words, tags)
+
+
+def _test_split(words: list[list[str]], tags: list[list[str]]) -> SplitText:
+    """A clean test split (``clean_tags`` = ``tags``) without ``-DOCSTART-`` sentences."""
     kept = [i for i, sentence in enumerate(words) if sentence != ["-DOCSTART-"]]
     return SplitText(
         tokens=[words[i] for i in kept],
@@ -379,14 +379,11 @@ def _train_and_dev(label_sets: LabelSets, words: dict[int, list[str]], variant: 
 
 def build_offline(label_sets: LabelSets, conll: Path, variant: str) -> RealNoise:
     """The conll03 build: NoiseBench's sentences found in the original CoNLL-03 words."""
-    original = sentences(token_column(conll / "train.txt"))
-    words = align_to_original(label_sets, original, _last_column_sentences(conll / "train.txt"))
+    original = sentences(column(conll / "train.txt"))
+    words = align_to_original(label_sets, original, sentences(column(conll / "train.txt", -1)))
     splits = _train_and_dev(label_sets, words, variant)
-    test = sentences(token_column(conll / "test.txt"))
-    test_tags = _last_column_sentences(conll / "test.txt")
-    kept = [i for i, sentence in enumerate(test) if sentence != ["-DOCSTART-"]]
-    splits["test"] = SplitText(
-        [test[i] for i in kept], [test_tags[i] for i in kept], [test_tags[i] for i in kept]
+    splits["test"] = _test_split(
+        sentences(column(conll / "test.txt")), sentences(column(conll / "test.txt", -1))
     )
     total = int((label_sets.index != DOCSTART).sum())
     notes = [
@@ -394,13 +391,6 @@ def build_offline(label_sets: LabelSets, conll: Path, variant: str) -> RealNoise
         " original CoNLL-03 train.txt; test = CoNLL-03's test set with its original labels"
     ]
     return RealNoise(variant, "conll03", label_sets.names, splits, notes)
-
-
-def _last_column_sentences(path: Path) -> list[list[str]]:
-    lines = _read(path).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return sentences([line.split()[-1] if line.strip() else "" for line in lines])
 
 
 def align_to_original(
