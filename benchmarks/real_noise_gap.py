@@ -39,6 +39,11 @@ def main() -> None:
     parser.add_argument("--model", default="minilm-l6")
     parser.add_argument("--work", type=Path, default=Path("real-noise-gap"))
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--independent",
+        action="store_true",
+        help="also train on the profile with consistency removed (kappa 0): does it matter?",
+    )
     args = parser.parse_args()
     build, _ = realnoise.available_build()
     rows = []
@@ -49,6 +54,8 @@ def main() -> None:
             "profile": corrupt_with_profile(variant, args),
             "entity": corrupt_with_entity_noise(level, args),
         }
+        if args.independent:
+            datasets["independent"] = corrupt_with_profile(variant, args, independent=True)
         row = {"variant": variant, "level": level}
         for kind, spec in datasets.items():
             row[f"{kind}_level"] = entity_noise_level(spec)
@@ -72,15 +79,18 @@ def entity_noise_level(spec: str) -> float:
     return 1 - 2 * matched / (gold + predicted)
 
 
-def corrupt_with_profile(variant: str, args) -> str:
+def corrupt_with_profile(variant: str, args, independent: bool = False) -> str:
+    profile = profiles.resolve(f"noisebench:{variant}")
+    if independent:
+        profile = profile | {"consistency": profile["consistency"] | {"kappa": 0.0}}
     config = noise.NoiseConfig(
         noise="profile",
         seed=args.seed,
         splits=("train", "validation"),
-        profile=profiles.resolve(f"noisebench:{variant}"),
+        profile=profile,
         profile_name=f"noisebench:{variant}",
     )
-    out = args.work / "data" / f"profile-{variant}"
+    out = args.work / "data" / (f"profile-{variant}" + ("-independent" if independent else ""))
     return str(noise.corrupt_to_directory("noisebench:clean", config, out, force=True).out)
 
 
@@ -115,23 +125,26 @@ def train_ce(spec: str, args) -> dict:
 
 
 def render(rows: list[dict], clean: dict, build: str, args) -> str:
+    kinds = [k for k in ("real", "profile", "independent", "entity") if k in rows[0]]
     lines = [
         f"CE, `{args.model}`, {args.epochs} epochs at lr {args.lr}, seed {args.seed};"
         f" NoiseBench {build} build, train/dev per NoiseBench (dev as noisy as train);"
         f" test F1 on the clean test set. Clean labels: {clean['f1']:.2f}.",
         "",
-        "| variant | entity noise (real / profile / entity) | real F1 | profile F1 |"
-        " entity F1 | profile − real | entity − real |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| variant | entity noise on train ("
+        + " / ".join(kinds)
+        + ") | "
+        + " | ".join(f"{k} F1" for k in kinds)
+        + " | "
+        + " | ".join(f"{k} − real" for k in kinds[1:])
+        + " |",
+        "|---|---|" + "---:|" * (2 * len(kinds) - 1),
     ]
     for row in rows:
-        lines.append(
-            f"| {row['variant']} | {100 * row['real_level']:.1f} / {100 * row['profile_level']:.1f}"
-            f" / {100 * row['entity_level']:.1f} | {row['real']['f1']:.2f} |"
-            f" {row['profile']['f1']:.2f} | {row['entity']['f1']:.2f} |"
-            f" {row['profile']['f1'] - row['real']['f1']:+.2f} |"
-            f" {row['entity']['f1'] - row['real']['f1']:+.2f} |"
-        )
+        levels = " / ".join(f"{100 * row[f'{k}_level']:.1f}" for k in kinds)
+        scores = " | ".join(f"{row[k]['f1']:.2f}" for k in kinds)
+        gaps = " | ".join(f"{row[k]['f1'] - row['real']['f1']:+.2f}" for k in kinds[1:])
+        lines.append(f"| {row['variant']} | {levels} | {scores} | {gaps} |")
     return "\n".join(lines) + "\n"
 
 
