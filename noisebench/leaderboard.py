@@ -133,9 +133,12 @@ def _add_run(
 ) -> None:
     config = results["config"]
     noisy = config.get("rate") is not None
+    dataset = results.get("dataset") or dataset_name(config["data"])
+    if config.get("validation_labels") == "clean":  # an oracle run never mixes with others
+        dataset += " (oracle: clean validation labels)"
     identity = {
         "run": run_dir.name,
-        "dataset": results.get("dataset") or dataset_name(config["data"]),
+        "dataset": dataset,
         "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
         "noise": config["noise"] if noisy else "none",
         "rate": float(config["rate"]) if noisy else 0.0,

@@ -246,6 +246,16 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
     return validation
 
 
+def selection_labels(validation) -> str:
+    """Which labels chose the best epoch: ``noisy`` (they differ from the split's
+    ``clean_tags``), ``clean``, or ``as given`` (no clean labels to compare with)."""
+    if "clean_tags" not in validation.column_names:
+        return "as given"
+    tags, _ = data.flat_tags(validation)
+    clean, _ = data.flat_tags(validation, "clean_tags")
+    return "noisy" if np.any(tags != clean) else "clean"
+
+
 # ---------------------------------------------------------------------- tokenisation
 
 
@@ -652,6 +662,7 @@ def _finish(
         "peak_memory_mb": peak / 2**20,
         "steps": state["step"],
         "history": state["history"],
+        "validation_labels": selection_labels(prepared.dataset["validation"]),
     }
     return write_results(
         run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes

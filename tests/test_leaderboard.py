@@ -209,3 +209,16 @@ def test_no_complete_runs_exits_2(runner, tmp_path):
     result = leaderboard(runner, tmp_path / "runs")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: no complete runs in {tmp_path / 'runs'} (1 incomplete)"
+
+
+def test_oracle_validation_runs_form_their_own_group(tmp_path):
+    write_run(tmp_path, "ce", None, None, 0.4, 0, 0.70, 0.1)
+    oracle = write_run(tmp_path, "ce", None, None, 0.4, 1, 0.80, 0.1)
+    results = json.loads((oracle / "results.json").read_text())
+    results["config"]["validation_labels"] = "clean"
+    (oracle / "results.json").write_text(json.dumps(results))
+    rows = boards.aggregate(boards.collect([tmp_path], "test", ["f1"]).records)
+    assert sorted((row["dataset"], row["mean"]) for row in rows) == [
+        ("toyner", 0.70),
+        ("toyner (oracle: clean validation labels)", 0.80),
+    ]

@@ -44,6 +44,7 @@ TRAIN_KEYS = {
     "peak_memory_mb",
     "steps",
     "history",
+    "validation_labels",
 }
 
 
@@ -337,6 +338,7 @@ def test_validation_labels_choose_the_best_epoch_and_are_recorded(
         assert result.exit_code == 0, result.output
         results = json.loads(result.stdout)
         assert results["config"]["validation_labels"] == labels
+        assert results["train"]["validation_labels"] == labels
         scores[labels] = results["splits"]["validation"]["f1"]
         note = [n for n in results["notes"] if "best epoch is chosen" in n]
         assert note and (labels in note[0])
