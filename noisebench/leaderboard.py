@@ -47,6 +47,7 @@ LONG_FIELDS = (
     "q",
     "s",
     "seed",
+    "degenerate",
     "split",
     "metric",
     "value",
@@ -150,6 +151,7 @@ def _add_run(
     scores = results["splits"].get(split)
     if scores is None:
         return
+    identity["degenerate"] = bool(scores.get("degenerate"))
     for metric in metric_names:
         collected.records.append(
             {**identity, "split": split, "metric": metric, "value": float(scores[metric])}
@@ -165,10 +167,12 @@ def aggregate(records: list[dict]) -> list[dict]:
     """Mean, std (ddof 1), n and a 95% CI (n >= 3) per key, over seeds."""
     groups: dict[tuple, list[float]] = {}
     models: dict[tuple, str] = {}
+    degenerate: dict[tuple, int] = {}
     for record in records:
         key = tuple(record[k] for k in KEY_FIELDS)
         groups.setdefault(key, []).append(record["value"])
         models[key] = record["model"]
+        degenerate[key] = degenerate.get(key, 0) + int(record.get("degenerate", False))
     rows = []
     for key, values in groups.items():
         array = np.asarray(values, dtype=np.float64)
@@ -184,6 +188,7 @@ def aggregate(records: list[dict]) -> list[dict]:
                 "std": std,
                 "n": len(array),
                 "ci95": half_width,
+                "degenerate": degenerate[key],  # runs that learned nothing (see metrics)
             }
         )
     return rows
@@ -265,7 +270,15 @@ def pivots(aggregated: list[dict], metric_names: list[str]) -> list[Pivot]:
     return tables
 
 
+DEGENERATE_MARK = "†"
+
+
 def format_cell(entry: dict | None, metric: str) -> str:
+    """``mean ± std (n=N)``, with ``†`` when some of its runs were degenerate.
+
+    >>> format_cell({"mean": 0.0, "std": 0.0, "n": 1, "degenerate": 1}, "f1")
+    '0.00† (n=1)'
+    """
     if entry is None:
         return "–"
     unit = scale(metric)
@@ -273,7 +286,22 @@ def format_cell(entry: dict | None, metric: str) -> str:
     text = f"{entry['mean'] * unit:.{digits}f}"
     if entry["n"] > 1:
         text += f" ± {entry['std'] * unit:.{digits}f}"
+    if entry.get("degenerate"):
+        text += DEGENERATE_MARK
     return text + f" (n={entry['n']})"
+
+
+def degenerate_footnote(table: Pivot) -> str | None:
+    """The line that explains ``†`` under a table that has such cells, else None."""
+    marked = [c for c in table.cells.values() if c.get("degenerate")]
+    if not marked:
+        return None
+    runs_marked = sum(c["degenerate"] for c in marked)
+    return (
+        f"{DEGENERATE_MARK} degenerate: {runs_marked} run(s) in {len(marked)} cell(s) predicted"
+        " one label for nearly every word or no entity at all; such a number is not a"
+        " measured score (results.json: 'degenerate')."
+    )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -328,6 +356,7 @@ def _long_schema():
             ("q", pa.float64()),
             ("s", pa.float64()),
             ("seed", pa.int64()),
+            ("degenerate", pa.bool_()),
             ("split", pa.string()),
             ("metric", pa.string()),
             ("value", pa.float64()),
@@ -351,19 +380,25 @@ def pivot_markdown(table: Pivot) -> str:
             text = format_cell(table.cells.get((row, rate)), table.metric)
             cells.append(f"**{text}**" if table.best.get(rate) == row else text)
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    footnote = degenerate_footnote(table)
+    if footnote:
+        lines += ["", footnote]
     return "\n".join(lines) + "\n"
 
 
 def pivot_csv(table: Pivot) -> str:
     header = ["loss"] + [
-        f"{rate:.2f} {part}" for rate in table.rates for part in ("mean", "std", "n", "ci95")
+        f"{rate:.2f} {part}"
+        for rate in table.rates
+        for part in ("mean", "std", "n", "ci95", "degenerate")
     ]
     rows = []
     for row in table.rows:
         values: list = [row]
         for rate in table.rates:
             entry = table.cells.get((row, rate))
-            values += [entry[k] if entry else "" for k in ("mean", "std", "n", "ci95")]
+            parts = ("mean", "std", "n", "ci95", "degenerate")
+            values += [entry[k] if entry else "" for k in parts]
         rows.append(["" if v is None else v for v in values])
     return _csv(header, rows)
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from noisebench.schemes import NO_SCHEME
+from noisebench.schemes import NO_SCHEME, decode_spans
 
 NLL_FLOOR = 1e-12  # a probability of exactly 0 for the gold label costs -log(1e-12)
 
@@ -205,6 +205,49 @@ def fit_temperature(probs: np.ndarray, gold: np.ndarray) -> float:
     return float(1 / np.exp((low + high) / 2))
 
 
+DEGENERATE_SHARE = 0.99  # one label for at least this share of the scored words ...
+DEGENERATE_GOLD_SHARE = 0.95  # ... where the gold labels give it at most this share
+
+
+def degeneracy(predictions, scheme: str) -> dict | None:
+    """Why a split's predictions are not a model's work (a *degenerate* run), or None.
+
+    Degenerate: no entity predicted while the gold labels have some (span schemes), or one
+    label predicted for at least 99% of the scored words while the gold labels give that
+    label at most 95% of them (the all-``O`` solution on NER, where gold has ~83% ``O``).
+
+    >>> from noisebench.runs import Predictions
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], dtype=np.float32)
+    >>> p = Predictions(["O", "B-PER"], [["a", "b", "c"]], np.array([1, 0, 1]), probs,
+    ...                 np.array([0, 3]))
+    >>> degeneracy(p, "IOB2")["reason"]
+    "no entity predicted (gold has 2); 'O' for 100.0% of words (gold: 33.3%)"
+    """
+    scored = predictions.scored
+    predicted, gold = predictions.predicted[scored], predictions.gold[scored]
+    if len(predicted) == 0:
+        return None
+    counts = np.bincount(predicted, minlength=len(predictions.labels))
+    top = int(counts.argmax())
+    share, gold_share = counts[top] / len(predicted), float(np.mean(gold == top))
+    label = predictions.labels[top]
+    info = {"label": label, "share": float(share), "gold_share": gold_share}
+    reasons = []
+    if scheme != NO_SCHEME:
+        gold_entities = _entity_count(predictions.sentences(predictions.gold))
+        predicted_entities = _entity_count(predictions.sentences(predictions.predicted))
+        info |= {"predicted_entities": predicted_entities, "gold_entities": gold_entities}
+        if gold_entities and not predicted_entities:
+            reasons.append(f"no entity predicted (gold has {gold_entities:,})")
+    if share >= DEGENERATE_SHARE and gold_share <= DEGENERATE_GOLD_SHARE:
+        reasons.append(f"'{label}' for {share:.1%} of words (gold: {gold_share:.1%})")
+    return {"reason": "; ".join(reasons), **info} if reasons else None
+
+
+def _entity_count(sentences: Sequence[Sequence[str]]) -> int:
+    return sum(len(decode_spans(sentence)) for sentence in sentences)
+
+
 def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) -> dict:
     """Every score of one split's ``runs.Predictions``: the ``results.json`` split entry."""
     gold_sentences = predictions.sentences(predictions.gold)
@@ -227,6 +270,7 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
         "n_entities": spans["n_entities"],
         "n_unscored_words": int((~scored).sum()),
         "reliability": calibration["bins"],
+        "degenerate": degeneracy(predictions, scheme),
     }
 
 

@@ -52,6 +52,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     epochs: int = 3
     lr: float = 5e-5
+    loss_warmup: float = 0.0
     batch_size: int = 32
     max_train_samples: int | None = None
     runs_dir: str = "runs"
@@ -209,6 +210,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
                                 batch_size=config.batch_size,
                                 max_train_samples=config.max_train_samples,
                                 seed=seed,
+                                loss_warmup=config.loss_warmup,
                             )
                             planned[run] = None
     return list(planned)
@@ -244,6 +246,15 @@ class SweepOutcome:
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
+    def degenerate(self) -> list[Path]:
+        """Complete runs whose model learned nothing (``results.json`` says degenerate)."""
+        found = []
+        for run_dir in [*self.completed, *self.skipped]:
+            results = runs.read_json(run_dir / runs.RESULTS)
+            if results and results.get("degenerate"):
+                found.append(run_dir)
+        return found
+
 
 def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
     command = [sys.executable, "-m", "noisebench", "train", "--json", "--runs-dir", runs_dir]
@@ -260,6 +271,7 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
         ("--batch-size", run.batch_size),
         ("--max-train-samples", run.max_train_samples),
         ("--seed", run.seed),
+        ("--loss-warmup", run.loss_warmup or None),
     ):
         if value is not None:
             command += [option, repr(value) if isinstance(value, float) else str(value)]

@@ -75,6 +75,9 @@ class TrainConfig:
     # given (realistic: a user's dev labels are as noisy as the training labels), "clean"
     # = its ``clean_tags`` (an oracle, for comparison).
     validation_labels: str = "noisy"
+    # Share of all optimizer steps that start with cross-entropy: GCE/SGCE ramp q from 0
+    # (exactly CE) to its target over them, MAE/SCE/NCE+RCE use CE until they end.
+    loss_warmup: float = 0.0
 
     def identity(self) -> dict:
         """What determines the results (device, paths and output options excluded)."""
@@ -151,6 +154,8 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
         raise InputError(f"--lr {config.lr}: must be positive")
     if config.calibrate not in (None, "temperature"):
         raise InputError(f"--calibrate '{config.calibrate}': the only method is temperature")
+    if not 0.0 <= config.loss_warmup <= 1.0:
+        raise InputError(f"--loss-warmup {config.loss_warmup}: must be a fraction in [0, 1]")
     if config.validation_labels not in VALIDATION_LABELS:
         raise InputError(f"--validation-labels '{config.validation_labels}': choose noisy or clean")
     resolved_device = resolve_device(device)
@@ -488,10 +493,11 @@ def train(
         for split in prepared.dataset
     }
     pad_id = tokenizer.pad_token_id or 0
-    loss_fn = build_loss(config.loss, q=config.q, s=config.s)
+    target_loss = build_loss(config.loss, q=config.q, s=config.s)
     train_set = encoded["train"]
     steps_per_epoch = math.ceil(len(train_set.input_ids) / config.batch_size)
     optimizer, schedule = optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
+    warmup_steps = round(config.loss_warmup * steps_per_epoch * config.epochs)
 
     state = {
         "epoch": 0,
@@ -529,6 +535,7 @@ def train(
                 labels = batch.pop("labels")
                 with _autocast(device):
                     logits = model(**batch).logits  # (B, T, C)
+                loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
                 loss = loss_fn(logits, labels)
                 value = loss.item()
                 if not math.isfinite(value):
@@ -577,8 +584,16 @@ def train(
                 prepared.scheme,
                 config.strict,
             )["f1"]
+            # Patience counts only once the model has left the trivial solution (F1 > 0):
+            # a bounded loss can sit at "everything O" for a few epochs before it learns.
+            counted = f1 <= state["best_f1"] and state["best_f1"] > 0
             state["history"].append(
-                {"epoch": epoch, "loss": epoch_loss / len(batches), "validation_f1": f1}
+                {
+                    "epoch": epoch,
+                    "loss": epoch_loss / len(batches),
+                    "validation_f1": f1,
+                    "counts_for_patience": counted,
+                }
             )
             if f1 > state["best_f1"]:
                 best_validation = validation  # the best weights' predictions, kept for the end
@@ -588,7 +603,7 @@ def train(
                     stale_epochs=0,
                     best_model={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                 )
-            else:
+            elif counted:
                 state["stale_epochs"] += 1
             state["epoch"] = epoch
             report(
@@ -607,6 +622,26 @@ def train(
     )
     shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)
     return results
+
+
+def scheduled_loss(config: TrainConfig, target, step: int, warmup_steps: int):
+    """The loss for optimizer step ``step`` (0-based). During the first ``warmup_steps`` a
+    CE start: GCE and SGCE with q ramped linearly from 0 (exactly CE, with the same
+    smoothing) towards their target, every other loss as cross-entropy (same smoothing);
+    then ``target``. Building a loss module is a few microseconds.
+
+    >>> config = TrainConfig(loss="gce", q=0.8, loss_warmup=0.5)
+    >>> target = build_loss("gce", q=0.8)
+    >>> [round(scheduled_loss(config, target, step, 4).q, 6) for step in range(6)]
+    [0.0, 0.2, 0.4, 0.6, 0.8, 0.8]
+    >>> scheduled_loss(TrainConfig(loss="sce"), build_loss("sce"), 0, 4)
+    CrossEntropy(s=0.0, ignore_index=-100, reduction='mean')
+    """
+    if step >= warmup_steps or config.loss == "ce":
+        return target
+    if config.loss in ("gce", "sgce"):
+        return build_loss(config.loss, q=target.q * step / warmup_steps, s=config.s)
+    return build_loss("ce", s=config.s)
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None:
@@ -703,6 +738,8 @@ def write_results(
         "train": train_summary,
         "calibration": calibration,
         "notes": notes,
+        # splits whose predictions are not a model's work (metrics.degeneracy), or None
+        "degenerate": {s: v["degenerate"] for s, v in splits.items() if v["degenerate"]} or None,
     }
     runs.write_json(run_dir / runs.RESULTS, results)
     return results

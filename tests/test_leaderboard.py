@@ -222,3 +222,27 @@ def test_oracle_validation_runs_form_their_own_group(tmp_path):
         ("toyner", 0.70),
         ("toyner (oracle: clean validation labels)", 0.80),
     ]
+
+
+def test_degenerate_runs_are_marked_in_every_format(runner, tmp_path):
+    write_run(tmp_path, "ce", None, None, 0.4, 0, 0.70, 0.1)
+    for seed in (0, 1):
+        collapsed = write_run(tmp_path, "gce", 0.7, None, 0.4, seed, 0.0, 0.2)
+        results = json.loads((collapsed / "results.json").read_text())
+        results["splits"]["test"]["degenerate"] = {"reason": "no entity predicted"}
+        (collapsed / "results.json").write_text(json.dumps(results))
+    out = tmp_path / "lb"
+    result = runner.invoke(app, ["leaderboard", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "0.00 ± 0.00† (n=2)" in result.stdout
+    assert "† degenerate: 2 run(s) in 1 cell(s)" in result.stdout
+    markdown = (out / "toyner-tiny-uniform-f1.md").read_text()
+    assert "0.00 ± 0.00† (n=2)" in markdown and "† degenerate: 2 run(s)" in markdown
+    pivot = (out / "toyner-tiny-uniform-f1.csv").read_text().splitlines()
+    assert pivot[0].endswith("0.40 degenerate")
+    assert pivot[1].startswith("ce,") and pivot[1].endswith(",0")
+    assert pivot[2].startswith("gce q=0.7,") and pivot[2].endswith(",2")
+    long = json.loads((out / "runs.json").read_text())
+    assert sorted({(r["loss"], r["degenerate"]) for r in long}) == [("ce", False), ("gce", True)]
+    entries = json.loads(runner.invoke(app, ["leaderboard", str(tmp_path), "--json"]).stdout)
+    assert {(e["loss"], e["degenerate"]) for e in entries["entries"]} == {("ce", 0), ("gce", 2)}

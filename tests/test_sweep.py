@@ -318,3 +318,13 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(runner, toy_study, tmp_path, t
         (p / "results.json").exists() and not (p / "checkpoint").exists()
         for p in runs_dir.iterdir()
     )
+
+
+def test_the_sweep_summary_counts_degenerate_runs(tmp_path):
+    learned, collapsed, incomplete = (tmp_path / name for name in ("a", "b", "c"))
+    for folder, degenerate in ((learned, None), (collapsed, {"test": {"reason": "x"}})):
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"degenerate": degenerate}))
+    incomplete.mkdir()
+    outcome = sweep.SweepOutcome(completed=[learned, collapsed], skipped=[incomplete])
+    assert outcome.degenerate() == [collapsed]

@@ -360,3 +360,63 @@ def test_validation_labels_choose_the_best_epoch_and_are_recorded(
     )
     assert result.exit_code == 2
     assert "--validation-labels 'gold': choose noisy or clean" in result.stderr
+
+
+@pytest.fixture(scope="session")
+def imbalanced_dir(tmp_path_factory) -> Path:
+    """Toy NER where about 8% of words are entities: a bounded loss can stall at all-O."""
+    import random
+
+    from conftest import FILLER, TYPES
+
+    folder = tmp_path_factory.mktemp("imbalanced")
+    for name, count, seed in (("train.txt", 200, 1), ("valid.txt", 50, 2), ("test.txt", 50, 3)):
+        rng = random.Random(seed)
+        blocks = []
+        for _ in range(count):
+            words = [rng.choice(FILLER) for _ in range(rng.randint(8, 12))]
+            if rng.random() < 0.8:
+                words[rng.randrange(len(words))] = rng.choice(list(TYPES))
+            blocks.append("\n".join(f"{w} {'B-' + TYPES[w] if w in TYPES else 'O'}" for w in words))
+        (folder / name).write_text("\n\n".join(blocks) + "\n")
+    return folder
+
+
+def collapse_args(imbalanced_dir, tiny_model, runs_dir, *extra):
+    return [
+        "train", "--data", str(imbalanced_dir), "--model", str(tiny_model), "--runs-dir",
+        str(runs_dir), "--loss", "gce", "--q", "0.7", "--lr", "1e-2", "--epochs", "4",
+        "--batch-size", "16", "--device", "cpu", "--patience", "1", "--json", *extra,
+    ]  # fmt: skip
+
+
+def test_a_collapsed_run_says_so_and_the_loss_warmup_escapes_it(
+    imbalanced_dir, tiny_model, tmp_path, runner
+):
+    result = runner.invoke(app, collapse_args(imbalanced_dir, tiny_model, tmp_path / "runs"))
+    assert result.exit_code == 0, result.output  # a result, not a crash
+    collapsed = json.loads(result.stdout)
+    history = collapsed["train"]["history"]
+    # F1 never left 0: patience 1 did not stop the run, no epoch counted against it
+    assert [h["validation_f1"] for h in history] == [0.0, 0.0, 0.0, 0.0]
+    assert [h["counts_for_patience"] for h in history] == [False] * 4
+    assert collapsed["train"]["epochs_run"] == 4
+    test = collapsed["degenerate"]["test"]
+    assert test["label"] == "O" and test["share"] == 1.0 and test["predicted_entities"] == 0
+    assert test["reason"].startswith("no entity predicted (gold has ")
+    assert collapsed["splits"]["test"]["degenerate"] == test
+    assert "warning: degenerate run: no entity predicted" in result.stderr
+    assert "--loss-warmup 0.1" in result.stderr
+    # `score` recomputes it from the saved predictions
+    rescored = runner.invoke(app, ["score", collapsed["run_dir"], "--json"])
+    assert json.loads(rescored.stdout)[0]["degenerate"] == collapsed["degenerate"]
+    assert "degenerate run" in rescored.stderr
+
+    result = runner.invoke(
+        app, collapse_args(imbalanced_dir, tiny_model, tmp_path / "runs", "--loss-warmup", "0.5")
+    )
+    warmed = json.loads(result.stdout)
+    assert warmed["config"]["loss_warmup"] == 0.5
+    assert warmed["degenerate"] is None
+    assert warmed["splits"]["test"]["f1"] > 0.9
+    assert "degenerate" not in result.stderr

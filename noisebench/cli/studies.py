@@ -51,6 +51,10 @@ def sweep(
     model: Annotated[str | None, typer.Option(help="Model (default minilm-l6).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs per run.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    loss_warmup: Annotated[
+        float | None,
+        typer.Option(help="Share of steps that start with CE (see `train --help`)."),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sentences per batch.")] = None,
     max_train_samples: Annotated[
         int | None, typer.Option(help="First K training sentences.")
@@ -79,6 +83,7 @@ def sweep(
             "seeds": None if seeds is None else tuple(int(x) for x in float_list(seeds)),
             "epochs": epochs,
             "lr": lr,
+            "loss_warmup": loss_warmup,
             "batch_size": batch_size,
             "max_train_samples": max_train_samples,
             "runs_dir": runs_dir,
@@ -108,18 +113,21 @@ def sweep(
         stdout.print(table)
         return
     outcome = _sweep_with_progress(sweeps, config, planned)
+    degenerate = outcome.degenerate()
     if json_output:
         print_json(
             {
                 "completed": [str(p) for p in outcome.completed],
                 "skipped": [str(p) for p in outcome.skipped],
                 "failed": [{"run_dir": str(p), "error": e} for p, e in outcome.failed],
+                "degenerate": [str(p) for p in degenerate],
             }
         )
     else:
         stdout.print(
             f"{len(outcome.completed)} runs trained, {len(outcome.skipped)} already"
-            f" complete, {len(outcome.failed)} failed",
+            f" complete, {len(outcome.failed)} failed, {len(degenerate)} degenerate"
+            + (" (learned nothing; marked † in the leaderboard)" if degenerate else ""),
             soft_wrap=True,
         )
         for run_dir, error in outcome.failed:
@@ -281,6 +289,9 @@ def _print_pivots(boards, tables) -> None:
                 cells.append(f"[bold green]{text}[/]" if table.best.get(rate) == row else text)
             rich_table.add_row(row, *cells)
         stdout.print(rich_table)
+        footnote = boards.degenerate_footnote(table)
+        if footnote:
+            stdout.print(footnote, soft_wrap=True)
 
 
 def _write_plots(boards, out: Path, tables, collected) -> list[Path]:

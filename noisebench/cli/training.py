@@ -41,7 +41,20 @@ def train(
         int | None, typer.Option(help="Keep the first K training sentences.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
-    patience: Annotated[int, typer.Option(help="Epochs without a better validation F1.")] = 2,
+    patience: Annotated[
+        int,
+        typer.Option(
+            help="Stop after this many epochs without a better validation F1, counted only"
+            " once the F1 has left 0 (a slow starter is not stopped while still at 0)."
+        ),
+    ] = 2,
+    loss_warmup: Annotated[
+        float,
+        typer.Option(
+            help="Share of all steps that start with cross-entropy: gce/sgce ramp q from 0"
+            " (= CE) to --q over them; mae, sce and nce+rce use CE until they end."
+        ),
+    ] = 0.0,
     validation_labels: Annotated[
         str,
         typer.Option(
@@ -92,6 +105,7 @@ def train(
             tag_column=tag_column,
             labels=split_list(labels),
             validation_labels=validation_labels,
+            loss_warmup=loss_warmup,
         )
         with stderr.status("loading data and model…"):
             prepared = training.prepare(config, runs_dir, device)
@@ -102,6 +116,7 @@ def train(
             results = _train_with_progress(training, prepared, resume, save_model)
         else:
             stderr.print(f"{prepared.run_dir} is already complete; showing its results")
+    warn_if_degenerate(results)
     if json_output:
         print_json({"run_dir": str(prepared.run_dir), **results})
         return
@@ -171,6 +186,28 @@ def _train_with_progress(training, prepared, resume: bool, save_model: bool) -> 
                 f"interrupted; continue with --resume ({prepared.run_dir})", soft_wrap=True
             )
             raise typer.Exit(130) from None
+
+
+def warn_if_degenerate(results: dict) -> None:
+    """One line on stderr when a run learned nothing: its F1 is not a score."""
+    degenerate = results.get("degenerate")
+    if not degenerate:
+        return
+    split = "test" if "test" in degenerate else next(iter(degenerate))
+    config = results.get("config") or {}
+    loss = config.get("loss", "")
+    hint = (
+        "try --loss-warmup 0.1 (a CE start), more epochs, a lower q, or --loss ce"
+        if loss not in ("", "ce")
+        else "try more epochs or another --lr"
+    )
+    stderr.print(
+        f"[bold yellow]warning:[/] degenerate run: {degenerate[split]['reason']} on {split};"
+        f" its F1 is not a measured score. Likely cause: the model never left the trivial"
+        f" one-label solution ({loss or 'this'} loss, {config.get('epochs', '?')} epochs at lr"
+        f" {config.get('lr', '?')}); {hint}",
+        soft_wrap=True,
+    )
 
 
 def _print_results(results: dict, run_dir: Path) -> None:
@@ -250,6 +287,8 @@ def score(
                 raise InputError("name at least one run folder (or --model RUN --data D)")
             folders = run_dirs
             all_results = [training.rescore(d, bins, strict, calibrate) for d in folders]
+    for results in all_results:
+        warn_if_degenerate(results)
     if json_output:
         print_json([{"run_dir": str(d), **r} for d, r in zip(folders, all_results, strict=True)])
         return
