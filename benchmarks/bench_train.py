@@ -67,7 +67,8 @@ def trainer(prepared, strategy: str, output: Path) -> dict:
     from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
     from noisebench import sources
-    from noisebench.train import encode, load_model
+    from noisebench.batches import encode
+    from noisebench.train import load_model
 
     torch.manual_seed(0)
     model, tokenizer = load_model(prepared.model_path, prepared.labels)
@@ -128,7 +129,8 @@ def main() -> None:
             )
 
         from noisebench import sources
-        from noisebench.train import encode, load_model
+        from noisebench.batches import encode
+        from noisebench.train import load_model
 
         model, tokenizer = load_model(prepared.model_path, prepared.labels)
         encoded = encode(tokenizer, prepared.dataset["train"], 128, sources.home() / "tokenized")

@@ -3,7 +3,7 @@
     noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4
 
 Top to bottom: resolve the config (data, optional on-the-fly corruption, model, device),
-tokenise once (cached), then the loop — length-grouped batches with dynamic padding,
+tokenise once (cached; ``batches``), then the loop — length-grouped batches with dynamic padding,
 forward, loss, backward, clip, AdamW step, linear warm-up/decay — with a validation
 entity F1 after each epoch, the best weights kept, early stopping, and a checkpoint per
 epoch that ``--resume`` continues from. The best weights then predict validation and
@@ -13,7 +13,6 @@ test; the run directory gets predictions, scores and, last, ``results.json``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from noisebench import data, metrics, runs, sources
+from noisebench.batches import Encoded, collate, encode, length_grouped_batches
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
 from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir
@@ -261,106 +261,6 @@ def selection_labels(validation) -> str:
     return "noisy" if np.any(tags != clean) else "clean"
 
 
-# ---------------------------------------------------------------------- tokenisation
-
-
-@dataclass
-class Encoded:
-    """One split tokenised: sub-token ids per sentence and each word's first sub-token."""
-
-    input_ids: list[np.ndarray]  # per sentence, (T,) int64 with special tokens
-    word_starts: list[np.ndarray]  # per sentence, (n_words,) position, -1 if cut off
-    tags: list[np.ndarray]  # per sentence, (n_words,) label ids
-
-    def lengths(self) -> np.ndarray:
-        return np.array([len(ids) for ids in self.input_ids])
-
-
-def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Encoded:
-    """Tokenise words (cached by tokenizer, words and max_length); attach tags."""
-    tokens = dataset.data.table.column("tokens").to_pylist()
-    flat, offsets = data.flat_tags(dataset)
-    tags = np.split(flat, offsets[1:-1])
-    key = hashlib.sha256()
-    key.update(tokenizer.backend_tokenizer.to_str().encode())
-    key.update(json.dumps([max_length, tokens]).encode())
-    cache = cache_root / f"{key.hexdigest()[:24]}.npz" if cache_root else None
-    if cache is not None and cache.is_file():
-        stored = np.load(cache)
-        ids = np.split(stored["ids"], stored["id_offsets"][1:-1])
-        starts = np.split(stored["starts"], stored["start_offsets"][1:-1])
-        return Encoded(ids, starts, tags)
-    ids, starts = _tokenize(tokenizer, tokens, max_length)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(
-            temporary,
-            ids=np.concatenate(ids),
-            starts=np.concatenate(starts),
-            id_offsets=np.cumsum([0] + [len(i) for i in ids]),
-            start_offsets=np.cumsum([0] + [len(s) for s in starts]),
-        )
-        os.replace(temporary, cache)
-    return Encoded(ids, starts, tags)
-
-
-def _tokenize(tokenizer, tokens: list[list[str]], max_length: int):
-    # A word the tokenizer turns into nothing (a lone control character, say) would have
-    # no first sub-token: it is fed as the unknown token instead.
-    vocabulary = sorted({w for sentence in tokens for w in sentence})
-    pieces = tokenizer(vocabulary, add_special_tokens=False)["input_ids"]
-    empty = {w for w, p in zip(vocabulary, pieces, strict=True) if not p}
-    if empty:
-        tokens = [[tokenizer.unk_token if w in empty else w for w in s] for s in tokens]
-    encoded = tokenizer(tokens, is_split_into_words=True, truncation=True, max_length=max_length)
-    ids, starts = [], []
-    for i, sentence in enumerate(tokens):
-        word_ids = encoded.word_ids(i)
-        first = np.full(len(sentence), -1, dtype=np.int64)
-        for position in range(len(word_ids) - 1, -1, -1):
-            if word_ids[position] is not None:
-                first[word_ids[position]] = position
-        ids.append(np.asarray(encoded["input_ids"][i], dtype=np.int64))
-        starts.append(first)
-    return ids, starts
-
-
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng) -> list[np.ndarray]:
-    """Shuffled batches of similar length: sort within random mega-batches of 50."""
-    order = rng.permutation(len(lengths))
-    batches = []
-    mega = batch_size * 50
-    for begin in range(0, len(order), mega):
-        chunk = order[begin : begin + mega]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: bool = True):
-    """Pad a batch to its longest sentence: ``input_ids``, ``attention_mask``, ``labels``
-    (-100 everywhere but each word's first sub-token)."""
-    width = max(len(encoded.input_ids[i]) for i in indices)
-    input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
-    attention = np.zeros((len(indices), width), dtype=np.int64)
-    labels = np.full((len(indices), width), -100, dtype=np.int64)
-    for row, i in enumerate(indices):
-        ids, starts = encoded.input_ids[i], encoded.word_starts[i]
-        input_ids[row, : len(ids)] = ids
-        attention[row, : len(ids)] = 1
-        if with_labels:
-            kept = starts >= 0
-            labels[row, starts[kept]] = encoded.tags[i][kept]
-    batch = {
-        "input_ids": torch.from_numpy(input_ids),
-        "attention_mask": torch.from_numpy(attention),
-    }
-    if with_labels:
-        batch["labels"] = torch.from_numpy(labels)
-    return batch
-
-
 # ----------------------------------------------------------------------------- model
 
 
@@ -467,22 +367,7 @@ def train(
     config, device, run_dir = prepared.config, prepared.device, prepared.run_dir
     report = progress or (lambda event: None)
     checkpoint_file = run_dir / CHECKPOINT / "state.pt"
-    if resume and not checkpoint_file.is_file():
-        raise InputError(f"--resume: {run_dir} has no checkpoint to resume from")
-    if not resume and run_dir.exists():
-        shutil.rmtree(run_dir)  # an incomplete earlier attempt: start over
-    run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_json(
-        run_dir / runs.CONFIG,
-        {
-            "config": config.identity(),
-            "run": run_dir.name,
-            "model_path": prepared.model_path,
-            "device": str(device),
-            "versions": runs.library_versions(),
-            "git_commit": runs.git_commit(),
-        },
-    )
+    _open_run_dir(prepared, resume, checkpoint_file)
 
     torch.manual_seed(config.seed)
     model, tokenizer = load_model(prepared.model_path, prepared.labels)
@@ -499,18 +384,7 @@ def train(
     optimizer, schedule = optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
     warmup_steps = round(config.loss_warmup * steps_per_epoch * config.epochs)
 
-    state = {
-        "epoch": 0,
-        "step": 0,
-        "best_f1": -1.0,
-        "best_epoch": 0,
-        "best_model": None,
-        "history": [],
-        "seconds": 0.0,
-        "sentences": 0,
-        "tokens": 0,
-        "stale_epochs": 0,
-    }
+    state = _initial_state()
     if resume:
         saved = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
@@ -552,17 +426,15 @@ def train(
                 state["tokens"] += int(batch["attention_mask"].sum())
                 epoch_loss += value
                 lr = schedule.get_last_lr()[0]
-                log.write(
-                    json.dumps({"epoch": epoch, "step": state["step"], "loss": value, "lr": lr})
-                    + "\n"
-                )
+                step_event = {"epoch": epoch, "step": state["step"], "loss": value, "lr": lr}
+                log.write(json.dumps(step_event) + "\n")
                 report(
                     {
                         "event": "step",
-                        "epoch": epoch,
                         "epochs": config.epochs,
-                        "step": number,
                         "steps": len(batches),
+                        "epoch": epoch,
+                        "step": number,
                         "loss": value,
                         "sentences": len(indices),
                     }
@@ -584,28 +456,8 @@ def train(
                 prepared.scheme,
                 config.strict,
             )["f1"]
-            # Patience counts only once the model has left the trivial solution (F1 > 0):
-            # a bounded loss can sit at "everything O" for a few epochs before it learns.
-            counted = f1 <= state["best_f1"] and state["best_f1"] > 0
-            state["history"].append(
-                {
-                    "epoch": epoch,
-                    "loss": epoch_loss / len(batches),
-                    "validation_f1": f1,
-                    "counts_for_patience": counted,
-                }
-            )
-            if f1 > state["best_f1"]:
+            if _end_epoch(state, model, epoch, f1, epoch_loss / len(batches)):
                 best_validation = validation  # the best weights' predictions, kept for the end
-                state.update(
-                    best_f1=f1,
-                    best_epoch=epoch,
-                    stale_epochs=0,
-                    best_model={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                )
-            elif counted:
-                state["stale_epochs"] += 1
-            state["epoch"] = epoch
             report(
                 {
                     "event": "epoch",
@@ -622,6 +474,66 @@ def train(
     )
     shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)
     return results
+
+
+def _open_run_dir(prepared: Prepared, resume: bool, checkpoint_file: Path) -> None:
+    """A fresh run folder with ``config.json`` (or the interrupted one, to resume)."""
+    run_dir = prepared.run_dir
+    if resume and not checkpoint_file.is_file():
+        raise InputError(f"--resume: {run_dir} has no checkpoint to resume from")
+    if not resume and run_dir.exists():
+        shutil.rmtree(run_dir)  # an incomplete earlier attempt: start over
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(
+        run_dir / runs.CONFIG,
+        {
+            "config": prepared.config.identity(),
+            "run": run_dir.name,
+            "model_path": prepared.model_path,
+            "device": str(prepared.device),
+            "versions": runs.library_versions(),
+            "git_commit": runs.git_commit(),
+        },
+    )
+
+
+def _initial_state() -> dict:
+    return {
+        "epoch": 0,
+        "step": 0,
+        "best_f1": -1.0,
+        "best_epoch": 0,
+        "best_model": None,
+        "history": [],
+        "seconds": 0.0,
+        "sentences": 0,
+        "tokens": 0,
+        "stale_epochs": 0,
+    }
+
+
+def _end_epoch(state: dict, model, epoch: int, f1: float, mean_loss: float) -> bool:
+    """Record the epoch; keep the weights if they are the best so far (returns True).
+
+    Patience counts only once the model has left the trivial solution (F1 > 0): a bounded
+    loss can sit at "everything O" for a few epochs before it learns.
+    """
+    counted = f1 <= state["best_f1"] and state["best_f1"] > 0
+    state["history"].append(
+        {"epoch": epoch, "loss": mean_loss, "validation_f1": f1, "counts_for_patience": counted}
+    )
+    state["epoch"] = epoch
+    if f1 > state["best_f1"]:
+        state.update(
+            best_f1=f1,
+            best_epoch=epoch,
+            stale_epochs=0,
+            best_model={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        )
+        return True
+    if counted:
+        state["stale_epochs"] += 1
+    return False
 
 
 def scheduled_loss(config: TrainConfig, target, step: int, warmup_steps: int):

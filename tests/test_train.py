@@ -33,6 +33,7 @@ SPLIT_KEYS = {
     "n_entities",
     "n_unscored_words",
     "reliability",
+    "degenerate",
 }
 TRAIN_KEYS = {
     "epochs_run",
