@@ -143,7 +143,9 @@ def _add_run(
         "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
         "noise": config["noise"] if noisy else "none",
         "rate": float(config["rate"]) if noisy else 0.0,
-        "loss": config["loss"],
+        # a CE start makes another method: never averaged with the plain loss
+        "loss": config["loss"]
+        + (f" warmup={warmup:g}" if (warmup := config.get("loss_warmup")) else ""),
         "q": config.get("q"),
         "s": config.get("s"),
         "seed": config["seed"],

@@ -246,3 +246,16 @@ def test_degenerate_runs_are_marked_in_every_format(runner, tmp_path):
     assert sorted({(r["loss"], r["degenerate"]) for r in long}) == [("ce", False), ("gce", True)]
     entries = json.loads(runner.invoke(app, ["leaderboard", str(tmp_path), "--json"]).stdout)
     assert {(e["loss"], e["degenerate"]) for e in entries["entries"]} == {("ce", 0), ("gce", 2)}
+
+
+def test_a_loss_with_a_ce_start_is_its_own_row(tmp_path):
+    write_run(tmp_path, "gce", 0.7, None, 0.4, 0, 0.50, 0.1)
+    warmed = write_run(tmp_path, "gce", 0.7, None, 0.4, 1, 0.60, 0.1)
+    results = json.loads((warmed / "results.json").read_text())
+    results["config"]["loss_warmup"] = 0.1
+    (warmed / "results.json").write_text(json.dumps(results))
+    rows = boards.aggregate(boards.collect([tmp_path], "test", ["f1"]).records)
+    assert sorted((boards.loss_label(row), row["mean"]) for row in rows) == [
+        ("gce q=0.7", 0.50),
+        ("gce warmup=0.1 q=0.7", 0.60),
+    ]
