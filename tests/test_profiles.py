@@ -371,6 +371,8 @@ def test_profile_of_the_crowd_variant_and_its_built_in_use(
         [
             "corrupt",
             "noisebench:clean",
+            "--noise",
+            "profile",
             "--profile",
             "noisebench:crowd",
             "-o",
