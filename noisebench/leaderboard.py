@@ -129,6 +129,15 @@ def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collect
     return collected
 
 
+def _warmup_label(config: dict) -> str:
+    """A CE start other than the default makes another method, never averaged with it
+    (runs from before ``--loss-warmup`` existed had none)."""
+    warmup = config.get("loss_warmup", 0.0)
+    if config["loss"] == "ce" or warmup == runs.DEFAULT_LOSS_WARMUP:
+        return ""
+    return f" warmup={warmup:g}"
+
+
 def _add_run(
     collected: Collected, run_dir: Path, results: dict, split: str, metric_names: list[str]
 ) -> None:
@@ -143,9 +152,7 @@ def _add_run(
         "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
         "noise": config["noise"] if noisy else "none",
         "rate": float(config["rate"]) if noisy else 0.0,
-        # a CE start makes another method: never averaged with the plain loss
-        "loss": config["loss"]
-        + (f" warmup={warmup:g}" if (warmup := config.get("loss_warmup")) else ""),
+        "loss": config["loss"] + _warmup_label(config),
         "q": config.get("q"),
         "s": config.get("s"),
         "seed": config["seed"],

@@ -52,7 +52,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     epochs: int = 3
     lr: float = 5e-5
-    loss_warmup: float = 0.0
+    loss_warmup: float = runs.DEFAULT_LOSS_WARMUP
     batch_size: int = 32
     max_train_samples: int | None = None
     runs_dir: str = "runs"
@@ -271,7 +271,7 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
         ("--batch-size", run.batch_size),
         ("--max-train-samples", run.max_train_samples),
         ("--seed", run.seed),
-        ("--loss-warmup", run.loss_warmup or None),
+        ("--loss-warmup", run.loss_warmup),
     ):
         if value is not None:
             command += [option, repr(value) if isinstance(value, float) else str(value)]

@@ -77,7 +77,7 @@ class TrainConfig:
     validation_labels: str = "noisy"
     # Share of all optimizer steps that start with cross-entropy: GCE/SGCE ramp q from 0
     # (exactly CE) to its target over them, MAE/SCE/NCE+RCE use CE until they end.
-    loss_warmup: float = 0.0
+    loss_warmup: float = runs.DEFAULT_LOSS_WARMUP
 
     def identity(self) -> dict:
         """What determines the results (device, paths and output options excluded)."""

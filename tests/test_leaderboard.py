@@ -35,6 +35,7 @@ def write_run(folder: Path, loss, q, s, rate, seed, f1, ece, complete=True) -> P
         "noise": "uniform",
         "rate": rate,
         "seed": seed,
+        "loss_warmup": 0.1,  # the default
     }
     run_dir = (
         folder
@@ -252,10 +253,13 @@ def test_a_loss_with_a_ce_start_is_its_own_row(tmp_path):
     write_run(tmp_path, "gce", 0.7, None, 0.4, 0, 0.50, 0.1)
     warmed = write_run(tmp_path, "gce", 0.7, None, 0.4, 1, 0.60, 0.1)
     results = json.loads((warmed / "results.json").read_text())
-    results["config"]["loss_warmup"] = 0.1
+    results["config"]["loss_warmup"] = 0.0
     (warmed / "results.json").write_text(json.dumps(results))
+    del results["config"]["loss_warmup"]  # a run from before --loss-warmup had none
+    old = write_run(tmp_path, "gce", 0.7, None, 0.4, 2, 0.40, 0.1)
+    (old / "results.json").write_text(json.dumps(results | {"splits": {"test": {"f1": 0.4}}}))
     rows = boards.aggregate(boards.collect([tmp_path], "test", ["f1"]).records)
-    assert sorted((boards.loss_label(row), row["mean"]) for row in rows) == [
-        ("gce q=0.7", 0.50),
-        ("gce warmup=0.1 q=0.7", 0.60),
+    assert sorted((boards.loss_label(row), row["mean"], row["n"]) for row in rows) == [
+        ("gce q=0.7", 0.50, 1),
+        ("gce warmup=0 q=0.7", 0.50, 2),
     ]

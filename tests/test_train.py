@@ -383,18 +383,19 @@ def imbalanced_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def collapse_args(imbalanced_dir, tiny_model, runs_dir, *extra):
+def collapse_args(imbalanced_dir, tiny_model, runs_dir, warmup):
     return [
         "train", "--data", str(imbalanced_dir), "--model", str(tiny_model), "--runs-dir",
         str(runs_dir), "--loss", "gce", "--q", "0.7", "--lr", "1e-2", "--epochs", "4",
-        "--batch-size", "16", "--device", "cpu", "--patience", "1", "--json", *extra,
+        "--batch-size", "16", "--device", "cpu", "--patience", "1", "--json",
+        "--loss-warmup", warmup,
     ]  # fmt: skip
 
 
 def test_a_collapsed_run_says_so_and_the_loss_warmup_escapes_it(
     imbalanced_dir, tiny_model, tmp_path, runner
 ):
-    result = runner.invoke(app, collapse_args(imbalanced_dir, tiny_model, tmp_path / "runs"))
+    result = runner.invoke(app, collapse_args(imbalanced_dir, tiny_model, tmp_path / "runs", "0"))
     assert result.exit_code == 0, result.output  # a result, not a crash
     collapsed = json.loads(result.stdout)
     history = collapsed["train"]["history"]
@@ -413,9 +414,7 @@ def test_a_collapsed_run_says_so_and_the_loss_warmup_escapes_it(
     assert json.loads(rescored.stdout)[0]["degenerate"] == collapsed["degenerate"]
     assert "degenerate run" in rescored.stderr
 
-    result = runner.invoke(
-        app, collapse_args(imbalanced_dir, tiny_model, tmp_path / "runs", "--loss-warmup", "0.5")
-    )
+    result = runner.invoke(app, collapse_args(imbalanced_dir, tiny_model, tmp_path / "runs", "0.5"))
     warmed = json.loads(result.stdout)
     assert warmed["config"]["loss_warmup"] == 0.5
     assert warmed["degenerate"] is None

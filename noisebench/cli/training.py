@@ -54,7 +54,7 @@ def train(
             help="Share of all steps that start with cross-entropy: gce/sgce ramp q from 0"
             " (= CE) to --q over them; mae, sce and nce+rce use CE until they end."
         ),
-    ] = 0.0,
+    ] = 0.1,
     validation_labels: Annotated[
         str,
         typer.Option(
