@@ -51,6 +51,7 @@ from noisebench.schemes import (
     encode_span_ids,
     entity_types,
     has_span_scheme,
+    require_span_scheme,
     split_label,
 )
 
@@ -274,11 +275,7 @@ def entity_noise(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Span-level noise (see the module docstring). Returns noisy tags and event counts."""
-    if scheme == NO_SCHEME:
-        raise InputError(
-            "entity noise needs span tags (O, B-X, I-X, ...); this tag set has no span"
-            " scheme (POS tags?): use --noise uniform, pair or --matrix"
-        )
+    require_span_scheme(scheme, "entity")
     types = entity_types(names)
     weights = np.array([mix.get(event, 0.0) for event in ENTITY_EVENTS])
     if len(types) < 2:

@@ -44,7 +44,14 @@ from pathlib import Path
 import numpy as np
 
 from noisebench.errors import InputError
-from noisebench.schemes import NO_SCHEME, Span, decode_spans, encode_span_ids, entity_types
+from noisebench.schemes import (
+    NO_SCHEME,
+    Span,
+    decode_spans,
+    encode_span_ids,
+    entity_types,
+    require_span_scheme,
+)
 
 SCHEMA = "noisebench.profile"
 SCHEMA_VERSION = 1
@@ -356,11 +363,7 @@ def apply_profile(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Noisy tag ids for the clean ``tags`` of one split, and counts of what was drawn."""
-    if scheme == NO_SCHEME:
-        raise InputError(
-            "profile noise needs span tags (O, B-X, I-X, ...); this tag set has no span"
-            " scheme (POS tags?): use --noise uniform, pair or --matrix"
-        )
+    require_span_scheme(scheme, "profile")
     sampler = Sampler(profile, entity_types(names))
     index = {name: i for i, name in enumerate(names)}
     shared: dict[tuple, Outcome] = {}  # surface form -> its one draw for this seed

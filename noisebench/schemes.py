@@ -137,3 +137,12 @@ def encode_span_ids(
         raise InputError(
             f"{model} noise needs label {error.args[0]}, which the label set lacks"
         ) from None
+
+
+def require_span_scheme(scheme: str, model: str) -> None:
+    """Span-level noise needs span tags: a tag set without a scheme is an ``InputError``."""
+    if scheme == NO_SCHEME:
+        raise InputError(
+            f"{model} noise needs span tags (O, B-X, I-X, ...); this tag set has no span"
+            " scheme (POS tags?): use --noise uniform, pair or --matrix"
+        )
