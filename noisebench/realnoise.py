@@ -297,13 +297,24 @@ def dataset_name(spec: str) -> str:
     return f"noisebench-{variant}" + ("" if build == "cleanconll" else f"-{build}")
 
 
+# cache root -> why CleanCoNLL's files could not be fetched: one download attempt per
+# process, not one per dataset name (a sweep plans hundreds of runs)
+_FETCH_FAILED: dict[str, str] = {}
+
+
 def available_build() -> tuple[str, str]:
     """``("cleanconll", folder)`` where CleanCoNLL's files are cached or can be fetched
     now, else ``("conll03", why not)``."""
-    try:
-        return "cleanconll", str(sources.fetch(sources.get_source("noisebench")))
-    except InputError as error:
-        return "conll03", str(error)
+    source = sources.get_source("noisebench")
+    if sources.is_cached(source):
+        return "cleanconll", str(sources.cache_dir(source))
+    home = str(sources.home())
+    if home not in _FETCH_FAILED:
+        try:
+            return "cleanconll", str(sources.fetch(source))
+        except InputError as error:
+            _FETCH_FAILED[home] = str(error)
+    return "conll03", _FETCH_FAILED[home]
 
 
 def load(spec: str) -> RealNoise:
