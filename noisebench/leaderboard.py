@@ -138,14 +138,27 @@ def _warmup_label(config: dict) -> str:
     return f" warmup={warmup:g}"
 
 
+ORACLE_SUFFIX = " (oracle: clean validation labels)"
+
+
+def is_oracle(results: dict) -> bool:
+    """Whether clean validation labels chose the model of a run trained on noisy labels:
+    asked for (``--validation-labels clean``), or a run from before validation noise
+    followed train noise (its simulated noise left validation clean)."""
+    config = results["config"]
+    chosen_on = (results.get("train") or {}).get("validation_labels")
+    noisy_train = bool(config.get("rate"))
+    return config.get("validation_labels") == "clean" or (noisy_train and chosen_on == "clean")
+
+
 def _add_run(
     collected: Collected, run_dir: Path, results: dict, split: str, metric_names: list[str]
 ) -> None:
     config = results["config"]
     noisy = config.get("rate") is not None
     dataset = results.get("dataset") or dataset_name(config["data"])
-    if config.get("validation_labels") == "clean":  # an oracle run never mixes with others
-        dataset += " (oracle: clean validation labels)"
+    if is_oracle(results):  # an oracle run never mixes with others
+        dataset += ORACLE_SUFFIX
     identity = {
         "run": run_dir.name,
         "dataset": dataset,

@@ -449,6 +449,21 @@ def _token_matrix(config: NoiseConfig, names: list[str]) -> np.ndarray | None:
     return None
 
 
+def label_noise(split, scheme: str) -> dict | None:
+    """How far a split's ``tags`` are from its ``clean_tags``: the share of changed words
+    and, with a span scheme, the entity noise level (1 - entity F1 of noisy vs clean);
+    None without clean labels to compare with."""
+    if "clean_tags" not in split.column_names:
+        return None
+    noisy, offsets = data.flat_tags(split)
+    clean, _ = data.flat_tags(split, "clean_tags")
+    counts = _split_counts(clean, noisy, offsets, data.label_names(split), scheme)
+    return {
+        "token_error_rate": counts["realised_token_error_rate"],
+        "entity_noise_level": counts.get("entity_noise_level"),
+    }
+
+
 def _split_counts(clean, noisy, offsets, names, scheme) -> dict:
     changed = int(np.count_nonzero(clean != noisy))
     counts = {

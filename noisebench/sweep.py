@@ -27,7 +27,7 @@ from noisebench import runs
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.losses import LOSSES
-from noisebench.train import CHECKPOINT, TrainConfig, corrupted_copy
+from noisebench.train import CHECKPOINT, VALIDATION_LABELS, TrainConfig, corrupted_copy
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
 BACKENDS = ("local", "ray")
@@ -53,6 +53,9 @@ class SweepConfig:
     epochs: int = 3
     lr: float = 5e-5
     loss_warmup: float = runs.DEFAULT_LOSS_WARMUP
+    # labels that choose each run's best epoch: "noisy" (the same noise as train; what a
+    # user has) and/or "clean" (an oracle); both may sit in one study
+    validation_labels: tuple[str, ...] = ("noisy",)
     batch_size: int = 32
     max_train_samples: int | None = None
     runs_dir: str = "runs"
@@ -131,8 +134,9 @@ def _apply(config: SweepConfig, values: dict, origin: str) -> SweepConfig:
     plain = {k: v for k, v in values.items() if k not in GRID_KEYS | {"grid"}}
     if "seeds" in plain:
         plain["seeds"] = tuple(_as_list(plain["seeds"], int, "seeds", origin))
-    if "data" in plain:
-        plain["data"] = tuple(_as_list(plain["data"], str, "data", origin))
+    for key in ("data", "validation_labels"):
+        if key in plain:
+            plain[key] = tuple(_as_list(plain[key], str, key, origin))
     try:
         return replace(config, grids=grids, **plain)
     except TypeError as error:
@@ -180,6 +184,11 @@ def _validate(config: SweepConfig) -> None:
         raise InputError("--seeds: give at least one seed")
     if not config.data:
         raise InputError("--data: give at least one dataset")
+    for labels in config.validation_labels:
+        if labels not in VALIDATION_LABELS:
+            raise InputError(f"--validation-labels '{labels}': choose noisy, clean or both")
+    if not config.validation_labels:
+        raise InputError("--validation-labels: give noisy, clean or both")
     if config.jobs < 1:
         raise InputError(f"--jobs {config.jobs}: must be at least 1")
     if config.backend not in BACKENDS:
@@ -189,7 +198,9 @@ def _validate(config: SweepConfig) -> None:
 def expand(config: SweepConfig) -> list[TrainConfig]:
     """Every run of the sweep, in grid order, without duplicates."""
     planned: dict[TrainConfig, None] = {}
-    for dataset, grid in itertools.product(config.data, config.grids):
+    for dataset, grid, labels in itertools.product(
+        config.data, config.grids, config.validation_labels
+    ):
         for loss in grid.losses:
             q_values = grid.q if LOSSES[loss].takes_q else (None,)
             s_values = grid.s if loss in SMOOTHED_LOSSES else (None,)
@@ -211,6 +222,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
                                 max_train_samples=config.max_train_samples,
                                 seed=seed,
                                 loss_warmup=config.loss_warmup,
+                                validation_labels=labels,
                             )
                             planned[run] = None
     return list(planned)
@@ -272,6 +284,7 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
         ("--max-train-samples", run.max_train_samples),
         ("--seed", run.seed),
         ("--loss-warmup", run.loss_warmup),
+        ("--validation-labels", run.validation_labels),
     ):
         if value is not None:
             command += [option, repr(value) if isinstance(value, float) else str(value)]
@@ -300,7 +313,8 @@ def _unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:
     seen: dict[tuple, TrainConfig] = {}
     for run in configs:
         if run.rate is not None:
-            seen.setdefault((run.data, run.noise, run.rate, run.seed), run)
+            key = (run.data, run.noise, run.rate, run.seed, run.corrupts_validation)
+            seen.setdefault(key, run)
     return list(seen.values())
 
 

@@ -30,7 +30,7 @@ from noisebench import data, metrics, runs, sources
 from noisebench.batches import Encoded, collate, encode, length_grouped_batches
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
-from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir
+from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir, label_noise
 
 CHECKPOINT = "checkpoint"
 VALIDATION_SHARE = 0.1
@@ -83,7 +83,14 @@ class TrainConfig:
         """What determines the results (device, paths and output options excluded)."""
         identity = asdict(self)
         identity["labels"] = list(self.labels) if self.labels else None
+        if self.corrupts_validation:  # runs from before 0.3 kept clean validation labels here
+            identity["validation_noise"] = "as train"
         return identity
+
+    @property
+    def corrupts_validation(self) -> bool:
+        """Simulated noise reaches the validation labels too (``--validation-labels noisy``)."""
+        return bool(self.rate) and self.validation_labels == "noisy"
 
 
 @dataclass
@@ -184,10 +191,17 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
 
 
 def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:
-    """The training data corrupted as ``config`` asks, in the cache (made once, reused)."""
-    noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
-    cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
+    """The training data corrupted as ``config`` asks, in the cache (made once, reused).
+
+    With ``--validation-labels noisy`` the validation split gets the same noise (its own
+    generator, so the training labels are the same either way); without a validation
+    split, the one carved from train later is noisy anyway.
+    """
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
+    noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
+    if config.corrupts_validation and "validation" in data.load(config.data, columns):
+        noise_config = replace(noise_config, splits=("train", "validation"))
+    cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
     result = corrupt_to_directory(config.data, noise_config, cached, columns, force=True)
     if notes is not None:
         notes.extend(result.report.notes)
@@ -610,6 +624,8 @@ def _finish(
         "steps": state["step"],
         "history": state["history"],
         "validation_labels": selection_labels(prepared.dataset["validation"]),
+        # the training labels used, against their clean version (None: no clean labels)
+        "label_noise": label_noise(prepared.dataset["train"], prepared.scheme),
     }
     return write_results(
         run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes

@@ -79,6 +79,24 @@ def test_one_study_across_several_datasets(tmp_path):
         sweep.build_config(None, None, {"data": ()})
 
 
+def test_validation_labels_noisy_clean_or_both_in_one_study(tmp_path):
+    assert sweep.PRESETS["quick"].validation_labels == ("noisy",)  # realistic by default
+    both = sweep.build_config(None, None, {"validation_labels": ("noisy", "clean")})
+    runs = sweep.expand(both)
+    assert len(runs) == 2 * len(sweep.expand(sweep.SweepConfig()))
+    assert {r.validation_labels for r in runs} == {"noisy", "clean"}
+    noisy_run = next(r for r in runs if r.validation_labels == "noisy" and r.rate)
+    command = sweep.train_command(noisy_run, "runs", resume=False)
+    assert command[command.index("--validation-labels") + 1] == "noisy"
+    # corrupt once per (data, noise, rate, seed, validation noise): 0.0 and 0.4 x 2 labels
+    assert len(sweep._unique_corruptions(runs)) == 3
+    path = tmp_path / "study.toml"
+    path.write_text('validation_labels = ["clean"]\n')
+    assert sweep.build_config(None, path, {}).validation_labels == ("clean",)
+    with pytest.raises(InputError, match="--validation-labels 'gold': choose noisy, clean"):
+        sweep.build_config(None, None, {"validation_labels": ("gold",)})
+
+
 def test_toml_config_and_flags_override_it(tmp_path):
     path = tmp_path / "study.toml"
     path.write_text(

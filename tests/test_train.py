@@ -46,6 +46,7 @@ TRAIN_KEYS = {
     "steps",
     "history",
     "validation_labels",
+    "label_noise",
 }
 
 
@@ -361,6 +362,30 @@ def test_validation_labels_choose_the_best_epoch_and_are_recorded(
     )
     assert result.exit_code == 2
     assert "--validation-labels 'gold': choose noisy or clean" in result.stderr
+
+
+def test_simulated_noise_reaches_validation_unless_clean_labels_are_asked_for(
+    ner_dir, tiny_model, tmp_path, runner
+):
+    results = {}
+    for labels in ("noisy", "clean"):
+        args = ("--loss", "ce", "--rate", "0.5", "--epochs", "1", "--validation-labels", labels)
+        _, results[labels] = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path, *args))
+    noisy, clean = results["noisy"], results["clean"]
+    assert noisy["train"]["validation_labels"] == "noisy"
+    assert clean["train"]["validation_labels"] == "clean"
+    # the same training labels either way: validation noise has its own generator
+    assert noisy["train"]["label_noise"] == clean["train"]["label_noise"]
+    assert 0.3 < noisy["train"]["label_noise"]["token_error_rate"] < 0.6
+    assert 0.0 < noisy["train"]["label_noise"]["entity_noise_level"] <= 1.0
+    assert noisy["config"]["validation_noise"] == "as train"
+    assert "validation_noise" not in clean["config"]
+    assert noisy["run"] != clean["run"]
+    _, plain = run_train(
+        runner, *train_args(ner_dir, tiny_model, tmp_path, "--loss", "ce", "--epochs", "1")
+    )
+    assert plain["train"]["label_noise"] is None  # no clean labels to compare with
+    assert "validation_noise" not in plain["config"]
 
 
 @pytest.fixture(scope="session")

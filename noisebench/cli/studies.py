@@ -55,6 +55,13 @@ def sweep(
         float | None,
         typer.Option(help="Share of steps that start with CE (see `train --help`)."),
     ] = None,
+    validation_labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Labels that choose each run's best epoch: noisy (the same noise as train;"
+            " default), clean (oracle), or noisy,clean for both."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sentences per batch.")] = None,
     max_train_samples: Annotated[
         int | None, typer.Option(help="First K training sentences.")
@@ -84,6 +91,7 @@ def sweep(
             "epochs": epochs,
             "lr": lr,
             "loss_warmup": loss_warmup,
+            "validation_labels": split_list(validation_labels),
             "batch_size": batch_size,
             "max_train_samples": max_train_samples,
             "runs_dir": runs_dir,
@@ -97,16 +105,18 @@ def sweep(
             print_json([p.to_dict() for p in planned])
             return
         table = Table(title=f"Sweep plan: {len(planned)} runs in {config.runs_dir}")
-        for column in ("#", "loss", "q", "s", "rate", "seed", "status"):
+        for column in ("#", "data", "loss", "q", "s", "rate", "validation", "seed", "status"):
             table.add_column(column)
         for number, item in enumerate(planned, start=1):
             run = item.config
             table.add_row(
                 str(number),
+                run.data,
                 run.loss,
                 _maybe(run.q),
                 _maybe(run.s),
                 f"{run.rate:.2f}",
+                run.validation_labels,
                 str(run.seed),
                 item.status,
             )
