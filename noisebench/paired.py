@@ -1,0 +1,199 @@
+"""Paired differences between two methods, with a bootstrap over test sentences and seeds.
+
+Both methods are scored on the same resampled test sentences, so the sentences that are
+hard for both cancel out of the difference. Each run becomes per-sentence sufficient
+statistics once; a replicate only reweights them:
+
+    F1  = 2 TP / (predicted + gold)        (micro, over entities; words without a scheme)
+    ECE = sum_b |correct_b - confidence_b| / words      (= sum_b n_b/N |acc_b - conf_b|)
+
+so a replicate's F1 and ECE are exactly what ``metrics.score_split`` gives on that
+resample. With several seeds, a replicate also draws the seeds with replacement, paired
+(a drawn seed brings both methods' runs of that seed), and takes the mean difference
+over the drawn seeds: the interval then holds the seed spread as well as the test-set
+sampling. The interval is the 2.5th to 97.5th percentile of the replicates.
+
+>>> import numpy as np
+>>> a = SentenceStats(np.array([[1, 1, 1], [1, 1, 1]]), np.zeros((2, 1, 3)))
+>>> b = SentenceStats(np.array([[1, 1, 1], [0, 1, 1]]), np.zeros((2, 1, 3)))
+>>> difference = paired_difference([a], [b], "f1", replicates=200, seed=0)
+>>> round(difference.estimate, 4), difference.low >= 0.0, difference.high <= 1.0
+(0.5, True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from noisebench.schemes import NO_SCHEME
+
+REPLICATES = 1000
+METRICS = ("f1", "ece")
+
+
+@dataclass
+class SentenceStats:
+    """One run's test split, per sentence."""
+
+    counts: np.ndarray  # (S, 3): true positives, predicted, gold (entities or words)
+    bins: np.ndarray  # (S, B, 3): per calibration bin, words, correct words, confidence sum
+
+    def value(self, metric: str, weights: np.ndarray | None = None) -> np.ndarray:
+        """``metric`` of the whole split (``weights`` None) or of each row of ``weights``
+        (R, S): how often each sentence was drawn."""
+        if metric == "f1":
+            totals = self.counts.sum(0) if weights is None else weights @ self.counts
+            return _f1(totals)
+        if metric == "ece":
+            flat = self.bins.reshape(len(self.bins), -1)
+            totals = flat.sum(0) if weights is None else weights @ flat
+            return _ece(totals.reshape(*totals.shape[:-1], -1, 3))
+        raise ValueError(f"no paired bootstrap for '{metric}' (choose f1 or ece)")
+
+
+def _f1(totals: np.ndarray) -> np.ndarray:
+    true_positive, predicted, gold = totals[..., 0], totals[..., 1], totals[..., 2]
+    denominator = predicted + gold
+    return np.where(denominator > 0, 2 * true_positive / np.maximum(denominator, 1), 0.0)
+
+
+def _ece(totals: np.ndarray) -> np.ndarray:
+    words = totals[..., 0].sum(-1)
+    gaps = np.abs(totals[..., 1] - totals[..., 2]).sum(-1)
+    return np.where(words > 0, gaps / np.maximum(words, 1), 0.0)
+
+
+def sentence_stats(
+    predictions, scheme: str, strict: bool = False, bins: int = 10, probs=None
+) -> SentenceStats:
+    """The statistics of one run's ``runs.Predictions`` (``probs`` replaces its
+    probabilities, e.g. temperature-scaled ones; the argmax and so F1 must not change)."""
+    offsets = predictions.offsets
+    sentence_of_word = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    gold_sentences = predictions.sentences(predictions.gold)
+    pred_sentences = predictions.sentences(predictions.predicted)
+    counts = np.zeros((len(offsets) - 1, 3), dtype=np.float64)
+    if scheme == NO_SCHEME:
+        correct = predictions.gold == predictions.predicted
+        counts[:, 0] = np.bincount(sentence_of_word, correct, minlength=len(counts))
+        counts[:, 1] = counts[:, 2] = np.diff(offsets)
+    else:
+        gold_entities = _entities(gold_sentences, scheme, strict)
+        pred_entities = _entities(pred_sentences, scheme, strict)
+        for row, (gold, pred) in enumerate(zip(gold_entities, pred_entities, strict=True)):
+            counts[row] = (len(gold & pred), len(pred), len(gold))
+    scored = predictions.scored
+    probs = predictions.probs if probs is None else probs
+    probs = np.asarray(probs[scored], dtype=np.float64)
+    confidence = probs.max(axis=1)
+    hit = (probs.argmax(axis=1) == predictions.gold[scored]).astype(np.float64)
+    index = np.minimum(np.floor(confidence * bins).astype(np.int64), bins - 1)
+    cell = sentence_of_word[scored] * bins + index
+    size = len(counts) * bins
+    table = np.stack(
+        [
+            np.bincount(cell, minlength=size),
+            np.bincount(cell, hit, minlength=size),
+            np.bincount(cell, confidence, minlength=size),
+        ],
+        axis=-1,
+    )
+    return SentenceStats(counts, table.reshape(len(counts), bins, 3).astype(np.float64))
+
+
+def _entities(sentences, scheme: str, strict: bool) -> list[set]:
+    """Per sentence, the set of entities seqeval counts: (type, start, end)."""
+    if strict:
+        from seqeval.scheme import Entities
+
+        from noisebench.metrics import _seqeval_scheme
+
+        found = Entities([list(s) for s in sentences], _seqeval_scheme(scheme)).entities
+        return [{entity.to_tuple()[1:] for entity in sentence} for sentence in found]
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return [set(get_entities(list(sentence))) for sentence in sentences]
+
+
+@dataclass
+class Difference:
+    """``a - b`` of one metric: the estimate (mean over seeds on the full test set) and a
+    95% paired bootstrap interval."""
+
+    metric: str
+    estimate: float
+    low: float
+    high: float
+    seeds: int
+    sentences: int
+    replicates: int
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes 0."""
+        return self.low > 0 or self.high < 0
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric,
+            "difference": self.estimate,
+            "ci95": [self.low, self.high],
+            "significant": self.significant,
+            "seeds": self.seeds,
+            "sentences": self.sentences,
+            "replicates": self.replicates,
+        }
+
+
+def paired_difference(
+    a: list[SentenceStats],
+    b: list[SentenceStats],
+    metric: str,
+    replicates: int = REPLICATES,
+    seed: int = 0,
+) -> Difference:
+    """``metric(a) - metric(b)``; ``a[i]`` and ``b[i]`` are the runs of the same seed,
+    scored on the same test sentences."""
+    if not a or len(a) != len(b):
+        raise ValueError(f"paired runs needed: {len(a)} against {len(b)}")
+    sentences = len(a[0].counts)
+    if any(len(stats.counts) != sentences for stats in (*a, *b)):
+        raise ValueError("paired runs must be scored on the same test sentences")
+    rng = np.random.default_rng([seed, 7])
+    weights = rng.multinomial(sentences, np.full(sentences, 1 / sentences), size=replicates)
+    weights = weights.astype(np.float64)
+    per_seed = np.stack(
+        [x.value(metric, weights) - y.value(metric, weights) for x, y in zip(a, b, strict=True)],
+        axis=1,
+    )  # (R, seeds)
+    if len(a) > 1:
+        drawn = rng.integers(0, len(a), size=(replicates, len(a)))
+        per_seed = np.take_along_axis(per_seed, drawn, axis=1)
+    replicated = per_seed.mean(axis=1)
+    estimate = float(
+        np.mean([x.value(metric) - y.value(metric) for x, y in zip(a, b, strict=True)])
+    )
+    low, high = np.percentile(replicated, [2.5, 97.5])
+    return Difference(metric, estimate, float(low), float(high), len(a), sentences, replicates)
+
+
+def decimals(half_width: float, most: int) -> int:
+    """Digits after the point that show an interval of ``half_width`` with two significant
+    digits, at most ``most`` (no 0.01-point digits on a +-1.5-point difference).
+
+    >>> decimals(1.5, 2), decimals(0.15, 2), decimals(15.0, 2), decimals(0.004, 4)
+    (1, 2, 0, 4)
+    """
+    if not half_width > 0 or not math.isfinite(half_width):
+        return most
+    return max(0, min(most, 1 - math.floor(math.log10(half_width))))
+
+
+def format_difference(difference: Difference, unit: float, most: int) -> str:
+    """``+1.2 [-0.3, +2.6]`` in display units (``unit`` 100 for points of F1)."""
+    low, high = difference.low * unit, difference.high * unit
+    places = decimals((high - low) / 2, most)
+    return f"{difference.estimate * unit:+.{places}f} [{low:+.{places}f}, {high:+.{places}f}]"
