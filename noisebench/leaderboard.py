@@ -103,6 +103,7 @@ class Collected:
     complete: int = 0
     incomplete: list[Path] = field(default_factory=list)
     reliability: dict = field(default_factory=dict)  # (key without metric, seed) -> bins
+    run_dirs: dict[str, Path] = field(default_factory=dict)  # run name -> its folder
 
 
 def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collected:
@@ -125,6 +126,7 @@ def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collect
                 collected.incomplete.append(run_dir)
                 continue
             collected.complete += 1
+            collected.run_dirs[run_dir.name] = run_dir
             _add_run(collected, run_dir, results, split, metric_names)
     return collected
 
@@ -330,9 +332,15 @@ def degenerate_footnote(table: Pivot) -> str | None:
 
 
 def write_outputs(
-    out: Path, collected: Collected, tables: list[Pivot], formats: list[str]
+    out: Path,
+    collected: Collected,
+    tables: list[Pivot],
+    formats: list[str],
+    findings: dict | None = None,
 ) -> list[Path]:
-    """Pivots as Markdown/CSV, the long table as CSV/Parquet/JSON; returns what it wrote."""
+    """Pivots as Markdown/CSV, the long table as CSV/Parquet/JSON, the verdict as Markdown
+    and JSON, and ``summary.md`` (every table, then the verdict: made for a CI job
+    summary); returns what it wrote."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise InputError(f"--format '{unknown[0]}': choose from {', '.join(FORMATS)}")
@@ -348,6 +356,16 @@ def write_outputs(
             save(f"{table.name}.md", pivot_markdown(table))
         if "csv" in formats:
             save(f"{table.name}.csv", pivot_csv(table))
+    if "md" in formats:
+        from noisebench import verdict
+
+        parts = [pivot_markdown(table) for table in tables]
+        if findings is not None:
+            save("verdict.md", verdict.markdown(findings))
+            parts.append(verdict.markdown(findings))
+        save("summary.md", "\n".join(parts))
+    if "json" in formats and findings is not None:
+        save("verdict.json", json.dumps(findings, indent=1) + "\n")
     records = [{k: r[k] for k in LONG_FIELDS} for r in collected.records]
     if "csv" in formats:
         save("runs.csv", _csv(LONG_FIELDS, [[r[k] for k in LONG_FIELDS] for r in records]))
@@ -520,3 +538,45 @@ def describe_key(row: dict) -> str:
         f"{row['dataset']} {row['noise']}@{row['rate']:.2f} {loss_label(row)}"
         f" {row['split']} {row['metric']}"
     )
+
+
+def write_junit(path: Path, gate: GateResult | None, failing: list[dict]) -> None:
+    """The gate as JUnit XML: one test case per compared key (skipped where no threshold
+    applies), a failure carrying the numbers for each regression, and keys missing on
+    either side as failures when they fail the gate (``--strict``), else skipped."""
+    import xml.etree.ElementTree as ElementTree
+
+    rows = gate.rows if gate is not None else []
+    suite = ElementTree.Element("testsuite", name="noisebench regression gate")
+    failed = {describe_key(r) for r in failing}
+    for row in rows:
+        case = ElementTree.SubElement(
+            suite, "testcase", classname=f"noisebench.gate.{row['metric']}", name=describe_key(row)
+        )
+        numbers = (
+            f"baseline {row['baseline']:.4f}, current {row['current']:.4f}, diff {row['diff']:+.4f}"
+        )
+        if row["status"] == "regressed":
+            message = f"{row['metric']} moved {row['diff']:+.4f} (threshold {row['threshold']:+g})"
+            ElementTree.SubElement(case, "failure", message=message).text = numbers
+        elif row["status"] == "not gated":
+            ElementTree.SubElement(case, "skipped", message=f"no threshold ({numbers})")
+        else:
+            ElementTree.SubElement(case, "system-out").text = numbers
+    for title, keys in (
+        ("missing in current runs", gate.missing_in_current if gate else []),
+        ("missing in baseline", gate.missing_in_baseline if gate else []),
+    ):
+        for key in keys:
+            name = describe_key(key)
+            case = ElementTree.SubElement(
+                suite, "testcase", classname=f"noisebench.gate.{key['metric']}", name=name
+            )
+            tag = "failure" if name in failed else "skipped"
+            ElementTree.SubElement(case, tag, message=title)
+    cases = suite.findall("testcase")
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
+    suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
+    document = ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
+    write_text_atomic(Path(path), document + "\n")

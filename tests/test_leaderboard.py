@@ -223,6 +223,16 @@ def test_oracle_validation_runs_form_their_own_group(tmp_path):
         ("toyner", 0.70),
         ("toyner (oracle: clean validation labels)", 0.80),
     ]
+    # a run from before validation noise followed train noise: clean labels chose it
+    old = write_run(tmp_path, "gce", 0.7, None, 0.4, 0, 0.75, 0.1)
+    results = json.loads((old / "results.json").read_text())
+    results["train"] = {"validation_labels": "clean"}
+    (old / "results.json").write_text(json.dumps(results))
+    assert boards.is_oracle(results)
+    results["config"]["rate"] = 0.0  # without noise in train, clean labels are no oracle
+    assert not boards.is_oracle(results)
+    results["config"]["rate"], results["train"]["validation_labels"] = 0.4, "noisy"
+    assert not boards.is_oracle(results)
 
 
 def test_degenerate_runs_are_marked_in_every_format(runner, tmp_path):

@@ -209,6 +209,19 @@ def leaderboard(
         list[str] | None, typer.Option(help="METRIC:DELTA, e.g. f1:-0.5 or ece:+0.02 (repeat).")
     ] = None,
     strict: Annotated[bool, typer.Option(help="Keys missing on either side fail too.")] = False,
+    verdict: Annotated[
+        bool,
+        typer.Option(
+            help="End with the verdict: best loss per setting, paired bootstrap intervals"
+            " against CE, CE + temperature scaling, degenerate runs."
+        ),
+    ] = True,
+    bootstrap: Annotated[
+        int, typer.Option(help="Paired bootstrap replicates for the verdict's intervals.")
+    ] = 1000,
+    junit: Annotated[
+        Path | None, typer.Option(help="With --baseline: write the gate as JUnit XML here.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Tables over losses, q, s, rates and seeds; a regression gate for CI.
@@ -234,23 +247,33 @@ def leaderboard(
                 f"no complete runs in {', '.join(map(str, folders))}"
                 f" ({len(collected.incomplete)} incomplete)"
             )
+        if bootstrap < 1:
+            raise InputError(f"--bootstrap {bootstrap}: must be at least 1")
+        if junit is not None and baseline is None:
+            raise InputError("--junit needs --baseline FILE")
         aggregated = boards.aggregate(collected.records)
         tables = boards.pivots(aggregated, metric_names)
+        findings = _verdict(collected, split, bootstrap) if verdict else None
         written = []
         if out is not None:
-            written = boards.write_outputs(out, collected, tables, list(split_list(format) or ()))
+            formats = list(split_list(format) or ())
+            written = boards.write_outputs(out, collected, tables, formats, findings)
             if plots:
                 written += _write_plots(boards, out, tables, collected)
         if save_baseline is not None:
             boards.save_baseline(save_baseline, aggregated)
         gate = boards.compare(reference, aggregated, thresholds) if reference is not None else None
     failing = _gate_failures(gate, strict) if gate is not None else []
+    if junit is not None:
+        boards.write_junit(junit, gate, failing)
+        written.append(junit)
     if json_output:
         document = {
             "complete_runs": collected.complete,
             "incomplete_runs": [str(p) for p in collected.incomplete],
             "entries": aggregated,
             "written": [str(p) for p in written],
+            "verdict": findings,
         }
         if gate is not None:
             document["gate"] = {
@@ -262,6 +285,8 @@ def leaderboard(
         print_json(document)
     else:
         _print_pivots(boards, tables)
+        if findings is not None:
+            _print_verdict(findings)
         stdout.print(
             f"{collected.complete} complete runs; skipped {len(collected.incomplete)} incomplete",
             soft_wrap=True,
@@ -279,6 +304,24 @@ def _show_leaderboard(folders: list[Path]) -> None:
 
     collected = boards.collect(folders, "test", ["f1", "ece", "mce"])
     _print_pivots(boards, boards.pivots(boards.aggregate(collected.records), ["f1", "ece", "mce"]))
+    _print_verdict(_verdict(collected, "test", 1000))
+
+
+def _verdict(collected, split: str, replicates: int) -> dict | None:
+    """The verdict is about test scores: None on another split."""
+    from noisebench import verdict
+
+    return verdict.verdicts(collected, replicates) if split == "test" else None
+
+
+def _print_verdict(findings: dict) -> None:
+    from rich.markup import escape
+
+    from noisebench import verdict
+
+    stdout.print("[bold]Verdict[/]")
+    for line in verdict.text(findings):
+        stdout.print(escape(line), soft_wrap=True)
 
 
 def _print_pivots(boards, tables) -> None:

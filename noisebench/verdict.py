@@ -1,0 +1,338 @@
+"""Verdicts: what a study says, in a few sentences per (dataset, model, noise, rate).
+
+For each setting: the best loss for F1 and for calibration; every loss against CE (and
+against the best loss) as a paired difference with a 95% bootstrap interval
+(``paired.py``), so "beats CE" is said only when the interval excludes 0; CE plus
+temperature scaling fitted on the run's own validation labels as the calibration bar a
+robust loss has to clear; the degenerate runs (``metrics.degeneracy``); and, where the
+study holds real noise and simulated noise of the same entity noise level (within
+``SAME_LEVEL``), how much harder the real one was for CE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from noisebench import metrics, paired, runs
+from noisebench.leaderboard import Collected, loss_label
+
+SAME_LEVEL = 0.05  # entity noise levels within 5 points count as "the same level"
+CE = "ce"
+CE_TEMPERATURE = "ce + temperature"
+
+
+@dataclass
+class Group:
+    """The runs of one setting: loss label -> seed -> run folder."""
+
+    dataset: str
+    model: str
+    noise: str
+    rate: float
+    methods: dict[str, dict[int, Path]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        noise = "no added noise" if not self.rate else f"{self.noise} noise {self.rate:.2f}"
+        return f"{self.dataset}, {self.model}, {noise}"
+
+
+def groups(collected: Collected) -> list[Group]:
+    found: dict[tuple, Group] = {}
+    for record in collected.records:
+        key = (record["dataset"], record["model"], record["noise"], record["rate"])
+        group = found.setdefault(key, Group(*key))
+        label = loss_label(record)
+        group.methods.setdefault(label, {})[record["seed"]] = collected.run_dirs[record["run"]]
+    return [found[key] for key in sorted(found)]
+
+
+class _Runs:
+    """Each run's results and per-sentence test statistics, read once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[Path, bool], paired.SentenceStats | None] = {}
+        self.temperatures: dict[Path, float] = {}
+
+    def results(self, run_dir: Path) -> dict:
+        return runs.read_json(run_dir / runs.RESULTS) or {}
+
+    def stats(self, run_dir: Path, scaled: bool = False) -> paired.SentenceStats | None:
+        if (run_dir, scaled) not in self.cache:
+            self.cache[(run_dir, scaled)] = self._stats(run_dir, scaled)
+        return self.cache[(run_dir, scaled)]
+
+    def _stats(self, run_dir: Path, scaled: bool) -> paired.SentenceStats | None:
+        results = self.results(run_dir)
+        test = run_dir / "predictions-test.parquet"
+        if not test.is_file():
+            return None
+        predictions = runs.read_predictions(test)
+        probs = None
+        if scaled:
+            validation = run_dir / "predictions-validation.parquet"
+            if not validation.is_file():
+                return None
+            fit_on = runs.read_predictions(validation)
+            temperature = metrics.fit_temperature(
+                fit_on.probs[fit_on.scored], fit_on.gold[fit_on.scored]
+            )
+            self.temperatures[run_dir] = temperature
+            probs = np.full(predictions.probs.shape, np.nan)
+            scored = predictions.scored
+            probs[scored] = metrics.temperature_scale(predictions.probs[scored], temperature)
+        return paired.sentence_stats(
+            predictions,
+            results.get("scheme", "none"),
+            results.get("strict", False),
+            results.get("bins", 10),
+            probs,
+        )
+
+
+def verdicts(collected: Collected, replicates: int = paired.REPLICATES, seed: int = 0) -> dict:
+    """The verdict of every setting, as data (``text`` holds the sentences)."""
+    cache = _Runs()
+    settings = [_verdict(group, cache, replicates, seed) for group in groups(collected)]
+    return {
+        "method": (
+            f"paired bootstrap over test sentences and seeds, {replicates} replicates,"
+            " 95% percentile intervals"
+        ),
+        "settings": settings,
+        "real_vs_simulated": _real_vs_simulated(settings),
+    }
+
+
+def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
+    summary = {}
+    for label, seeds in group.methods.items():
+        scores = [cache.results(d).get("splits", {}).get("test") for d in seeds.values()]
+        scores = [s for s in scores if s]
+        if not scores:
+            continue
+        summary[label] = {
+            "loss": label,
+            "n": len(scores),
+            "f1": float(np.mean([s["f1"] for s in scores])),
+            "ece": float(np.mean([s["ece"] for s in scores])),
+            "degenerate": sum(bool(s.get("degenerate")) for s in scores),
+        }
+    verdict = {
+        "dataset": group.dataset,
+        "model": group.model,
+        "noise": group.noise,
+        "rate": group.rate,
+        "methods": list(summary.values()),
+        "label_noise": _label_noise(group, cache),
+    }
+    if not summary:
+        return verdict | {"text": [f"{group.title}: no test scores."]}
+    best_f1 = max(summary, key=lambda k: summary[k]["f1"])
+    best_ece = min(summary, key=lambda k: summary[k]["ece"])
+    verdict |= {"best_f1": best_f1, "best_ece": best_ece}
+
+    def compare(a: str, b: str, metric: str, scaled_b: bool = False) -> dict | None:
+        common = sorted(set(group.methods[a]) & set(group.methods[b]))
+        first = [cache.stats(group.methods[a][s]) for s in common]
+        second = [cache.stats(group.methods[b][s], scaled_b) for s in common]
+        if not common or any(x is None for x in first + second):
+            return None
+        if len({len(x.counts) for x in first + second}) != 1:
+            return None
+        return paired.paired_difference(first, second, metric, replicates, seed).to_dict()
+
+    others = [label for label in summary if label != CE]
+    if CE in summary:
+        verdict["vs_ce"] = {
+            label: {m: compare(label, CE, m) for m in paired.METRICS} for label in others
+        }
+        verdict["ce_temperature"] = _temperature(group, cache, summary, compare)
+    verdict["vs_best"] = {
+        label: compare(label, best_f1, "f1") for label in summary if label != best_f1
+    }
+    verdict["text"] = _sentences(group, verdict, summary)
+    return verdict
+
+
+def _label_noise(group: Group, cache: _Runs) -> float | None:
+    """The mean entity noise level of the group's training labels, when recorded."""
+    levels = []
+    for seeds in group.methods.values():
+        for run_dir in seeds.values():
+            noise = (cache.results(run_dir).get("train") or {}).get("label_noise") or {}
+            if noise.get("entity_noise_level") is not None:
+                levels.append(noise["entity_noise_level"])
+    return float(np.mean(levels)) if levels else None
+
+
+def _temperature(group: Group, cache: _Runs, summary: dict, compare) -> dict | None:
+    """CE with temperature scaling fitted on each CE run's validation predictions."""
+    scaled = [cache.stats(d, scaled=True) for d in group.methods[CE].values()]
+    if not scaled or any(s is None for s in scaled):
+        return None
+    chosen_on = {
+        (cache.results(d).get("train") or {}).get("validation_labels", "as given")
+        for d in group.methods[CE].values()
+    }
+    return {
+        "ece": float(np.mean([s.value("ece") for s in scaled])),
+        "temperature": float(np.mean([cache.temperatures[d] for d in group.methods[CE].values()])),
+        "fitted_on": " / ".join(sorted(chosen_on)) + " validation labels",
+        "vs": {label: compare(label, CE, "ece", scaled_b=True) for label in summary if label != CE},
+    }
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:.1f}"
+
+
+def _difference(entry: dict | None, unit: float, most: int) -> str:
+    if entry is None:
+        return "(no paired runs)"
+    low, high = entry["ci95"]
+    difference = paired.Difference(entry["metric"], entry["difference"], low, high, 0, 0, 0)
+    return paired.format_difference(difference, unit, most)
+
+
+def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
+    seeds = max(m["n"] for m in summary.values())
+    lines = [f"{group.title} ({seeds} seed(s) per loss):"]
+    best = verdict["best_f1"]
+    if CE not in summary:
+        lines.append(f"F1: best is {best} ({_points(summary[best]['f1'])}); no CE runs to compare.")
+    elif best == CE:
+        worse = [
+            f"{label} {_difference(d['f1'], 100.0, 2)}" for label, d in verdict["vs_ce"].items()
+        ]
+        tied = [
+            label for label, d in verdict["vs_ce"].items() if d["f1"] and not d["f1"]["significant"]
+        ]
+        text = f"F1: CE is best ({_points(summary[CE]['f1'])}); no loss beats it"
+        text += f" ({'; '.join(worse)} points)" if worse else ""
+        text += f"; within the interval of CE: {', '.join(tied)}." if tied else "."
+        lines.append(text)
+    else:
+        entry = verdict["vs_ce"][best]["f1"]
+        if entry is None:
+            significance = "no paired runs to test it"
+        elif entry["significant"]:
+            significance = "significant"
+        else:
+            significance = "not significant (the interval includes 0)"
+        lines.append(
+            f"F1: best is {best} ({_points(summary[best]['f1'])}),"
+            f" {_difference(entry, 100.0, 2)} points over CE: {significance}."
+        )
+    lines.append(_calibration_sentence(verdict, summary))
+    degenerate = [
+        f"{m['loss']} ({m['degenerate']} of {m['n']})" for m in summary.values() if m["degenerate"]
+    ]
+    if degenerate:
+        lines.append(f"Degenerate (learned nothing; not measurements): {', '.join(degenerate)}.")
+    return lines
+
+
+def _calibration_sentence(verdict: dict, summary: dict) -> str:
+    best = verdict["best_ece"]
+    text = f"Calibration: lowest ECE {summary[best]['ece']:.4f} ({best})"
+    if best != CE and CE in summary:
+        text += f"; CE {summary[CE]['ece']:.4f}"
+    scaled = verdict.get("ce_temperature")
+    if not scaled:
+        return text + "."
+    text += (
+        f"; CE + temperature scaling {scaled['ece']:.4f} (T = {scaled['temperature']:.2f},"
+        f" fitted on the {scaled['fitted_on']})"
+    )
+    if best == CE:
+        return text + "."
+    entry = scaled["vs"].get(best)
+    if entry is None:
+        return text + "."
+    if entry["significant"] and entry["difference"] < 0:
+        outcome = "beats it"
+    elif entry["significant"]:
+        outcome = "does not beat it"
+    else:
+        outcome = "is not distinguishable from it"
+    return text + f": {best} {outcome} ({_difference(entry, 1.0, 4)})."
+
+
+def _real_vs_simulated(settings: list[dict]) -> list[dict]:
+    """Real noise (a NoiseBench variant as given) against simulated noise of the same
+    entity noise level, by CE's test F1 (the best loss where a side has no CE)."""
+    comparisons = []
+    for real in settings:
+        if not _real_noise(real) or real["label_noise"] is None:
+            continue
+        for simulated in settings:
+            level = simulated["label_noise"]
+            if _real_noise(simulated) or not level or simulated["model"] != real["model"]:
+                continue
+            if abs(level - real["label_noise"]) > SAME_LEVEL:
+                continue
+            real_f1, simulated_f1 = _reference_f1(real), _reference_f1(simulated)
+            if real_f1 is None or simulated_f1 is None:
+                continue
+            comparisons.append(
+                {
+                    "real": real["dataset"],
+                    "simulated": [simulated["dataset"], simulated["noise"], simulated["rate"]],
+                    "real_entity_noise": real["label_noise"],
+                    "simulated_entity_noise": level,
+                    "real_f1": real_f1[1],
+                    "simulated_f1": simulated_f1[1],
+                    "loss": real_f1[0],
+                    "harder_by": simulated_f1[1] - real_f1[1],
+                    "text": (
+                        f"Real noise ({real['dataset']}, entity noise"
+                        f" {real['label_noise']:.1%}) vs simulated {simulated['noise']} noise"
+                        f" {simulated['rate']:.2f} on {simulated['dataset']} (entity noise"
+                        f" {level:.1%}): {real_f1[0]} F1 {_points(real_f1[1])} vs"
+                        f" {_points(simulated_f1[1])}; the real noise is"
+                        f" {abs(simulated_f1[1] - real_f1[1]) * 100:.1f} points"
+                        f" {'harder' if simulated_f1[1] >= real_f1[1] else 'easier'}."
+                    ),
+                }
+            )
+    return comparisons
+
+
+def _real_noise(setting: dict) -> bool:
+    """Trained on a NoiseBench variant's own labels, with no noise added."""
+    dataset = setting["dataset"]
+    real = dataset.startswith("noisebench-") and not dataset.startswith("noisebench-clean")
+    return real and not setting["rate"]
+
+
+def _reference_f1(setting: dict) -> tuple[str, float] | None:
+    methods = {m["loss"]: m for m in setting["methods"]}
+    if not methods:
+        return None
+    label = CE if CE in methods else setting.get("best_f1")
+    return label, methods[label]["f1"]
+
+
+def text(verdict: dict) -> list[str]:
+    """Every sentence of a verdict, setting by setting."""
+    lines = []
+    for setting in verdict["settings"]:
+        lines += setting["text"] + [""]
+    lines += [c["text"] for c in verdict["real_vs_simulated"]]
+    lines.append(f"Intervals: {verdict['method']}.")
+    return lines
+
+
+def markdown(verdict: dict) -> str:
+    lines = ["## Verdict", ""]
+    for setting in verdict["settings"]:
+        first, *rest = setting["text"]
+        lines += [f"**{first}**", ""] + [f"- {line}" for line in rest] + [""]
+    if verdict["real_vs_simulated"]:
+        lines += [f"- {c['text']}" for c in verdict["real_vs_simulated"]] + [""]
+    lines.append(f"_Intervals: {verdict['method']}._")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,193 @@
+"""The leaderboard's verdict: best loss, paired intervals against CE, CE + temperature
+scaling, degenerate runs, real against simulated noise, and where it is written."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from noisebench import leaderboard, metrics, runs, verdict
+from noisebench.cli import app
+from noisebench.runs import Predictions
+from noisebench.train import TrainConfig, write_results
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+SENTENCES = 120
+LOSS_STREAMS = {"ce": 1, "gce": 2, "sgce": 3}
+
+
+def fixed_gold(split: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0 if split == "test" else 1)
+    lengths = rng.integers(2, 9, size=SENTENCES)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    gold = rng.choice(len(LABELS), size=int(offsets[-1]), p=[0.6, 0.2, 0.0, 0.2, 0.0])
+    return gold, offsets
+
+
+def predictions(split: str, accuracy: float, sharpness: float, seed: int) -> Predictions:
+    """Predictions right on about ``accuracy`` of the words, with confidence set by
+    ``sharpness`` (large: overconfident); accuracy 0 predicts O everywhere."""
+    gold, offsets = fixed_gold(split)
+    rng = np.random.default_rng(seed)
+    guess = np.where(rng.random(len(gold)) < accuracy, gold, 0)
+    logits = rng.normal(size=(len(gold), len(LABELS)))
+    logits[np.arange(len(gold)), guess] += sharpness
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    tokens = [["w"] * int(n) for n in np.diff(offsets)]
+    return Predictions(LABELS, tokens, gold, probs.astype(np.float32), offsets)
+
+
+def write_run(
+    folder: Path,
+    loss: str,
+    seed: int,
+    accuracy: float,
+    sharpness: float = 4.0,
+    dataset: str = "toyner",
+    rate: float | None = 0.4,
+    entity_noise: float | None = None,
+) -> Path:
+    """A complete run folder scored by train's own ``write_results``."""
+    q = 0.7 if loss in ("gce", "sgce") else None
+    s = 0.1 if loss == "sgce" else None
+    config = TrainConfig(data=dataset, loss=loss, q=q, s=s, rate=rate, seed=seed)
+    run_dir = folder / runs.run_name(config.identity(), dataset)
+    run_dir.mkdir(parents=True)
+    for split in ("validation", "test"):
+        made = predictions(split, accuracy, sharpness, seed * 10 + LOSS_STREAMS[loss])
+        runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
+    noise = None if entity_noise is None else {"entity_noise_level": entity_noise}
+    summary = {"validation_labels": "noisy", "label_noise": noise}
+    write_results(run_dir, LABELS, "IOB2", config, summary, [])
+    path = run_dir / runs.RESULTS
+    results = json.loads(path.read_text())
+    results["dataset"] = dataset
+    path.write_text(json.dumps(results))
+    (run_dir / runs.CONFIG).write_text(json.dumps({"config": config.identity()}))
+    return run_dir
+
+
+def collect(folder: Path):
+    return leaderboard.collect([folder], "test", ["f1", "ece"])
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """CE good and overconfident, GCE worse, SGCE all-O (degenerate), two seeds each."""
+    folder = tmp_path_factory.mktemp("verdict") / "runs"
+    for seed in (0, 1):
+        write_run(folder, "ce", seed, accuracy=0.9, sharpness=6.0)
+        write_run(folder, "gce", seed, accuracy=0.6, sharpness=2.0)
+        write_run(folder, "sgce", seed, accuracy=0.0, sharpness=9.0)
+    return folder
+
+
+def test_ce_best_is_said_with_intervals_and_degenerate_runs_named(study):
+    found = verdict.verdicts(collect(study), replicates=300)
+    (setting,) = found["settings"]
+    assert setting["best_f1"] == "ce"
+    gce = setting["vs_ce"]["gce q=0.7"]["f1"]
+    assert gce["significant"] and gce["ci95"][1] < 0 and gce["seeds"] == 2
+    assert gce["sentences"] == SENTENCES and gce["replicates"] == 300
+    methods = {m["loss"]: m for m in setting["methods"]}
+    assert methods["sgce q=0.7 s=0.1"]["degenerate"] == 2 and methods["ce"]["degenerate"] == 0
+    assert gce["difference"] == pytest.approx(methods["gce q=0.7"]["f1"] - methods["ce"]["f1"])
+    text = "\n".join(setting["text"])
+    assert "F1: CE is best" in text and "no loss beats it" in text
+    assert "Degenerate (learned nothing; not measurements): sgce q=0.7 s=0.1 (2 of 2)" in text
+
+
+def test_ce_plus_temperature_scaling_is_the_calibration_bar(study):
+    found = verdict.verdicts(collect(study), replicates=200)
+    (setting,) = found["settings"]
+    scaled = setting["ce_temperature"]
+    expected = []
+    for run_dir in sorted(study.glob("*-ce-*")):
+        validation = runs.read_predictions(run_dir / "predictions-validation.parquet")
+        test = runs.read_predictions(run_dir / "predictions-test.parquet")
+        expected.append(metrics.temperature_report(validation, test)["ece_after"])
+    assert scaled["ece"] == pytest.approx(np.mean(expected), abs=1e-9)
+    assert scaled["ece"] < min(m["ece"] for m in setting["methods"] if m["loss"] == "ce")
+    assert scaled["fitted_on"] == "noisy validation labels"
+    assert set(scaled["vs"]) == {"gce q=0.7", "sgce q=0.7 s=0.1"}
+    assert "CE + temperature scaling" in "\n".join(setting["text"])
+
+
+def test_a_robust_loss_that_wins_is_called_significant_or_not(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path, "ce", seed, accuracy=0.6)
+        write_run(tmp_path, "gce", seed, accuracy=0.95)
+    (setting,) = verdict.verdicts(collect(tmp_path), replicates=200)["settings"]
+    assert setting["best_f1"] == "gce q=0.7"
+    line = next(t for t in setting["text"] if t.startswith("F1:"))
+    assert "points over CE: significant" in line
+    close = tmp_path / "close"
+    for seed in (0, 1):
+        write_run(close, "ce", seed, accuracy=0.80)
+        write_run(close, "gce", seed, accuracy=0.81)
+    (setting,) = verdict.verdicts(collect(close), replicates=200)["settings"]
+    entry = setting["vs_ce"]["gce q=0.7"]["f1"]
+    assert entry["ci95"][0] < 0 < entry["ci95"][1]
+    line = next(t for t in setting["text"] if t.startswith("F1:"))
+    assert line.endswith("not significant (the interval includes 0).") or "CE is best" in line
+
+
+def test_real_noise_is_compared_with_simulated_noise_of_the_same_level(tmp_path):
+    write_run(tmp_path, "ce", 0, 0.6, dataset="noisebench-crowd", rate=0.0, entity_noise=0.366)
+    write_run(tmp_path, "ce", 0, 0.9, dataset="conll2003", rate=0.4, entity_noise=0.38)
+    write_run(tmp_path, "ce", 0, 0.9, dataset="conll2003", rate=0.8, entity_noise=0.70)
+    found = verdict.verdicts(collect(tmp_path), replicates=50)
+    (comparison,) = found["real_vs_simulated"]
+    assert comparison["simulated"] == ["conll2003", "uniform", 0.4]
+    assert comparison["harder_by"] > 0.1 and comparison["loss"] == "ce"
+    assert "the real noise is" in comparison["text"] and "harder" in comparison["text"]
+
+
+def test_leaderboard_prints_and_writes_the_verdict(runner, study, tmp_path):
+    out = tmp_path / "lb"
+    result = runner.invoke(app, ["leaderboard", str(study), "--out", str(out), "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    assert "Verdict" in result.stdout and "CE is best" in result.stdout
+    summary = (out / "summary.md").read_text()
+    assert summary.index("### f1") < summary.index("## Verdict")
+    assert (out / "verdict.md").read_text() in summary
+    assert json.loads((out / "verdict.json").read_text())["settings"][0]["best_f1"] == "ce"
+    document = json.loads(
+        runner.invoke(app, ["leaderboard", str(study), "--json", "--bootstrap", "50"]).stdout
+    )
+    assert document["verdict"]["settings"][0]["vs_ce"]["gce q=0.7"]["f1"]["significant"]
+    quiet = runner.invoke(app, ["leaderboard", str(study), "--no-verdict", "--json"])
+    assert json.loads(quiet.stdout)["verdict"] is None
+    bad = runner.invoke(app, ["leaderboard", str(study), "--bootstrap", "0"])
+    assert bad.exit_code == 2 and "--bootstrap 0: must be at least 1" in bad.stderr
+
+
+def test_the_gate_writes_junit_xml(runner, study, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert (
+        runner.invoke(app, ["leaderboard", str(study), "--save-baseline", str(baseline)]).exit_code
+        == 0
+    )
+    document = json.loads(baseline.read_text())
+    for entry in document["entries"]:
+        if entry["loss"] == "ce" and entry["metric"] == "f1":
+            entry["mean"] += 0.05  # CE used to be 5 points better
+    baseline.write_text(json.dumps(document))
+    junit = tmp_path / "gate.xml"
+    args = ["leaderboard", str(study), "--no-verdict", "--baseline", str(baseline)]
+    result = runner.invoke(app, [*args, "--fail-on", "f1:-1", "--junit", str(junit)])
+    assert result.exit_code == 1
+    suite = ElementTree.parse(junit).getroot()
+    cases = suite.findall("testcase")
+    assert suite.get("tests") == str(len(cases)) == str(3 * 3)  # 3 losses x f1, ece, mce
+    (failed,) = [c for c in cases if c.find("failure") is not None]
+    assert failed.get("classname") == "noisebench.gate.f1" and " ce test f1" in failed.get("name")
+    assert "-5.0000" in failed.find("failure").get("message")
+    assert "baseline" in failed.find("failure").text
+    assert suite.get("failures") == "1" and suite.get("skipped") == str(2 * 3)  # ece, mce
+    no_baseline = runner.invoke(app, ["leaderboard", str(study), "--junit", str(junit)])
+    assert no_baseline.exit_code == 2 and "--junit needs --baseline FILE" in no_baseline.stderr
