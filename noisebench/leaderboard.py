@@ -25,6 +25,7 @@ from noisebench import runs
 from noisebench.atomic import write_bytes_atomic, write_text_atomic
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
+from noisebench.paired import decimals
 
 HIGHER_IS_BETTER = {
     "f1": True,
@@ -298,15 +299,20 @@ DEGENERATE_MARK = "†"
 
 
 def format_cell(entry: dict | None, metric: str) -> str:
-    """``mean ± std (n=N)``, with ``†`` when some of its runs were degenerate.
+    """``mean ± std (n=N)``, with ``†`` when some of its runs were degenerate; the digits
+    follow the spread over seeds (two significant digits of the std).
 
     >>> format_cell({"mean": 0.0, "std": 0.0, "n": 1, "degenerate": 1}, "f1")
     '0.00† (n=1)'
+    >>> format_cell({"mean": 0.6123, "std": 0.015, "n": 3}, "f1")
+    '61.2 ± 1.5 (n=3)'
     """
     if entry is None:
         return "–"
     unit = scale(metric)
     digits = 2 if unit == 100.0 else 4
+    if entry["n"] > 1:
+        digits = decimals(entry["std"] * unit, digits)
     text = f"{entry['mean'] * unit:.{digits}f}"
     if entry["n"] > 1:
         text += f" ± {entry['std'] * unit:.{digits}f}"

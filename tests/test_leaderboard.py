@@ -103,7 +103,7 @@ def test_pivot_highlights_the_best_in_the_right_direction(runs_dir):
     assert f1.best == {0.0: "ce", 0.4: "gce q=0.7"}
     assert ece.best == {0.0: "gce q=0.7", 0.4: "gce q=0.7"}
     markdown = boards.pivot_markdown(f1)
-    assert "| ce | **91.00 ± 1.00 (n=3)** | 71.00 ± 2.65 (n=3) |" in markdown
+    assert "| ce | **91.0 ± 1.0 (n=3)** | 71.0 ± 2.6 (n=3) |" in markdown
     assert "f1 (percent, higher is better)" in markdown
 
 
