@@ -47,6 +47,7 @@ LONG_FIELDS = (
     "loss",
     "q",
     "s",
+    "lr",
     "seed",
     "degenerate",
     "split",
@@ -129,7 +130,64 @@ def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collect
             collected.complete += 1
             collected.run_dirs[run_dir.name] = run_dir
             _add_run(collected, run_dir, results, split, metric_names)
+    _label_learning_rates(collected.records)
     return collected
+
+
+def _family(record: dict) -> tuple:
+    return tuple(record[k] for k in ("dataset", "model", "noise", "rate", "base_loss"))
+
+
+def _label_learning_rates(records: list[dict]) -> None:
+    """Runs of one loss setting trained with different learning rates are different
+    methods, never seeds of one: their rows say ``lr=`` (only then, so the rows and gate
+    keys of a single-lr study stay as they were)."""
+    rates: dict[tuple, set] = {}
+    for record in records:
+        rates.setdefault((*_family(record), record["q"], record["s"]), set()).add(record["lr"])
+    for record in records:
+        if len(rates[(*_family(record), record["q"], record["s"])]) > 1:
+            record["loss"] = f"{record['base_loss']} lr={record['lr']:g}"
+
+
+def select_tuned(collected: Collected) -> list[dict]:
+    """Per (dataset, model, noise, rate, loss), keep only the runs of the setting
+    (lr, q, s) with the best mean validation F1 over seeds (first in sorted order on a
+    tie); rows then name the chosen lr. Returns the choices."""
+    scores: dict[tuple, dict[tuple, dict[str, float]]] = {}
+    for record in collected.records:
+        setting = (record["lr"], record["q"], record["s"])
+        validation = record.get("validation_f1")
+        runs_of = scores.setdefault(_family(record), {}).setdefault(setting, {})
+        runs_of[record["run"]] = -1.0 if validation is None else validation
+    chosen, choices = {}, []
+    for family, settings in scores.items():
+        order = sorted(settings, key=lambda k: tuple(-1 if v is None else v for v in k))
+        best = max(order, key=lambda k: np.mean(list(settings[k].values())))
+        chosen[family] = best
+        lr, q, s = best
+        label = " ".join(
+            f"{name}={value:g}"
+            for name, value in (("lr", lr), ("q", q), ("s", s))
+            if value is not None
+        )
+        choices.append(
+            dict(zip(("dataset", "model", "noise", "rate", "loss"), family, strict=True))
+            | {
+                "lr": lr,
+                "q": q,
+                "s": s,
+                "label": label,
+                "validation_f1": float(np.mean(list(settings[best].values()))),
+                "trials": len(settings),
+            }
+        )
+    kept = []
+    for record in collected.records:
+        if (record["lr"], record["q"], record["s"]) == chosen[_family(record)]:
+            kept.append(record | {"loss": f"{record['base_loss']} lr={record['lr']:g}"})
+    collected.records = kept
+    return sorted(choices, key=lambda c: (c["dataset"], c["noise"], c["rate"], c["loss"]))
 
 
 def _warmup_label(config: dict) -> str:
@@ -171,12 +229,15 @@ def _add_run(
         "loss": config["loss"] + _warmup_label(config),
         "q": config.get("q"),
         "s": config.get("s"),
+        "lr": config.get("lr"),
         "seed": config["seed"],
     }
     scores = results["splits"].get(split)
     if scores is None:
         return
     identity["degenerate"] = bool(scores.get("degenerate"))
+    identity["base_loss"] = identity["loss"]  # before a learning rate joins the label
+    identity["validation_f1"] = (results["splits"].get("validation") or {}).get("f1")
     for metric in metric_names:
         collected.records.append(
             {**identity, "split": split, "metric": metric, "value": float(scores[metric])}
@@ -401,6 +462,7 @@ def _long_schema():
             ("loss", pa.string()),
             ("q", pa.float64()),
             ("s", pa.float64()),
+            ("lr", pa.float64()),
             ("seed", pa.int64()),
             ("degenerate", pa.bool_()),
             ("split", pa.string()),

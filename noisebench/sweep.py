@@ -18,10 +18,13 @@ import signal
 import subprocess
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+import numpy as np
 
 from noisebench import runs
 from noisebench.data import dataset_name
@@ -58,6 +61,10 @@ class SweepConfig:
     validation_labels: tuple[str, ...] = ("noisy",)
     batch_size: int = 32
     max_train_samples: int | None = None
+    # per-loss tuning: (("lr", (1e-5, 5e-5)), ("q", (0.3, 0.7))); lr applies to every
+    # loss, q to gce/sgce, s to sgce, each replacing the single value or grid list
+    tune: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    trials: int | None = None  # settings per loss when tuning (default: the smallest space)
     runs_dir: str = "runs"
     jobs: int = 1
     backend: str = "local"
@@ -91,6 +98,7 @@ PRESETS = {
     ),
 }
 GRID_KEYS = {"losses", "q", "s", "rates"}
+TUNABLE = ("lr", "q", "s")
 
 
 def build_config(preset: str | None, toml_file: Path | None, overrides: dict) -> SweepConfig:
@@ -132,6 +140,8 @@ def _apply(config: SweepConfig, values: dict, origin: str) -> SweepConfig:
     if grid_values:
         grids = tuple(_grid(grid, grid_values, origin) for grid in grids)
     plain = {k: v for k, v in values.items() if k not in GRID_KEYS | {"grid"}}
+    if "tune" in plain:
+        plain["tune"] = _tune(plain["tune"], origin)
     if "seeds" in plain:
         plain["seeds"] = tuple(_as_list(plain["seeds"], int, "seeds", origin))
     for key in ("data", "validation_labels"):
@@ -141,6 +151,34 @@ def _apply(config: SweepConfig, values: dict, origin: str) -> SweepConfig:
         return replace(config, grids=grids, **plain)
     except TypeError as error:
         raise InputError(f"{origin}: {error}") from None
+
+
+def _tune(table, origin: str) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """``{"lr": [1e-5, 5e-5], "q": [0.3]}`` -> the sorted, hashable form of SweepConfig."""
+    if not isinstance(table, dict):
+        raise InputError(f"{origin}: 'tune' must be a table, e.g. [tune] lr = [1e-5, 5e-5]")
+    unknown = sorted(set(table) - set(TUNABLE))
+    if unknown:
+        raise InputError(f"{origin}: cannot tune '{unknown[0]}' (tunable: {', '.join(TUNABLE)})")
+    return tuple(
+        (key, tuple(_as_list(table[key], float, f"tune.{key}", origin)))
+        for key in TUNABLE
+        if key in table
+    )
+
+
+def parse_tune(specs: list[str]) -> dict[str, list[float]]:
+    """``["lr=1e-5,5e-5", "q=0.3,0.7"]`` -> ``{"lr": [1e-05, 5e-05], "q": [0.3, 0.7]}``."""
+    table = {}
+    for spec in specs:
+        key, _, values = spec.partition("=")
+        try:
+            table[key.strip()] = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise InputError(f"--tune '{spec}': expected NAME=V1,V2, e.g. lr=1e-5,5e-5") from None
+        if not table[key.strip()]:
+            raise InputError(f"--tune '{spec}': expected NAME=V1,V2, e.g. lr=1e-5,5e-5")
+    return table
 
 
 def _grid(base: Grid, table: dict, origin: str) -> Grid:
@@ -182,6 +220,15 @@ def _validate(config: SweepConfig) -> None:
             raise InputError("a grid needs at least one loss and one rate")
     if not config.seeds:
         raise InputError("--seeds: give at least one seed")
+    for key, values in config.tune:
+        if not values:
+            raise InputError(f"--tune {key}: give at least one value")
+        if key == "lr" and min(values) <= 0:
+            raise InputError(f"--tune lr: {min(values)} must be positive")
+    if config.trials is not None and config.trials < 1:
+        raise InputError(f"--trials {config.trials}: must be at least 1")
+    if config.trials is not None and not config.tune:
+        raise InputError("--trials needs --tune")
     if not config.data:
         raise InputError("--data: give at least one dataset")
     for labels in config.validation_labels:
@@ -198,34 +245,61 @@ def _validate(config: SweepConfig) -> None:
 def expand(config: SweepConfig) -> list[TrainConfig]:
     """Every run of the sweep, in grid order, without duplicates."""
     planned: dict[TrainConfig, None] = {}
+    trials = tuning_budget(config)
     for dataset, grid, labels in itertools.product(
         config.data, config.grids, config.validation_labels
     ):
         for loss in grid.losses:
-            q_values = grid.q if LOSSES[loss].takes_q else (None,)
-            s_values = grid.s if loss in SMOOTHED_LOSSES else (None,)
-            for rate in grid.rates:
-                for q in q_values:
-                    for s in s_values:
-                        for seed in config.seeds:
-                            run = TrainConfig(
-                                data=dataset,
-                                loss=loss,
-                                q=q,
-                                s=s,
-                                model=config.model,
-                                noise=config.noise,
-                                rate=rate,
-                                epochs=config.epochs,
-                                lr=config.lr,
-                                batch_size=config.batch_size,
-                                max_train_samples=config.max_train_samples,
-                                seed=seed,
-                                loss_warmup=config.loss_warmup,
-                                validation_labels=labels,
-                            )
-                            planned[run] = None
+            settings = loss_settings(config, grid, loss, trials)
+            for rate, (lr, q, s), seed in itertools.product(grid.rates, settings, config.seeds):
+                run = TrainConfig(
+                    data=dataset,
+                    loss=loss,
+                    q=q,
+                    s=s,
+                    model=config.model,
+                    noise=config.noise,
+                    rate=rate,
+                    epochs=config.epochs,
+                    lr=lr,
+                    batch_size=config.batch_size,
+                    max_train_samples=config.max_train_samples,
+                    seed=seed,
+                    loss_warmup=config.loss_warmup,
+                    validation_labels=labels,
+                )
+                planned[run] = None
     return list(planned)
+
+
+def _search_space(config: SweepConfig, grid: Grid, loss: str) -> list[tuple]:
+    """Every (lr, q, s) a loss may take: tuned values replace the single ones."""
+    tune = dict(config.tune)
+    q_values = tune.get("q", grid.q) if LOSSES[loss].takes_q else (None,)
+    s_values = tune.get("s", grid.s) if loss in SMOOTHED_LOSSES else (None,)
+    return list(itertools.product(tune.get("lr", (config.lr,)), q_values, s_values))
+
+
+def tuning_budget(config: SweepConfig) -> int | None:
+    """Settings per loss when tuning: ``trials``, else the smallest loss's search space,
+    so that every loss gets the same number; None without tuning (the grid as given)."""
+    if not config.tune:
+        return None
+    if config.trials is not None:
+        return config.trials
+    sizes = [len(_search_space(config, g, loss)) for g in config.grids for loss in g.losses]
+    return min(sizes)
+
+
+def loss_settings(config: SweepConfig, grid: Grid, loss: str, trials: int | None) -> list[tuple]:
+    """The (lr, q, s) settings a loss is trained with: all of its search space, or, when
+    the space is larger than the budget, that many drawn without replacement by a
+    generator seeded with the loss's name (the same draw on every machine and rerun)."""
+    space = _search_space(config, grid, loss)
+    if trials is None or len(space) <= trials:
+        return space
+    rng = np.random.default_rng([zlib.crc32(loss.encode()), len(space), trials])
+    return [space[i] for i in sorted(rng.choice(len(space), trials, replace=False))]
 
 
 @dataclass

@@ -21,7 +21,6 @@ from noisebench.leaderboard import Collected, loss_label
 
 SAME_LEVEL = 0.05  # entity noise levels within 5 points count as "the same level"
 CE = "ce"
-CE_TEMPERATURE = "ce + temperature"
 
 
 @dataclass
@@ -122,6 +121,7 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
             "degenerate": sum(bool(s.get("degenerate")) for s in scores),
         }
     verdict = {
+        "ce": None,
         "dataset": group.dataset,
         "model": group.model,
         "noise": group.noise,
@@ -145,12 +145,13 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
             return None
         return paired.paired_difference(first, second, metric, replicates, seed).to_dict()
 
-    others = [label for label in summary if label != CE]
-    if CE in summary:
+    ce = verdict["ce"] = _reference_ce(group, summary, cache)
+    others = [label for label in summary if label != ce]
+    if ce is not None:
         verdict["vs_ce"] = {
-            label: {m: compare(label, CE, m) for m in paired.METRICS} for label in others
+            label: {m: compare(label, ce, m) for m in paired.METRICS} for label in others
         }
-        verdict["ce_temperature"] = _temperature(group, cache, summary, compare)
+        verdict["ce_temperature"] = _temperature(group, cache, summary, compare, ce)
     verdict["vs_best"] = {
         label: compare(label, best_f1, "f1") for label in summary if label != best_f1
     }
@@ -169,20 +170,37 @@ def _label_noise(group: Group, cache: _Runs) -> float | None:
     return float(np.mean(levels)) if levels else None
 
 
-def _temperature(group: Group, cache: _Runs, summary: dict, compare) -> dict | None:
+def _reference_ce(group: Group, summary: dict, cache: _Runs) -> str | None:
+    """The CE method the others are compared with: the only one, or of several (CE at
+    several learning rates) the one with the best mean validation F1."""
+    candidates = [label for label in summary if label.split()[0] == CE]
+    if not candidates:
+        return None
+
+    def validation_f1(label: str) -> float:
+        scores = [
+            (cache.results(d).get("splits", {}).get("validation") or {}).get("f1", -1.0)
+            for d in group.methods[label].values()
+        ]
+        return float(np.mean(scores))
+
+    return max(sorted(candidates), key=validation_f1)
+
+
+def _temperature(group: Group, cache: _Runs, summary: dict, compare, ce: str) -> dict | None:
     """CE with temperature scaling fitted on each CE run's validation predictions."""
-    scaled = [cache.stats(d, scaled=True) for d in group.methods[CE].values()]
+    scaled = [cache.stats(d, scaled=True) for d in group.methods[ce].values()]
     if not scaled or any(s is None for s in scaled):
         return None
     chosen_on = {
         (cache.results(d).get("train") or {}).get("validation_labels", "as given")
-        for d in group.methods[CE].values()
+        for d in group.methods[ce].values()
     }
     return {
         "ece": float(np.mean([s.value("ece") for s in scaled])),
-        "temperature": float(np.mean([cache.temperatures[d] for d in group.methods[CE].values()])),
+        "temperature": float(np.mean([cache.temperatures[d] for d in group.methods[ce].values()])),
         "fitted_on": " / ".join(sorted(chosen_on)) + " validation labels",
-        "vs": {label: compare(label, CE, "ece", scaled_b=True) for label in summary if label != CE},
+        "vs": {label: compare(label, ce, "ece", scaled_b=True) for label in summary if label != ce},
     }
 
 
@@ -201,17 +219,18 @@ def _difference(entry: dict | None, unit: float, most: int) -> str:
 def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
     seeds = max(m["n"] for m in summary.values())
     lines = [f"{group.title} ({seeds} seed(s) per loss):"]
-    best = verdict["best_f1"]
-    if CE not in summary:
+    best, ce = verdict["best_f1"], verdict["ce"]
+    if ce is None:
         lines.append(f"F1: best is {best} ({_points(summary[best]['f1'])}); no CE runs to compare.")
-    elif best == CE:
+    elif best == ce:
         worse = [
             f"{label} {_difference(d['f1'], 100.0, 2)}" for label, d in verdict["vs_ce"].items()
         ]
         tied = [
             label for label, d in verdict["vs_ce"].items() if d["f1"] and not d["f1"]["significant"]
         ]
-        text = f"F1: CE is best ({_points(summary[CE]['f1'])}); no loss beats it"
+        name = "CE" if ce == CE else f"CE ({ce})"
+        text = f"F1: {name} is best ({_points(summary[ce]['f1'])}); no loss beats it"
         text += f" ({'; '.join(worse)} points)" if worse else ""
         text += f"; within the interval of CE: {', '.join(tied)}." if tied else "."
         lines.append(text)
@@ -237,10 +256,10 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
 
 
 def _calibration_sentence(verdict: dict, summary: dict) -> str:
-    best = verdict["best_ece"]
+    best, ce = verdict["best_ece"], verdict["ce"]
     text = f"Calibration: lowest ECE {summary[best]['ece']:.4f} ({best})"
-    if best != CE and CE in summary:
-        text += f"; CE {summary[CE]['ece']:.4f}"
+    if ce is not None and best != ce:
+        text += f"; CE {summary[ce]['ece']:.4f}"
     scaled = verdict.get("ce_temperature")
     if not scaled:
         return text + "."
@@ -248,7 +267,7 @@ def _calibration_sentence(verdict: dict, summary: dict) -> str:
         f"; CE + temperature scaling {scaled['ece']:.4f} (T = {scaled['temperature']:.2f},"
         f" fitted on the {scaled['fitted_on']})"
     )
-    if best == CE:
+    if best == ce:
         return text + "."
     entry = scaled["vs"].get(best)
     if entry is None:
@@ -313,7 +332,7 @@ def _reference_f1(setting: dict) -> tuple[str, float] | None:
     methods = {m["loss"]: m for m in setting["methods"]}
     if not methods:
         return None
-    label = CE if CE in methods else setting.get("best_f1")
+    label = setting.get("ce") or setting.get("best_f1")
     return label, methods[label]["f1"]
 
 

@@ -97,6 +97,37 @@ def test_validation_labels_noisy_clean_or_both_in_one_study(tmp_path):
         sweep.build_config(None, None, {"validation_labels": ("gold",)})
 
 
+def test_tuning_gives_every_loss_the_same_number_of_settings(tmp_path):
+    tune = sweep.parse_tune(["lr=1e-5,5e-5,2e-4", "q=0.3,0.5,0.7"])
+    assert tune == {"lr": [1e-5, 5e-5, 2e-4], "q": [0.3, 0.5, 0.7]}
+    config = sweep.build_config(
+        None, None, {"losses": ("ce", "gce", "sgce"), "rates": (0.4,), "tune": tune}
+    )
+    runs = sweep.expand(config)
+    settings = {}
+    for run in runs:
+        settings.setdefault(run.loss, set()).add((run.lr, run.q, run.s))
+    # ce can only vary lr (3 settings), so gce and sgce get 3 of their 9, drawn seeded
+    assert {loss: len(found) for loss, found in settings.items()} == {"ce": 3, "gce": 3, "sgce": 3}
+    assert {lr for lr, _, _ in settings["ce"]} == {1e-5, 5e-5, 2e-4}
+    assert all(q in (0.3, 0.5, 0.7) and s == 0.1 for _, q, s in settings["sgce"])
+    assert sweep.expand(config) == runs  # the same draw every time
+    wide = sweep.build_config(None, None, {"losses": ("gce",), "tune": tune, "trials": 9})
+    assert len({(r.lr, r.q) for r in sweep.expand(wide)}) == 9
+    path = tmp_path / "tune.toml"
+    path.write_text('losses = ["ce"]\nrates = [0.0]\n[tune]\nlr = [1e-5, 1e-4]\n')
+    assert [r.lr for r in sweep.expand(sweep.build_config(None, path, {}))] == [1e-5, 1e-4]
+    path.write_text("[tune]\nepochs = [1, 2]\n")
+    with pytest.raises(InputError, match="cannot tune 'epochs' \\(tunable: lr, q, s\\)"):
+        sweep.build_config(None, path, {})
+    with pytest.raises(InputError, match="--tune 'lr': expected NAME=V1,V2"):
+        sweep.parse_tune(["lr"])
+    with pytest.raises(InputError, match="--trials needs --tune"):
+        sweep.build_config(None, None, {"trials": 2})
+    with pytest.raises(InputError, match=r"--tune lr: -1\.0 must be positive"):
+        sweep.build_config(None, None, {"tune": {"lr": [-1.0]}})
+
+
 def test_toml_config_and_flags_override_it(tmp_path):
     path = tmp_path / "study.toml"
     path.write_text(

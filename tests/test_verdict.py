@@ -50,15 +50,18 @@ def write_run(
     dataset: str = "toyner",
     rate: float | None = 0.4,
     entity_noise: float | None = None,
+    lr: float = 5e-5,
+    test_accuracy: float | None = None,
 ) -> Path:
     """A complete run folder scored by train's own ``write_results``."""
     q = 0.7 if loss in ("gce", "sgce") else None
     s = 0.1 if loss == "sgce" else None
-    config = TrainConfig(data=dataset, loss=loss, q=q, s=s, rate=rate, seed=seed)
+    config = TrainConfig(data=dataset, loss=loss, q=q, s=s, rate=rate, seed=seed, lr=lr)
     run_dir = folder / runs.run_name(config.identity(), dataset)
     run_dir.mkdir(parents=True)
     for split in ("validation", "test"):
-        made = predictions(split, accuracy, sharpness, seed * 10 + LOSS_STREAMS[loss])
+        right = accuracy if split == "validation" or test_accuracy is None else test_accuracy
+        made = predictions(split, right, sharpness, seed * 10 + LOSS_STREAMS[loss])
         runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
     noise = None if entity_noise is None else {"entity_noise_level": entity_noise}
     summary = {"validation_labels": "noisy", "label_noise": noise}
@@ -191,3 +194,37 @@ def test_the_gate_writes_junit_xml(runner, study, tmp_path):
     assert suite.get("failures") == "1" and suite.get("skipped") == str(2 * 3)  # ece, mce
     no_baseline = runner.invoke(app, ["leaderboard", str(study), "--junit", str(junit)])
     assert no_baseline.exit_code == 2 and "--junit needs --baseline FILE" in no_baseline.stderr
+
+
+def test_tuned_leaderboard_keeps_the_setting_with_the_best_validation_f1(runner, tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path, "ce", seed, 0.8, lr=1e-5)
+        write_run(tmp_path, "ce", seed, 0.7, lr=1e-4)
+        # validation prefers lr 1e-4 for gce, although its test score is lower
+        write_run(tmp_path, "gce", seed, 0.9, lr=1e-4, test_accuracy=0.5)
+        write_run(tmp_path, "gce", seed, 0.6, lr=1e-5, test_accuracy=0.95)
+    grid = runner.invoke(app, ["leaderboard", str(tmp_path), "--json", "--no-verdict"])
+    rows = {e["loss"] for e in json.loads(grid.stdout)["entries"]}
+    assert rows == {"ce lr=1e-05", "ce lr=0.0001", "gce lr=1e-05", "gce lr=0.0001"}
+    result = runner.invoke(
+        app, ["leaderboard", str(tmp_path), "--json", "--tuned", "--bootstrap", "50"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    chosen = {c["loss"]: c for c in document["tuning"]}
+    assert chosen["gce"]["lr"] == 1e-4 and chosen["gce"]["trials"] == 2
+    assert chosen["ce"]["label"] == "lr=1e-05"
+    f1 = {e["loss"]: e["mean"] for e in document["entries"] if e["metric"] == "f1"}
+    assert set(f1) == {"ce lr=1e-05", "gce lr=0.0001"}
+    expected = np.mean(
+        [
+            json.loads((d / "results.json").read_text())["splits"]["test"]["f1"]
+            for d in tmp_path.glob("*-gce-*")
+            if json.loads((d / "results.json").read_text())["config"]["lr"] == 1e-4
+        ]
+    )
+    assert f1["gce lr=0.0001"] == pytest.approx(expected)
+    (setting,) = document["verdict"]["settings"]
+    assert setting["ce"] == "ce lr=1e-05" and setting["best_f1"] == "ce lr=1e-05"
+    shown = runner.invoke(app, ["leaderboard", str(tmp_path), "--tuned", "--no-verdict"])
+    assert "gce: lr=0.0001 q=0.7 (validation F1" in shown.stdout

@@ -62,6 +62,20 @@ def sweep(
             " default), clean (oracle), or noisy,clean for both."
         ),
     ] = None,
+    tune: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Tune per loss on validation F1: NAME=V1,V2 for lr (every loss), q"
+            " (gce/sgce) or s (sgce); repeat, e.g. --tune lr=1e-5,5e-5,2e-4 --tune q=0.3,0.7."
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            help="Settings per loss when tuning (default: the smallest loss's search space,"
+            " so every loss gets the same number; larger spaces are sampled, seeded)."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sentences per batch.")] = None,
     max_train_samples: Annotated[
         int | None, typer.Option(help="First K training sentences.")
@@ -92,6 +106,8 @@ def sweep(
             "lr": lr,
             "loss_warmup": loss_warmup,
             "validation_labels": split_list(validation_labels),
+            "tune": sweeps.parse_tune(tune) if tune else None,
+            "trials": trials,
             "batch_size": batch_size,
             "max_train_samples": max_train_samples,
             "runs_dir": runs_dir,
@@ -105,7 +121,8 @@ def sweep(
             print_json([p.to_dict() for p in planned])
             return
         table = Table(title=f"Sweep plan: {len(planned)} runs in {config.runs_dir}")
-        for column in ("#", "data", "loss", "q", "s", "rate", "validation", "seed", "status"):
+        columns = ("#", "data", "loss", "lr", "q", "s", "rate", "validation", "seed", "status")
+        for column in columns:
             table.add_column(column)
         for number, item in enumerate(planned, start=1):
             run = item.config
@@ -113,6 +130,7 @@ def sweep(
                 str(number),
                 run.data,
                 run.loss,
+                f"{run.lr:g}",
                 _maybe(run.q),
                 _maybe(run.s),
                 f"{run.rate:.2f}",
@@ -143,7 +161,7 @@ def sweep(
         for run_dir, error in outcome.failed:
             stdout.print(f"failed: {run_dir}: {error}", soft_wrap=True)
         if outcome.completed or outcome.skipped:
-            _show_leaderboard([Path(config.runs_dir)])
+            _show_leaderboard([Path(config.runs_dir)], tuned=bool(config.tune))
     if outcome.failed:
         raise typer.Exit(1)
 
@@ -222,6 +240,13 @@ def leaderboard(
     junit: Annotated[
         Path | None, typer.Option(help="With --baseline: write the gate as JUnit XML here.")
     ] = None,
+    tuned: Annotated[
+        bool,
+        typer.Option(
+            help="Per loss, keep the setting (lr, q, s) with the best mean validation F1"
+            " over seeds, and show its test scores (the runs of a sweep --tune)."
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Tables over losses, q, s, rates and seeds; a regression gate for CI.
@@ -251,6 +276,7 @@ def leaderboard(
             raise InputError(f"--bootstrap {bootstrap}: must be at least 1")
         if junit is not None and baseline is None:
             raise InputError("--junit needs --baseline FILE")
+        tuning = boards.select_tuned(collected) if tuned else None
         aggregated = boards.aggregate(collected.records)
         tables = boards.pivots(aggregated, metric_names)
         findings = _verdict(collected, split, bootstrap) if verdict else None
@@ -274,6 +300,7 @@ def leaderboard(
             "entries": aggregated,
             "written": [str(p) for p in written],
             "verdict": findings,
+            "tuning": tuning,
         }
         if gate is not None:
             document["gate"] = {
@@ -284,6 +311,8 @@ def leaderboard(
             }
         print_json(document)
     else:
+        if tuning is not None:
+            _print_tuning(tuning)
         _print_pivots(boards, tables)
         if findings is not None:
             _print_verdict(findings)
@@ -299,12 +328,25 @@ def leaderboard(
         raise typer.Exit(1)
 
 
-def _show_leaderboard(folders: list[Path]) -> None:
+def _show_leaderboard(folders: list[Path], tuned: bool) -> None:
     from noisebench import leaderboard as boards
 
     collected = boards.collect(folders, "test", ["f1", "ece", "mce"])
+    if tuned:
+        _print_tuning(boards.select_tuned(collected))
     _print_pivots(boards, boards.pivots(boards.aggregate(collected.records), ["f1", "ece", "mce"]))
     _print_verdict(_verdict(collected, "test", 1000))
+
+
+def _print_tuning(tuning: list[dict]) -> None:
+    stdout.print("[bold]Tuned on validation F1[/] (mean over seeds; test scores below)")
+    for choice in tuning:
+        stdout.print(
+            f"{choice['dataset']} {choice['noise']}@{choice['rate']:.2f} {choice['loss']}:"
+            f" {choice['label']} (validation F1 {choice['validation_f1'] * 100:.2f}, best of"
+            f" {choice['trials']} setting(s))",
+            soft_wrap=True,
+        )
 
 
 def _verdict(collected, split: str, replicates: int) -> dict | None:
