@@ -52,15 +52,32 @@ def test_presets():
     assert len(study) == 6 * 6 * 3 + 3 * 5 * 3 * 3
     assert {r.rate for r in study if r.loss == "sgce"} == {0.0, 0.2, 0.6}
     quick = sweep.expand(sweep.build_config("quick", None, {}))
-    assert [(r.loss, r.q, r.s, r.rate) for r in quick] == [
-        ("ce", None, None, 0.0),
-        ("ce", None, None, 0.4),
-        ("gce", 0.7, None, 0.0),
-        ("gce", 0.7, None, 0.4),
-        ("sgce", 0.7, 0.1, 0.0),
-        ("sgce", 0.7, 0.1, 0.4),
+    assert [(r.data, r.loss, r.q, r.s, r.rate) for r in quick] == [
+        ("noisebench:crowd", "ce", None, None, 0.0),  # real noise
+        ("noisebench:crowd", "gce", 0.7, None, 0.0),
+        ("noisebench:crowd", "sgce", 0.7, 0.1, 0.0),
+        ("noisebench:clean", "ce", None, None, 0.1),  # simulated noise of the same level
+        ("noisebench:clean", "gce", 0.7, None, 0.1),
+        ("noisebench:clean", "sgce", 0.7, 0.1, 0.1),
     ]
-    assert {(r.data, r.model, r.seed) for r in quick} == {("conll2003", "minilm-l6", 0)}
+    assert {(r.model, r.seed, r.validation_labels) for r in quick} == {("minilm-l6", 0, "noisy")}
+    # --data replaces the preset's datasets everywhere
+    mine = sweep.expand(sweep.build_config("quick", None, {"data": ("my.conll",)}))
+    assert {r.data for r in mine} == {"my.conll"} and {r.rate for r in mine} == {0.0, 0.1}
+
+
+def test_a_grid_may_name_its_own_datasets(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(
+        'data = ["base.conll"]\n'
+        '[[grid]]\nlosses = ["ce"]\nrates = [0.0]\ndata = ["real.conll"]\n'
+        '[[grid]]\nlosses = ["ce"]\nrates = [0.2]\n'
+    )
+    runs = sweep.expand(sweep.build_config(None, path, {}))
+    assert [(r.data, r.rate) for r in runs] == [("real.conll", 0.0), ("base.conll", 0.2)]
+    path.write_text('[[grid]]\nlosses = ["ce"]\nnoise = "pair"\n')
+    with pytest.raises(InputError, match="unknown grid key 'noise' \\(keys: data, losses"):
+        sweep.build_config(None, path, {})
 
 
 def test_one_study_across_several_datasets(tmp_path):
