@@ -184,7 +184,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(runner, tmp_path, monkeypatc
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert len(plan) == 6 and {p["status"] for p in plan} == {"run"}
-    assert plan[0]["run_dir"].startswith("runs/conll2003-uniform0.00-ce-seed0-")
+    assert plan[0]["run_dir"].startswith("runs/noisebench-crowd-")  # -conll03 offline
+    assert plan[3]["run_dir"].startswith("runs/noisebench-clean-")
     table = runner.invoke(app, ["sweep", "--preset", "study", "--dry-run"])
     assert table.exit_code == 0 and "243 runs" in table.stdout
     assert list(tmp_path.iterdir()) == []
