@@ -61,6 +61,7 @@ def test_presets():
         ("noisebench:clean", "sgce", 0.7, 0.1, 0.1),
     ]
     assert {(r.model, r.seed, r.validation_labels) for r in quick} == {("minilm-l6", 0, "noisy")}
+    assert {r.loss_warmup for r in quick} == {0.2}  # 126 steps: 10% left GCE/SGCE all-O
     # --data replaces the preset's datasets everywhere
     mine = sweep.expand(sweep.build_config("quick", None, {"data": ("my.conll",)}))
     assert {r.data for r in mine} == {"my.conll"} and {r.rate for r in mine} == {0.0, 0.1}
