@@ -163,8 +163,10 @@ def paired_difference(
     if any(len(stats.counts) != sentences for stats in (*a, *b)):
         raise ValueError("paired runs must be scored on the same test sentences")
     rng = np.random.default_rng([seed, 7])
-    weights = rng.multinomial(sentences, np.full(sentences, 1 / sentences), size=replicates)
-    weights = weights.astype(np.float64)
+    drawn_sentences = rng.integers(0, sentences, size=(replicates, sentences))
+    rows = np.arange(replicates)[:, None] * sentences
+    weights = np.bincount((rows + drawn_sentences).ravel(), minlength=replicates * sentences)
+    weights = weights.reshape(replicates, sentences).astype(np.float64)
     per_seed = np.stack(
         [x.value(metric, weights) - y.value(metric, weights) for x, y in zip(a, b, strict=True)],
         axis=1,
