@@ -35,6 +35,7 @@ from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_d
 CHECKPOINT = "checkpoint"
 VALIDATION_SHARE = 0.1
 EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch
+LOSS_READ_EVERY = 25  # on CUDA, steps between reads of the loss (host syncs)
 
 
 VALIDATION_LABELS = ("noisy", "clean")
@@ -398,6 +399,9 @@ def train(
     optimizer, schedule = optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
     warmup_steps = round(config.loss_warmup * steps_per_epoch * config.epochs)
 
+    lengths = train_set.lengths()
+    # the GPU runs ahead of the host: losses are read every so many steps, not each step
+    sync_every = 1 if device.type == "cpu" else LOSS_READ_EVERY
     state = _initial_state()
     if resume:
         saved = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
@@ -415,21 +419,17 @@ def train(
             epoch = state["epoch"] + 1
             model.train()
             batches = length_grouped_batches(
-                train_set.lengths(), config.batch_size, np.random.default_rng([config.seed, epoch])
+                lengths, config.batch_size, np.random.default_rng([config.seed, epoch])
             )
-            started, epoch_loss = time.perf_counter(), 0.0
+            started = time.perf_counter()
+            steps = _StepLog(log, report, epoch, config.epochs, len(batches), sync_every)
             for number, indices in enumerate(batches, start=1):
-                batch = {k: v.to(device) for k, v in collate(train_set, indices, pad_id).items()}
+                batch = _to_device(collate(train_set, indices, pad_id), device)
                 labels = batch.pop("labels")
                 with _autocast(device):
                     logits = model(**batch).logits  # (B, T, C)
                 loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
                 loss = loss_fn(logits, labels)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrainingFailed(
-                        f"loss became {value} at epoch {epoch}, step {number}; try a lower --lr"
-                    )
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
@@ -437,22 +437,9 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 state["step"] += 1
                 state["sentences"] += len(indices)
-                state["tokens"] += int(batch["attention_mask"].sum())
-                epoch_loss += value
-                lr = schedule.get_last_lr()[0]
-                step_event = {"epoch": epoch, "step": state["step"], "loss": value, "lr": lr}
-                log.write(json.dumps(step_event) + "\n")
-                report(
-                    {
-                        "event": "step",
-                        "epochs": config.epochs,
-                        "steps": len(batches),
-                        "epoch": epoch,
-                        "step": number,
-                        "loss": value,
-                        "sentences": len(indices),
-                    }
-                )
+                state["tokens"] += int(lengths[indices].sum())  # from the host: no sync
+                steps.add(number, state["step"], loss.detach(), schedule.get_last_lr()[0], indices)
+            epoch_loss = steps.flush()
             state["seconds"] += time.perf_counter() - started
             log.flush()
 
@@ -488,6 +475,57 @@ def train(
     )
     shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)
     return results
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    """A collated batch on ``device``: through pinned memory, without blocking, on CUDA."""
+    if device.type != "cuda":
+        return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class _StepLog:
+    """The per-step losses of one epoch, kept on the device and read every ``every``
+    steps (one host sync per read): each read writes their ``log.jsonl`` lines and
+    progress events, and a non-finite loss stops the run naming its epoch and step."""
+
+    def __init__(self, log, report, epoch: int, epochs: int, steps: int, every: int) -> None:
+        self.log, self.report, self.every = log, report, every
+        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.pending: list[tuple] = []
+        self.total = 0.0
+
+    def add(self, number: int, step: int, loss: torch.Tensor, lr: float, indices) -> None:
+        self.pending.append((number, step, loss, lr, len(indices)))
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> float:
+        """Read the pending losses; returns the sum of the epoch's losses so far."""
+        if self.pending:
+            values = torch.stack([entry[2] for entry in self.pending]).float().cpu().tolist()
+            for (number, step, _, lr, sentences), value in zip(self.pending, values, strict=True):
+                if not math.isfinite(value):
+                    raise TrainingFailed(
+                        f"loss became {value} at epoch {self.epoch}, step {number};"
+                        " try a lower --lr"
+                    )
+                self.total += value
+                event = {"epoch": self.epoch, "step": step, "loss": value, "lr": lr}
+                self.log.write(json.dumps(event) + "\n")
+                self.report(
+                    {
+                        "event": "step",
+                        "epochs": self.epochs,
+                        "steps": self.steps,
+                        "epoch": self.epoch,
+                        "step": number,
+                        "loss": value,
+                        "sentences": sentences,
+                    }
+                )
+            self.pending = []
+        return self.total
 
 
 def _open_run_dir(prepared: Prepared, resume: bool, checkpoint_file: Path) -> None:

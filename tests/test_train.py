@@ -445,3 +445,28 @@ def test_a_collapsed_run_says_so_and_the_loss_warmup_escapes_it(
     assert warmed["degenerate"] is None
     assert warmed["splits"]["test"]["f1"] > 0.9
     assert "degenerate" not in result.stderr
+
+
+def test_losses_read_in_batches_still_name_the_first_non_finite_step():
+    import io
+
+    import torch
+
+    from noisebench.train import TrainingFailed, _StepLog
+
+    log, events = io.StringIO(), []
+    steps = _StepLog(log, events.append, epoch=2, epochs=3, steps=6, every=3)
+    for number, value in enumerate([1.0, 2.0, 3.0, 4.0], start=1):
+        steps.add(number, 10 + number, torch.tensor(value), 1e-4, [0, 1])
+    assert len(log.getvalue().splitlines()) == 3  # read after the third step, not before
+    assert steps.flush() == 10.0 and len(events) == 4
+    assert json.loads(log.getvalue().splitlines()[-1]) == {
+        "epoch": 2,
+        "step": 14,
+        "loss": 4.0,
+        "lr": 1e-4,
+    }
+    steps.add(5, 15, torch.tensor(float("nan")), 1e-4, [0])
+    steps.add(6, 16, torch.tensor(float("inf")), 1e-4, [0])
+    with pytest.raises(TrainingFailed, match="loss became nan at epoch 2, step 5; try a lower"):
+        steps.flush()
