@@ -34,7 +34,8 @@ from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_d
 
 CHECKPOINT = "checkpoint"
 VALIDATION_SHARE = 0.1
-EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch
+EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch, at most
+EVAL_PADDING = 0.05  # ... and at most this share of a batch's longest sentence is padding
 LOSS_READ_EVERY = 25  # on CUDA, steps between reads of the loss (host syncs)
 
 
@@ -337,11 +338,8 @@ def predict(model, encoded: Encoded, tokens, labels: list[str], device, pad_id: 
     word_counts = np.array([len(t) for t in encoded.tags])
     offsets = np.concatenate([[0], np.cumsum(word_counts)])
     probs = np.full((offsets[-1], len(labels)), np.nan, dtype=np.float32)
-    begin = 0
-    while begin < len(order):
-        rows = max(1, EVAL_BATCH_TOKENS // max(1, lengths[order[begin]]))
-        indices = order[begin : begin + rows]
-        begin += rows
+    for indices in evaluation_batches(lengths[order], EVAL_BATCH_TOKENS, EVAL_PADDING):
+        indices = order[indices]
         batch = collate(encoded, indices, pad_id, with_labels=False)
         batch = {k: v.to(device) for k, v in batch.items()}
         with _autocast(device):
@@ -353,6 +351,27 @@ def predict(model, encoded: Encoded, tokens, labels: list[str], device, pad_id: 
             probs[offsets[i] + kept] = batch_probs[row, starts[kept]]
     gold = np.concatenate(encoded.tags) if encoded.tags else np.zeros(0, dtype=np.int64)
     return runs.Predictions(labels, list(tokens), gold, probs, offsets)
+
+
+def evaluation_batches(lengths: np.ndarray, budget: int, padding: float) -> list[np.ndarray]:
+    """Cut ``lengths`` (sorted longest first) into batches of consecutive positions, each
+    at most ``budget`` padded tokens and ending before a sentence shorter than
+    ``1 - padding`` of its longest: little work on padding, large matrix products.
+
+    >>> [b.tolist() for b in evaluation_batches(np.array([10, 9, 5, 5, 4, 1]), 20, 0.25)]
+    [[0, 1], [2, 3, 4], [5]]
+    """
+    batches, begin = [], 0
+    while begin < len(lengths):
+        longest = max(1, int(lengths[begin]))
+        end = min(len(lengths), begin + max(1, budget // longest))
+        shortest_allowed = (1 - padding) * longest
+        cut = (
+            begin + 1 + int(np.searchsorted(-lengths[begin + 1 : end], -shortest_allowed, "right"))
+        )
+        batches.append(np.arange(begin, cut))
+        begin = cut
+    return batches
 
 
 def _tokens(dataset) -> list[list[str]]:

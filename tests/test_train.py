@@ -470,3 +470,33 @@ def test_losses_read_in_batches_still_name_the_first_non_finite_step():
     steps.add(6, 16, torch.tensor(float("inf")), 1e-4, [0])
     with pytest.raises(TrainingFailed, match="loss became nan at epoch 2, step 5; try a lower"):
         steps.flush()
+
+
+def test_bucketed_evaluation_batches_change_no_prediction(ner_dir, tiny_model, monkeypatch):
+    import numpy as np
+    import torch
+
+    from noisebench import data
+    from noisebench import train as training
+    from noisebench.batches import encode
+
+    lengths = np.sort(np.random.default_rng(0).integers(3, 60, size=500))[::-1]
+    batches = training.evaluation_batches(lengths, 400, 0.1)
+    assert np.array_equal(np.concatenate(batches), np.arange(500))  # all, in order
+    for batch in batches:
+        longest = lengths[batch[0]]
+        assert len(batch) * longest <= 400 or len(batch) == 1
+        assert lengths[batch[-1]] >= 0.9 * longest  # at most 10% of a row is padding
+
+    split = data.load(str(ner_dir))["validation"]
+    labels = data.label_names(split)
+    model, tokenizer = training.load_model(str(tiny_model), labels)
+    encoded = encode(tokenizer, split, 128, None)
+    tokens = split.data.table.column("tokens").to_pylist()
+    monkeypatch.setattr(training, "EVAL_BATCH_TOKENS", 64)  # several batches of each kind
+    cpu = torch.device("cpu")
+    bucketed = training.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
+    monkeypatch.setattr(training, "EVAL_PADDING", 1.0)  # the previous batching
+    previous = training.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
+    np.testing.assert_allclose(bucketed.probs, previous.probs, atol=1e-6, rtol=0)
+    assert np.array_equal(bucketed.predicted, previous.predicted)
