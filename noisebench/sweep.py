@@ -67,7 +67,7 @@ class SweepConfig:
     tune: tuple[tuple[str, tuple[float, ...]], ...] = ()
     trials: int | None = None  # settings per loss when tuning (default: the smallest space)
     runs_dir: str = "runs"
-    jobs: int = 1
+    jobs: int | str = "auto"  # processes at once; "auto": packed by GPU memory and cores
     backend: str = "local"
 
 
@@ -251,8 +251,8 @@ def _validate(config: SweepConfig) -> None:
             raise InputError(f"--validation-labels '{labels}': choose noisy, clean or both")
     if not config.validation_labels:
         raise InputError("--validation-labels: give noisy, clean or both")
-    if config.jobs < 1:
-        raise InputError(f"--jobs {config.jobs}: must be at least 1")
+    if config.jobs != "auto" and not (isinstance(config.jobs, int) and config.jobs >= 1):
+        raise InputError(f"--jobs {config.jobs}: a number of processes (at least 1) or auto")
     if config.backend not in BACKENDS:
         raise InputError(f"--backend '{config.backend}': choose local or ray")
 
@@ -406,13 +406,53 @@ def _unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:
     return list(seen.values())
 
 
-def _environment(config: SweepConfig, slot: int, gpus: int) -> dict:
+RUN_MEMORY_MB = 1024  # a minilm-l6 run peaks near 0.8 GB of GPU memory; a margin on top
+RESERVED_MB = 1024  # left free on each GPU
+MAX_RUNS_PER_GPU = 12  # measured: 12 concurrent runs still gained throughput on an H200
+
+
+def resolve_jobs(config: SweepConfig) -> int:
+    """``--jobs``, or for ``auto``: on GPUs, as many runs per GPU as its free memory
+    holds (``RUN_MEMORY_MB`` each) and the CPU cores feed (one core a run), at most
+    ``MAX_RUNS_PER_GPU``; without a GPU, 1 (one process on all cores trains faster than
+    several sharing them)."""
+    if config.jobs != "auto":
+        return int(config.jobs)
+    free = _free_gpu_memory_mb()
+    if not free:
+        return 1
+    cores = os.cpu_count() or 1
+    per_gpu = [
+        max(1, min((mb - RESERVED_MB) // RUN_MEMORY_MB, MAX_RUNS_PER_GPU, cores // len(free)))
+        for mb in free
+    ]
+    return int(sum(per_gpu))
+
+
+def _free_gpu_memory_mb() -> list[int]:
+    """Free memory of each visible GPU in MiB, from nvidia-smi ([] without one)."""
+    command = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [d.strip() for d in visible.split(",") if d.strip()]
+        if not ids:
+            return []
+        command += ["-i", ",".join(ids)]
+    try:
+        listed = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if listed.returncode != 0:
+        return []
+    return [int(line) for line in listed.stdout.split() if line.strip().isdigit()]
+
+
+def _environment(jobs: int, slot: int, gpus: int) -> dict:
+    """A run's environment: its GPU (runs dealt round-robin) and its share of the cores."""
     environment = dict(os.environ)
     if gpus:
         environment["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // config.jobs)
-        environment["OMP_NUM_THREADS"] = str(threads)
+    environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     return environment
 
 
@@ -431,7 +471,8 @@ def _run_locally(
     config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
 ) -> None:
     gpus = _gpu_count()
-    free_slots = list(range(config.jobs))
+    jobs = resolve_jobs(config)
+    free_slots = list(range(jobs))
     lock = threading.Lock()
     children: set[subprocess.Popen] = set()
 
@@ -442,7 +483,7 @@ def _run_locally(
             command = train_command(item.config, config.runs_dir, item.status == "resume")
             child = subprocess.Popen(
                 command,
-                env=_environment(config, slot, gpus),
+                env=_environment(jobs, slot, gpus),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -458,7 +499,7 @@ def _run_locally(
             with lock:
                 free_slots.append(slot)
 
-    with ThreadPoolExecutor(max_workers=config.jobs) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         pending = set()
         try:
             for item in todo:

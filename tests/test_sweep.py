@@ -146,6 +146,28 @@ def test_tuning_gives_every_loss_the_same_number_of_settings(tmp_path):
         sweep.build_config(None, None, {"tune": {"lr": [-1.0]}})
 
 
+def test_jobs_auto_packs_runs_by_free_gpu_memory_and_cores(monkeypatch, runner):
+    config = sweep.build_config(None, None, {})
+    assert config.jobs == "auto"
+    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [])
+    assert sweep.resolve_jobs(config) == 1  # no GPU: one process on all cores
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [140_000])
+    assert sweep.resolve_jobs(config) == 12  # capped per GPU
+    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [5_000, 80_000])
+    assert sweep.resolve_jobs(config) == 3 + 8  # memory-bound, then cores-bound (16 / 2)
+    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [500])
+    assert sweep.resolve_jobs(config) == 1  # a nearly full GPU still runs one
+    assert sweep.resolve_jobs(sweep.build_config(None, None, {"jobs": 3})) == 3
+    environment = sweep._environment(jobs=4, slot=5, gpus=2)
+    assert environment["CUDA_VISIBLE_DEVICES"] == "1" and environment["OMP_NUM_THREADS"] == "4"
+    with pytest.raises(InputError, match="--jobs 0: a number of processes"):
+        sweep.build_config(None, None, {"jobs": 0})
+    result = runner.invoke(app, ["sweep", "--jobs", "many", "--dry-run"])
+    assert result.exit_code == 2
+    assert "--jobs many: a number of processes (at least 1) or auto" in result.stderr
+
+
 def test_toml_config_and_flags_override_it(tmp_path):
     path = tmp_path / "study.toml"
     path.write_text(

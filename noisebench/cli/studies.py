@@ -81,7 +81,13 @@ def sweep(
         int | None, typer.Option(help="First K training sentences.")
     ] = None,
     runs_dir: Annotated[str | None, typer.Option(help="Where run folders go.")] = None,
-    jobs: Annotated[int | None, typer.Option(help="Runs in parallel processes.")] = None,
+    jobs: Annotated[
+        str | None,
+        typer.Option(
+            help="Runs in parallel processes, or auto (default): on GPUs as many per GPU as"
+            " its free memory and the cores allow, else 1."
+        ),
+    ] = None,
     backend: Annotated[str | None, typer.Option(help="local or ray.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan; run nothing.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
@@ -111,7 +117,7 @@ def sweep(
             "batch_size": batch_size,
             "max_train_samples": max_train_samples,
             "runs_dir": runs_dir,
-            "jobs": jobs,
+            "jobs": _jobs(jobs),
             "backend": backend,
         }
         config = sweeps.build_config(preset, config_file, overrides)
@@ -164,6 +170,15 @@ def sweep(
             _show_leaderboard([Path(config.runs_dir)], tuned=bool(config.tune))
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _jobs(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"--jobs {text}: a number of processes (at least 1) or auto") from None
 
 
 def _maybe(value) -> str:
