@@ -1,0 +1,34 @@
+"""The GPU check script keeps working without a GPU (its CPU fallback, tiny settings)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+def test_gpu_check_runs_its_cpu_fallback(ner_dir, tiny_model):
+    completed = subprocess.run(
+        [
+            sys.executable, str(SCRIPT), "--device", "cpu", "--model", str(tiny_model),
+            "--data", str(ner_dir), "--sentences", "32", "--processes", "1,2",
+            "--loss-tokens", "256", "--loss-repeats", "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    out = completed.stdout
+    assert "device: CPU (no GPU: a CPU run)" in out
+    assert "1. one process: " in out and "(baseline 766 on an H200 before" in out
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.startswith("   ") and line.split()[0].isdigit()
+    ]
+    assert [int(row[0]) for row in rows] == [1, 2] and all(float(row[2]) > 0 for row in rows)
+    assert "study preset, training only, at the best total:" in out
+    assert "sgce q=0.7 s=0.1" in out  # the loss table ran
