@@ -147,7 +147,13 @@ def _label_learning_rates(records: list[dict]) -> None:
         rates.setdefault((*_family(record), record["q"], record["s"]), set()).add(record["lr"])
     for record in records:
         if len(rates[(*_family(record), record["q"], record["s"])]) > 1:
-            record["loss"] = f"{record['base_loss']} lr={record['lr']:g}"
+            record["loss"] = _with_lr(record)
+
+
+def _with_lr(record: dict) -> str:
+    """The row label with its learning rate (``lr=?`` for runs that did not record one)."""
+    lr = "?" if record["lr"] is None else f"{record['lr']:g}"
+    return f"{record['base_loss']} lr={lr}"
 
 
 def select_tuned(collected: Collected) -> list[dict]:
@@ -167,9 +173,8 @@ def select_tuned(collected: Collected) -> list[dict]:
         chosen[family] = best
         lr, q, s = best
         label = " ".join(
-            f"{name}={value:g}"
-            for name, value in (("lr", lr), ("q", q), ("s", s))
-            if value is not None
+            [f"lr={'?' if lr is None else format(lr, 'g')}"]
+            + [f"{name}={value:g}" for name, value in (("q", q), ("s", s)) if value is not None]
         )
         choices.append(
             dict(zip(("dataset", "model", "noise", "rate", "loss"), family, strict=True))
@@ -185,7 +190,7 @@ def select_tuned(collected: Collected) -> list[dict]:
     kept = []
     for record in collected.records:
         if (record["lr"], record["q"], record["s"]) == chosen[_family(record)]:
-            kept.append(record | {"loss": f"{record['base_loss']} lr={record['lr']:g}"})
+            kept.append(record | {"loss": _with_lr(record)})
     collected.records = kept
     return sorted(choices, key=lambda c: (c["dataset"], c["noise"], c["rate"], c["loss"]))
 

@@ -273,3 +273,13 @@ def test_a_loss_with_a_ce_start_is_its_own_row(tmp_path):
         ("gce q=0.7", 0.50, 1),
         ("gce warmup=0 q=0.7", 0.50, 2),
     ]
+
+
+def test_runs_without_a_recorded_learning_rate_still_tune_and_label(runner, tmp_path):
+    write_run(tmp_path, "ce", None, None, 0.4, 0, 0.70, 0.1)  # configs without "lr"
+    write_run(tmp_path, "gce", 0.7, None, 0.4, 0, 0.60, 0.1)
+    result = runner.invoke(app, ["leaderboard", str(tmp_path), "--tuned", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert {c["label"] for c in document["tuning"]} == {"lr=?", "lr=? q=0.7"}
+    assert {e["loss"] for e in document["entries"]} == {"ce lr=?", "gce lr=?"}
