@@ -103,13 +103,18 @@ def word_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) ->
     }
 
 
+def bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
+    """The equal-width bin of each confidence: [b/B, (b+1)/B), the last bin closed."""
+    return np.minimum(np.floor(confidence * bins).astype(np.int64), bins - 1)
+
+
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
     """Per equal-width bin: edges, word count, accuracy and mean confidence (None if empty)."""
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
-    index = np.minimum(np.floor(confidence * bins).astype(np.int64), bins - 1)
+    index = bin_index(confidence, bins)
     counts = np.bincount(index, minlength=bins)
     hits = np.bincount(index, weights=correct, minlength=bins)
     confidence_sums = np.bincount(index, weights=confidence, minlength=bins)

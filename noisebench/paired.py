@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from noisebench.metrics import _seqeval_scheme, bin_index
 from noisebench.schemes import NO_SCHEME
 
 REPLICATES = 1000
@@ -90,7 +91,7 @@ def sentence_stats(
     probs = np.asarray(probs[scored], dtype=np.float64)
     confidence = probs.max(axis=1)
     hit = (probs.argmax(axis=1) == predictions.gold[scored]).astype(np.float64)
-    index = np.minimum(np.floor(confidence * bins).astype(np.int64), bins - 1)
+    index = bin_index(confidence, bins)  # the bins of metrics.calibration_errors
     cell = sentence_of_word[scored] * bins + index
     size = len(counts) * bins
     table = np.stack(
@@ -108,8 +109,6 @@ def _entities(sentences, scheme: str, strict: bool) -> list[set]:
     """Per sentence, the set of entities seqeval counts: (type, start, end)."""
     if strict:
         from seqeval.scheme import Entities
-
-        from noisebench.metrics import _seqeval_scheme
 
         found = Entities([list(s) for s in sentences], _seqeval_scheme(scheme)).entities
         return [{entity.to_tuple()[1:] for entity in sentence} for sentence in found]

@@ -340,8 +340,7 @@ def predict(model, encoded: Encoded, tokens, labels: list[str], device, pad_id: 
     probs = np.full((offsets[-1], len(labels)), np.nan, dtype=np.float32)
     for indices in evaluation_batches(lengths[order], EVAL_BATCH_TOKENS, EVAL_PADDING):
         indices = order[indices]
-        batch = collate(encoded, indices, pad_id, with_labels=False)
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = _to_device(collate(encoded, indices, pad_id, with_labels=False), device)
         with _autocast(device):
             logits = model(**batch).logits  # (B, T, C)
         batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()

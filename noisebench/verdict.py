@@ -54,10 +54,23 @@ class _Runs:
 
     def __init__(self) -> None:
         self.cache: dict[tuple[Path, bool], paired.SentenceStats | None] = {}
+        self.documents: dict[Path, dict] = {}
+        self.predictions: dict[tuple[Path, str], runs.Predictions | None] = {}
         self.temperatures: dict[Path, float] = {}
 
     def results(self, run_dir: Path) -> dict:
-        return runs.read_json(run_dir / runs.RESULTS) or {}
+        if run_dir not in self.documents:
+            self.documents[run_dir] = runs.read_json(run_dir / runs.RESULTS) or {}
+        return self.documents[run_dir]
+
+    def split(self, run_dir: Path, name: str) -> runs.Predictions | None:
+        """A run's saved predictions of one split, read once (None when absent)."""
+        if (run_dir, name) not in self.predictions:
+            path = run_dir / f"predictions-{name}.parquet"
+            self.predictions[(run_dir, name)] = (
+                runs.read_predictions(path) if path.is_file() else None
+            )
+        return self.predictions[(run_dir, name)]
 
     def stats(self, run_dir: Path, scaled: bool = False) -> paired.SentenceStats | None:
         if (run_dir, scaled) not in self.cache:
@@ -66,16 +79,14 @@ class _Runs:
 
     def _stats(self, run_dir: Path, scaled: bool) -> paired.SentenceStats | None:
         results = self.results(run_dir)
-        test = run_dir / "predictions-test.parquet"
-        if not test.is_file():
+        predictions = self.split(run_dir, "test")
+        if predictions is None:
             return None
-        predictions = runs.read_predictions(test)
         probs = None
         if scaled:
-            validation = run_dir / "predictions-validation.parquet"
-            if not validation.is_file():
+            fit_on = self.split(run_dir, "validation")
+            if fit_on is None:
                 return None
-            fit_on = runs.read_predictions(validation)
             temperature = metrics.fit_temperature(
                 fit_on.probs[fit_on.scored], fit_on.gold[fit_on.scored]
             )
