@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +118,46 @@ def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: boo
     if with_labels:
         batch["labels"] = torch.from_numpy(labels)
     return batch
+
+
+def prefetched(items: Iterable, depth: int = 2) -> Iterator:
+    """``items`` in order, made by a background thread up to ``depth`` ahead, so that
+    preparing the next batch overlaps the current step. An exception raised while
+    making an item is raised here, in its place; closing the iterator early (a failed
+    step) stops the thread."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def offer(entry) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            offer((end, error))
+            return
+        offer((end, None))
+
+    thread = threading.Thread(target=produce, name="noisebench-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

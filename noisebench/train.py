@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from noisebench import data, metrics, runs, sources
-from noisebench.batches import Encoded, collate, encode, length_grouped_batches
+from noisebench.batches import Encoded, collate, encode, length_grouped_batches, prefetched
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
 from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir, label_noise
@@ -108,6 +108,7 @@ class Prepared:
     device: torch.device
     run_dir: Path
     notes: list[str] = field(default_factory=list)
+    compile_model: bool = False  # torch.compile the training forward pass (--compile)
 
 
 # ------------------------------------------------------------------------- resolving
@@ -143,7 +144,9 @@ def resolve_model(spec: str) -> str:
     raise InputError(f"--model '{spec}': no such folder (built-in models: {builtins})")
 
 
-def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepared:
+def prepare(
+    config: TrainConfig, runs_dir: Path, device: str = "auto", compile_model: bool = False
+) -> Prepared:
     """Check everything that can be wrong before anything is written."""
     try:
         build_loss(config.loss, q=config.q, s=config.s)
@@ -179,6 +182,11 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
     labels = data.label_names(dataset["train"])
     model_path = resolve_model(config.model)
     name = runs.run_name(config.identity(), dataset_name)
+    if compile_model:
+        notes.append(
+            "--compile: the first training step compiles the model (about a minute on"
+            " 2 CPU cores; cached under $NOISEBENCH_HOME/compiled for later runs)"
+        )
     return Prepared(
         config,
         dataset,
@@ -189,6 +197,7 @@ def prepare(config: TrainConfig, runs_dir: Path, device: str = "auto") -> Prepar
         resolved_device,
         Path(runs_dir) / name,
         notes,
+        compile_model,
     )
 
 
@@ -431,6 +440,7 @@ def train(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    step_pass = _StepPass(model, prepared.compile_model, prepared.notes)
     best_validation = None  # validation predictions of the best epoch, if made in this process
     with open(run_dir / runs.LOG, "a") as log:
         while state["epoch"] < config.epochs and state["stale_epochs"] < config.patience:
@@ -441,14 +451,14 @@ def train(
             )
             started = time.perf_counter()
             steps = _StepLog(log, report, epoch, config.epochs, len(batches), sync_every)
-            for number, indices in enumerate(batches, start=1):
-                batch = _to_device(collate(train_set, indices, pad_id), device)
+            host_batches = _host_batches(train_set, batches, pad_id, device)
+            for number, (indices, host_batch) in enumerate(zip(batches, host_batches), 1):
+                batch = _to_device(host_batch, device)
                 labels = batch.pop("labels")
-                with _autocast(device):
-                    logits = model(**batch).logits  # (B, T, C)
                 loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
-                loss = loss_fn(logits, labels)
-                loss.backward()
+                loss = step_pass(batch, labels, loss_fn, device)
+                if state["step"] == 0:
+                    state["first_step_seconds"] = _first_step_seconds(started, device)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 schedule.step()
@@ -459,6 +469,7 @@ def train(
                 steps.add(number, state["step"], loss.detach(), schedule.get_last_lr()[0], indices)
             epoch_loss = steps.flush()
             state["seconds"] += time.perf_counter() - started
+            state["compiled"] = step_pass.is_compiled
             log.flush()
 
             validation = predict(
@@ -499,7 +510,84 @@ def _to_device(batch: dict, device: torch.device) -> dict:
     """A collated batch on ``device``: through pinned memory, without blocking, on CUDA."""
     if device.type != "cuda":
         return {k: v.to(device) for k, v in batch.items()}
-    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: _pinned(v).to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _pinned(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.is_pinned() else tensor.pin_memory()
+
+
+def _host_batches(encoded: Encoded, batches: list[np.ndarray], pad_id: int, device):
+    """The epoch's collated batches; on CUDA made a few ahead, in pinned memory, by a
+    background thread while the GPU works (on CPU that thread would only take a core
+    from the step)."""
+    collated = (collate(encoded, indices, pad_id) for indices in batches)
+    if device.type != "cuda":
+        return collated
+    return prefetched({k: _pinned(v) for k, v in batch.items()} for batch in collated)
+
+
+def _first_step_seconds(started: float, device: torch.device) -> float:
+    """Wall time of the run's first step: start-up, and compiling with ``--compile``."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # once per run
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _deterministic_algorithms():
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+class _StepPass:
+    """Forward, loss and backward of one batch, with the model ``torch.compile``d when
+    asked. Compiling fails on some set-ups (no C++ compiler for the CPU backend, an
+    operation the compiler does not support): the run then goes on with the plain model
+    from the failed step and says so in its notes. ``torch.compile`` draws dropout masks
+    from its own generator (seeded from ``--seed``), so a compiled run is as repeatable
+    as a plain one but not identical to it. Repeatable needs deterministic kernels: the
+    compiler's own embedding gradient adds rows from several threads in whatever order
+    they finish (reruns differed by 1e-9 on 2 cores), so compiled steps run with
+    ``torch.use_deterministic_algorithms`` on (warnings only), and only they."""
+
+    def __init__(self, model, compile_model: bool, notes: list[str]) -> None:
+        self.model, self.notes = model, notes
+        self.compiled = None
+        if compile_model:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(sources.home() / "compiled"))
+            self.compiled = torch.compile(model, dynamic=True)
+
+    def __call__(self, batch: dict, labels, loss_fn, device: torch.device) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                with _deterministic_algorithms():
+                    return self._run(self.compiled, batch, labels, loss_fn, device)
+            except Exception as error:  # noqa: BLE001 - any compiler failure: go on without
+                self.compiled = None
+                self.model.zero_grad(set_to_none=True)
+                reason = (str(error).strip().splitlines() or [""])[0][:200]
+                self.notes.append(
+                    f"--compile failed ({type(error).__name__}: {reason}); trained without it"
+                )
+        return self._run(self.model, batch, labels, loss_fn, device)
+
+    @property
+    def is_compiled(self) -> bool:
+        return self.compiled is not None
+
+    @staticmethod
+    def _run(model, batch: dict, labels, loss_fn, device: torch.device) -> torch.Tensor:
+        with _autocast(device):
+            logits = model(**batch).logits  # (B, T, C)
+        loss = loss_fn(logits, labels)
+        loss.backward()
+        return loss
 
 
 class _StepLog:
@@ -678,6 +766,9 @@ def _finish(
         "device": str(device),
         "peak_memory_mb": peak / 2**20,
         "steps": state["step"],
+        # the first step's wall time (start-up; compiling, with --compile), in "seconds"
+        "first_step_seconds": state.get("first_step_seconds"),
+        "compiled": state.get("compiled", False),
         "history": state["history"],
         "validation_labels": selection_labels(prepared.dataset["validation"]),
         # the training labels used, against their clean version (None: no clean labels)

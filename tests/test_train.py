@@ -47,6 +47,8 @@ TRAIN_KEYS = {
     "history",
     "validation_labels",
     "label_noise",
+    "first_step_seconds",
+    "compiled",
 }
 
 
@@ -500,3 +502,72 @@ def test_bucketed_evaluation_batches_change_no_prediction(ner_dir, tiny_model, m
     previous = training.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
     np.testing.assert_allclose(bucketed.probs, previous.probs, atol=1e-6, rtol=0)
     assert np.array_equal(bucketed.predicted, previous.predicted)
+
+
+def test_batches_prepared_ahead_arrive_in_order_and_carry_errors():
+    import threading
+
+    from noisebench.batches import prefetched
+
+    assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
+    assert list(prefetched([])) == []
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("sentence 3 is broken")
+
+    stream = prefetched(failing())
+    assert [next(stream), next(stream)] == [1, 2]
+    with pytest.raises(ValueError, match="sentence 3 is broken"):
+        next(stream)
+
+    made = []
+
+    def endless():
+        while True:
+            made.append(len(made))
+            yield made[-1]
+
+    stream = prefetched(endless(), depth=2)
+    assert next(stream) == 0
+    stream.close()  # a failed step leaves the loop: the thread stops, nothing leaks
+    assert not any(t.name == "noisebench-prefetch" for t in threading.enumerate())
+    assert len(made) <= 4  # it ran at most depth + 1 ahead
+
+
+def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
+    runner, ner_dir, tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    args = ("--loss", "ce", "--epochs", 2)
+    _, plain = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path / "plain", *args))
+    assert plain["train"]["compiled"] is False
+    assert 0 < plain["train"]["first_step_seconds"] < plain["train"]["seconds"]
+
+    compiled_args = (*args, "--compile")
+    runs_a, runs_b = tmp_path / "compiled-a", tmp_path / "compiled-b"
+    run_a, first = run_train(runner, *train_args(ner_dir, tiny_model, runs_a, *compiled_args))
+    _, second = run_train(runner, *train_args(ner_dir, tiny_model, runs_b, *compiled_args))
+    assert first["train"]["compiled"] is True
+    assert run_a.name == Path(plain["run_dir"]).name  # an execution option, not the identity
+    assert scores(first) == scores(second)  # the compiler's dropout is seeded too
+    # other dropout masks, the same task learnt (the fixture data is easy: F1 1.0 both)
+    assert first["splits"]["test"]["f1"] == plain["splits"]["test"]["f1"] == 1.0
+    assert first["splits"]["test"]["ece"] != plain["splits"]["test"]["ece"]
+
+    def broken_compile(model, **options):
+        def fails(**batch):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+
+        return fails
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    _, fallen = run_train(
+        runner, *train_args(ner_dir, tiny_model, tmp_path / "fallback", *compiled_args)
+    )
+    assert fallen["train"]["compiled"] is False
+    assert "--compile failed (RuntimeError: no C++ compiler found); trained without it" in (
+        fallen["notes"]
+    )
+    assert scores(fallen) == scores(plain)  # it failed before drawing a random number

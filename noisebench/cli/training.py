@@ -63,6 +63,15 @@ def train(
         ),
     ] = "noisy",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the model for training (falls back to the plain model if"
+            " compiling fails). Dropout then draws from the compiler's generator: repeatable,"
+            " but not the same numbers as without. Slower on CPU (measured).",
+        ),
+    ] = False,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     strict: Annotated[bool, typer.Option(help="seqeval strict IOB2 mode.")] = False,
     bins: Annotated[int, typer.Option(help="Calibration bins.")] = 10,
@@ -108,7 +117,7 @@ def train(
             loss_warmup=loss_warmup,
         )
         with stderr.status("loading data and model…"):
-            prepared = training.prepare(config, runs_dir, device)
+            prepared = training.prepare(config, runs_dir, device, compile_model)
         for note in prepared.notes:
             stderr.print(f"note: {note}", soft_wrap=True)
         results = runs_results_if_complete(prepared.run_dir, resume)
