@@ -6,7 +6,9 @@ GPU, and the losses, each figure printed next to its baseline.
 
 1. One ``noisebench train`` process (``--model``, batch 32, one epoch on the first
    ``--sentences`` training sentences, bf16 autocast on CUDA): sentences/s, against 766
-   sentences/s measured on an H200 before the loop stopped reading the loss every step.
+   sentences/s measured on an H200 before the loop stopped reading the loss every step;
+   then the same with ``--compile``: its first step (compiling) and its sentences/s after
+   it, against the plain process.
 2. ``k`` concurrent ``noisebench train`` processes on the same GPU for each ``k`` in
    ``--processes`` (different seeds; each gets its share of the cores): the sum of their
    sentences/s, the curve's best point, and from it the training time of the ``study``
@@ -35,23 +37,24 @@ STUDY_SENTENCES = 243 * 3 * 14_041  # the study preset's training sentences
 STUDY_TARGET_MINUTES = 15.0
 
 
-def train_command(args, runs_dir: Path, seed: int) -> list[str]:
+def train_command(args, runs_dir: Path, seed: int, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "noisebench", "train", "--loss", "ce", "--epochs", "1",
         "--data", args.data, "--model", args.model, "--max-train-samples",
         str(args.sentences), "--batch-size", "32", "--lr", "1e-4", "--seed", str(seed),
-        "--device", args.device, "--runs-dir", str(runs_dir), "--json",
+        "--device", args.device, "--runs-dir", str(runs_dir), "--json", *extra,
     ]  # fmt: skip
 
 
-def concurrent(args, runs_dir: Path, processes: int) -> tuple[list[float], float]:
-    """Start ``processes`` trainings at once; each one's sentences/s and the wall time."""
+def concurrent(args, runs_dir: Path, processes: int, *extra: str) -> tuple[list[dict], float]:
+    """Start ``processes`` trainings at once; each one's ``train`` summary and the wall
+    time."""
     environment = dict(os.environ)
     environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
     started = time.perf_counter()
     children = [
         subprocess.Popen(
-            train_command(args, runs_dir / f"k{processes}", seed),
+            train_command(args, runs_dir / f"k{processes}", seed, *extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -64,8 +67,15 @@ def concurrent(args, runs_dir: Path, processes: int) -> tuple[list[float], float
         out, err = child.communicate()
         if child.returncode != 0:
             sys.exit(f"noisebench train failed: {err.strip().splitlines()[-1:]}")
-        speeds.append(json.loads(out)["train"]["sentences_per_second"])
+        speeds.append(json.loads(out)["train"])
     return speeds, time.perf_counter() - started
+
+
+def after_first_step(summary: dict, batch: int = 32) -> float:
+    """Sentences/s of a run without its first step (compiling, with --compile)."""
+    sentences = summary["seconds"] * summary["sentences_per_second"]
+    rest = summary["seconds"] - summary["first_step_seconds"]
+    return (sentences - batch) / rest if sentences > batch and rest > 0 else float("nan")
 
 
 def main() -> None:
@@ -87,17 +97,25 @@ def main() -> None:
     counts = [int(k) for k in args.processes.split(",")]
     with tempfile.TemporaryDirectory() as folder:
         runs_dir = Path(folder)
-        (single,), _ = concurrent(args, runs_dir / "one", 1)
+        (plain,), _ = concurrent(args, runs_dir / "one", 1)
+        single = plain["sentences_per_second"]
         print(
-            f"1. one process: {single:.0f} sentences/s"
-            f" (baseline {BASELINE_ONE_PROCESS:.0f} on an H200 before; target >= 4x ="
-            f" {4 * BASELINE_ONE_PROCESS:.0f})"
+            f"1. one process: {single:.0f} sentences/s, {after_first_step(plain):.0f} after"
+            f" its first step (baseline {BASELINE_ONE_PROCESS:.0f} on an H200 before;"
+            f" target >= 4x = {4 * BASELINE_ONE_PROCESS:.0f})"
+        )
+        (compiled,), _ = concurrent(args, runs_dir / "compiled", 1, "--compile")
+        state = "compiled" if compiled["compiled"] else "compiling FAILED, ran plain"
+        print(
+            f"   with --compile ({state}): first step {compiled['first_step_seconds']:.1f} s,"
+            f" then {after_first_step(compiled):.0f} sentences/s"
+            f" ({after_first_step(compiled) / after_first_step(plain):.2f}x the plain process)"
         )
         print("2. processes  per process  total sentences/s  wall s")
         best = 0.0
         for processes in counts:
-            speeds, wall = concurrent(args, runs_dir, processes)
-            total = sum(speeds)
+            summaries, wall = concurrent(args, runs_dir, processes)
+            total = sum(summary["sentences_per_second"] for summary in summaries)
             best = max(best, total)
             print(f"   {processes:9d}  {total / processes:11.0f}  {total:17.0f}  {wall:6.1f}")
         minutes = STUDY_SENTENCES / best / 60

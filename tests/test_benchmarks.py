@@ -13,7 +13,7 @@ def test_gpu_check_runs_its_cpu_fallback(ner_dir, tiny_model):
     completed = subprocess.run(
         [
             sys.executable, str(SCRIPT), "--device", "cpu", "--model", str(tiny_model),
-            "--data", str(ner_dir), "--sentences", "32", "--processes", "1,2",
+            "--data", str(ner_dir), "--sentences", "64", "--processes", "1,2",
             "--loss-tokens", "256", "--loss-repeats", "3",
         ],
         capture_output=True,
@@ -24,6 +24,8 @@ def test_gpu_check_runs_its_cpu_fallback(ner_dir, tiny_model):
     out = completed.stdout
     assert "device: CPU (no GPU: a CPU run)" in out
     assert "1. one process: " in out and "(baseline 766 on an H200 before" in out
+    compiled = next(line for line in out.splitlines() if "with --compile" in line)
+    assert "with --compile (compiled): first step " in compiled and "x the plain process" in compiled
     rows = [
         line.split()
         for line in out.splitlines()
