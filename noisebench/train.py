@@ -452,7 +452,7 @@ def train(
             started = time.perf_counter()
             steps = _StepLog(log, report, epoch, config.epochs, len(batches), sync_every)
             host_batches = _host_batches(train_set, batches, pad_id, device)
-            for number, (indices, host_batch) in enumerate(zip(batches, host_batches), 1):
+            for number, (indices, host_batch) in enumerate(host_batches, start=1):
                 batch = _to_device(host_batch, device)
                 labels = batch.pop("labels")
                 loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
@@ -518,13 +518,13 @@ def _pinned(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _host_batches(encoded: Encoded, batches: list[np.ndarray], pad_id: int, device):
-    """The epoch's collated batches; on CUDA made a few ahead, in pinned memory, by a
-    background thread while the GPU works (on CPU that thread would only take a core
-    from the step)."""
-    collated = (collate(encoded, indices, pad_id) for indices in batches)
+    """``(indices, collated batch)`` for the epoch; on CUDA made a few ahead, in pinned
+    memory, by a background thread while the GPU works (on CPU that thread would only
+    take a core from the step)."""
+    collated = ((indices, collate(encoded, indices, pad_id)) for indices in batches)
     if device.type != "cuda":
         return collated
-    return prefetched({k: _pinned(v) for k, v in batch.items()} for batch in collated)
+    return prefetched((i, {k: _pinned(v) for k, v in b.items()}) for i, b in collated)
 
 
 def _first_step_seconds(started: float, device: torch.device) -> float:
@@ -568,7 +568,7 @@ class _StepPass:
             try:
                 with _deterministic_algorithms():
                     return self._run(self.compiled, batch, labels, loss_fn, device)
-            except Exception as error:  # noqa: BLE001 - any compiler failure: go on without
+            except Exception as error:  # any compiler failure: go on without it
                 self.compiled = None
                 self.model.zero_grad(set_to_none=True)
                 reason = (str(error).strip().splitlines() or [""])[0][:200]
