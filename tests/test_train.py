@@ -567,8 +567,6 @@ def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
         runner, *train_args(ner_dir, tiny_model, tmp_path / "fallback", *compiled_args)
     )
     assert fallen["train"]["compiled"] is False
-    assert (
-        "--compile failed (RuntimeError: no C++ compiler found); trained without it"
-        in (fallen["notes"])
-    )
+    note = "--compile failed (RuntimeError: no C++ compiler found); trained without it"
+    assert note in fallen["notes"]
     assert scores(fallen) == scores(plain)  # it failed before drawing a random number
