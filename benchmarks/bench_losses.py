@@ -7,7 +7,8 @@ For each device and C in {9, 37} (CoNLL-2003 tags; a fine-grained tag set), time
 loss's forward and backward on the same (N, C) float32 logits and prints the median
 time and its ratio to ``F.cross_entropy``. ``gce (autograd)`` and ``sgce (autograd)``
 are the straightforward implementations of the same formulas, for comparison with the
-closed-form backward.
+closed-form backward. On CUDA, GCE and SGCE run as compiled kernels
+(``losses.FUSED_DEVICES``); their ``(eager)`` rows are the closed form without them.
 
 Small-tensor timings on CPU depend on glibc's allocator: a fresh (N, C) buffer above its
 mmap threshold is page-faulted in on every call, which can cost more than the arithmetic
@@ -30,6 +31,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from noisebench import losses
 from noisebench.losses import build_loss
 
 
@@ -43,8 +45,21 @@ def autograd_sgce(q: float, s: float):
     return loss
 
 
-def candidates():
-    return {
+def eager(loss):
+    """``loss`` with the compiled GCE/SGCE kernels switched off (the CPU's path)."""
+
+    def call(logits, targets):
+        fused, losses.FUSED_DEVICES = losses.FUSED_DEVICES, set()
+        try:
+            return loss(logits, targets)
+        finally:
+            losses.FUSED_DEVICES = fused
+
+    return call
+
+
+def candidates(device: str):
+    rows = {
         "F.cross_entropy": F.cross_entropy,
         "ce": build_loss("ce"),
         "mae": build_loss("mae"),
@@ -55,6 +70,10 @@ def candidates():
         "gce (autograd)": autograd_sgce(0.7, 0.0),
         "sgce (autograd)": autograd_sgce(0.7, 0.1),
     }
+    if device in losses.FUSED_DEVICES:
+        rows["gce q=0.7 (eager)"] = eager(build_loss("gce", q=0.7))
+        rows["sgce q=0.7 s=0.1 (eager)"] = eager(build_loss("sgce", q=0.7, s=0.1))
+    return rows
 
 
 def median_seconds(loss, logits, targets, repeats: int) -> float:
@@ -108,16 +127,16 @@ def main() -> None:
             targets = torch.randint(0, num_classes, (args.tokens,), generator=generator)
             targets = targets.to(device)
             # interleave the candidates over rounds so machine noise hits all alike
-            rounds = {name: [] for name in candidates()}
+            rounds = {name: [] for name in candidates(device)}
             for _ in range(3):
-                for name, loss in candidates().items():
+                for name, loss in candidates(device).items():
                     rounds[name].append(median_seconds(loss, logits, targets, args.repeats // 3))
             baseline = statistics.median(rounds["F.cross_entropy"])
             print(f"\n{device}, C = {num_classes}")
-            print(f"  {'loss':18} {'fwd+bwd (us)':>12} {'vs F.cross_entropy':>19}")
+            print(f"  {'loss':26} {'fwd+bwd (us)':>12} {'vs F.cross_entropy':>19}")
             for name, seconds in rounds.items():
                 value = statistics.median(seconds)
-                print(f"  {name:18} {value * 1e6:12.0f} {value / baseline:18.2f}x")
+                print(f"  {name:26} {value * 1e6:12.0f} {value / baseline:18.2f}x")
 
 
 if __name__ == "__main__":

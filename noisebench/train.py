@@ -412,6 +412,8 @@ def train(
     _open_run_dir(prepared, resume, checkpoint_file)
 
     torch.manual_seed(config.seed)
+    # what torch.compile builds (--compile; GCE/SGCE on CUDA) is kept for later runs
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(sources.home() / "compiled"))
     model, tokenizer = load_model(prepared.model_path, prepared.labels)
     model.to(device)
     cache_root = sources.home() / "tokenized"
@@ -560,7 +562,6 @@ class _StepPass:
         self.model, self.notes = model, notes
         self.compiled = None
         if compile_model:
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(sources.home() / "compiled"))
             self.compiled = torch.compile(model, dynamic=True)
 
     def __call__(self, batch: dict, labels, loss_fn, device: torch.device) -> torch.Tensor:

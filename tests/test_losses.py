@@ -274,3 +274,55 @@ def test_registry_and_build_loss_defaults():
     assert build_loss("sgce").q == 0.7 and build_loss("sgce").s == 0.1
     assert math.isclose(build_loss("sce").alpha, 0.1) and build_loss("sce").beta == 1.0
     assert build_loss("nce+rce").alpha == build_loss("nce+rce").beta == 1.0
+
+
+@pytest.fixture
+def fused_on_cpu(monkeypatch):
+    """The compiled GCE/SGCE kernels (a GPU's path) run on the CPU, for exactness tests."""
+    from noisebench import losses
+
+    monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu", "cuda"})
+
+
+@pytest.mark.parametrize("num_classes", [2, 9, 37])
+def test_fused_kernels_match_the_float64_reference(fused_on_cpu, num_classes):
+    from torch._dynamo.utils import counters
+
+    warm_up = random_batch(num_classes)[0].requires_grad_(True)
+    build_loss("sgce")(warm_up, random_batch(num_classes)[1]).backward()  # compiles, once
+    graphs = counters["stats"]["unique_graphs"]
+    cases = [c for c in CASES if c[0] in ("mae", "gce", "sgce") and c[1].get("q") != 0.0]
+    for name, params in cases:
+        logits, targets = random_batch(num_classes)
+        expected = reference(name, logits.numpy(), targets.numpy(), **params)
+        none = build_loss(name, reduction="none", **params)(logits, targets)
+        torch.testing.assert_close(none, torch.from_numpy(expected).float(), rtol=1e-6, atol=1e-6)
+
+        logits, targets = random_batch(num_classes, seed=1)
+        leaf = logits.clone().requires_grad_(True)
+        targets_with_ignored = targets.clone()
+        targets_with_ignored[:3] = IGNORE
+        build_loss(name, **params)(leaf, targets_with_ignored).backward()
+        expected = reference_gradient(name, logits[3:], targets[3:], **params)  # mean of 61
+        assert leaf.grad[:3].abs().max() == 0  # ignored tokens get no gradient
+        torch.testing.assert_close(leaf.grad[3:].double(), expected, rtol=1e-5, atol=1e-7)
+    # the same kernels for every q and s (the CE start ramps q each step) and token count
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_without_a_compiler_the_fused_path_falls_back_with_a_warning(monkeypatch):
+    from noisebench import losses
+
+    monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu"})
+
+    def no_compiler(function):
+        raise RuntimeError("Compiler: cc is not found")
+
+    monkeypatch.setattr(losses, "_compiled", no_compiler)
+    logits, targets = random_batch(9)
+    with pytest.warns(UserWarning, match="compiled GCE/SGCE kernels are not available on cpu"):
+        value = build_loss("sgce", q=0.7, s=0.1)(logits, targets)
+    assert not losses.FUSED_DEVICES  # not tried again in this process
+    eager = losses.GeneralizedCrossEntropy.apply
+    expected = eager(logits, targets, torch.ones(64, dtype=torch.bool), 0.7, 0.8875, 0.0125)
+    assert value.item() == pytest.approx(expected.mean().item(), rel=1e-6)
