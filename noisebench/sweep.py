@@ -412,67 +412,84 @@ MAX_RUNS_PER_GPU = 12  # measured: 12 concurrent runs still gained throughput on
 
 
 def resolve_jobs(config: SweepConfig) -> int:
-    """``--jobs``, or for ``auto``: on GPUs, as many runs per GPU as its free memory
-    holds (``RUN_MEMORY_MB`` each) and the CPU cores feed (one core a run), at most
-    ``MAX_RUNS_PER_GPU``; without a GPU, 1 (one process on all cores trains faster than
-    several sharing them)."""
-    if config.jobs != "auto":
-        return int(config.jobs)
+    """How many runs go at once (see ``gpu_slots``)."""
+    return len(gpu_slots(config))
+
+
+def gpu_slots(config: SweepConfig) -> list[str | None]:
+    """One entry per concurrent run: the GPU it runs on (its ``CUDA_VISIBLE_DEVICES``
+    id, as the parent was given it) or None without GPUs.
+
+    ``--jobs auto``: on each GPU as many runs as its free memory holds (``RUN_MEMORY_MB``
+    each) and the CPU cores feed (one core a run), at most ``MAX_RUNS_PER_GPU``, at least
+    one; the GPUs take turns, so a few runs spread over all of them. Without a GPU, 1
+    (one process on all cores trains faster than several sharing them). ``--jobs N``:
+    N runs dealt over the visible GPUs in turn.
+    """
     free = _free_gpu_memory_mb()
+    if config.jobs != "auto":
+        gpus = list(free) or [None]
+        return [gpus[slot % len(gpus)] for slot in range(int(config.jobs))]
     if not free:
-        return 1
+        return [None]
     cores = os.cpu_count() or 1
-    per_gpu = [
-        max(1, min((mb - RESERVED_MB) // RUN_MEMORY_MB, MAX_RUNS_PER_GPU, cores // len(free)))
-        for mb in free
-    ]
-    return int(sum(per_gpu))
+    counts = {
+        gpu: max(1, min((mb - RESERVED_MB) // RUN_MEMORY_MB, MAX_RUNS_PER_GPU, cores // len(free)))
+        for gpu, mb in free.items()
+    }
+    return [gpu for turn in range(max(counts.values())) for gpu in counts if counts[gpu] > turn]
 
 
-def _free_gpu_memory_mb() -> list[int]:
-    """Free memory of each visible GPU in MiB, from nvidia-smi ([] without one)."""
-    command = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        ids = [d.strip() for d in visible.split(",") if d.strip()]
-        if not ids:
-            return []
-        command += ["-i", ",".join(ids)]
+def _free_gpu_memory_mb() -> dict[str, int]:
+    """Free memory in MiB of each GPU runs may use, keyed by the id a child process gets
+    in ``CUDA_VISIBLE_DEVICES``: the parent's own ids where it has that variable (indices
+    or UUIDs, in its order), else every GPU nvidia-smi lists. Empty without GPUs."""
+    command = ["nvidia-smi", "--query-gpu=index,uuid,memory.free", "--format=csv,noheader"]
     try:
         listed = subprocess.run(command, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return []
+        return {}
     if listed.returncode != 0:
-        return []
-    return [int(line) for line in listed.stdout.split() if line.strip().isdigit()]
+        return {}
+    rows = {}
+    for line in listed.stdout.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        megabytes = fields[-1].split()[:1]  # "81000 MiB"
+        if len(fields) == 3 and megabytes and megabytes[0].isdigit():
+            rows[(fields[0], fields[1])] = int(megabytes[0])
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return {index: mb for (index, _), mb in rows.items()}
+    free = {}
+    for gpu in (d.strip() for d in visible.split(",")):
+        if not gpu:  # CUDA stops at the first invalid entry; an empty one hides the rest
+            break
+        match = [
+            mb
+            for (index, uuid), mb in rows.items()
+            if gpu in (index, uuid) or (gpu.startswith("GPU-") and uuid.startswith(gpu))
+        ]
+        if not match:
+            break
+        free[gpu] = match[0]
+    return free
 
 
-def _environment(jobs: int, slot: int, gpus: int) -> dict:
-    """A run's environment: its GPU (runs dealt round-robin) and its share of the cores."""
+def _environment(jobs: int, gpu: str | None) -> dict:
+    """A run's environment: its GPU and its share of the cores."""
     environment = dict(os.environ)
-    if gpus:
-        environment["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    if gpu is not None:
+        environment["CUDA_VISIBLE_DEVICES"] = gpu
     environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     return environment
-
-
-def _gpu_count() -> int:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip()])
-    try:
-        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return listed.stdout.count("GPU ") if listed.returncode == 0 else 0
 
 
 def _run_locally(
     config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
 ) -> None:
-    gpus = _gpu_count()
-    jobs = resolve_jobs(config)
-    free_slots = list(range(jobs))
+    gpus = gpu_slots(config)
+    jobs = len(gpus)
+    free_slots = list(range(jobs))[::-1]  # popped from the end: slot 0 first
     lock = threading.Lock()
     children: set[subprocess.Popen] = set()
 
@@ -483,7 +500,7 @@ def _run_locally(
             command = train_command(item.config, config.runs_dir, item.status == "resume")
             child = subprocess.Popen(
                 command,
-                env=_environment(jobs, slot, gpus),
+                env=_environment(jobs, gpus[slot]),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

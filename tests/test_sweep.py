@@ -146,21 +146,45 @@ def test_tuning_gives_every_loss_the_same_number_of_settings(tmp_path):
         sweep.build_config(None, None, {"tune": {"lr": [-1.0]}})
 
 
-def test_jobs_auto_packs_runs_by_free_gpu_memory_and_cores(monkeypatch, runner):
+def fake_nvidia_smi(monkeypatch, tmp_path, free_mb: list[int]) -> None:
+    """An ``nvidia-smi`` on PATH that lists GPUs with this much free memory."""
+    lines = [f"{i}, GPU-{i}aaaa-bbbb, {mb} MiB" for i, mb in enumerate(free_mb)]
+    script = tmp_path / "bin" / "nvidia-smi"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{x}'" for x in lines) + "\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+
+
+def test_jobs_auto_packs_runs_by_free_gpu_memory_and_cores(monkeypatch, runner, tmp_path):
     config = sweep.build_config(None, None, {})
     assert config.jobs == "auto"
-    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [])
-    assert sweep.resolve_jobs(config) == 1  # no GPU: one process on all cores
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi: no GPU
+    assert sweep.gpu_slots(config) == [None]  # one process on all cores
     monkeypatch.setattr(sweep.os, "cpu_count", lambda: 16)
-    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [140_000])
-    assert sweep.resolve_jobs(config) == 12  # capped per GPU
-    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [5_000, 80_000])
-    assert sweep.resolve_jobs(config) == 3 + 8  # memory-bound, then cores-bound (16 / 2)
-    monkeypatch.setattr(sweep, "_free_gpu_memory_mb", lambda: [500])
-    assert sweep.resolve_jobs(config) == 1  # a nearly full GPU still runs one
-    assert sweep.resolve_jobs(sweep.build_config(None, None, {"jobs": 3})) == 3
-    environment = sweep._environment(jobs=4, slot=5, gpus=2)
-    assert environment["CUDA_VISIBLE_DEVICES"] == "1" and environment["OMP_NUM_THREADS"] == "4"
+    fake_nvidia_smi(monkeypatch, tmp_path, [140_000])
+    assert sweep.gpu_slots(config) == ["0"] * 12  # capped per GPU
+    fake_nvidia_smi(monkeypatch, tmp_path, [5_000, 80_000])
+    # memory-bound on GPU 0 (3), cores-bound on GPU 1 (16 / 2); the GPUs take turns
+    assert sweep.gpu_slots(config) == ["0", "1"] * 3 + ["1"] * 5
+    assert sweep.resolve_jobs(config) == 11
+    fake_nvidia_smi(monkeypatch, tmp_path, [500])
+    assert sweep.gpu_slots(config) == ["0"]  # a nearly full GPU still runs one
+    fake_nvidia_smi(monkeypatch, tmp_path, [80_000, 80_000, 3_000, 80_000])
+    # the GPUs this process was given, by the ids it was given them (index or UUID)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,GPU-0aaaa")
+    assert sweep.gpu_slots(config) == ["2", "GPU-0aaaa"] + ["GPU-0aaaa"] * 7  # 1 fits on 2
+    assert sweep.gpu_slots(sweep.build_config(None, None, {"jobs": 3})) == [
+        "2",
+        "GPU-0aaaa",
+        "2",
+    ]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert sweep.gpu_slots(config) == [None]  # an empty list hides every GPU
+    environment = sweep._environment(jobs=4, gpu="GPU-0aaaa")
+    assert environment["CUDA_VISIBLE_DEVICES"] == "GPU-0aaaa"
+    assert environment["OMP_NUM_THREADS"] == "4"
     with pytest.raises(InputError, match="--jobs 0: a number of processes"):
         sweep.build_config(None, None, {"jobs": 0})
     result = runner.invoke(app, ["sweep", "--jobs", "many", "--dry-run"])
