@@ -31,6 +31,7 @@ from noisebench.batches import Encoded, collate, encode, length_grouped_batches,
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
 from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir, label_noise
+from noisebench.schemes import NO_SCHEME
 
 CHECKPOINT = "checkpoint"
 VALIDATION_SHARE = 0.1
@@ -279,11 +280,10 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
 def selection_labels(validation) -> str:
     """Which labels chose the best epoch: ``noisy`` (they differ from the split's
     ``clean_tags``), ``clean``, or ``as given`` (no clean labels to compare with)."""
-    if "clean_tags" not in validation.column_names:
+    noise = label_noise(validation, NO_SCHEME)  # words only: no entity decoding needed
+    if noise is None:
         return "as given"
-    tags, _ = data.flat_tags(validation)
-    clean, _ = data.flat_tags(validation, "clean_tags")
-    return "noisy" if np.any(tags != clean) else "clean"
+    return "noisy" if noise["token_error_rate"] > 0 else "clean"
 
 
 # ----------------------------------------------------------------------------- model
