@@ -562,6 +562,8 @@ class _StepPass:
         self.model, self.notes = model, notes
         self.compiled = None
         if compile_model:
+            # cuBLAS is deterministic only with a fixed workspace, set before its first use
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             self.compiled = torch.compile(model, dynamic=True)
 
     def __call__(self, batch: dict, labels, loss_fn, device: torch.device) -> torch.Tensor:
