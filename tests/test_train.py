@@ -570,3 +570,23 @@ def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
     note = "--compile failed (RuntimeError: no C++ compiler found); trained without it"
     assert note in fallen["notes"]
     assert scores(fallen) == scores(plain)  # it failed before drawing a random number
+
+
+def test_cuda_batches_are_the_same_batches_in_the_same_order(ner_dir, tiny_model, monkeypatch):
+    import numpy as np
+
+    from noisebench import data
+    from noisebench.batches import collate, encode, length_grouped_batches
+
+    split = data.load(str(ner_dir))["train"]
+    _, tokenizer = training.load_model(str(tiny_model), data.label_names(split))
+    encoded = encode(tokenizer, split, 128, None)
+    batches = length_grouped_batches(encoded.lengths(), 16, np.random.default_rng(0))
+    pinned = []
+    monkeypatch.setattr(training, "_pinned", lambda t: pinned.append(t) or t)  # no GPU here
+    made = list(training._host_batches(encoded, batches, 0, torch.device("cuda")))
+    assert len(pinned) == 3 * len(batches)  # every tensor went through pinned memory
+    for (indices, batch), expected in zip(made, batches, strict=True):
+        assert indices is expected
+        for key, tensor in collate(encoded, expected, 0).items():
+            assert torch.equal(batch[key], tensor)
