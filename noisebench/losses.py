@@ -41,6 +41,7 @@ cross-entropy.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import warnings
@@ -280,13 +281,10 @@ def _fused_backward(grad_output, log_p, targets, valid, q, target_extra, other):
     return grad * scale
 
 
-_COMPILED: dict = {}
-
-
+@functools.cache
 def _compiled(function):
-    if function not in _COMPILED:
-        _COMPILED[function] = torch.compile(function, dynamic=True, fullgraph=True)
-    return _COMPILED[function]
+    """``function`` compiled once per process (lazily: importing stays quick)."""
+    return torch.compile(function, dynamic=True, fullgraph=True)
 
 
 class FusedGeneralizedCrossEntropy(torch.autograd.Function):
