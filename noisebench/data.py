@@ -283,16 +283,26 @@ def _encode(split: RawSplit, tags: pa.ListArray, names: list[str], column: str) 
 # ---------------------------------------------------------------------------- readers
 
 
-def _read_any(spec: str, columns: Columns) -> dict[str, RawSplit]:
-    path = Path(spec).expanduser()
-    if path.exists():
-        return _read_directory(path, columns) if path.is_dir() else _read_single(path, columns)
+def check(spec: str | Path, columns: Columns | None = None) -> None:
+    """Refuse ``spec`` exactly as ``load`` would, without fetching anything: local files
+    and folders are read (their problems are the user's to fix now), built-in names,
+    NoiseBench variants and Hub ids only have their names checked."""
+    if _kind(str(spec)) == "path":
+        load(spec, columns)
+    elif _kind(str(spec)) == "builtin":
+        _builtin_source(str(spec))
+
+
+def _kind(spec: str) -> str:
+    """What ``spec`` names: ``path``, ``realnoise``, ``builtin`` or ``hub``."""
+    if Path(spec).expanduser().exists():
+        return "path"
     if realnoise.parse_variant(spec) is not None:
-        return _read_realnoise(spec)
+        return "realnoise"
     if spec in sources.SOURCES:
-        return _read_builtin(spec, columns)
+        return "builtin"
     if HUB_ID.match(spec):
-        return _read_hub(spec, columns)
+        return "hub"
     builtins = ", ".join(
         f"{n}:<variant>" if n == "noisebench" else n
         for n, s in sources.SOURCES.items()
@@ -301,14 +311,26 @@ def _read_any(spec: str, columns: Columns) -> dict[str, RawSplit]:
     raise InputError(f"no such file or directory: '{spec}' (built-in datasets: {builtins})")
 
 
-def _read_builtin(name: str, columns: Columns) -> dict[str, RawSplit]:
+def _read_any(spec: str, columns: Columns) -> dict[str, RawSplit]:
+    kind = _kind(spec)
+    if kind == "path":
+        path = Path(spec).expanduser()
+        return _read_directory(path, columns) if path.is_dir() else _read_single(path, columns)
+    if kind == "realnoise":
+        return _read_realnoise(spec)
+    if kind == "builtin":
+        return _read_directory(sources.fetch(_builtin_source(spec)), columns)
+    return _read_hub(spec, columns)
+
+
+def _builtin_source(name: str):
     source = sources.get_source(name)
     if source.kind != "dataset":
         raise InputError(f"'{name}' is a built-in model, not a dataset")
     if name == "noisebench":
         variants = ", ".join(realnoise.PREFIX + v for v in realnoise.VARIANTS)
         raise InputError(f"'noisebench' has seven label sets: name one ({variants})")
-    return _read_directory(sources.fetch(source), columns)
+    return source
 
 
 def _read_realnoise(spec: str) -> dict[str, RawSplit]:

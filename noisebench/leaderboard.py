@@ -241,6 +241,9 @@ def _add_run(
     if scores is None:
         return
     identity["degenerate"] = bool(scores.get("degenerate"))
+    identity["noisy_labels"] = labels_noisy_as_given(results, dataset)
+    history = (results.get("train") or {}).get("history") or []
+    identity["validation_history"] = [epoch["validation_f1"] for epoch in history]
     identity["base_loss"] = identity["loss"]  # before a learning rate joins the label
     identity["validation_f1"] = (results["splits"].get("validation") or {}).get("f1")
     for metric in metric_names:
@@ -251,6 +254,52 @@ def _add_run(
     collected.reliability[(group, identity["seed"])] = scores
 
 
+def labels_noisy_as_given(results: dict, dataset: str) -> bool:
+    """Whether the dataset's own training labels are noisy, before any added noise: a
+    NoiseBench variant other than ``clean``, or a run without added noise whose training
+    labels differ from their clean version (a corrupted folder given as data, say)."""
+    if real_noise_dataset(dataset):
+        return True
+    if results["config"].get("rate"):
+        return False  # the recorded label noise includes the added noise
+    noise = (results.get("train") or {}).get("label_noise") or {}
+    return bool(noise.get("token_error_rate") or noise.get("entity_noise_level"))
+
+
+def real_noise_dataset(dataset: str) -> bool:
+    """A NoiseBench variant with real annotation noise (every one but ``clean``)."""
+    name = dataset.removesuffix(ORACLE_SUFFIX)
+    return name.startswith("noisebench-") and not name.startswith("noisebench-clean")
+
+
+def describe_noise(noise: str, rates, noisy_labels: bool) -> str:
+    """What the labels of a table or a verdict are: the dataset's own, plus any noise
+    added to them.
+
+    >>> describe_noise("uniform", [0.0, 0.2], False)
+    'uniform noise'
+    >>> describe_noise("uniform", [0.0], True)
+    "the dataset's own noisy labels, no added noise"
+    >>> describe_noise("uniform", [0.0, 0.1], True)
+    "the dataset's own noisy labels + added uniform noise"
+    >>> describe_noise("none", [0.0], False)
+    'labels as given, no added noise'
+    """
+    added = noise != "none" and any(rates)
+    own = "the dataset's own noisy labels" if noisy_labels else "labels as given"
+    if added:
+        return f"{own} + added {noise} noise" if noisy_labels else f"{noise} noise"
+    return f"{own}, no added noise"
+
+
+def rate_header(rate: float, noise: str, noisy_labels: bool) -> str:
+    """A pivot's column: ``rate 0.20`` for simulated noise on clean labels; ``as given``
+    and ``+ 0.10`` where the labels are noisy already or nothing was added."""
+    if not rate:
+        return "rate 0.00" if noise != "none" and not noisy_labels else "as given"
+    return f"+ {rate:.2f}" if noisy_labels else f"rate {rate:.2f}"
+
+
 # --------------------------------------------------------------------------- aggregate
 
 
@@ -259,11 +308,15 @@ def aggregate(records: list[dict]) -> list[dict]:
     groups: dict[tuple, list[float]] = {}
     models: dict[tuple, str] = {}
     degenerate: dict[tuple, int] = {}
+    noisy_labels: dict[tuple, bool] = {}
+    histories: dict[tuple, list[list[float]]] = {}
     for record in records:
         key = tuple(record[k] for k in KEY_FIELDS)
         groups.setdefault(key, []).append(record["value"])
         models[key] = record["model"]
         degenerate[key] = degenerate.get(key, 0) + int(record.get("degenerate", False))
+        noisy_labels[key] = noisy_labels.get(key, False) or bool(record.get("noisy_labels"))
+        histories.setdefault(key, []).append(record.get("validation_history") or [])
     rows = []
     for key, values in groups.items():
         array = np.asarray(values, dtype=np.float64)
@@ -280,9 +333,44 @@ def aggregate(records: list[dict]) -> list[dict]:
                 "n": len(array),
                 "ci95": half_width,
                 "degenerate": degenerate[key],  # runs that learned nothing (see metrics)
+                "noisy_labels": noisy_labels[key],  # the dataset's own labels are noisy
+                # validation F1 gained at the last epoch, where it was still rising (or None)
+                "still_improving": still_improving(histories[key]),
             }
         )
     return rows
+
+
+STILL_RISING = 0.01  # validation F1 gained at the last epoch that calls a run unfinished
+
+
+def still_improving(histories: list[list[float]], threshold: float = STILL_RISING) -> float | None:
+    """How much validation F1 a loss gained at its last epoch, where that epoch was its
+    best and the gain beats both ``threshold`` and the spread over seeds (sample std of
+    the last epoch's F1); None otherwise. Then its score says more about the budget than
+    about the loss. ``histories``: validation F1 per epoch, one list per seed; seeds that
+    stopped early (lists of other lengths) mean it was not still improving.
+
+    >>> round(still_improving([[0.30, 0.51]]), 3)          # +21 points at the last epoch
+    0.21
+    >>> still_improving([[0.70, 0.705]]) is None           # +0.5: under the threshold
+    True
+    >>> still_improving([[0.5, 0.6], [0.5, 0.4]]) is None  # the mean did not rise
+    True
+    >>> still_improving([[0.6, 0.75], [0.6, 0.61]]) is None  # +8 < the seeds' std, 9.9
+    True
+    >>> still_improving([[0.5, 0.7, 0.6]]) is None         # the best epoch was not the last
+    True
+    """
+    if not histories or len({len(h) for h in histories}) != 1 or len(histories[0]) < 2:
+        return None
+    mean = np.mean(np.asarray(histories, dtype=np.float64), axis=0)
+    if int(np.argmax(mean)) != len(mean) - 1:
+        return None
+    rise = float(mean[-1] - mean[-2])
+    last = [h[-1] for h in histories]
+    spread = float(np.std(last, ddof=1)) if len(last) > 1 else 0.0
+    return rise if rise > max(threshold, spread) else None
 
 
 def loss_label(row: dict) -> str:
@@ -306,10 +394,19 @@ class Pivot:
     rows: list[str]  # loss-configuration labels
     cells: dict[tuple[str, float], dict]  # (row, rate) -> aggregated entry
     best: dict[float, str]  # rate -> best row label
+    noisy_labels: bool = False  # the dataset's own labels are noisy (before added noise)
 
     @property
     def name(self) -> str:
         return f"{self.dataset}-{self.model}-{self.noise}-{self.metric}".replace("/", "--")
+
+    @property
+    def title(self) -> str:
+        noise = describe_noise(self.noise, self.rates, self.noisy_labels)
+        return f"{self.dataset}, {self.model}, {noise}"
+
+    def header(self, rate: float) -> str:
+        return rate_header(rate, self.noise, self.noisy_labels)
 
 
 def pivots(aggregated: list[dict], metric_names: list[str]) -> list[Pivot]:
@@ -356,12 +453,14 @@ def pivots(aggregated: list[dict], metric_names: list[str]) -> list[Pivot]:
                     rows,
                     cells,
                     {rate: loss_label(c) for rate, c in best.items()},
+                    any(r["noisy_labels"] for r in entries),
                 )
             )
     return tables
 
 
 DEGENERATE_MARK = "†"
+STILL_IMPROVING_MARK = "↑"
 
 
 def format_cell(entry: dict | None, metric: str) -> str:
@@ -384,20 +483,30 @@ def format_cell(entry: dict | None, metric: str) -> str:
         text += f" ± {entry['std'] * unit:.{digits}f}"
     if entry.get("degenerate"):
         text += DEGENERATE_MARK
+    if entry.get("still_improving") is not None:
+        text += STILL_IMPROVING_MARK
     return text + f" (n={entry['n']})"
 
 
-def degenerate_footnote(table: Pivot) -> str | None:
-    """The line that explains ``†`` under a table that has such cells, else None."""
+def footnotes(table: Pivot) -> list[str]:
+    """The lines that explain ``†`` and ``↑`` under a table that has such cells."""
+    lines = []
     marked = [c for c in table.cells.values() if c.get("degenerate")]
-    if not marked:
-        return None
-    runs_marked = sum(c["degenerate"] for c in marked)
-    return (
-        f"{DEGENERATE_MARK} degenerate: {runs_marked} run(s) in {len(marked)} cell(s) predicted"
-        " one label for nearly every word or no entity at all; such a number is not a"
-        " measured score (results.json: 'degenerate')."
-    )
+    if marked:
+        runs_marked = sum(c["degenerate"] for c in marked)
+        lines.append(
+            f"{DEGENERATE_MARK} degenerate: {runs_marked} run(s) in {len(marked)} cell(s)"
+            " predicted one label for nearly every word or no entity at all; such a number is"
+            " not a measured score (results.json: 'degenerate')."
+        )
+    rising = [c for c in table.cells.values() if c.get("still_improving") is not None]
+    if rising:
+        lines.append(
+            f"{STILL_IMPROVING_MARK} still improving: {len(rising)} cell(s) whose validation F1"
+            f" rose by more than {STILL_RISING * 100:g} point(s) (and the seed spread) at the"
+            " last epoch, their best; a longer budget may change these numbers."
+        )
+    return lines
 
 
 # ----------------------------------------------------------------------------- writing
@@ -481,10 +590,9 @@ def pivot_markdown(table: Pivot) -> str:
     unit = "percent" if scale(table.metric) == 100.0 else "fraction"
     direction = "higher" if HIGHER_IS_BETTER[table.metric] else "lower"
     lines = [
-        f"### {table.metric} ({unit}, {direction} is better): {table.dataset}, {table.model},"
-        f" {table.noise} noise",
+        f"### {table.metric} ({unit}, {direction} is better): {table.title}",
         "",
-        "| loss | " + " | ".join(f"rate {rate:.2f}" for rate in table.rates) + " |",
+        "| loss | " + " | ".join(table.header(rate) for rate in table.rates) + " |",
         "|---|" + "---:|" * len(table.rates),
     ]
     for row in table.rows:
@@ -493,25 +601,23 @@ def pivot_markdown(table: Pivot) -> str:
             text = format_cell(table.cells.get((row, rate)), table.metric)
             cells.append(f"**{text}**" if table.best.get(rate) == row else text)
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    footnote = degenerate_footnote(table)
-    if footnote:
-        lines += ["", footnote]
+    notes = footnotes(table)
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
+CSV_PARTS = ("mean", "std", "n", "ci95", "degenerate", "still_improving")
+
+
 def pivot_csv(table: Pivot) -> str:
-    header = ["loss"] + [
-        f"{rate:.2f} {part}"
-        for rate in table.rates
-        for part in ("mean", "std", "n", "ci95", "degenerate")
-    ]
+    header = ["loss"] + [f"{rate:.2f} {part}" for rate in table.rates for part in CSV_PARTS]
     rows = []
     for row in table.rows:
         values: list = [row]
         for rate in table.rates:
             entry = table.cells.get((row, rate))
-            parts = ("mean", "std", "n", "ci95", "degenerate")
-            values += [entry[k] if entry else "" for k in parts]
+            values += [entry[k] if entry else "" for k in CSV_PARTS]
         rows.append(["" if v is None else v for v in values])
     return _csv(header, rows)
 

@@ -110,7 +110,7 @@ def metric_vs_noise(table, stem: Path) -> list[Path]:
         )
     better = "higher" if HIGHER_IS_BETTER[table.metric] else "lower"
     label = f"{table.metric} ({'%' if unit == 100.0 else 'fraction'}; {better} is better)"
-    axis.set_xlabel(f"{table.noise} noise rate")
+    axis.set_xlabel(f"{'added ' if table.noisy_labels else ''}{table.noise} noise rate")
     axis.set_ylabel(label)
     axis.set_title(f"{table.metric} vs noise: {table.dataset}, {table.model}", fontsize=10)
     axis.grid(alpha=0.3)

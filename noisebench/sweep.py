@@ -5,9 +5,11 @@
 
 A sweep is a list of grids (losses x q x s x rates) crossed with seeds. ``q`` applies
 only to the losses that take it (gce, sgce), ``s`` only to sgce; duplicate configs are
-dropped. Every run is a ``noisebench train`` in its own process (or Ray task): a run that
-has ``results.json`` is skipped, one with a checkpoint is resumed, any other is rerun,
-so a sweep stopped with Ctrl-C continues where it stopped when started again.
+dropped. Every run is a ``noisebench train``: one after another in the sweep's own
+process where runs go one at a time (no GPUs to share), else each in a process of its
+own (or Ray task). A run that has ``results.json`` is skipped, one with a checkpoint is
+resumed, any other is rerun, so a sweep stopped with Ctrl-C continues where it stopped
+when started again.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import runs
+from noisebench import data, runs
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.losses import LOSSES
-from noisebench.train import CHECKPOINT, VALIDATION_LABELS, TrainConfig, corrupted_copy
+from noisebench.train import (
+    CHECKPOINT,
+    VALIDATION_LABELS,
+    TrainConfig,
+    check_model,
+    corrupted_copy,
+)
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
 BACKENDS = ("local", "ray")
@@ -240,6 +248,14 @@ def _validate(config: SweepConfig) -> None:
             raise InputError(f"--tune {key}: give at least one value")
         if key == "lr" and min(values) <= 0:
             raise InputError(f"--tune lr: {min(values)} must be positive")
+    studied = list(dict.fromkeys(loss for grid in config.grids for loss in grid.losses))
+    for key, _ in config.tune:
+        if not any(key in tunable(loss) for loss in studied):
+            takers = ", ".join(name for name in LOSSES if key in tunable(name))
+            raise InputError(
+                f"--tune {key}: no loss in the study takes {key} (losses:"
+                f" {', '.join(studied)}); only {takers} do"
+            )
     if config.trials is not None and config.trials < 1:
         raise InputError(f"--trials {config.trials}: must be at least 1")
     if config.trials is not None and not config.tune:
@@ -286,11 +302,24 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
     return list(planned)
 
 
+def tunable(loss: str) -> set[str]:
+    """The settings ``--tune`` may vary for ``loss``: lr always, q and s where it has them.
+
+    >>> sorted(tunable("sgce")), sorted(tunable("ce"))
+    (['lr', 'q', 's'], ['lr'])
+    """
+    return (
+        {"lr"}
+        | ({"q"} if LOSSES[loss].takes_q else set())
+        | ({"s"} if loss in SMOOTHED_LOSSES else set())
+    )
+
+
 def _search_space(config: SweepConfig, grid: Grid, loss: str) -> list[tuple]:
     """Every (lr, q, s) a loss may take: tuned values replace the single ones."""
     tune = dict(config.tune)
-    q_values = tune.get("q", grid.q) if LOSSES[loss].takes_q else (None,)
-    s_values = tune.get("s", grid.s) if loss in SMOOTHED_LOSSES else (None,)
+    q_values = tune.get("q", grid.q) if "q" in tunable(loss) else (None,)
+    s_values = tune.get("s", grid.s) if "s" in tunable(loss) else (None,)
     return list(itertools.product(tune.get("lr", (config.lr,)), q_values, s_values))
 
 
@@ -326,7 +355,17 @@ class PlannedRun:
         return {"run_dir": str(self.run_dir), "status": self.status, **self.config.identity()}
 
 
+def check_inputs(config: SweepConfig) -> None:
+    """Refuse the datasets and the model that the runs would refuse, before any run
+    starts (and in ``--dry-run``): nothing is fetched, local files are read."""
+    for dataset in dict.fromkeys(d for g in config.grids for d in (g.data or config.data)):
+        data.check(dataset)
+    check_model(config.model)
+
+
 def plan(config: SweepConfig) -> list[PlannedRun]:
+    """Every run with its status; the datasets and the model checked first."""
+    check_inputs(config)
     planned = []
     for run in expand(config):
         run_dir = Path(config.runs_dir) / runs.run_name(run.identity(), dataset_name(run.data))
@@ -392,9 +431,45 @@ def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepOut
     report = progress or (lambda run, status: None)
     if config.backend == "ray":
         _run_with_ray(config, todo, outcome, report)
+    elif resolve_jobs(config) == 1:
+        _run_in_process(config, todo, outcome, report)
     else:
         _run_locally(config, todo, outcome, report)
     return outcome
+
+
+def _run_in_process(
+    config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
+) -> None:
+    """One run after another in this process, where runs go one at a time: no process
+    start-up, imports and model loading per run. Each run seeds every generator it uses
+    itself (``train.train``) and gets the threads a process of its own would get, so its
+    results are that process's (tested); a run that fails is recorded and the next one
+    starts, as with processes."""
+    import torch
+
+    from noisebench import train as training
+
+    gpus = gpu_slots(config)
+    threads = int(_environment(1, gpus[0])["OMP_NUM_THREADS"])
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for item in todo:
+            report(item, "started")
+            try:
+                prepared = training.prepare(item.config, Path(config.runs_dir))
+                training.train(prepared, resume=item.status == "resume")
+            except InputError as error:
+                _record(item, 2, str(error), outcome, report)
+            except training.TrainingFailed as error:
+                _record(item, 1, f"run failed: {error}", outcome, report)
+            except Exception as error:  # as a crashed process would: the sweep goes on
+                _record(item, 1, f"{type(error).__name__}: {error}", outcome, report)
+            else:
+                _record(item, 0, "", outcome, report)
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 def _unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:

@@ -20,7 +20,7 @@ import resource
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,8 @@ LOSS_READ_EVERY = 25  # on CUDA, steps between reads of the loss (host syncs)
 
 
 VALIDATION_LABELS = ("noisy", "clean")
+# keys that ``TrainConfig.identity`` adds (they follow from the settings; not settings)
+DERIVED_IDENTITY_KEYS = ("validation_noise",)
 
 
 class TrainingFailed(RuntimeError):
@@ -90,6 +92,26 @@ class TrainConfig:
             identity["validation_noise"] = "as train"
         return identity
 
+    @classmethod
+    def from_identity(cls, identity: dict) -> TrainConfig:
+        """The config back from ``identity()`` (as ``config.json`` and ``results.json``
+        store it): derived keys dropped, keys of older runs filled with their defaults.
+
+        >>> config = TrainConfig(loss="sgce", q=0.8, s=0.1, rate=0.4, labels=("O", "B-X"))
+        >>> TrainConfig.from_identity(config.identity()) == config
+        True
+        """
+        stored = {k: v for k, v in identity.items() if k not in DERIVED_IDENTITY_KEYS}
+        unknown = sorted(set(stored) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(
+                f"run config has unknown setting '{unknown[0]}': it was made by a newer"
+                " noisebench; upgrade to read it"
+            )
+        if stored.get("labels"):
+            stored["labels"] = tuple(stored["labels"])
+        return cls(**stored)
+
     @property
     def corrupts_validation(self) -> bool:
         """Simulated noise reaches the validation labels too (``--validation-labels noisy``)."""
@@ -129,18 +151,25 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_model(spec: str) -> str:
     """A built-in model name, a local folder, or a Hub id -> what ``from_pretrained`` takes."""
+    if check_model(spec) == "builtin":
+        return str(sources.fetch(sources.get_source(spec)))
+    return str(Path(spec).expanduser()) if check_model(spec) == "path" else spec
+
+
+def check_model(spec: str) -> str:
+    """Refuse a ``--model`` that cannot be loaded, fetching nothing; else say what it
+    names: ``builtin``, ``path`` or ``hub``."""
     if spec in sources.SOURCES:
-        source = sources.get_source(spec)
-        if source.kind != "model":
+        if sources.get_source(spec).kind != "model":
             raise InputError(f"--model '{spec}' is a built-in dataset, not a model")
-        return str(sources.fetch(source))
+        return "builtin"
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise InputError(f"--model {path}: no config.json (not a Hugging Face model folder)")
-        return str(path)
+        return "path"
     if data.HUB_ID.match(spec) and not path.exists():
-        return spec
+        return "hub"
     builtins = ", ".join(n for n, s in sources.SOURCES.items() if s.kind == "model")
     raise InputError(f"--model '{spec}': no such folder (built-in models: {builtins})")
 
@@ -445,7 +474,7 @@ def train(
     step_pass = _StepPass(model, prepared.compile_model, prepared.notes)
     best_validation = None  # validation predictions of the best epoch, if made in this process
     with open(run_dir / runs.LOG, "a") as log:
-        while state["epoch"] < config.epochs and state["stale_epochs"] < config.patience:
+        while _another_epoch(state, config):
             epoch = state["epoch"] + 1
             model.train()
             batches = length_grouped_batches(
@@ -498,7 +527,10 @@ def train(
                     "loss": epoch_loss / len(batches),
                 }
             )
-            _save_checkpoint(checkpoint_file, model, optimizer, schedule, state)
+            if _another_epoch(state, config):
+                # (after the last epoch a checkpoint would be deleted at once: a run that
+                # dies before its results resumes from the one before, to the same results)
+                _save_checkpoint(checkpoint_file, model, optimizer, schedule, state)
 
     model.load_state_dict(state["best_model"])
     results = _finish(
@@ -506,6 +538,10 @@ def train(
     )
     shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)
     return results
+
+
+def _another_epoch(state: dict, config: TrainConfig) -> bool:
+    return state["epoch"] < config.epochs and state["stale_epochs"] < config.patience
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -824,9 +860,7 @@ def write_results(
 
 
 def config_from_results(results: dict, **overrides) -> TrainConfig:
-    stored = dict(results["config"])
-    stored["labels"] = tuple(stored["labels"]) if stored.get("labels") else None
-    return replace(TrainConfig(**stored), **overrides)
+    return replace(TrainConfig.from_identity(results["config"]), **overrides)
 
 
 def evaluate_saved_model(

@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from noisebench import metrics, paired, runs
-from noisebench.leaderboard import Collected, loss_label
+from noisebench.leaderboard import (
+    Collected,
+    describe_noise,
+    loss_label,
+    real_noise_dataset,
+    still_improving,
+)
 
 SAME_LEVEL = 0.05  # entity noise levels within 5 points count as "the same level"
 CE = "ce"
@@ -31,12 +37,14 @@ class Group:
     model: str
     noise: str
     rate: float
+    noisy_labels: bool = False  # the dataset's own labels are noisy (before added noise)
     methods: dict[str, dict[int, Path]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
-        noise = "no added noise" if not self.rate else f"{self.noise} noise {self.rate:.2f}"
-        return f"{self.dataset}, {self.model}, {noise}"
+        noise = describe_noise(self.noise, [self.rate], self.noisy_labels)
+        rate = f" {self.rate:.2f}" if self.rate and self.noise != "none" else ""
+        return f"{self.dataset}, {self.model}, {noise}{rate}"
 
 
 def groups(collected: Collected) -> list[Group]:
@@ -44,6 +52,7 @@ def groups(collected: Collected) -> list[Group]:
     for record in collected.records:
         key = (record["dataset"], record["model"], record["noise"], record["rate"])
         group = found.setdefault(key, Group(*key))
+        group.noisy_labels |= bool(record.get("noisy_labels"))
         label = loss_label(record)
         group.methods.setdefault(label, {})[record["seed"]] = collected.run_dirs[record["run"]]
     return [found[key] for key in sorted(found)]
@@ -137,6 +146,7 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
         "model": group.model,
         "noise": group.noise,
         "rate": group.rate,
+        "noisy_labels": group.noisy_labels,
         "methods": list(summary.values()),
         "label_noise": _label_noise(group, cache),
     }
@@ -166,8 +176,27 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
     verdict["vs_best"] = {
         label: compare(label, best_f1, "f1") for label in summary if label != best_f1
     }
+    verdict["still_improving"] = _still_improving(group, cache)
     verdict["text"] = _sentences(group, verdict, summary)
     return verdict
+
+
+def _still_improving(group: Group, cache: _Runs) -> dict[str, float]:
+    """Loss label -> validation F1 gained at its last epoch, for the losses whose validation
+    F1 was still rising there (``leaderboard.still_improving``)."""
+    rising = {}
+    for label, seeds in group.methods.items():
+        histories = [
+            [
+                epoch["validation_f1"]
+                for epoch in (cache.results(d).get("train") or {}).get("history", [])
+            ]
+            for d in seeds.values()
+        ]
+        rise = still_improving(histories)
+        if rise is not None:
+            rising[label] = rise
+    return rising
 
 
 def _label_noise(group: Group, cache: _Runs) -> float | None:
@@ -257,6 +286,11 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             f"F1: best is {best} ({_points(summary[best]['f1'])}),"
             f" {_difference(entry, 100.0, 2)} points over CE: {significance}."
         )
+    for label, rise in verdict["still_improving"].items():
+        lines.append(
+            f"{label} was still improving at its last epoch ({rise * 100:+.1f} validation F1):"
+            " a longer budget may change this."
+        )
     lines.append(_calibration_sentence(verdict, summary))
     degenerate = [
         f"{m['loss']} ({m['degenerate']} of {m['n']})" for m in summary.values() if m["degenerate"]
@@ -334,9 +368,7 @@ def _real_vs_simulated(settings: list[dict]) -> list[dict]:
 
 def _real_noise(setting: dict) -> bool:
     """Trained on a NoiseBench variant's own labels, with no noise added."""
-    dataset = setting["dataset"]
-    real = dataset.startswith("noisebench-") and not dataset.startswith("noisebench-clean")
-    return real and not setting["rate"]
+    return real_noise_dataset(setting["dataset"]) and not setting["rate"]
 
 
 def _reference_f1(setting: dict) -> tuple[str, float] | None:

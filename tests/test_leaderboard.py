@@ -250,9 +250,9 @@ def test_degenerate_runs_are_marked_in_every_format(runner, tmp_path):
     markdown = (out / "toyner-tiny-uniform-f1.md").read_text()
     assert "0.00 ± 0.00† (n=2)" in markdown and "† degenerate: 2 run(s)" in markdown
     pivot = (out / "toyner-tiny-uniform-f1.csv").read_text().splitlines()
-    assert pivot[0].endswith("0.40 degenerate")
-    assert pivot[1].startswith("ce,") and pivot[1].endswith(",0")
-    assert pivot[2].startswith("gce q=0.7,") and pivot[2].endswith(",2")
+    assert pivot[0].endswith("0.40 degenerate,0.40 still_improving")
+    assert pivot[1].startswith("ce,") and pivot[1].endswith(",0,")
+    assert pivot[2].startswith("gce q=0.7,") and pivot[2].endswith(",2,")
     long = json.loads((out / "runs.json").read_text())
     assert sorted({(r["loss"], r["degenerate"]) for r in long}) == [("ce", False), ("gce", True)]
     entries = json.loads(runner.invoke(app, ["leaderboard", str(tmp_path), "--json"]).stdout)

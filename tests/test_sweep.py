@@ -442,3 +442,66 @@ def test_the_sweep_summary_counts_degenerate_runs(tmp_path):
     incomplete.mkdir()
     outcome = sweep.SweepOutcome(completed=[learned, collapsed], skipped=[incomplete])
     assert outcome.degenerate() == [collapsed]
+
+
+def test_dry_run_refuses_what_the_sweep_would_refuse(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    unknown = runner.invoke(
+        app, ["sweep", "--data", "conll2003,nope-data", "--losses", "ce", "--dry-run"]
+    )
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip() == (
+        "error: no such file or directory: 'nope-data' (built-in datasets: conll2003,"
+        " noisebench:<variant>)"
+    )
+    for data, message in (
+        ("noisebench:crowdd", "unknown NoiseBench variant 'crowdd'"),
+        ("noisebench", "'noisebench' has seven label sets: name one"),
+        ("minilm-l6", "'minilm-l6' is a built-in model, not a dataset"),
+    ):
+        result = runner.invoke(app, ["sweep", "--data", data, "--dry-run"])
+        assert result.exit_code == 2 and message in result.stderr, result.output
+    broken = tmp_path / "broken.conll"
+    broken.write_text("EU B-ORG\nrejects\n")
+    result = runner.invoke(app, ["sweep", "--data", str(broken), "--dry-run"])
+    assert (
+        result.exit_code == 2 and "broken.conll:2: expected 2 columns like line 1" in result.stderr
+    )
+    model = runner.invoke(app, ["sweep", "--model", "nope-model", "--dry-run"])
+    assert model.exit_code == 2 and "--model 'nope-model': no such folder" in model.stderr
+    assert list(tmp_path.iterdir()) == [broken]  # nothing planned was written
+
+
+def test_tuning_a_setting_no_loss_takes_is_refused(runner):
+    result = runner.invoke(app, ["sweep", "--losses", "ce", "--tune", "q=0.3,0.7", "--dry-run"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: --tune q: no loss in the study takes q (losses: ce); only gce, sgce do"
+    )
+    with pytest.raises(InputError, match=r"--tune s: no loss in the study takes s \(losses:"):
+        sweep.build_config(None, None, {"losses": ("ce", "gce"), "tune": {"s": [0.1]}})
+    tuned = sweep.build_config(None, None, {"losses": ("ce", "gce"), "tune": {"q": [0.3]}})
+    assert {(r.loss, r.q) for r in sweep.expand(tuned)} == {("ce", None), ("gce", 0.3)}
+
+
+def test_runs_in_the_sweeps_process_equal_runs_in_their_own(toy_study, tiny_model, tmp_path):
+    """--jobs 1 trains in the sweep's process: the same numbers as a `noisebench train`
+    process with the threads it would have had."""
+    root, data, results = toy_study
+    runs_dir, _ = results[1]
+    in_process = next(p for p in sorted(runs_dir.iterdir()) if "-uniform0.40-gce-" in p.name)
+    command = [  # the toy sweep's gce run at rate 0.4, in a process of its own
+        sys.executable, "-m", "noisebench", "train", "--data", str(data), "--model",
+        str(tiny_model), "--loss", "gce", "--q", "0.7", "--rate", "0.4", "--epochs", "2",
+        "--lr", "5e-3", "--batch-size", "16", "--runs-dir", str(tmp_path / "own"), "--json",
+    ]  # fmt: skip
+    environment = dict(
+        os.environ, NOISEBENCH_HOME=str(root / "home"), OMP_NUM_THREADS=str(os.cpu_count())
+    )
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    own = json.loads(finished.stdout)
+    assert Path(own["run_dir"]).name == in_process.name
+    shared = json.loads((in_process / "results.json").read_text())
+    assert own["splits"] == shared["splits"]
+    assert own["train"]["history"] == shared["train"]["history"]

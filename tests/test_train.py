@@ -590,3 +590,92 @@ def test_cuda_batches_are_the_same_batches_in_the_same_order(ner_dir, tiny_model
         assert indices is expected
         for key, tensor in collate(encoded, expected, 0).items():
             assert torch.equal(batch[key], tensor)
+
+
+RUN_KINDS = {
+    "clean": ["--loss", "ce"],
+    "simulated noise, noisy validation labels": ["--loss", "sgce", "--rate", "0.3"],
+    "simulated noise, clean validation labels": [
+        "--loss", "gce", "--rate", "0.3", "--validation-labels", "clean",
+    ],
+    "a non-default CE start": ["--loss", "gce", "--loss-warmup", "0.5"],
+    "a tuned learning rate": ["--loss", "ce", "--lr", "2e-3"],
+    "calibrated": ["--loss", "ce", "--calibrate", "temperature"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(RUN_KINDS))
+def test_every_kind_of_run_rescores_and_reevaluates_to_its_own_numbers(
+    runner, ner_dir, tiny_model, tmp_path, kind
+):
+    args = train_args(ner_dir, tiny_model, tmp_path, "--epochs", 1, "--save-model")
+    run_dir, trained = run_train(runner, *args, *RUN_KINDS[kind])
+    rescored = runner.invoke(app, ["score", str(run_dir), "--json"])
+    assert rescored.exit_code == 0, rescored.output
+    document = json.loads(rescored.stdout)[0]
+    assert scores(document) == scores(trained)
+    assert document["calibration"] == trained["calibration"]
+    assert document["config"] == trained["config"]
+    again = runner.invoke(
+        app, ["score", "--model", str(run_dir), "--data", str(ner_dir), "--device", "cpu", "--json"]
+    )
+    assert again.exit_code == 0, again.output
+    evaluated = json.loads(again.stdout)[0]["splits"]["test"]
+    for key in ("f1", "precision", "recall", "n_words", "n_entities"):
+        assert evaluated[key] == trained["splits"]["test"][key], key
+    for key in ("ece", "mce", "brier", "nll"):
+        assert evaluated[key] == pytest.approx(trained["splits"]["test"][key], abs=1e-6), key
+
+
+def test_config_round_trips_through_its_identity_and_refuses_unknown_settings():
+    config = training.TrainConfig(loss="sgce", q=0.8, s=0.1, rate=0.4, labels=("O", "B-X"))
+    assert config.identity()["validation_noise"] == "as train"
+    assert training.TrainConfig.from_identity(config.identity()) == config
+    older = {k: v for k, v in config.identity().items() if k != "loss_warmup"}
+    assert training.TrainConfig.from_identity(older).loss_warmup == 0.1
+    with pytest.raises(training.InputError, match="unknown setting 'focal_gamma'"):
+        training.TrainConfig.from_identity({**config.identity(), "focal_gamma": 2.0})
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(runner, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise TypeError("TrainConfig.__init__() got an unexpected keyword argument 'x'")
+
+    monkeypatch.setattr(training, "rescore", broken)
+    monkeypatch.delenv("NOISEBENCH_DEBUG", raising=False)
+    result = runner.invoke(app, ["score", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert lines[0].startswith("error: unexpected TypeError: TrainConfig.__init__() got")
+    assert "NOISEBENCH_DEBUG=1 shows the traceback" in lines[0]
+    monkeypatch.setenv("NOISEBENCH_DEBUG", "1")
+    debugging = runner.invoke(app, ["score", str(tmp_path)])
+    assert isinstance(debugging.exception, TypeError)
+
+
+def test_train_without_loss_trains_cross_entropy(runner, ner_dir, tiny_model, tmp_path):
+    run_dir, trained = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path, "--epochs", 1))
+    assert trained["config"]["loss"] == "ce" and "-ce-seed0-" in run_dir.name
+
+
+def test_degenerate_advice_starts_from_the_runs_own_settings(capsys):
+    from noisebench.cli import training as training_cli
+
+    config = {"loss": "sgce", "q": 0.8, "s": 0.1, "epochs": 2, "lr": 5e-5, "loss_warmup": 0.2}
+    advice = training_cli.degenerate_advice(config)
+    assert "--loss-warmup 0.1" not in advice  # the run had 0.2 already
+    assert advice == (
+        "try a longer CE start than its 0.2 (--loss-warmup 0.4), more epochs than its 2"
+        " (--epochs 4), a higher learning rate than its 5e-05 (--lr 0.0001), a lower q than"
+        " its 0.8 (--q 0.4), or --loss ce"
+    )
+    assert "a CE start (--loss-warmup 0.1)" in training_cli.degenerate_advice(
+        {**config, "loss_warmup": 0.0}
+    )
+    full = training_cli.degenerate_advice({**config, "loss_warmup": 1.0, "loss": "mae"})
+    assert "CE start" not in full and "lower q" not in full
+    assert training_cli.degenerate_advice({"loss": "ce", "epochs": 1, "lr": 1e-4}) == (
+        "try more epochs than its 1 (--epochs 2) or another learning rate than its 0.0001"
+        " (--lr 5e-05 or 0.0002)"
+    )

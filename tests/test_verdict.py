@@ -52,6 +52,7 @@ def write_run(
     entity_noise: float | None = None,
     lr: float = 5e-5,
     test_accuracy: float | None = None,
+    history: list[float] | None = None,
 ) -> Path:
     """A complete run folder scored by train's own ``write_results``."""
     q = 0.7 if loss in ("gce", "sgce") else None
@@ -65,6 +66,10 @@ def write_run(
         runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
     noise = None if entity_noise is None else {"entity_noise_level": entity_noise}
     summary = {"validation_labels": "noisy", "label_noise": noise}
+    if history is not None:
+        summary["history"] = [
+            {"epoch": n, "validation_f1": f1} for n, f1 in enumerate(history, start=1)
+        ]
     write_results(run_dir, LABELS, "IOB2", config, summary, [])
     path = run_dir / runs.RESULTS
     results = json.loads(path.read_text())
@@ -228,3 +233,56 @@ def test_tuned_leaderboard_keeps_the_setting_with_the_best_validation_f1(runner,
     assert setting["ce"] == "ce lr=1e-05" and setting["best_f1"] == "ce lr=1e-05"
     shown = runner.invoke(app, ["leaderboard", str(tmp_path), "--tuned", "--no-verdict"])
     assert "gce: lr=0.0001 q=0.7 (validation F1" in shown.stdout
+
+
+def test_a_loss_still_improving_at_its_last_epoch_is_said_and_marked(runner, tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path, "ce", seed, accuracy=0.9, history=[0.70, 0.705 + 0.002 * seed])
+        write_run(tmp_path, "gce", seed, accuracy=0.6, history=[0.30, 0.44 + 0.02 * seed])
+        write_run(tmp_path, "sgce", seed, accuracy=0.6, history=[0.30, 0.50, 0.45][: 2 + seed])
+    (setting,) = verdict.verdicts(collect(tmp_path), replicates=50)["settings"]
+    assert setting["still_improving"] == {"gce q=0.7": pytest.approx(0.15)}
+    assert (
+        "gce q=0.7 was still improving at its last epoch (+15.0 validation F1): a longer"
+        " budget may change this." in setting["text"]
+    )
+    assert not any(line.startswith(("ce ", "sgce ")) for line in setting["text"])
+    document = json.loads(
+        runner.invoke(app, ["leaderboard", str(tmp_path), "--json", "--bootstrap", "20"]).stdout
+    )
+    marks = {e["loss"]: e["still_improving"] for e in document["entries"] if e["metric"] == "f1"}
+    assert marks == {"ce": None, "gce": pytest.approx(0.15), "sgce": None}
+    table = runner.invoke(app, ["leaderboard", str(tmp_path), "--no-verdict"])
+    assert "↑ (n=2)" in table.stdout
+    assert "↑ still improving: 1 cell(s) whose validation F1 rose by more than 1 point(s)" in (
+        table.stdout
+    )
+    out = tmp_path / "lb"
+    runner.invoke(app, ["leaderboard", str(tmp_path), "--out", str(out), "--no-verdict"])
+    markdown = (out / "toyner-minilm-l6-uniform-f1.md").read_text()
+    assert "↑ (n=2)" in markdown and "↑ still improving" in markdown
+
+
+def test_tables_and_verdicts_say_whose_labels_and_what_noise_was_added(runner, tmp_path):
+    crowd = dict(dataset="noisebench-crowd", entity_noise=0.366)
+    write_run(tmp_path / "sweep", "ce", 0, 0.6, rate=0.0, **crowd)
+    write_run(tmp_path / "sweep", "ce", 0, 0.5, rate=0.1, **crowd)
+    write_run(tmp_path / "sweep", "ce", 0, 0.9, dataset="conll2003", rate=0.4)
+    write_run(tmp_path / "train", "ce", 0, 0.6, rate=None, **crowd)
+    result = runner.invoke(app, ["leaderboard", str(tmp_path / "sweep"), "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert (
+        "noisebench-crowd, minilm-l6, the dataset's own noisy labels + added uniform noise" in text
+    )
+    assert "conll2003, minilm-l6, uniform noise" in text
+    assert "rate 0.00" not in text and "as given" in text and "+ 0.10" in text
+    assert "noisebench-crowd, minilm-l6, the dataset's own noisy labels, no added noise (1" in text
+    assert (
+        "noisebench-crowd, minilm-l6, the dataset's own noisy labels + added uniform noise 0.10 (1"
+        in text
+    )
+    alone = runner.invoke(app, ["leaderboard", str(tmp_path / "train"), "--bootstrap", "20"])
+    text = " ".join(alone.stdout.split())
+    assert "none noise" not in text
+    assert "f1 (%, higher is better) — noisebench-crowd, minilm-l6, the dataset's own noisy" in text

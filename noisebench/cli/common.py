@@ -4,16 +4,49 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from noisebench.errors import InputError
 
+DEBUG_VARIABLE = "NOISEBENCH_DEBUG"  # set to 1 for the traceback of an unexpected error
+
+
+class OneLineErrors(TyperGroup):
+    """Every command: an exception nobody expected ends as one line and exit 1, never a
+    traceback (``NOISEBENCH_DEBUG=1`` raises it as it is, for a bug report)."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):  # typer's own ways out
+            raise
+        except Exception as error:
+            if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+                raise
+            reason = (str(error).strip().splitlines() or [""])[0][:300]
+            stderr.print(
+                Text.assemble(
+                    ("error: ", "bold red"),
+                    f"unexpected {type(error).__name__}"
+                    + (f": {reason}" if reason else "")
+                    + f" (a noisebench bug: please report it; {DEBUG_VARIABLE}=1 shows"
+                    " the traceback)",
+                ),
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="noisebench",
     no_args_is_help=True,
     add_completion=False,

@@ -385,13 +385,10 @@ def _print_pivots(boards, tables) -> None:
     for table in tables:
         unit = "%" if boards.scale(table.metric) == 100.0 else "fraction"
         better = "higher" if boards.HIGHER_IS_BETTER[table.metric] else "lower"
-        rich_table = Table(
-            title=f"{table.metric} ({unit}, {better} is better) —"
-            f" {table.dataset}, {table.model}, {table.noise} noise"
-        )
+        rich_table = Table(title=f"{table.metric} ({unit}, {better} is better) — {table.title}")
         rich_table.add_column("loss")
         for rate in table.rates:
-            rich_table.add_column(f"rate {rate:.2f}", justify="right")
+            rich_table.add_column(table.header(rate), justify="right")
         for row in table.rows:
             cells = []
             for rate in table.rates:
@@ -399,8 +396,7 @@ def _print_pivots(boards, tables) -> None:
                 cells.append(f"[bold green]{text}[/]" if table.best.get(rate) == row else text)
             rich_table.add_row(row, *cells)
         stdout.print(rich_table)
-        footnote = boards.degenerate_footnote(table)
-        if footnote:
+        for footnote in boards.footnotes(table):
             stdout.print(footnote, soft_wrap=True)
 
 

@@ -22,7 +22,9 @@ from noisebench.errors import InputError
 
 @app.command(rich_help_panel="Training")
 def train(
-    loss: Annotated[str, typer.Option(help="ce, mae, gce, sgce, sce or nce+rce.")],
+    loss: Annotated[
+        str, typer.Option(help="ce (the baseline), mae, gce, sgce, sce or nce+rce.")
+    ] = "ce",
     data: Annotated[str, typer.Option(help="Built-in name, file, folder or Hub id.")] = "conll2003",
     q: Annotated[float | None, typer.Option(help="GCE/SGCE q (default 0.7).")] = None,
     s: Annotated[float | None, typer.Option(help="Label smoothing s in [0, 1).")] = None,
@@ -205,18 +207,57 @@ def warn_if_degenerate(results: dict) -> None:
     split = "test" if "test" in degenerate else next(iter(degenerate))
     config = results.get("config") or {}
     loss = config.get("loss", "")
-    hint = (
-        "try --loss-warmup 0.1 (a CE start), more epochs, a lower q, or --loss ce"
-        if loss not in ("", "ce")
-        else "try more epochs or another --lr"
-    )
     stderr.print(
         f"[bold yellow]warning:[/] degenerate run: {degenerate[split]['reason']} on {split};"
         f" its F1 is not a measured score. Likely cause: the model never left the trivial"
         f" one-label solution ({loss or 'this'} loss, {config.get('epochs', '?')} epochs at lr"
-        f" {config.get('lr', '?')}); {hint}",
+        f" {config.get('lr', '?')}); {degenerate_advice(config)}",
         soft_wrap=True,
     )
+
+
+def degenerate_advice(config: dict) -> str:
+    """What to try after a degenerate run, starting from the run's own settings.
+
+    >>> degenerate_advice({"loss": "sgce", "q": 0.8, "epochs": 2, "lr": 5e-5,
+    ...                    "loss_warmup": 0.2})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    'try a longer CE start than its 0.2 (--loss-warmup 0.4), more epochs than its 2
+    (--epochs 4), a higher learning rate than its 5e-05 (--lr 0.0001), a lower q than its
+    0.8 (--q 0.4), or --loss ce'
+    >>> degenerate_advice({"loss": "ce", "epochs": 3, "lr": 3e-4})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    'try more epochs than its 3 (--epochs 6) or another learning rate than its 0.0003
+    (--lr 0.00015 or 0.0006)'
+    """
+    from noisebench import runs
+    from noisebench.losses import LOSSES
+
+    loss = config.get("loss") or "ce"
+    epochs, lr = config.get("epochs"), config.get("lr")
+    more_epochs = f"more epochs than its {epochs} (--epochs {2 * epochs})" if epochs else ""
+    if loss == "ce":
+        other_lr = f"another learning rate than its {lr:g} (--lr {lr / 2:g} or {2 * lr:g})"
+        return "try " + " or ".join(part for part in (more_epochs, other_lr if lr else "") if part)
+    tries = []
+    warmup = config.get("loss_warmup")
+    if warmup is None:
+        warmup = runs.DEFAULT_LOSS_WARMUP
+    if warmup == 0:
+        tries.append(f"a CE start (--loss-warmup {runs.DEFAULT_LOSS_WARMUP:g})")
+    elif warmup < 1:
+        tries.append(
+            f"a longer CE start than its {warmup:g} (--loss-warmup {min(1.0, 2 * warmup):g})"
+        )
+    tries.append(more_epochs)
+    if lr:
+        tries.append(f"a higher learning rate than its {lr:g} (--lr {2 * lr:g})")
+    if loss in LOSSES and LOSSES[loss].takes_q:
+        q = config.get("q")
+        q = LOSSES[loss].default_q if q is None else q
+        if q > 0:
+            tries.append(f"a lower q than its {q:g} (--q {q / 2:g})")
+    return "try " + ", ".join(part for part in tries if part) + ", or --loss ce"
 
 
 def _print_results(results: dict, run_dir: Path) -> None:
