@@ -80,7 +80,8 @@ class SweepConfig:
 
 
 PRESETS = {
-    # The laptop check (6 runs, under 10 minutes on 2 CPU cores): CE, GCE and SGCE under
+    # The laptop check (6 runs, 4 min 56 s on 2 CPU cores where a plain Trainer runs 109
+    # sentences/s; README): CE, GCE and SGCE under
     # real annotation noise (NoiseBench's crowd labels, entity noise 36.6%) and under
     # simulated noise of the same level on the same sentences (uniform noise on 10% of
     # the words of the clean labels: entity noise 37.6%), each on its first 2,000

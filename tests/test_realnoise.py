@@ -301,3 +301,12 @@ def test_train_on_a_variant_records_the_build_and_the_validation_labels(
     assert any("chosen on the noisy validation labels" in note for note in results["notes"])
     assert results["splits"]["validation"]["n_sentences"] == 1006
     assert results["splits"]["test"]["n_sentences"] == 3427
+    # a real-noise run rescores to its own numbers, and its leaderboard says whose labels
+    rescored = runner.invoke(app, ["score", results["run_dir"], "--json"])
+    assert rescored.exit_code == 0, rescored.output
+    assert json.loads(rescored.stdout)[0]["splits"] == results["splits"]
+    board = runner.invoke(app, ["leaderboard", str(tmp_path / "runs"), "--bootstrap", "20"])
+    assert board.exit_code == 0, board.output
+    text = " ".join(board.stdout.split())
+    assert "the dataset's own noisy labels, no added noise" in text
+    assert "none noise" not in text and "rate 0.00" not in text
