@@ -30,6 +30,7 @@ class Encoded:
     input_ids: list[np.ndarray]  # per sentence, (T,) int64 with special tokens
     word_starts: list[np.ndarray]  # per sentence, (n_words,) position, -1 if cut off
     tags: list[np.ndarray]  # per sentence, (n_words,) label ids
+    clean_tags: list[np.ndarray] | None = None  # the same, clean, where the data has them
 
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids])
@@ -40,6 +41,10 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
     tokens = dataset.data.table.column("tokens").to_pylist()
     flat, offsets = data.flat_tags(dataset)
     tags = np.split(flat, offsets[1:-1])
+    clean = None
+    if "clean_tags" in dataset.column_names:
+        clean_flat, _ = data.flat_tags(dataset, "clean_tags")
+        clean = np.split(clean_flat, offsets[1:-1])
     key = hashlib.sha256()
     key.update(tokenizer.backend_tokenizer.to_str().encode())
     key.update(json.dumps([max_length, tokens]).encode())
@@ -48,7 +53,7 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
         stored = np.load(cache)
         ids = np.split(stored["ids"], stored["id_offsets"][1:-1])
         starts = np.split(stored["starts"], stored["start_offsets"][1:-1])
-        return Encoded(ids, starts, tags)
+        return Encoded(ids, starts, tags, clean)
     ids, starts = _tokenize(tokenizer, tokens, max_length)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +66,7 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
             start_offsets=np.cumsum([0] + [len(s) for s in starts]),
         )
         os.replace(temporary, cache)
-    return Encoded(ids, starts, tags)
+    return Encoded(ids, starts, tags, clean)
 
 
 def _tokenize(tokenizer, tokens: list[list[str]], max_length: int):
@@ -99,11 +104,14 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng) -> list[np
 
 def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: bool = True):
     """Pad a batch to its longest sentence: ``input_ids``, ``attention_mask``, ``labels``
-    (-100 everywhere but each word's first sub-token)."""
+    (-100 everywhere but each word's first sub-token), and ``clean_labels`` laid out the
+    same where the split has clean labels."""
     width = max(len(encoded.input_ids[i]) for i in indices)
     input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
     attention = np.zeros((len(indices), width), dtype=np.int64)
     labels = np.full((len(indices), width), -100, dtype=np.int64)
+    with_clean = with_labels and encoded.clean_tags is not None
+    clean = np.full((len(indices), width), -100, dtype=np.int64) if with_clean else None
     for row, i in enumerate(indices):
         ids, starts = encoded.input_ids[i], encoded.word_starts[i]
         input_ids[row, : len(ids)] = ids
@@ -111,12 +119,16 @@ def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: boo
         if with_labels:
             kept = starts >= 0
             labels[row, starts[kept]] = encoded.tags[i][kept]
+            if with_clean:
+                clean[row, starts[kept]] = encoded.clean_tags[i][kept]
     batch = {
         "input_ids": torch.from_numpy(input_ids),
         "attention_mask": torch.from_numpy(attention),
     }
     if with_labels:
         batch["labels"] = torch.from_numpy(labels)
+    if with_clean:
+        batch["clean_labels"] = torch.from_numpy(clean)
     return batch
 
 

@@ -25,6 +25,7 @@ from noisebench import runs
 from noisebench.atomic import write_bytes_atomic, write_text_atomic
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
+from noisebench.methods import is_bound
 from noisebench.paired import decimals
 
 HIGHER_IS_BETTER = {
@@ -205,6 +206,22 @@ def _warmup_label(config: dict) -> str:
 
 
 ORACLE_SUFFIX = " (oracle: clean validation labels)"
+BOUND_SUFFIX = " (bound)"  # rows of oracle methods: what could be reached, not a method
+
+
+def method_label(method: str | None) -> str:
+    """`` +mask-missing`` after the loss; oracle methods also say they are bounds.
+
+    >>> method_label("none"), method_label("mask-missing"), method_label("oracle-clean")
+    ('', ' +mask-missing', ' +oracle-clean (bound)')
+    """
+    if method in (None, "none"):
+        return ""
+    return f" +{method}" + (BOUND_SUFFIX if is_bound(method) else "")
+
+
+def is_bound_label(label: str) -> bool:
+    return label.endswith(BOUND_SUFFIX) or BOUND_SUFFIX + " " in label
 
 
 def is_oracle(results: dict) -> bool:
@@ -231,7 +248,7 @@ def _add_run(
         "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
         "noise": config["noise"] if noisy else "none",
         "rate": float(config["rate"]) if noisy else 0.0,
-        "loss": config["loss"] + _warmup_label(config),
+        "loss": config["loss"] + _warmup_label(config) + method_label(config.get("method")),
         "q": config.get("q"),
         "s": config.get("s"),
         "lr": config.get("lr"),
@@ -437,9 +454,14 @@ def pivots(aggregated: list[dict], metric_names: list[str]) -> list[Pivot]:
             rates = sorted({r["rate"] for r in entries})
             cells = {(loss_label(r), r["rate"]): r for r in entries}
             better = max if HIGHER_IS_BETTER[metric] else min
-            best = {
+            best = {  # bounds (oracle methods) never count as the best
                 rate: better(
-                    (c for (label, r), c in cells.items() if r == rate), key=lambda c: c["mean"]
+                    (c for (label, r), c in cells.items() if r == rate),
+                    key=lambda c: (
+                        (not is_bound_label(loss_label(c)), c["mean"])
+                        if better is max
+                        else (is_bound_label(loss_label(c)), c["mean"])
+                    ),
                 )
                 for rate in rates
             }

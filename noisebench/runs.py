@@ -42,11 +42,16 @@ def config_hash(config: dict) -> str:
 
 
 def run_name(config: dict, dataset: str) -> str:
-    """``conll2003-uniform0.40-sgce-q0.8-s0.1-seed0-1a2b3c4d`` (``clean`` without noise)."""
+    """``conll2003-uniform0.40-sgce-q0.8-s0.1-seed0-1a2b3c4d`` (``clean`` without noise;
+    ``-mask-missing`` before the seed where a ``--method`` is used)."""
     noise = "clean" if config.get("rate") is None else f"{config['noise']}{config['rate']:.2f}"
     q = "" if config.get("q") is None else f"-q{config['q']:g}"
     s = "" if config.get("s") is None else f"-s{config['s']:g}"
-    return f"{dataset}-{noise}-{config['loss']}{q}{s}-seed{config['seed']}-{config_hash(config)}"
+    method = f"-{config['method']}" if config.get("method", "none") != "none" else ""
+    return (
+        f"{dataset}-{noise}-{config['loss']}{q}{s}{method}-seed{config['seed']}"
+        f"-{config_hash(config)}"
+    )
 
 
 def write_json(path: Path, document: dict) -> None:

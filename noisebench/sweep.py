@@ -32,6 +32,7 @@ from noisebench import data, runs
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.losses import LOSSES
+from noisebench.methods import METHODS
 from noisebench.train import (
     CHECKPOINT,
     VALIDATION_LABELS,
@@ -48,6 +49,7 @@ BACKENDS = ("local", "ray")
 class Grid:
     losses: tuple[str, ...] = ("ce", "gce", "sgce")
     data: tuple[str, ...] | None = None  # this grid's datasets (None: the study's)
+    methods: tuple[str, ...] = ("none",)  # --method values, crossed with the losses
     q: tuple[float, ...] = (0.7,)
     s: tuple[float, ...] = (0.1,)
     rates: tuple[float, ...] = (0.0, 0.4)
@@ -117,7 +119,7 @@ PRESETS = {
         seeds=(0, 1, 2),
     ),
 }
-GRID_KEYS = {"losses", "q", "s", "rates"}  # top-level keys that set every grid
+GRID_KEYS = {"losses", "methods", "q", "s", "rates"}  # top-level keys that set every grid
 GRID_TABLE_KEYS = GRID_KEYS | {"data"}  # keys of a [[grid]] table
 TUNABLE = ("lr", "q", "s")
 
@@ -210,7 +212,14 @@ def _grid(base: Grid, table: dict, origin: str) -> Grid:
         keys = ", ".join(sorted(GRID_TABLE_KEYS))
         raise InputError(f"{origin}: unknown grid key '{unknown[0]}' (keys: {keys})")
     converted = {}
-    for key, kind in (("losses", str), ("q", float), ("s", float), ("rates", float), ("data", str)):
+    for key, kind in (
+        ("losses", str),
+        ("methods", str),
+        ("q", float),
+        ("s", float),
+        ("rates", float),
+        ("data", str),
+    ):
         if key in table:
             converted[key] = tuple(_as_list(table[key], kind, key, origin))
     return replace(base, **converted)
@@ -231,6 +240,11 @@ def _validate(config: SweepConfig) -> None:
         for loss in grid.losses:
             if loss not in LOSSES:
                 raise InputError(f"--losses: unknown loss '{loss}' (losses: {', '.join(LOSSES)})")
+        for method in grid.methods:
+            if method not in METHODS:
+                raise InputError(
+                    f"--methods: unknown method '{method}' (methods: {', '.join(METHODS)})"
+                )
         for rate in grid.rates:
             if not 0.0 <= rate <= 1.0:
                 raise InputError(f"--rates: {rate} is not a probability in [0, 1]")
@@ -240,8 +254,8 @@ def _validate(config: SweepConfig) -> None:
         for s in grid.s:
             if not 0.0 <= s < 1.0:
                 raise InputError(f"--s: {s} must be in [0, 1)")
-        if not (grid.losses and grid.rates):
-            raise InputError("a grid needs at least one loss and one rate")
+        if not (grid.losses and grid.rates and grid.methods):
+            raise InputError("a grid needs at least one loss, one method and one rate")
     if not config.seeds:
         raise InputError("--seeds: give at least one seed")
     for key, values in config.tune:
@@ -280,12 +294,13 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
     trials = tuning_budget(config)
     pairs = [(d, g) for g in config.grids for d in (g.data or config.data)]
     for (dataset, grid), labels in itertools.product(pairs, config.validation_labels):
-        for loss in grid.losses:
+        for loss, method in itertools.product(grid.losses, grid.methods):
             settings = loss_settings(config, grid, loss, trials)
             for rate, (lr, q, s), seed in itertools.product(grid.rates, settings, config.seeds):
                 run = TrainConfig(
                     data=dataset,
                     loss=loss,
+                    method=method,
                     q=q,
                     s=s,
                     model=config.model,
@@ -402,6 +417,7 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
         ("--data", run.data),
         ("--model", run.model),
         ("--loss", run.loss),
+        ("--method", run.method),
         ("--q", run.q),
         ("--s", run.s),
         ("--noise", run.noise),

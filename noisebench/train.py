@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import data, metrics, runs, sources
+from noisebench import data, methods, metrics, runs, sources
 from noisebench.batches import Encoded, collate, encode, length_grouped_batches, prefetched
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
@@ -83,11 +83,20 @@ class TrainConfig:
     # Share of all optimizer steps that start with cross-entropy: GCE/SGCE ramp q from 0
     # (exactly CE) to its target over them, MAE/SCE/NCE+RCE use CE until they end.
     loss_warmup: float = runs.DEFAULT_LOSS_WARMUP
+    # what each word contributes beside the loss (methods.py): "none" = the loss alone
+    method: str = "none"
+    mask_warmup: float = methods.DEFAULT_MASK_WARMUP  # share of steps without masking
 
     def identity(self) -> dict:
-        """What determines the results (device, paths and output options excluded)."""
+        """What determines the results (device, paths and output options excluded).
+        The method and its settings appear only where they matter, so runs from before
+        ``--method`` keep their names."""
         identity = asdict(self)
         identity["labels"] = list(self.labels) if self.labels else None
+        if self.method not in methods.MASKING:
+            del identity["mask_warmup"]
+        if self.method == "none":
+            del identity["method"]
         if self.corrupts_validation:  # runs from before 0.3 kept clean validation labels here
             identity["validation_noise"] = "as train"
         return identity
@@ -200,6 +209,10 @@ def prepare(
         raise InputError(f"--loss-warmup {config.loss_warmup}: must be a fraction in [0, 1]")
     if config.validation_labels not in VALIDATION_LABELS:
         raise InputError(f"--validation-labels '{config.validation_labels}': choose noisy or clean")
+    if config.method not in methods.METHODS:
+        raise InputError(f"--method '{config.method}': choose one of {', '.join(methods.METHODS)}")
+    if not 0.0 <= config.mask_warmup <= 1.0:
+        raise InputError(f"--mask-warmup {config.mask_warmup}: must be a fraction in [0, 1]")
     resolved_device = resolve_device(device)
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
     notes: list[str] = []
@@ -210,6 +223,7 @@ def prepare(
     dataset_name = data.dataset_name(config.data)
     dataset = _splits_for_training(dataset, config, notes)
     labels = data.label_names(dataset["train"])
+    dataset = _method_labels(dataset, config, labels, notes)
     model_path = resolve_model(config.model)
     name = runs.run_name(config.identity(), dataset_name)
     if compile_model:
@@ -304,6 +318,37 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
             " words differ from the clean ones); --validation-labels clean for an oracle"
         )
     return validation
+
+
+def _method_labels(dataset, config: TrainConfig, labels: list[str], notes: list[str]):
+    """Check that the data suits ``--method``; ``oracle-clean`` trains on clean labels."""
+    import datasets
+
+    method = config.method
+    if method in methods.MASKING and ("O" not in labels or data.scheme(dataset) == NO_SCHEME):
+        raise InputError(
+            f"--method {method}: needs entity spans with an 'O' label; {config.data} has"
+            f" {data.scheme(dataset)} tags"
+        )
+    if not methods.needs_clean_labels(method):
+        return dataset
+    train = dataset["train"]
+    if "clean_tags" not in train.column_names:
+        raise InputError(
+            f"--method {method}: an oracle needs the clean labels of the training words;"
+            f" {config.data} has no clean_tags (corrupted data and noisebench:<variant> have"
+            " them)"
+        )
+    if method != "oracle-clean":
+        return dataset
+    table = train.data.table
+    clean_column = table.column("clean_tags").combine_chunks()
+    result = dict(dataset)
+    result["train"] = data.make_split(
+        table.column("tokens").combine_chunks(), clean_column, labels, clean_tags=clean_column
+    )
+    notes.append("oracle-clean: trained on the clean labels of the training sentences (a bound)")
+    return datasets.DatasetDict(result)
 
 
 def selection_labels(validation) -> str:
@@ -458,6 +503,12 @@ def train(
     warmup_steps = round(config.loss_warmup * steps_per_epoch * config.epochs)
 
     lengths = train_set.lengths()
+    selection = methods.WordSelection(
+        config.method,
+        prepared.labels.index("O") if "O" in prepared.labels else -1,
+        steps_per_epoch * config.epochs,
+        config.mask_warmup,
+    )
     # the GPU runs ahead of the host: losses are read every so many steps, not each step
     sync_every = 1 if device.type == "cpu" else LOSS_READ_EVERY
     state = _initial_state()
@@ -468,6 +519,8 @@ def train(
         schedule.load_state_dict(saved["schedule"])
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
+        if "method" in state:
+            selection.load_state_dict(state["method"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -486,8 +539,13 @@ def train(
             for number, (indices, host_batch) in enumerate(host_batches, start=1):
                 batch = _to_device(host_batch, device)
                 labels = batch.pop("labels")
+                clean = batch.pop("clean_labels", None)
                 loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
-                loss = step_pass(batch, labels, loss_fn, device)
+
+                def select(logits, given, step=state["step"], clean=clean):
+                    return selection.select(logits, given, clean, step)
+
+                loss = step_pass(batch, labels, loss_fn, device, select)
                 if state["step"] == 0:
                     state["first_step_seconds"] = _first_step_seconds(started, device)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -519,6 +577,10 @@ def train(
             )["f1"]
             if _end_epoch(state, model, epoch, f1, epoch_loss / len(batches)):
                 best_validation = validation  # the best weights' predictions, kept for the end
+            masking = selection.end_epoch(train_set.clean_tags is not None)
+            if masking is not None:
+                state["history"][-1]["masking"] = masking
+            state["method"] = selection.state_dict()
             report(
                 {
                     "event": "epoch",
@@ -602,11 +664,11 @@ class _StepPass:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             self.compiled = torch.compile(model, dynamic=True)
 
-    def __call__(self, batch: dict, labels, loss_fn, device: torch.device) -> torch.Tensor:
+    def __call__(self, batch: dict, labels, loss_fn, device: torch.device, select) -> torch.Tensor:
         if self.compiled is not None:
             try:
                 with _deterministic_algorithms():
-                    return self._run(self.compiled, batch, labels, loss_fn, device)
+                    return self._run(self.compiled, batch, labels, loss_fn, device, select)
             except Exception as error:  # any compiler failure: go on without it
                 self.compiled = None
                 self.model.zero_grad(set_to_none=True)
@@ -614,17 +676,17 @@ class _StepPass:
                 self.notes.append(
                     f"--compile failed ({type(error).__name__}: {reason}); trained without it"
                 )
-        return self._run(self.model, batch, labels, loss_fn, device)
+        return self._run(self.model, batch, labels, loss_fn, device, select)
 
     @property
     def is_compiled(self) -> bool:
         return self.compiled is not None
 
     @staticmethod
-    def _run(model, batch: dict, labels, loss_fn, device: torch.device) -> torch.Tensor:
+    def _run(model, batch: dict, labels, loss_fn, device: torch.device, select) -> torch.Tensor:
         with _autocast(device):
             logits = model(**batch).logits  # (B, T, C)
-        loss = loss_fn(logits, labels)
+        loss = loss_fn(logits, select(logits, labels))  # --method: the words that count
         loss.backward()
         return loss
 

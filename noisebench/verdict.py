@@ -20,6 +20,7 @@ from noisebench import metrics, paired, runs
 from noisebench.leaderboard import (
     Collected,
     describe_noise,
+    is_bound_label,
     loss_label,
     real_noise_dataset,
     still_improving,
@@ -152,8 +153,9 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
     }
     if not summary:
         return verdict | {"text": [f"{group.title}: no test scores."]}
-    best_f1 = max(summary, key=lambda k: summary[k]["f1"])
-    best_ece = min(summary, key=lambda k: summary[k]["ece"])
+    methods = [label for label in summary if not is_bound_label(label)] or list(summary)
+    best_f1 = max(methods, key=lambda k: summary[k]["f1"])  # bounds are never "the best"
+    best_ece = min(methods, key=lambda k: summary[k]["ece"])
     verdict |= {"best_f1": best_f1, "best_ece": best_ece}
 
     def compare(a: str, b: str, metric: str, scaled_b: bool = False) -> dict | None:
@@ -177,8 +179,25 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
         label: compare(label, best_f1, "f1") for label in summary if label != best_f1
     }
     verdict["still_improving"] = _still_improving(group, cache)
+    verdict["recoverable_gap"] = _recoverable_gap(summary, ce)
     verdict["text"] = _sentences(group, verdict, summary)
     return verdict
+
+
+def _recoverable_gap(summary: dict, ce: str | None) -> dict | None:
+    """Where an ``oracle-clean`` run (training on the clean labels) sits beside CE: the
+    F1 gap between them, and the share of it each method closes (negative: it widens)."""
+    ceilings = [label for label in summary if "+oracle-clean" in label]
+    if ce is None or not ceilings:
+        return None
+    ceiling = next((c for c in ceilings if c.split()[0] == CE), ceilings[0])
+    gap = summary[ceiling]["f1"] - summary[ce]["f1"]
+    closed = {
+        label: (summary[label]["f1"] - summary[ce]["f1"]) / gap if gap > 0 else None
+        for label in summary
+        if label not in (ce, ceiling)
+    }
+    return {"ceiling": ceiling, "ce": ce, "points": gap, "closed": closed}
 
 
 def _still_improving(group: Group, cache: _Runs) -> dict[str, float]:
@@ -213,7 +232,7 @@ def _label_noise(group: Group, cache: _Runs) -> float | None:
 def _reference_ce(group: Group, summary: dict, cache: _Runs) -> str | None:
     """The CE method the others are compared with: the only one, or of several (CE at
     several learning rates) the one with the best mean validation F1."""
-    candidates = [label for label in summary if label.split()[0] == CE]
+    candidates = [label for label in summary if label.split()[0] == CE and "+" not in label]
     if not candidates:
         return None
 
@@ -264,10 +283,14 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
         lines.append(f"F1: best is {best} ({_points(summary[best]['f1'])}); no CE runs to compare.")
     elif best == ce:
         worse = [
-            f"{label} {_difference(d['f1'], 100.0, 2)}" for label, d in verdict["vs_ce"].items()
+            f"{label} {_difference(d['f1'], 100.0, 2)}"
+            for label, d in verdict["vs_ce"].items()
+            if not is_bound_label(label)
         ]
         tied = [
-            label for label, d in verdict["vs_ce"].items() if d["f1"] and not d["f1"]["significant"]
+            label
+            for label, d in verdict["vs_ce"].items()
+            if d["f1"] and not d["f1"]["significant"] and not is_bound_label(label)
         ]
         name = "CE" if ce == CE else f"CE ({ce})"
         text = f"F1: {name} is best ({_points(summary[ce]['f1'])}); no loss beats it"
@@ -286,6 +309,9 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             f"F1: best is {best} ({_points(summary[best]['f1'])}),"
             f" {_difference(entry, 100.0, 2)} points over CE: {significance}."
         )
+    gap = verdict["recoverable_gap"]
+    if gap is not None:
+        lines.append(_gap_sentence(gap, summary))
     for label, rise in verdict["still_improving"].items():
         lines.append(
             f"{label} was still improving at its last epoch ({rise * 100:+.1f} validation F1):"
@@ -298,6 +324,25 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
     if degenerate:
         lines.append(f"Degenerate (learned nothing; not measurements): {', '.join(degenerate)}.")
     return lines
+
+
+def _gap_sentence(gap: dict, summary: dict) -> str:
+    bounds = [
+        f"{label} {_points(summary[label]['f1'])}" for label in summary if is_bound_label(label)
+    ]
+    text = (
+        f"Bounds (oracles with the clean labels, not methods): {', '.join(bounds)}. CE"
+        f" ({_points(summary[gap['ce']]['f1'])}) is {gap['points'] * 100:.1f} points below"
+        f" {gap['ceiling']}"
+    )
+    shares = [
+        f"{label} {share:.0%}"
+        for label, share in gap["closed"].items()
+        if share is not None and not is_bound_label(label)
+    ]
+    if gap["points"] <= 0:
+        return text + ": nothing to recover."
+    return text + (f"; share of that gap closed: {', '.join(shares)}." if shares else ".")
 
 
 def _calibration_sentence(verdict: dict, summary: dict) -> str:

@@ -36,6 +36,10 @@ def sweep(
     ] = None,
     preset: Annotated[str | None, typer.Option(help="quick (laptop) or study (GPU).")] = None,
     losses: Annotated[str | None, typer.Option(help="e.g. ce,gce,sgce")] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(help="--method values crossed with the losses, e.g. none,mask-missing"),
+    ] = None,
     q: Annotated[str | None, typer.Option(help="q values for gce/sgce, e.g. 0.2,0.4")] = None,
     s: Annotated[str | None, typer.Option(help="s values for sgce, e.g. 0,0.1")] = None,
     rates: Annotated[str | None, typer.Option(help="Noise rates, e.g. 0,0.2,0.4")] = None,
@@ -101,6 +105,7 @@ def sweep(
     with bad_input_exits():
         overrides = {
             "losses": split_list(losses),
+            "methods": split_list(methods),
             "q": float_list(q),
             "s": float_list(s),
             "rates": float_list(rates),
@@ -135,7 +140,7 @@ def sweep(
             table.add_row(
                 str(number),
                 run.data,
-                run.loss,
+                run.loss + ("" if run.method == "none" else f" +{run.method}"),
                 f"{run.lr:g}",
                 _maybe(run.q),
                 _maybe(run.s),

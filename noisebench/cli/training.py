@@ -57,6 +57,17 @@ def train(
             " (= CE) to --q over them; mae, sce and nce+rce use CE until they end."
         ),
     ] = 0.1,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="What each word contributes beside the loss: none, mask-missing,"
+            " mask-entity, mask-all (masking by error type), or a bound on data with clean"
+            " labels: oracle-mask, oracle-mask-disagree, oracle-clean."
+        ),
+    ] = "none",
+    mask_warmup: Annotated[
+        float, typer.Option(help="Share of steps before masking starts (mask-* methods).")
+    ] = 0.1,
     validation_labels: Annotated[
         str,
         typer.Option(
@@ -117,6 +128,8 @@ def train(
             labels=split_list(labels),
             validation_labels=validation_labels,
             loss_warmup=loss_warmup,
+            method=method,
+            mask_warmup=mask_warmup,
         )
         with stderr.status("loading data and model…"):
             prepared = training.prepare(config, runs_dir, device, compile_model)

@@ -1,0 +1,182 @@
+"""`--method`: masking by error type and oracle bounds, on hand-made logits and end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from noisebench import methods
+from noisebench.cli import app
+
+OUT, X, Y = 0, 1, 2  # label ids: O, B-X, B-Y
+
+
+def logits_for(predicted: list[int], confidence: list[float], classes: int = 3) -> torch.Tensor:
+    """(1, T, C) logits whose softmax gives ``predicted`` with ``confidence``, the rest
+    shared equally by the other classes."""
+    probs = torch.full((len(predicted), classes), 0.0)
+    for t, (p, c) in enumerate(zip(predicted, confidence, strict=True)):
+        probs[t] = (1 - c) / (classes - 1)
+        probs[t, p] = c
+    return probs.log().unsqueeze(0)
+
+
+LABELS = torch.tensor([[OUT, OUT, X, Y, X, -100]])
+PREDICTED = [OUT, X, Y, OUT, X, X]
+CONFIDENCE = [0.9, 0.5, 0.9, 0.6, 0.9, 0.99]
+
+
+def selection(method: str, warmup: float = 0.0, steps: int = 1000) -> methods.WordSelection:
+    return methods.WordSelection(method, OUT, steps, warmup)
+
+
+@pytest.mark.parametrize(
+    ("method", "left_out"),
+    [
+        ("none", []),
+        # word 1: label O, predicted X at 0.5 > 0.4 (missing)
+        ("mask-missing", [1]),
+        # word 2: label X, predicted Y at 0.9 > 0.85; word 3 (X -> O at 0.6) stays
+        ("mask-entity", [2]),
+        ("mask-all", [2]),  # one threshold, 0.85: word 1's 0.5 is under it
+    ],
+)
+def test_each_masking_rule_leaves_out_its_groups_confident_disagreements(method, left_out):
+    rule = selection(method)
+    kept = rule.select(logits_for(PREDICTED, CONFIDENCE), LABELS, None, step=500)
+    expected = LABELS.clone()
+    expected[0, left_out] = -100
+    assert kept.tolist() == expected.tolist()
+
+
+def test_no_masking_during_the_warm_up_and_thresholds_follow_the_refits():
+    rule = selection("mask-missing", warmup=0.1, steps=100)
+    logits = logits_for(PREDICTED, CONFIDENCE)
+    assert torch.equal(rule.select(logits, LABELS, None, step=9), LABELS)  # warm-up: 10 steps
+    assert rule.select(logits, LABELS, None, step=10)[0, 1] == -100
+    assert rule.refit_steps == [10, 30, 60]
+    assert rule.thresholds == {"missing": 0.4}  # too few disagreements to refit
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.beta(2, 8, 300), rng.beta(9, 2, 100)])
+    rule.pending["missing"] = [values]
+    rule._refit()
+    expected = methods.mixture_threshold(methods.fit_beta_mixture(values))
+    assert rule.thresholds["missing"] == expected and 0.4 < expected < 0.7
+
+
+def test_the_entity_guard_stops_entity_masking_in_a_batch_that_predicts_few_entities():
+    labels = torch.tensor([[X, X, X, Y, Y, Y, X, Y, X, Y, X, OUT]])  # 11 entity labels
+    predicted = [Y] + [OUT] * 11  # one entity prediction: under 10% of 11 is 1.1
+    confidence = [0.95] * 12
+    rule = selection("mask-entity")
+    kept = rule.select(logits_for(predicted, confidence), labels, None, step=0)
+    assert torch.equal(kept, labels)  # guarded: nothing left out
+    predicted = [Y, Y] + [OUT] * 10  # two entity predictions: the rule applies
+    kept = rule.select(logits_for(predicted, confidence), labels, None, step=0)
+    assert (kept == -100).sum() == 11  # every confident disagreement on an entity label
+
+
+def test_oracles_leave_out_the_truly_wrong_words_and_report_precision_and_recall():
+    clean = torch.tensor([[OUT, X, X, Y, Y, -100]])  # words 1 and 4 are wrong
+    logits = logits_for(PREDICTED, CONFIDENCE)
+    oracle = selection("oracle-mask")
+    assert oracle.select(logits, LABELS, clean, 0)[0].tolist() == [OUT, -100, X, Y, -100, -100]
+    report = oracle.end_epoch(has_clean_labels=True)
+    assert report["precision"] == 1.0 and report["recall"] == 1.0
+    assert report["left_out_share"] == pytest.approx(2 / 5)
+    # -disagree: word 4 (X, predicted X) is wrong but the model agrees with its label
+    disagree = selection("oracle-mask-disagree")
+    assert disagree.select(logits, LABELS, clean, 0)[0].tolist() == [OUT, -100, X, Y, X, -100]
+    assert disagree.end_epoch(True)["recall"] == 0.5
+    masking = selection("mask-entity")  # leaves out word 2, which is right: precision 0
+    masking.select(logits, LABELS, clean, 500)
+    report = masking.end_epoch(True)
+    assert (report["precision"], report["recall"]) == (0.0, 0.0)
+    assert report["truly_wrong_share"] == pytest.approx(2 / 5)
+    assert report["groups"]["entity"]["disagreeing_share"] == pytest.approx(2 / 5)
+
+
+def test_the_beta_mixture_finds_a_known_mixture():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.beta(2, 6, 4000), rng.beta(12, 2, 2000)])
+    fit = methods.fit_beta_mixture(x)
+    means = [a / (a + b) for a, b in zip(fit["a"], fit["b"], strict=True)]
+    assert fit["weight"] == pytest.approx(1 / 3, abs=0.03)
+    assert means == pytest.approx([2 / 8, 12 / 14], abs=0.02)
+    # the threshold is where the posterior of the high component reaches 0.3
+    threshold = methods.mixture_threshold(fit)
+    grid = np.array([threshold - 1e-3, threshold])
+    low = (1 - fit["weight"]) * np.exp(methods._beta_log_pdf(grid, fit["a"][0], fit["b"][0]))
+    high = fit["weight"] * np.exp(methods._beta_log_pdf(grid, fit["a"][1], fit["b"][1]))
+    posterior = high / (low + high)
+    assert posterior[0] < 0.3 <= posterior[1]
+
+
+def method_args(data, tiny_model, runs_dir, *extra):
+    return [
+        "train", "--data", str(data), "--model", str(tiny_model), "--runs-dir", str(runs_dir),
+        "--lr", "5e-3", "--batch-size", "16", "--device", "cpu", "--epochs", "2", "--json",
+        *map(str, extra),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "method", ["mask-missing", "mask-entity", "mask-all", "oracle-mask", "oracle-mask-disagree"]
+)
+def test_every_method_trains_and_records_its_masking(runner, ner_dir, tiny_model, tmp_path, method):
+    args = method_args(ner_dir, tiny_model, tmp_path, "--loss", "gce", "--rate", "0.3")
+    result = runner.invoke(app, [*args, "--method", method])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert f"-gce-{method}-seed0-" in document["run_dir"]
+    assert document["config"]["method"] == method
+    for epoch in document["train"]["history"]:
+        masking = epoch["masking"]
+        assert masking["method"] == method and masking["scored_words"] > 0
+        assert 0 <= masking["left_out_share"] <= 1 and "truly_wrong_share" in masking
+    if method == "oracle-mask":  # leaves out exactly the words whose labels were changed
+        first = document["train"]["history"][0]["masking"]
+        assert first["precision"] == 1.0 and first["recall"] == 1.0
+        assert first["left_out_share"] == pytest.approx(first["truly_wrong_share"])
+    rescored = runner.invoke(app, ["score", document["run_dir"], "--json"])
+    assert json.loads(rescored.stdout)[0]["splits"] == document["splits"]
+
+
+def test_oracle_clean_trains_on_the_clean_labels(runner, ner_dir, tiny_model, tmp_path):
+    noisy = method_args(ner_dir, tiny_model, tmp_path, "--rate", "0.5", "--epochs", "1")
+    oracle = json.loads(runner.invoke(app, [*noisy, "--method", "oracle-clean"]).stdout)
+    clean = json.loads(
+        runner.invoke(app, method_args(ner_dir, tiny_model, tmp_path, "--epochs", "1")).stdout
+    )
+    assert oracle["train"]["label_noise"]["token_error_rate"] == 0.0
+    # the same sentences and clean labels as the clean run: the same training; only the
+    # noisy validation labels (which chose nothing here: one epoch) differ
+    assert oracle["splits"]["test"] == clean["splits"]["test"]
+    assert "oracle-clean" not in json.dumps(clean["config"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "focal"], "--method 'focal': choose one of none, mask-missing"),
+        (["--method", "oracle-clean"], "an oracle needs the clean labels of the training words"),
+        (["--method", "mask-missing", "--mask-warmup", "1.5"], "--mask-warmup 1.5: must be a"),
+    ],
+)
+def test_bad_methods_exit_2_and_write_nothing(
+    runner, ner_dir, tiny_model, tmp_path, extra, message
+):
+    result = runner.invoke(app, [*method_args(ner_dir, tiny_model, tmp_path / "runs"), *extra])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_masking_refuses_tags_without_spans(runner, tiny_model, tmp_path):
+    pos = tmp_path / "pos.txt"
+    pos.write_text("john NN\nate VB\n\nmary NN\nwent VB\n\nacme NN\nate VB\n")
+    result = runner.invoke(
+        app, [*method_args(pos, tiny_model, tmp_path / "r"), "--method", "mask-all"]
+    )
+    assert result.exit_code == 2
+    assert "--method mask-all: needs entity spans with an 'O' label" in result.stderr
