@@ -505,3 +505,18 @@ def test_runs_in_the_sweeps_process_equal_runs_in_their_own(toy_study, tiny_mode
     shared = json.loads((in_process / "results.json").read_text())
     assert own["splits"] == shared["splits"]
     assert own["train"]["history"] == shared["train"]["history"]
+
+
+def test_methods_are_a_grid_dimension(runner, tmp_path):
+    config = sweep.build_config(
+        None, None, {"losses": ("ce", "gce"), "methods": ("none", "mask-missing"), "rates": (0.2,)}
+    )
+    planned = {(r.loss, r.method) for r in sweep.expand(config)}
+    assert planned == {(loss, m) for loss in ("ce", "gce") for m in ("none", "mask-missing")}
+    command = sweep.train_command(sweep.expand(config)[1], "runs", False)
+    assert command[command.index("--method") + 1] == "mask-missing"
+    study = tmp_path / "study.toml"
+    study.write_text('[[grid]]\nlosses = ["ce"]\nmethods = ["oracle-clean"]\nrates = [0.1]\n')
+    assert [r.method for r in sweep.expand(sweep.build_config(None, study, {}))] == ["oracle-clean"]
+    with pytest.raises(InputError, match="--methods: unknown method 'focal'"):
+        sweep.build_config(None, None, {"methods": ("focal",)})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noisebench import leaderboard, metrics, runs, verdict
+from noisebench import leaderboard, methods, metrics, runs, verdict
 from noisebench.cli import app
 from noisebench.runs import Predictions
 from noisebench.train import TrainConfig, write_results
@@ -53,16 +53,20 @@ def write_run(
     lr: float = 5e-5,
     test_accuracy: float | None = None,
     history: list[float] | None = None,
+    method: str = "none",
 ) -> Path:
     """A complete run folder scored by train's own ``write_results``."""
     q = 0.7 if loss in ("gce", "sgce") else None
     s = 0.1 if loss == "sgce" else None
-    config = TrainConfig(data=dataset, loss=loss, q=q, s=s, rate=rate, seed=seed, lr=lr)
+    config = TrainConfig(
+        data=dataset, loss=loss, q=q, s=s, rate=rate, seed=seed, lr=lr, method=method
+    )
     run_dir = folder / runs.run_name(config.identity(), dataset)
     run_dir.mkdir(parents=True)
     for split in ("validation", "test"):
         right = accuracy if split == "validation" or test_accuracy is None else test_accuracy
-        made = predictions(split, right, sharpness, seed * 10 + LOSS_STREAMS[loss])
+        stream = seed * 10 + LOSS_STREAMS[loss] + 100 * methods.METHODS.index(method)
+        made = predictions(split, right, sharpness, stream)
         runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
     noise = None if entity_noise is None else {"entity_noise_level": entity_noise}
     summary = {"validation_labels": "noisy", "label_noise": noise}
@@ -286,3 +290,26 @@ def test_tables_and_verdicts_say_whose_labels_and_what_noise_was_added(runner, t
     text = " ".join(alone.stdout.split())
     assert "none noise" not in text
     assert "f1 (%, higher is better) — noisebench-crowd, minilm-l6, the dataset's own noisy" in text
+
+
+def test_methods_are_rows_bounds_are_apart_and_the_gap_share_is_said(runner, tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path, "ce", seed, accuracy=0.6)
+        write_run(tmp_path, "ce", seed, accuracy=0.7, method="mask-missing")
+        write_run(tmp_path, "ce", seed, accuracy=0.95, method="oracle-clean")
+    (setting,) = verdict.verdicts(collect(tmp_path), replicates=50)["settings"]
+    labels = {m["loss"]: m["f1"] for m in setting["methods"]}
+    assert set(labels) == {"ce", "ce +mask-missing", "ce +oracle-clean (bound)"}
+    assert setting["ce"] == "ce" and setting["best_f1"] == "ce +mask-missing"
+    gap = setting["recoverable_gap"]
+    expected = (labels["ce +mask-missing"] - labels["ce"]) / (
+        labels["ce +oracle-clean (bound)"] - labels["ce"]
+    )
+    assert gap["ceiling"] == "ce +oracle-clean (bound)"
+    assert gap["closed"]["ce +mask-missing"] == pytest.approx(expected)
+    line = next(t for t in setting["text"] if t.startswith("Bounds"))
+    assert f"share of that gap closed: ce +mask-missing {expected:.0%}." in line
+    table = runner.invoke(app, ["leaderboard", str(tmp_path), "--no-verdict", "--json"])
+    best = leaderboard.pivots(leaderboard.aggregate(collect(tmp_path).records), ["f1"])[0].best
+    assert best == {0.4: "ce +mask-missing"}  # the bound has the highest F1 but is no method
+    assert table.exit_code == 0
