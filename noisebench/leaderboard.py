@@ -36,6 +36,9 @@ HIGHER_IS_BETTER = {
     "mce": False,
     "brier": False,
     "nll": False,
+    "entity_ece": False,  # predicted entities' joint confidence against exact match
+    "entity_mce": False,
+    "entity_word_ece": False,  # words whose prediction or gold label is an entity
 }
 PERCENT_METRICS = {"f1", "precision", "recall"}
 KEY_FIELDS = ("dataset", "noise", "rate", "loss", "q", "s", "split", "metric")
@@ -264,6 +267,8 @@ def _add_run(
     identity["base_loss"] = identity["loss"]  # before a learning rate joins the label
     identity["validation_f1"] = (results["splits"].get("validation") or {}).get("f1")
     for metric in metric_names:
+        if scores.get(metric) is None:  # runs scored before the metric existed, or no spans
+            continue
         collected.records.append(
             {**identity, "split": split, "metric": metric, "value": float(scores[metric])}
         )

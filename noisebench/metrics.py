@@ -253,6 +253,53 @@ def _entity_count(sentences: Sequence[Sequence[str]]) -> int:
     return sum(len(decode_spans(sentence)) for sentence in sentences)
 
 
+def entity_word_calibration(predictions, bins: int = 10) -> dict | None:
+    """Top-label calibration over the scored words whose prediction or gold label is an
+    entity (not ``O``): token ECE is dominated by the ~83% of ``O`` words a model gets
+    right with near-certainty. None without an ``O`` label.
+
+    >>> from noisebench.runs import Predictions
+    >>> probs = np.array([[0.9, 0.1], [0.38, 0.62], [0.25, 0.75]], dtype=np.float32)
+    >>> p = Predictions(["O", "B-PER"], [["a", "b", "c"]], np.array([0, 0, 1]), probs,
+    ...                 np.array([0, 3]))
+    >>> round(entity_word_calibration(p)["ece"], 6)  # b: wrong at 0.62, c: right at 0.75
+    0.435
+    """
+    if "O" not in predictions.labels:
+        return None
+    outside = predictions.labels.index("O")
+    scored = predictions.scored
+    probs = predictions.probs[scored].astype(np.float64)
+    gold, predicted = predictions.gold[scored], probs.argmax(axis=1)
+    kept = (gold != outside) | (predicted != outside)
+    return calibration_errors(probs[kept].max(axis=1), predicted[kept] == gold[kept], bins)
+
+
+def entity_calibration(predictions, bins: int = 10) -> dict:
+    """Calibration of the predicted entities: each one's confidence is the product of its
+    words' top-label probabilities (their joint probability, words independent given the
+    sentence), correct when gold has exactly that span and type.
+
+    >>> from noisebench.runs import Predictions
+    >>> probs = np.array([[0.2, 0.8, 0.0], [0.1, 0.0, 0.9], [0.7, 0.3, 0.0]], np.float32)
+    >>> p = Predictions(["O", "B-PER", "I-PER"], [["a", "b", "c"]], np.array([1, 2, 1]),
+    ...                 probs, np.array([0, 3]))
+    >>> errors = entity_calibration(p)   # one entity, words a-b, 0.8 x 0.9, correct
+    >>> round(errors["ece"], 6), errors["bins"][7]["count"]
+    (0.28, 1)
+    """
+    confidences, correct = [], []
+    top = predictions.probs.max(axis=1)
+    names = predictions.labels
+    for begin, end in zip(predictions.offsets[:-1], predictions.offsets[1:], strict=True):
+        predicted = predictions.predicted[begin:end]
+        gold_spans = set(decode_spans([names[g] for g in predictions.gold[begin:end]]))
+        for start, stop, type_ in decode_spans([names[k] for k in predicted]):
+            confidences.append(float(np.prod(top[begin + start : begin + stop], dtype=np.float64)))
+            correct.append((start, stop, type_) in gold_spans)
+    return calibration_errors(np.array(confidences), np.array(correct, dtype=bool), bins)
+
+
 def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) -> dict:
     """Every score of one split's ``runs.Predictions``: the ``results.json`` split entry."""
     gold_sentences = predictions.sentences(predictions.gold)
@@ -276,6 +323,20 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
         "n_unscored_words": int((~scored).sum()),
         "reliability": calibration["bins"],
         "degenerate": degeneracy(predictions, scheme),
+        **_entity_calibration_scores(predictions, scheme, bins),
+    }
+
+
+def _entity_calibration_scores(predictions, scheme: str, bins: int) -> dict:
+    """``entity_word_ece`` and ``entity_ece`` / ``entity_mce`` where the tags have spans."""
+    if scheme == NO_SCHEME:
+        return {"entity_word_ece": None, "entity_ece": None, "entity_mce": None}
+    words = entity_word_calibration(predictions, bins)
+    entities = entity_calibration(predictions, bins)
+    return {
+        "entity_word_ece": words["ece"] if words else None,
+        "entity_ece": entities["ece"],
+        "entity_mce": entities["mce"],
     }
 
 

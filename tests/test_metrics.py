@@ -120,3 +120,34 @@ def test_temperature_fit_finds_the_nll_minimum():
     assert temperature > 1  # overconfident predictions get softened
     scaled = metrics.temperature_scale(probs, 1.0)
     np.testing.assert_allclose(scaled, probs, atol=1e-12)
+
+
+def test_entity_level_calibration_against_a_hand_count():
+    from noisebench.runs import Predictions
+
+    labels = ["O", "B-PER", "I-PER", "B-LOC"]
+    # sentence 1: PER (words 0-1) right; LOC (word 3) predicted where gold says O
+    # sentence 2: PER predicted on word 0 only, gold PER spans words 0-1: wrong boundary
+    gold = np.array([1, 2, 0, 0, 1, 2])
+    predicted = np.array([1, 2, 0, 3, 1, 0])
+    confidence = np.array([0.9, 0.8, 0.95, 0.55, 0.75, 0.6])
+    probs = np.full((6, 4), 0.0, dtype=np.float64)
+    for word, (label, c) in enumerate(zip(predicted, confidence, strict=True)):
+        probs[word] = (1 - c) / 3
+        probs[word, label] = c
+    made = Predictions(
+        labels, [["w"] * 4, ["w"] * 2], gold, probs.astype(np.float32), np.array([0, 4, 6])
+    )
+    entities = metrics.entity_calibration(made, bins=10)
+    # three predicted entities: 0.72 right (bin 7), 0.55 wrong (bin 5), 0.75 wrong (bin 7)
+    expected = (2 / 3) * abs(0.5 - (0.72 + 0.75) / 2) + (1 / 3) * abs(0.0 - 0.55)
+    assert entities["ece"] == pytest.approx(expected, abs=1e-6)
+    assert [b["count"] for b in entities["bins"]] == [0, 0, 0, 0, 0, 1, 0, 2, 0, 0]
+    words = metrics.entity_word_calibration(made, bins=10)
+    # entity words: all but word 2 (gold O, predicted O): 5 words
+    kept = np.array([0, 1, 3, 4, 5])
+    reference = metrics.calibration_errors(confidence[kept], (predicted == gold)[kept], 10)
+    assert words["ece"] == pytest.approx(reference["ece"], abs=1e-6)
+    scores = metrics.score_split(made, "IOB2")
+    assert scores["entity_ece"] == pytest.approx(expected, abs=1e-6)
+    assert metrics.score_split(made, "none")["entity_ece"] is None

@@ -34,6 +34,9 @@ SPLIT_KEYS = {
     "n_unscored_words",
     "reliability",
     "degenerate",
+    "entity_word_ece",
+    "entity_ece",
+    "entity_mce",
 }
 TRAIN_KEYS = {
     "epochs_run",
