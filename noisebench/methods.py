@@ -41,14 +41,37 @@ if TYPE_CHECKING:
 
 IGNORE = -100
 MASKING = {"mask-missing": ("missing",), "mask-entity": ("entity",), "mask-all": ("all",)}
+AUTO = "mask-auto"  # mask-missing or mask-entity, by the dominant error type
 ORACLES = ("oracle-mask", "oracle-mask-disagree", "oracle-clean")
-METHODS = ("none", *MASKING, *ORACLES)
+METHODS = ("none", *MASKING, AUTO, *ORACLES)
 INITIAL_THRESHOLD = {"missing": 0.4, "entity": 0.85, "all": 0.85}
 REFIT_SHARES = (0.1, 0.3, 0.6)  # of all steps: the paper's epochs 1, 3 and 6 of 10
 POSTERIOR_CUTOFF = 0.3
 EM_ITERATIONS = 10
 ENTITY_GUARD = 0.1  # entity predictions must reach this share of a batch's entity labels
 DEFAULT_MASK_WARMUP = 0.1  # the paper's 150 of ~1,500 steps
+
+
+def choose_from_profile(profile: dict) -> tuple[str, str]:
+    """``mask-missing`` where missed entities are the dominant error of a noise profile
+    (``noisebench profile``), else ``mask-entity`` (spurious and retyped entities: the
+    study's rule); and why, in words. Type-agnostic rates: any tag set's profile works.
+
+    >>> cells = {"PER|1": {"kept": 50, "missed": 30, "retyped": 10, "boundary": 10}}
+    >>> profile = {"cells": cells, "boundary": [], "entities": 100,
+    ...            "spurious": {"per_sentence": {"0": 90, "1": 10}, "types": {"PER": 10}}}
+    >>> choose_from_profile(profile)
+    ('mask-missing', 'missed 30.0% of entities against retyped 10.0% + spurious 10.0%')
+    """
+    from noisebench.profiles import summary
+
+    digest = summary(profile)
+    missed, retyped = digest["outcomes"]["missed"], digest["outcomes"]["retyped"]
+    spurious = digest["spurious_per_entity"]
+    choice = "mask-missing" if missed >= retyped + spurious else "mask-entity"
+    return choice, (
+        f"missed {missed:.1%} of entities against retyped {retyped:.1%} + spurious {spurious:.1%}"
+    )
 
 
 def needs_clean_labels(method: str) -> bool:
@@ -165,10 +188,23 @@ class WordSelection:
     thresholds, the confidences waiting for the next fit, and per-epoch diagnostics."""
 
     def __init__(
-        self, method: str, outside: int, total_steps: int, mask_warmup: float = DEFAULT_MASK_WARMUP
+        self,
+        method: str,
+        outside: int,
+        total_steps: int,
+        mask_warmup: float = DEFAULT_MASK_WARMUP,
+        choice: str | None = None,
     ) -> None:
         self.method, self.outside = method, outside
-        self.groups = MASKING.get(method, ())
+        # mask-auto: the masking method it uses, from a profile (``choice``) or, without
+        # one, from which group the model disagrees with more during the warm-up
+        self.chosen = choice
+        self.chosen_by = "profile" if choice else None
+        self.votes = {"missing": 0, "entity": 0}
+        if method == AUTO:
+            self.groups = MASKING[choice] if choice else ("missing", "entity")
+        else:
+            self.groups = MASKING.get(method, ())
         self.warmup_steps = round(mask_warmup * total_steps)
         self.refit_steps = sorted({max(1, round(s * total_steps)) for s in REFIT_SHARES})
         self.thresholds = {g: INITIAL_THRESHOLD[g] for g in self.groups}
@@ -178,7 +214,7 @@ class WordSelection:
 
     @property
     def active(self) -> bool:
-        return self.method in MASKING or self.method in ("oracle-mask", "oracle-mask-disagree")
+        return self.method in (*MASKING, AUTO, "oracle-mask", "oracle-mask-disagree")
 
     def _reset_counts(self) -> None:
         self.counts = {"scored": 0, "left_out": 0, "wrong": 0, "left_out_wrong": 0}
@@ -216,6 +252,11 @@ class WordSelection:
         entity_labels = int(((labels != IGNORE) & (labels != self.outside)).sum())
         entity_predictions = int(((labels != IGNORE) & (predicted != self.outside)).sum())
         guarded = entity_predictions >= ENTITY_GUARD * entity_labels
+        if self.method == AUTO and self.chosen is None:
+            for group in self.votes:
+                self.votes[group] += int(groups[group].sum())
+            if step >= self.warmup_steps:
+                self._choose()
         for group in self.groups:
             members = groups[group]
             self.pending[group].append(confidence[members].cpu().numpy())
@@ -226,6 +267,18 @@ class WordSelection:
             self.group_counts[group]["left_out"] += int(chosen.sum())
             left_out |= chosen
         return left_out
+
+    def _choose(self) -> None:
+        """mask-auto without a profile, at the end of the warm-up: the group the model
+        disagreed with more (missing entities, or entity labels) is the one it masks."""
+        missing = self.votes["missing"] >= self.votes["entity"]
+        self.chosen = "mask-missing" if missing else "mask-entity"
+        self.chosen_by = "disagreements"
+        (group,) = MASKING[self.chosen]
+        self.groups = (group,)
+        self.thresholds = {group: self.thresholds[group]}
+        self.pending = {group: self.pending[group]}
+        self.group_counts = {group: self.group_counts[group]}
 
     def _count(self, scored, left_out, wrong) -> None:
         self.counts["scored"] += int(scored.sum())
@@ -271,6 +324,8 @@ class WordSelection:
             "precision": None,
             "recall": None,
         }
+        if self.method == AUTO:
+            report |= {"chosen": self.chosen, "chosen_by": self.chosen_by, "votes": self.votes}
         if has_clean_labels and counts["wrong"] is not None:
             report["truly_wrong_share"] = (
                 counts["wrong"] / counts["scored"] if counts["scored"] else 0.0
@@ -283,9 +338,21 @@ class WordSelection:
         return report
 
     def state_dict(self) -> dict:
-        return {"thresholds": dict(self.thresholds), "pending": self.pending, "fits": self.fits}
+        return {
+            "thresholds": dict(self.thresholds),
+            "pending": self.pending,
+            "fits": self.fits,
+            "groups": self.groups,
+            "chosen": self.chosen,
+            "chosen_by": self.chosen_by,
+            "votes": dict(self.votes),
+        }
 
     def load_state_dict(self, state: dict) -> None:
+        self.groups = tuple(state["groups"])
+        self.chosen, self.chosen_by = state["chosen"], state["chosen_by"]
+        self.votes = dict(state["votes"])
+        self.group_counts = {g: {"disagree": 0, "left_out": 0} for g in self.groups}
         self.thresholds = dict(state["thresholds"])
         self.pending = {g: list(v) for g, v in state["pending"].items()}
         self.fits = list(state["fits"])

@@ -72,6 +72,7 @@ class SweepConfig:
     validation_labels: tuple[str, ...] = ("noisy",)
     batch_size: int = 32
     max_train_samples: int | None = None
+    error_profile: str | None = None  # for the mask-auto runs (see train --error-profile)
     # per-loss tuning: (("lr", (1e-5, 5e-5)), ("q", (0.3, 0.7))); lr applies to every
     # loss, q to gce/sgce, s to sgce, each replacing the single value or grid list
     tune: tuple[tuple[str, tuple[float, ...]], ...] = ()
@@ -301,6 +302,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
                     data=dataset,
                     loss=loss,
                     method=method,
+                    error_profile=config.error_profile if method == "mask-auto" else None,
                     q=q,
                     s=s,
                     model=config.model,
@@ -418,6 +420,7 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
         ("--model", run.model),
         ("--loss", run.loss),
         ("--method", run.method),
+        ("--error-profile", run.error_profile),
         ("--q", run.q),
         ("--s", run.s),
         ("--noise", run.noise),

@@ -86,6 +86,9 @@ class TrainConfig:
     # what each word contributes beside the loss (methods.py): "none" = the loss alone
     method: str = "none"
     mask_warmup: float = methods.DEFAULT_MASK_WARMUP  # share of steps without masking
+    # mask-auto: a noise profile (file or noisebench:<variant>) that names the dominant
+    # error type; None: the model's own disagreements during the warm-up decide
+    error_profile: str | None = None
 
     def identity(self) -> dict:
         """What determines the results (device, paths and output options excluded).
@@ -93,8 +96,10 @@ class TrainConfig:
         ``--method`` keep their names."""
         identity = asdict(self)
         identity["labels"] = list(self.labels) if self.labels else None
-        if self.method not in methods.MASKING:
+        if self.method not in (*methods.MASKING, methods.AUTO):
             del identity["mask_warmup"]
+        if self.method != methods.AUTO:
+            del identity["error_profile"]
         if self.method == "none":
             del identity["method"]
         if self.corrupts_validation:  # runs from before 0.3 kept clean validation labels here
@@ -141,6 +146,7 @@ class Prepared:
     run_dir: Path
     notes: list[str] = field(default_factory=list)
     compile_model: bool = False  # torch.compile the training forward pass (--compile)
+    method_choice: str | None = None  # mask-auto's masking method, where a profile chose it
 
 
 # ------------------------------------------------------------------------- resolving
@@ -211,6 +217,10 @@ def prepare(
         raise InputError(f"--validation-labels '{config.validation_labels}': choose noisy or clean")
     if config.method not in methods.METHODS:
         raise InputError(f"--method '{config.method}': choose one of {', '.join(methods.METHODS)}")
+    if config.error_profile is not None and config.method != methods.AUTO:
+        raise InputError(
+            f"--error-profile is for --method mask-auto (this run's method: {config.method})"
+        )
     if not 0.0 <= config.mask_warmup <= 1.0:
         raise InputError(f"--mask-warmup {config.mask_warmup}: must be a fraction in [0, 1]")
     resolved_device = resolve_device(device)
@@ -224,6 +234,7 @@ def prepare(
     dataset = _splits_for_training(dataset, config, notes)
     labels = data.label_names(dataset["train"])
     dataset = _method_labels(dataset, config, labels, notes)
+    choice = _auto_choice(config, labels, notes)
     model_path = resolve_model(config.model)
     name = runs.run_name(config.identity(), dataset_name)
     if compile_model:
@@ -242,6 +253,7 @@ def prepare(
         Path(runs_dir) / name,
         notes,
         compile_model,
+        choice,
     )
 
 
@@ -325,7 +337,9 @@ def _method_labels(dataset, config: TrainConfig, labels: list[str], notes: list[
     import datasets
 
     method = config.method
-    if method in methods.MASKING and ("O" not in labels or data.scheme(dataset) == NO_SCHEME):
+    if method in (*methods.MASKING, methods.AUTO) and (
+        "O" not in labels or data.scheme(dataset) == NO_SCHEME
+    ):
         raise InputError(
             f"--method {method}: needs entity spans with an 'O' label; {config.data} has"
             f" {data.scheme(dataset)} tags"
@@ -349,6 +363,32 @@ def _method_labels(dataset, config: TrainConfig, labels: list[str], notes: list[
     )
     notes.append("oracle-clean: trained on the clean labels of the training sentences (a bound)")
     return datasets.DatasetDict(result)
+
+
+def _auto_choice(config: TrainConfig, labels: list[str], notes: list[str]) -> str | None:
+    """mask-auto with ``--error-profile``: the masking method the profile's dominant error
+    type calls for (said in a note); None otherwise."""
+    if config.method != methods.AUTO:
+        return None
+    if config.error_profile is None:
+        notes.append(
+            "mask-auto: no --error-profile; the model's disagreements during the warm-up"
+            " choose mask-missing or mask-entity"
+        )
+        return None
+    from noisebench import profiles
+
+    profile = profiles.resolve(config.error_profile)
+    choice, why = methods.choose_from_profile(profile)
+    profile_types = {key.split("|")[0] for key in profile["cells"]}
+    data_types = {label.split("-", 1)[-1] for label in labels if label != "O"}
+    if profile_types != data_types:
+        notes.append(
+            f"mask-auto: the profile's types ({', '.join(sorted(profile_types))}) are not the"
+            f" data's ({', '.join(sorted(data_types))}); chose from its type-agnostic rates"
+        )
+    notes.append(f"mask-auto chose {choice} from {config.error_profile}: {why}")
+    return choice
 
 
 def selection_labels(validation) -> str:
@@ -508,6 +548,7 @@ def train(
         prepared.labels.index("O") if "O" in prepared.labels else -1,
         steps_per_epoch * config.epochs,
         config.mask_warmup,
+        prepared.method_choice,
     )
     # the GPU runs ahead of the host: losses are read every so many steps, not each step
     sync_every = 1 if device.type == "cpu" else LOSS_READ_EVERY

@@ -180,3 +180,47 @@ def test_masking_refuses_tags_without_spans(runner, tiny_model, tmp_path):
     )
     assert result.exit_code == 2
     assert "--method mask-all: needs entity spans with an 'O' label" in result.stderr
+
+
+def test_mask_auto_without_a_profile_follows_the_models_disagreements():
+    rule = methods.WordSelection("mask-auto", OUT, 100, 0.1)  # warm-up: 10 steps
+    labels = torch.tensor([[OUT, OUT, OUT, X]])
+    logits = logits_for([X, Y, OUT, X], [0.9, 0.9, 0.9, 0.9])  # two missing, no entity
+    for step in range(10):
+        assert torch.equal(rule.select(logits, labels, None, step), labels)
+    assert rule.chosen is None and rule.votes == {"missing": 20, "entity": 0}
+    kept = rule.select(logits, labels, None, 10)
+    assert rule.chosen == "mask-missing" and rule.groups == ("missing",)
+    assert kept.tolist() == [[-100, -100, OUT, X]]
+    report = rule.end_epoch(False)
+    assert (report["chosen"], report["chosen_by"]) == ("mask-missing", "disagreements")
+    entity = methods.WordSelection("mask-auto", OUT, 100, 0.0)
+    entity.select(logits_for([OUT, Y], [0.9, 0.9]), torch.tensor([[X, X]]), None, 0)
+    assert entity.chosen == "mask-entity"
+
+
+def test_mask_auto_with_a_profile(runner, ner_dir, tiny_model, tmp_path):
+    args = method_args(ner_dir, tiny_model, tmp_path, "--rate", "0.3", "--method", "mask-auto")
+    noisy = tmp_path / "noisy.txt"
+    clean = tmp_path / "clean.txt"
+    noisy.write_text("john O\nate O\nparis B-LOC\n\nmary O\nwent O\n")  # a missed entity...
+    clean.write_text("john B-PER\nate O\nparis B-LOC\n\nmary B-PER\nwent O\n")
+    profile = tmp_path / "profile.json"
+    made = runner.invoke(app, ["profile", str(noisy), str(clean), "-o", str(profile)])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, [*args, "--error-profile", str(profile)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert any(n.startswith("mask-auto chose mask-missing from") for n in document["notes"])
+    assert any("type-agnostic rates" in n for n in document["notes"])  # PER, LOC vs 3 types
+    masking = document["train"]["history"][0]["masking"]
+    assert (masking["chosen"], masking["chosen_by"]) == ("mask-missing", "profile")
+    assert document["config"]["error_profile"] == str(profile)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("[1, 2]")
+    refused = runner.invoke(app, [*args, "--error-profile", str(garbage)])
+    assert refused.exit_code == 2 and "not a noisebench profile" in refused.stderr
+    alone = runner.invoke(
+        app, [*method_args(ner_dir, tiny_model, tmp_path), "--error-profile", str(profile)]
+    )
+    assert alone.exit_code == 2 and "--error-profile is for --method mask-auto" in alone.stderr

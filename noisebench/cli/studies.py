@@ -40,6 +40,9 @@ def sweep(
         str | None,
         typer.Option(help="--method values crossed with the losses, e.g. none,mask-missing"),
     ] = None,
+    error_profile: Annotated[
+        str | None, typer.Option(help="Noise profile for the mask-auto runs (train --help).")
+    ] = None,
     q: Annotated[str | None, typer.Option(help="q values for gce/sgce, e.g. 0.2,0.4")] = None,
     s: Annotated[str | None, typer.Option(help="s values for sgce, e.g. 0,0.1")] = None,
     rates: Annotated[str | None, typer.Option(help="Noise rates, e.g. 0,0.2,0.4")] = None,
@@ -106,6 +109,7 @@ def sweep(
         overrides = {
             "losses": split_list(losses),
             "methods": split_list(methods),
+            "error_profile": error_profile,
             "q": float_list(q),
             "s": float_list(s),
             "rates": float_list(rates),

@@ -68,6 +68,14 @@ def train(
     mask_warmup: Annotated[
         float, typer.Option(help="Share of steps before masking starts (mask-* methods).")
     ] = 0.1,
+    error_profile: Annotated[
+        str | None,
+        typer.Option(
+            help="mask-auto: a noise profile (noisebench profile -o FILE, or"
+            " noisebench:<variant>) whose dominant error type picks mask-missing or"
+            " mask-entity; without it the model's disagreements in the warm-up decide."
+        ),
+    ] = None,
     validation_labels: Annotated[
         str,
         typer.Option(
@@ -130,6 +138,7 @@ def train(
             loss_warmup=loss_warmup,
             method=method,
             mask_warmup=mask_warmup,
+            error_profile=error_profile,
         )
         with stderr.status("loading data and model…"):
             prepared = training.prepare(config, runs_dir, device, compile_model)
