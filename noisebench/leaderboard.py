@@ -545,9 +545,11 @@ def write_outputs(
     tables: list[Pivot],
     formats: list[str],
     findings: dict | None = None,
+    findings_markdown: str | None = None,
 ) -> list[Path]:
     """Pivots as Markdown/CSV, the long table as CSV/Parquet/JSON, the verdict as Markdown
-    and JSON, and ``summary.md`` (every table, then the verdict: made for a CI job
+    (``findings_markdown``, rendered by ``verdict.markdown``: verdict sits above this
+    module) and JSON, and ``summary.md`` (every table, then the verdict: made for a CI job
     summary); returns what it wrote."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -565,12 +567,10 @@ def write_outputs(
         if "csv" in formats:
             save(f"{table.name}.csv", pivot_csv(table))
     if "md" in formats:
-        from noisebench import verdict
-
         parts = [pivot_markdown(table) for table in tables]
-        if findings is not None:
-            save("verdict.md", verdict.markdown(findings))
-            parts.append(verdict.markdown(findings))
+        if findings_markdown is not None:
+            save("verdict.md", findings_markdown)
+            parts.append(findings_markdown)
         save("summary.md", "\n".join(parts))
     if "json" in formats and findings is not None:
         save("verdict.json", json.dumps(findings, indent=1) + "\n")

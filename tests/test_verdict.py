@@ -313,3 +313,17 @@ def test_methods_are_rows_bounds_are_apart_and_the_gap_share_is_said(runner, tmp
     best = leaderboard.pivots(leaderboard.aggregate(collect(tmp_path).records), ["f1"])[0].best
     assert best == {0.4: "ce +mask-missing"}  # the bound has the highest F1 but is no method
     assert table.exit_code == 0
+
+
+def test_leaderboard_never_imports_the_verdict():
+    """verdict reads leaderboard's collected runs; the other way would be a cycle."""
+    import ast
+
+    tree = ast.parse(Path(leaderboard.__file__).read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(name and "verdict" in name for name in imported)

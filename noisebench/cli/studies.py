@@ -307,7 +307,10 @@ def leaderboard(
         written = []
         if out is not None:
             formats = list(split_list(format) or ())
-            written = boards.write_outputs(out, collected, tables, formats, findings)
+            from noisebench import verdict as verdicts
+
+            rendered = verdicts.markdown(findings) if findings is not None else None
+            written = boards.write_outputs(out, collected, tables, formats, findings, rendered)
             if plots:
                 written += _write_plots(boards, out, tables, collected)
         if save_baseline is not None:
