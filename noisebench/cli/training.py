@@ -61,7 +61,8 @@ def train(
         str,
         typer.Option(
             help="What each word contributes beside the loss: none, mask-missing,"
-            " mask-entity, mask-all (masking by error type), or a bound on data with clean"
+            " mask-entity, mask-all, mask-auto (masking by error type), or a bound on data"
+            " with clean"
             " labels: oracle-mask, oracle-mask-disagree, oracle-clean."
         ),
     ] = "none",
