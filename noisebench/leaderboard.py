@@ -223,6 +223,12 @@ def method_label(method: str | None) -> str:
     return f" +{method}" + (BOUND_SUFFIX if is_bound(method) else "")
 
 
+def _profile_label(config: dict) -> str:
+    """mask-auto runs that a profile steered are their own row (``profile=crowd.json``)."""
+    profile = config.get("error_profile")
+    return f" profile={Path(profile).name}" if profile else ""
+
+
 def is_bound_label(label: str) -> bool:
     return label.endswith(BOUND_SUFFIX) or BOUND_SUFFIX + " " in label
 
@@ -251,7 +257,10 @@ def _add_run(
         "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
         "noise": config["noise"] if noisy else "none",
         "rate": float(config["rate"]) if noisy else 0.0,
-        "loss": config["loss"] + _warmup_label(config) + method_label(config.get("method")),
+        "loss": config["loss"]
+        + _warmup_label(config)
+        + method_label(config.get("method"))
+        + _profile_label(config),
         "q": config.get("q"),
         "s": config.get("s"),
         "lr": config.get("lr"),
