@@ -287,9 +287,10 @@ def check(spec: str | Path, columns: Columns | None = None) -> None:
     """Refuse ``spec`` exactly as ``load`` would, without fetching anything: local files
     and folders are read (their problems are the user's to fix now), built-in names,
     NoiseBench variants and Hub ids only have their names checked."""
-    if _kind(str(spec)) == "path":
+    kind = _kind(str(spec))
+    if kind == "path":
         load(spec, columns)
-    elif _kind(str(spec)) == "builtin":
+    elif kind == "builtin":
         _builtin_source(str(spec))
 
 

@@ -468,17 +468,12 @@ def pivots(aggregated: list[dict], metric_names: list[str]) -> list[Pivot]:
             rates = sorted({r["rate"] for r in entries})
             cells = {(loss_label(r), r["rate"]): r for r in entries}
             better = max if HIGHER_IS_BETTER[metric] else min
-            best = {  # bounds (oracle methods) never count as the best
-                rate: better(
-                    (c for (label, r), c in cells.items() if r == rate),
-                    key=lambda c: (
-                        (not is_bound_label(loss_label(c)), c["mean"])
-                        if better is max
-                        else (is_bound_label(loss_label(c)), c["mean"])
-                    ),
-                )
-                for rate in rates
-            }
+            best = {}
+            for rate in rates:
+                column = [c for (_, r), c in cells.items() if r == rate]
+                # bounds (oracle methods) never count as the best, unless alone
+                methods = [c for c in column if not is_bound_label(loss_label(c))] or column
+                best[rate] = better(methods, key=lambda c: c["mean"])
             tables.append(
                 Pivot(
                     dataset,

@@ -248,7 +248,7 @@ class WordSelection:
 
     def _masking(self, labels, predicted, confidence, step: int) -> torch.Tensor:
         groups = disagreement_groups(labels, predicted, self.outside)
-        left_out = groups["all"] & False  # (B, T) bool, all False
+        left_out = groups["all"].new_zeros(groups["all"].shape)  # (B, T) bool
         entity_labels = int(((labels != IGNORE) & (labels != self.outside)).sum())
         entity_predictions = int(((labels != IGNORE) & (predicted != self.outside)).sum())
         guarded = entity_predictions >= ENTITY_GUARD * entity_labels
@@ -300,7 +300,7 @@ class WordSelection:
                 self.thresholds[group] = threshold
             self.fits.append({"group": group, "words": len(values), "threshold": threshold})
 
-    def end_epoch(self, has_clean_labels: bool) -> dict | None:
+    def end_epoch(self) -> dict | None:
         """This epoch's diagnostics (then counted afresh): thresholds, the share of scored
         words left out (per group, and in all), and where clean labels exist, precision
         and recall of the leaving out against the words that are truly wrong."""
@@ -326,7 +326,7 @@ class WordSelection:
         }
         if self.method == AUTO:
             report |= {"chosen": self.chosen, "chosen_by": self.chosen_by, "votes": self.votes}
-        if has_clean_labels and counts["wrong"] is not None:
+        if counts["wrong"] is not None:  # None: this run's data has no clean labels
             report["truly_wrong_share"] = (
                 counts["wrong"] / counts["scored"] if counts["scored"] else 0.0
             )

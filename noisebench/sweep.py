@@ -451,15 +451,21 @@ def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepOut
     report = progress or (lambda run, status: None)
     if config.backend == "ray":
         _run_with_ray(config, todo, outcome, report)
-    elif resolve_jobs(config) == 1:
-        _run_in_process(config, todo, outcome, report)
     else:
-        _run_locally(config, todo, outcome, report)
+        gpus = gpu_slots(config)  # one nvidia-smi query per sweep
+        if len(gpus) == 1:
+            _run_in_process(config, todo, outcome, report, gpus[0])
+        else:
+            _run_locally(config, todo, outcome, report, gpus)
     return outcome
 
 
 def _run_in_process(
-    config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
+    config: SweepConfig,
+    todo: list[PlannedRun],
+    outcome: SweepOutcome,
+    report: Progress,
+    gpu: str | None,
 ) -> None:
     """One run after another in this process, where runs go one at a time: no process
     start-up, imports and model loading per run. Each run seeds every generator it uses
@@ -470,8 +476,7 @@ def _run_in_process(
 
     from noisebench import train as training
 
-    gpus = gpu_slots(config)
-    threads = int(_environment(1, gpus[0])["OMP_NUM_THREADS"])
+    threads = int(_environment(1, gpu)["OMP_NUM_THREADS"])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -580,9 +585,12 @@ def _environment(jobs: int, gpu: str | None) -> dict:
 
 
 def _run_locally(
-    config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
+    config: SweepConfig,
+    todo: list[PlannedRun],
+    outcome: SweepOutcome,
+    report: Progress,
+    gpus: list[str | None],
 ) -> None:
-    gpus = gpu_slots(config)
     jobs = len(gpus)
     free_slots = list(range(jobs))[::-1]  # popped from the end: slot 0 first
     lock = threading.Lock()

@@ -166,9 +166,10 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_model(spec: str) -> str:
     """A built-in model name, a local folder, or a Hub id -> what ``from_pretrained`` takes."""
-    if check_model(spec) == "builtin":
+    kind = check_model(spec)
+    if kind == "builtin":
         return str(sources.fetch(sources.get_source(spec)))
-    return str(Path(spec).expanduser()) if check_model(spec) == "path" else spec
+    return str(Path(spec).expanduser()) if kind == "path" else spec
 
 
 def check_model(spec: str) -> str:
@@ -315,14 +316,7 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
     clean, _ = data.flat_tags(validation, "clean_tags")
     differ = float(np.mean(tags != clean)) if len(tags) else 0.0
     if config.validation_labels == "clean":
-        table = validation.data.table
-        clean_column = table.column("clean_tags").combine_chunks()
-        validation = data.make_split(
-            table.column("tokens").combine_chunks(),
-            clean_column,
-            data.label_names(validation),
-            clean_tags=clean_column,
-        )
+        validation = _clean_labels_as_tags(validation)
         notes.append("the best epoch is chosen on the clean validation labels (oracle)")
     elif differ:
         notes.append(
@@ -330,6 +324,18 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
             " words differ from the clean ones); --validation-labels clean for an oracle"
         )
     return validation
+
+
+def _clean_labels_as_tags(split):
+    """``split`` with its ``clean_tags`` as the ``tags`` it trains or selects on."""
+    table = split.data.table
+    clean_column = table.column("clean_tags").combine_chunks()
+    return data.make_split(
+        table.column("tokens").combine_chunks(),
+        clean_column,
+        data.label_names(split),
+        clean_tags=clean_column,
+    )
 
 
 def _method_labels(dataset, config: TrainConfig, labels: list[str], notes: list[str]):
@@ -355,12 +361,8 @@ def _method_labels(dataset, config: TrainConfig, labels: list[str], notes: list[
         )
     if method != "oracle-clean":
         return dataset
-    table = train.data.table
-    clean_column = table.column("clean_tags").combine_chunks()
     result = dict(dataset)
-    result["train"] = data.make_split(
-        table.column("tokens").combine_chunks(), clean_column, labels, clean_tags=clean_column
-    )
+    result["train"] = _clean_labels_as_tags(train)
     notes.append("oracle-clean: trained on the clean labels of the training sentences (a bound)")
     return datasets.DatasetDict(result)
 
@@ -550,6 +552,8 @@ def train(
         config.mask_warmup,
         prepared.method_choice,
     )
+    if not selection.active:  # clean labels ride along in the batches only where read
+        train_set = replace(train_set, clean_tags=None)
     # the GPU runs ahead of the host: losses are read every so many steps, not each step
     sync_every = 1 if device.type == "cpu" else LOSS_READ_EVERY
     state = _initial_state()
@@ -618,7 +622,7 @@ def train(
             )["f1"]
             if _end_epoch(state, model, epoch, f1, epoch_loss / len(batches)):
                 best_validation = validation  # the best weights' predictions, kept for the end
-            masking = selection.end_epoch(train_set.clean_tags is not None)
+            masking = selection.end_epoch()
             if masking is not None:
                 state["history"][-1]["masking"] = masking
             state["method"] = selection.state_dict()

@@ -82,16 +82,16 @@ def test_oracles_leave_out_the_truly_wrong_words_and_report_precision_and_recall
     logits = logits_for(PREDICTED, CONFIDENCE)
     oracle = selection("oracle-mask")
     assert oracle.select(logits, LABELS, clean, 0)[0].tolist() == [OUT, -100, X, Y, -100, -100]
-    report = oracle.end_epoch(has_clean_labels=True)
+    report = oracle.end_epoch()
     assert report["precision"] == 1.0 and report["recall"] == 1.0
     assert report["left_out_share"] == pytest.approx(2 / 5)
     # -disagree: word 4 (X, predicted X) is wrong but the model agrees with its label
     disagree = selection("oracle-mask-disagree")
     assert disagree.select(logits, LABELS, clean, 0)[0].tolist() == [OUT, -100, X, Y, X, -100]
-    assert disagree.end_epoch(True)["recall"] == 0.5
+    assert disagree.end_epoch()["recall"] == 0.5
     masking = selection("mask-entity")  # leaves out word 2, which is right: precision 0
     masking.select(logits, LABELS, clean, 500)
-    report = masking.end_epoch(True)
+    report = masking.end_epoch()
     assert (report["precision"], report["recall"]) == (0.0, 0.0)
     assert report["truly_wrong_share"] == pytest.approx(2 / 5)
     assert report["groups"]["entity"]["disagreeing_share"] == pytest.approx(2 / 5)
@@ -192,7 +192,7 @@ def test_mask_auto_without_a_profile_follows_the_models_disagreements():
     kept = rule.select(logits, labels, None, 10)
     assert rule.chosen == "mask-missing" and rule.groups == ("missing",)
     assert kept.tolist() == [[-100, -100, OUT, X]]
-    report = rule.end_epoch(False)
+    report = rule.end_epoch()
     assert (report["chosen"], report["chosen_by"]) == ("mask-missing", "disagreements")
     entity = methods.WordSelection("mask-auto", OUT, 100, 0.0)
     entity.select(logits_for([OUT, Y], [0.9, 0.9]), torch.tensor([[X, X]]), None, 0)
