@@ -62,8 +62,7 @@ def train(
         typer.Option(
             help="What each word contributes beside the loss: none, mask-missing,"
             " mask-entity, mask-all, mask-auto (masking by error type), or a bound on data"
-            " with clean"
-            " labels: oracle-mask, oracle-mask-disagree, oracle-clean."
+            " with clean labels: oracle-mask, oracle-mask-disagree, oracle-clean."
         ),
     ] = "none",
     mask_warmup: Annotated[
