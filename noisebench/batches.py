@@ -31,6 +31,8 @@ class Encoded:
     word_starts: list[np.ndarray]  # per sentence, (n_words,) position, -1 if cut off
     tags: list[np.ndarray]  # per sentence, (n_words,) label ids
     clean_tags: list[np.ndarray] | None = None  # the same, clean, where the data has them
+    # per sentence, (n_words, classes) float32 target distributions (--span-smoothing)
+    soft_tags: list[np.ndarray] | None = None
 
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids])
@@ -104,14 +106,19 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng) -> list[np
 
 def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: bool = True):
     """Pad a batch to its longest sentence: ``input_ids``, ``attention_mask``, ``labels``
-    (-100 everywhere but each word's first sub-token), and ``clean_labels`` laid out the
-    same where the split has clean labels."""
+    (-100 everywhere but each word's first sub-token), ``clean_labels`` laid out the
+    same where the split has clean labels, and ``soft_labels`` (B, T, classes) where it
+    has soft targets (zero rows where ``labels`` is -100)."""
     width = max(len(encoded.input_ids[i]) for i in indices)
     input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
     attention = np.zeros((len(indices), width), dtype=np.int64)
     labels = np.full((len(indices), width), -100, dtype=np.int64)
     with_clean = with_labels and encoded.clean_tags is not None
     clean = np.full((len(indices), width), -100, dtype=np.int64) if with_clean else None
+    with_soft = with_labels and encoded.soft_tags is not None
+    if with_soft:
+        classes = encoded.soft_tags[indices[0]].shape[1]
+        soft = np.zeros((len(indices), width, classes), dtype=np.float32)
     for row, i in enumerate(indices):
         ids, starts = encoded.input_ids[i], encoded.word_starts[i]
         input_ids[row, : len(ids)] = ids
@@ -121,6 +128,8 @@ def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: boo
             labels[row, starts[kept]] = encoded.tags[i][kept]
             if with_clean:
                 clean[row, starts[kept]] = encoded.clean_tags[i][kept]
+            if with_soft:
+                soft[row, starts[kept]] = encoded.soft_tags[i][kept]
     batch = {
         "input_ids": torch.from_numpy(input_ids),
         "attention_mask": torch.from_numpy(attention),
@@ -129,6 +138,8 @@ def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: boo
         batch["labels"] = torch.from_numpy(labels)
     if with_clean:
         batch["clean_labels"] = torch.from_numpy(clean)
+    if with_soft:
+        batch["soft_labels"] = torch.from_numpy(soft)
     return batch
 
 

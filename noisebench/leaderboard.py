@@ -223,6 +223,15 @@ def method_label(method: str | None) -> str:
     return f" +{method}" + (BOUND_SUFFIX if is_bound(method) else "")
 
 
+def _span_label(config: dict) -> str:
+    """Span-smoothed runs are their own row (``ce span=0.1``; ``span=0.1/2`` at 2 words)."""
+    eps = config.get("span_smoothing")
+    if not eps:
+        return ""
+    distance = config.get("span_distance", 1)
+    return f" span={eps:g}" + (f"/{distance}" if distance != 1 else "")
+
+
 def _profile_label(config: dict) -> str:
     """mask-auto runs that a profile steered are their own row (``profile=crowd.json``)."""
     profile = config.get("error_profile")
@@ -259,6 +268,7 @@ def _add_run(
         "rate": float(config["rate"]) if noisy else 0.0,
         "loss": config["loss"]
         + _warmup_label(config)
+        + _span_label(config)
         + method_label(config.get("method"))
         + _profile_label(config),
         "q": config.get("q"),

@@ -28,6 +28,13 @@ name        per-token loss                                         parameters
 ``RCE = -sum_c p_c log(max(w_c, 1e-4))`` (reverse cross-entropy, Wang et al. 2019) and
 ``NCE = (-sum_c w_c log p_c) / (-sum_c log p_c)`` (normalised CE, Ma et al. 2020).
 
+Soft targets: ``loss(logits, targets, soft)`` with ``soft (..., C)``, one target
+distribution per token (``targets.py``: span-aware smoothing), replaces the one-hot of
+``targets`` in every formula above: ``w = (1 - s - o) soft + o`` with ``o = s / (C - 1)``
+(the same convention: a one-hot ``soft`` gives exactly the hard-target loss), and ``p_y``
+terms become ``sum_c w_c ...``. ``targets`` still says which tokens count (ignore_index).
+This path runs through autograd (the closed forms above are for hard targets).
+
 A single logit per token (``C = 1``) is the binary case: it is read as the logit of
 class 1 against a fixed 0 for class 0, so ``ce`` is exactly binary cross-entropy with
 logits, and every other loss works on the same two probabilities.
@@ -77,14 +84,33 @@ class TokenLoss(nn.Module):
         self.ignore_index = ignore_index
         self.reduction = reduction
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, targets: Tensor, soft: Tensor | None = None) -> Tensor:
         flat_logits, flat_targets, valid = self._flatten(logits, targets)
-        per_token = self.per_token(flat_logits, flat_targets, valid)  # (N,), 0 where ignored
+        if soft is None:
+            per_token = self.per_token(flat_logits, flat_targets, valid)  # (N,), 0 if ignored
+        else:
+            per_token = self.per_token_soft(flat_logits, self._soft_weights(soft, logits), valid)
         return self._reduce(per_token, valid, targets.shape)
 
     def per_token(self, logits: Tensor, targets: Tensor, valid: Tensor) -> Tensor:
         """``logits (N, C)`` float32, ``targets (N,)`` with ignored ones set to 0."""
         raise NotImplementedError
+
+    def per_token_soft(self, logits: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
+        """``logits (N, C)`` float32, ``weights (N, C)``: each token's smoothed target."""
+        raise NotImplementedError
+
+    def _soft_weights(self, soft: Tensor, logits: Tensor) -> Tensor:
+        """``w = (1 - s - o) soft + o`` as ``(N, C)`` float32."""
+        classes = max(logits.shape[-1], 2)
+        if soft.shape != (*logits.shape[:-1], classes):
+            raise ValueError(
+                f"soft targets must be shaped (..., {classes}) like the logits, got"
+                f" {tuple(soft.shape)} for logits {tuple(logits.shape)}"
+            )
+        target_extra, other = self.smoothing_weights(classes)
+        weights = soft.reshape(-1, classes).float()
+        return weights * target_extra + other if self.s else weights
 
     def extra_repr(self) -> str:
         return f"s={self.s}, ignore_index={self.ignore_index}, reduction={self.reduction!r}"
@@ -157,13 +183,16 @@ class CrossEntropy(TokenLoss):
     0.913933
     """
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        if self.s == 0.0 and self.reduction != "none":
+    def forward(self, logits: Tensor, targets: Tensor, soft: Tensor | None = None) -> Tensor:
+        if soft is None and self.s == 0.0 and self.reduction != "none":
             return plain_cross_entropy(logits, targets, self.ignore_index, self.reduction)
-        return super().forward(logits, targets)
+        return super().forward(logits, targets, soft)
 
     def per_token(self, logits: Tensor, targets: Tensor, valid: Tensor) -> Tensor:
         return smoothed_cross_entropy(logits, targets, valid, self.s)
+
+    def per_token_soft(self, logits: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
+        return soft_cross_entropy(logits, weights) * valid
 
 
 def plain_cross_entropy(
@@ -192,6 +221,11 @@ def smoothed_cross_entropy(logits: Tensor, targets: Tensor, valid: Tensor, s: fl
     log_p = torch.log_softmax(logits, dim=1)  # (N, C)
     log_p_y = log_p.gather(1, targets[:, None]).squeeze(1)
     return -(target_extra * log_p_y + other * log_p.sum(1)) * valid
+
+
+def soft_cross_entropy(logits: Tensor, weights: Tensor) -> Tensor:
+    """Per-token ``-sum_c w_c log p_c``, ``(N,)``."""
+    return -(weights * torch.log_softmax(logits, dim=1)).sum(1)
 
 
 class GeneralizedCrossEntropy(torch.autograd.Function):
@@ -335,10 +369,17 @@ class GCE(TokenLoss):
             raise ValueError(f"q must be a finite number >= 0, got {q}")
         self.q = float(q)
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        if self.q == 0.0 and self.s == 0.0 and self.reduction != "none":
+    def forward(self, logits: Tensor, targets: Tensor, soft: Tensor | None = None) -> Tensor:
+        if soft is None and self.q == 0.0 and self.s == 0.0 and self.reduction != "none":
             return plain_cross_entropy(logits, targets, self.ignore_index, self.reduction)
-        return super().forward(logits, targets)
+        return super().forward(logits, targets, soft)
+
+    def per_token_soft(self, logits: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
+        """``sum_c w_c (1 - p_c^q) / q`` (``-expm1(q log p) / q``: exact for small q)."""
+        if self.q == 0.0:
+            return soft_cross_entropy(logits, weights) * valid
+        log_p = torch.log_softmax(logits, dim=1)
+        return -(weights * torch.expm1(self.q * log_p)).sum(1) * (valid / self.q)
 
     def per_token(self, logits: Tensor, targets: Tensor, valid: Tensor) -> Tensor:
         if self.q == 0.0:
@@ -406,6 +447,11 @@ def reverse_cross_entropy(p: Tensor, p_y: Tensor, target_extra: float, other: fl
     return -(p_y * log_target + (p.sum(1) - p_y) * log_other)
 
 
+def soft_reverse(log_p: Tensor, weights: Tensor) -> Tensor:
+    """``-sum_c p_c log(max(w_c, 1e-4))`` per token, for per-token weights ``(N, C)``."""
+    return -(log_p.exp() * weights.clamp_min(RCE_CLAMP).log()).sum(1)
+
+
 class SCE(TokenLoss):
     """Symmetric cross-entropy (Wang et al. 2019): ``alpha CE + beta RCE``.
 
@@ -433,6 +479,11 @@ class SCE(TokenLoss):
         reverse = reverse_cross_entropy(p, log_p_y.exp(), target_extra, other)
         return (self.alpha * cross_entropy + self.beta * reverse) * valid
 
+    def per_token_soft(self, logits: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
+        log_p = torch.log_softmax(logits, dim=1)
+        cross_entropy = -(weights * log_p).sum(1)
+        return (self.alpha * cross_entropy + self.beta * soft_reverse(log_p, weights)) * valid
+
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, beta={self.beta}, " + super().extra_repr()
 
@@ -459,6 +510,11 @@ class NCEandRCE(SCE):
         normalised = (target_extra * log_p_y + other * sum_log_p) / sum_log_p
         reverse = reverse_cross_entropy(log_p.exp(), log_p_y.exp(), target_extra, other)
         return (self.alpha * normalised + self.beta * reverse) * valid
+
+    def per_token_soft(self, logits: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
+        log_p = torch.log_softmax(logits, dim=1)
+        normalised = (weights * log_p).sum(1) / log_p.sum(1)
+        return (self.alpha * normalised + self.beta * soft_reverse(log_p, weights)) * valid
 
 
 LOSSES: dict[str, type[TokenLoss]] = {

@@ -43,13 +43,18 @@ def config_hash(config: dict) -> str:
 
 def run_name(config: dict, dataset: str) -> str:
     """``conll2003-uniform0.40-sgce-q0.8-s0.1-seed0-1a2b3c4d`` (``clean`` without noise;
-    ``-mask-missing`` before the seed where a ``--method`` is used)."""
+    ``-span0.1`` with span smoothing and ``-mask-missing`` where a ``--method`` is used,
+    before the seed)."""
     noise = "clean" if config.get("rate") is None else f"{config['noise']}{config['rate']:.2f}"
     q = "" if config.get("q") is None else f"-q{config['q']:g}"
     s = "" if config.get("s") is None else f"-s{config['s']:g}"
     method = f"-{config['method']}" if config.get("method", "none") != "none" else ""
+    span = ""
+    if config.get("span_smoothing"):
+        distance = config.get("span_distance", 1)
+        span = f"-span{config['span_smoothing']:g}" + (f"d{distance}" if distance != 1 else "")
     return (
-        f"{dataset}-{noise}-{config['loss']}{q}{s}{method}-seed{config['seed']}"
+        f"{dataset}-{noise}-{config['loss']}{q}{s}{span}{method}-seed{config['seed']}"
         f"-{config_hash(config)}"
     )
 

@@ -50,6 +50,7 @@ class Grid:
     losses: tuple[str, ...] = ("ce", "gce", "sgce")
     data: tuple[str, ...] | None = None  # this grid's datasets (None: the study's)
     methods: tuple[str, ...] = ("none",)  # --method values, crossed with the losses
+    span_smoothing: tuple[float, ...] = (0.0,)  # --span-smoothing values, crossed too
     q: tuple[float, ...] = (0.7,)
     s: tuple[float, ...] = (0.1,)
     rates: tuple[float, ...] = (0.0, 0.4)
@@ -120,7 +121,14 @@ PRESETS = {
         seeds=(0, 1, 2),
     ),
 }
-GRID_KEYS = {"losses", "methods", "q", "s", "rates"}  # top-level keys that set every grid
+GRID_KEYS = {
+    "losses",
+    "methods",
+    "span_smoothing",
+    "q",
+    "s",
+    "rates",
+}  # top-level keys that set every grid
 GRID_TABLE_KEYS = GRID_KEYS | {"data"}  # keys of a [[grid]] table
 TUNABLE = ("lr", "q", "s")
 
@@ -216,6 +224,7 @@ def _grid(base: Grid, table: dict, origin: str) -> Grid:
     for key, kind in (
         ("losses", str),
         ("methods", str),
+        ("span_smoothing", float),
         ("q", float),
         ("s", float),
         ("rates", float),
@@ -246,6 +255,9 @@ def _validate(config: SweepConfig) -> None:
                 raise InputError(
                     f"--methods: unknown method '{method}' (methods: {', '.join(METHODS)})"
                 )
+        for eps in grid.span_smoothing:
+            if not 0.0 <= eps < 1.0:
+                raise InputError(f"--span-smoothing: {eps:g} must be in [0, 1)")
         for rate in grid.rates:
             if not 0.0 <= rate <= 1.0:
                 raise InputError(f"--rates: {rate} is not a probability in [0, 1]")
@@ -295,7 +307,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
     trials = tuning_budget(config)
     pairs = [(d, g) for g in config.grids for d in (g.data or config.data)]
     for (dataset, grid), labels in itertools.product(pairs, config.validation_labels):
-        for loss, method in itertools.product(grid.losses, grid.methods):
+        for loss, method, eps in itertools.product(grid.losses, grid.methods, grid.span_smoothing):
             settings = loss_settings(config, grid, loss, trials)
             for rate, (lr, q, s), seed in itertools.product(grid.rates, settings, config.seeds):
                 run = TrainConfig(
@@ -303,6 +315,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
                     loss=loss,
                     method=method,
                     error_profile=config.error_profile if method == "mask-auto" else None,
+                    span_smoothing=eps,
                     q=q,
                     s=s,
                     model=config.model,
@@ -421,6 +434,7 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
         ("--loss", run.loss),
         ("--method", run.method),
         ("--error-profile", run.error_profile),
+        ("--span-smoothing", run.span_smoothing or None),
         ("--q", run.q),
         ("--s", run.s),
         ("--noise", run.noise),

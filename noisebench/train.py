@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import data, methods, metrics, runs, sources
+from noisebench import data, methods, metrics, runs, sources, targets
 from noisebench.batches import Encoded, collate, encode, length_grouped_batches, prefetched
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
@@ -89,6 +89,10 @@ class TrainConfig:
     # mask-auto: a noise profile (file or noisebench:<variant>) that names the dominant
     # error type; None: the model's own disagreements during the warm-up decide
     error_profile: str | None = None
+    # span-aware smoothing (targets.py): the share of each entity's mass moved to its
+    # spans with a start or end up to span_distance words away; 0 = one-hot targets
+    span_smoothing: float = 0.0
+    span_distance: int = targets.DEFAULT_DISTANCE
 
     def identity(self) -> dict:
         """What determines the results (device, paths and output options excluded).
@@ -102,6 +106,8 @@ class TrainConfig:
             del identity["error_profile"]
         if self.method == "none":
             del identity["method"]
+        if not self.span_smoothing:  # as for the method: older runs keep their names
+            del identity["span_smoothing"], identity["span_distance"]
         if self.corrupts_validation:  # runs from before 0.3 kept clean validation labels here
             identity["validation_noise"] = "as train"
         return identity
@@ -224,6 +230,7 @@ def prepare(
         )
     if not 0.0 <= config.mask_warmup <= 1.0:
         raise InputError(f"--mask-warmup {config.mask_warmup}: must be a fraction in [0, 1]")
+    targets.check_span_smoothing(config.span_smoothing, config.span_distance)
     resolved_device = resolve_device(device)
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
     notes: list[str] = []
@@ -235,6 +242,8 @@ def prepare(
     dataset = _splits_for_training(dataset, config, notes)
     labels = data.label_names(dataset["train"])
     dataset = _method_labels(dataset, config, labels, notes)
+    scheme = data.scheme(dataset)
+    targets.check_span_smoothing(config.span_smoothing, config.span_distance, scheme)
     choice = _auto_choice(config, labels, notes)
     model_path = resolve_model(config.model)
     name = runs.run_name(config.identity(), dataset_name)
@@ -248,7 +257,7 @@ def prepare(
         dataset,
         dataset_name,
         labels,
-        data.scheme(dataset),
+        scheme,
         model_path,
         resolved_device,
         Path(runs_dir) / name,
@@ -554,6 +563,15 @@ def train(
     )
     if not selection.active:  # clean labels ride along in the batches only where read
         train_set = replace(train_set, clean_tags=None)
+    if config.span_smoothing:
+        soft = targets.sentence_targets(
+            train_set.tags,
+            prepared.labels,
+            prepared.scheme,
+            config.span_smoothing,
+            config.span_distance,
+        )
+        train_set = replace(train_set, soft_tags=soft)
     # the GPU runs ahead of the host: losses are read every so many steps, not each step
     sync_every = 1 if device.type == "cpu" else LOSS_READ_EVERY
     state = _initial_state()
@@ -585,12 +603,14 @@ def train(
                 batch = _to_device(host_batch, device)
                 labels = batch.pop("labels")
                 clean = batch.pop("clean_labels", None)
+                soft = batch.pop("soft_labels", None)
                 loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
 
-                def select(logits, given, step=state["step"], clean=clean):
-                    return selection.select(logits, given, clean, step)
+                def contribute(logits, given, step=state["step"], clean=clean, soft=soft):
+                    """Each word's label (or -100: left out) and target distribution."""
+                    return selection.select(logits, given, clean, step), soft
 
-                loss = step_pass(batch, labels, loss_fn, device, select)
+                loss = step_pass(batch, labels, loss_fn, device, contribute)
                 if state["step"] == 0:
                     state["first_step_seconds"] = _first_step_seconds(started, device)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -709,11 +729,13 @@ class _StepPass:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             self.compiled = torch.compile(model, dynamic=True)
 
-    def __call__(self, batch: dict, labels, loss_fn, device: torch.device, select) -> torch.Tensor:
+    def __call__(
+        self, batch: dict, labels, loss_fn, device: torch.device, contribute
+    ) -> torch.Tensor:
         if self.compiled is not None:
             try:
                 with _deterministic_algorithms():
-                    return self._run(self.compiled, batch, labels, loss_fn, device, select)
+                    return self._run(self.compiled, batch, labels, loss_fn, device, contribute)
             except Exception as error:  # any compiler failure: go on without it
                 self.compiled = None
                 self.model.zero_grad(set_to_none=True)
@@ -721,17 +743,17 @@ class _StepPass:
                 self.notes.append(
                     f"--compile failed ({type(error).__name__}: {reason}); trained without it"
                 )
-        return self._run(self.model, batch, labels, loss_fn, device, select)
+        return self._run(self.model, batch, labels, loss_fn, device, contribute)
 
     @property
     def is_compiled(self) -> bool:
         return self.compiled is not None
 
     @staticmethod
-    def _run(model, batch: dict, labels, loss_fn, device: torch.device, select) -> torch.Tensor:
+    def _run(model, batch: dict, labels, loss_fn, device: torch.device, contribute):
         with _autocast(device):
             logits = model(**batch).logits  # (B, T, C)
-        loss = loss_fn(logits, select(logits, labels))  # --method: the words that count
+        loss = loss_fn(logits, *contribute(logits, labels))  # the words that count, and how
         loss.backward()
         return loss
 

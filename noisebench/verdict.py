@@ -231,8 +231,13 @@ def _label_noise(group: Group, cache: _Runs) -> float | None:
 
 def _reference_ce(group: Group, summary: dict, cache: _Runs) -> str | None:
     """The CE method the others are compared with: the only one, or of several (CE at
-    several learning rates) the one with the best mean validation F1."""
-    candidates = [label for label in summary if label.split()[0] == CE and "+" not in label]
+    several learning rates) the one with the best mean validation F1; never CE with a
+    treatment (a ``--method``, span smoothing)."""
+    candidates = [
+        label
+        for label in summary
+        if label.split()[0] == CE and "+" not in label and " span=" not in label
+    ]
     if not candidates:
         return None
 

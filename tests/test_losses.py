@@ -326,3 +326,114 @@ def test_without_a_compiler_the_fused_path_falls_back_with_a_warning(monkeypatch
     eager = losses.GeneralizedCrossEntropy.apply
     expected = eager(logits, targets, torch.ones(64, dtype=torch.bool), 0.7, 0.8875, 0.0125)
     assert value.item() == pytest.approx(expected.mean().item(), rel=1e-6)
+
+
+def reference_weighted(name, logits, w, q=None, alpha=None, beta=None):
+    """Per-token loss in float64 for per-token target weights ``w (N, C)``."""
+    z = logits.astype(np.float64)
+    log_p = z - z.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    p = np.exp(log_p)
+    if name == "mae":
+        q = 1.0
+    if name == "ce" or (name in ("gce", "sgce") and q == 0):
+        return -(w * log_p).sum(1)
+    if name in ("gce", "sgce", "mae"):
+        return (w * (1 - p**q) / q).sum(1)
+    reverse = -(p * np.log(np.maximum(w, 1e-4))).sum(1)
+    if name == "sce":
+        return (0.1 if alpha is None else alpha) * -(w * log_p).sum(1) + (
+            1.0 if beta is None else beta
+        ) * reverse
+    return (1.0 if alpha is None else alpha) * (w * log_p).sum(1) / log_p.sum(1) + (
+        1.0 if beta is None else beta
+    ) * reverse
+
+
+def random_soft(n, num_classes, seed):
+    """Soft targets: mostly one-hot rows, some spread over two or three classes."""
+    rng = np.random.default_rng(seed)
+    soft = np.zeros((n, num_classes))
+    soft[np.arange(n), rng.integers(0, num_classes, n)] = 1.0
+    spread = rng.random(n) < 0.5
+    mix = rng.dirichlet(np.ones(num_classes), size=n)
+    soft[spread] = 0.8 * soft[spread] + 0.2 * mix[spread]
+    return soft
+
+
+@pytest.mark.parametrize("num_classes", [2, 9])
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_soft_targets_match_float64_reference(name, params, num_classes):
+    logits, targets = random_batch(num_classes, seed=5)
+    soft = random_soft(len(targets), num_classes, seed=num_classes)
+    s = params.get("s", 0.0)
+    other = s / (num_classes - 1)
+    w = (1 - s - other) * soft + other  # the one smoothing convention, on soft targets
+    rest = {k: v for k, v in params.items() if k != "s"}
+    expected = reference_weighted(name, logits.numpy(), w, **rest)
+    targets[::7] = IGNORE  # ignored tokens count for nothing, soft or not
+    expected[::7] = 0.0
+    soft_tensor = torch.from_numpy(soft).float()
+    none = build_loss(name, reduction="none", **params)(logits, targets, soft_tensor)
+    torch.testing.assert_close(none, torch.from_numpy(expected).float(), rtol=1e-5, atol=1e-6)
+    mean = build_loss(name, **params)(logits, targets, soft_tensor)
+    assert mean.item() == pytest.approx(expected.sum() / (targets != IGNORE).sum(), rel=1e-5)
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_one_hot_soft_targets_give_the_hard_target_loss_and_gradient(name, params):
+    logits, targets = random_batch(9, seed=6)
+    one_hot = F.one_hot(targets, 9).float()
+    hard_leaf = logits.clone().requires_grad_(True)
+    soft_leaf = logits.clone().requires_grad_(True)
+    hard = build_loss(name, **params)(hard_leaf, targets)
+    soft = build_loss(name, **params)(soft_leaf, targets, one_hot)
+    hard.backward()
+    soft.backward()
+    assert soft.item() == pytest.approx(hard.item(), rel=1e-5, abs=1e-6)
+    torch.testing.assert_close(soft_leaf.grad, hard_leaf.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_soft_target_gradient_matches_float64_autograd():
+    logits, targets = random_batch(9, seed=7)
+    soft = torch.from_numpy(random_soft(len(targets), 9, seed=3))
+    leaf = logits.clone().requires_grad_(True)
+    build_loss("sgce", q=0.7, s=0.1)(leaf, targets, soft.float()).backward()
+    z = logits.double().requires_grad_(True)
+    w = 0.9 * soft + 0.1 / 8 * (1 - soft)  # (1 - s) on the soft target, s / (C - 1) off it
+    per_token = (w * (1 - torch.exp(0.7 * torch.log_softmax(z, 1))) / 0.7).sum(1)
+    per_token.mean().backward()
+    torch.testing.assert_close(leaf.grad.double(), z.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_soft_targets_of_the_wrong_shape_are_refused():
+    logits, targets = random_batch(9)
+    with pytest.raises(ValueError, match=r"soft targets must be shaped \(\.\.\., 9\)"):
+        build_loss("ce")(logits, targets, torch.ones(len(targets), 5))
+
+
+@pytest.mark.parametrize("q", [0.3, 0.7])
+def test_gce_minimiser_of_a_soft_target_is_w_to_the_one_over_one_minus_q(q):
+    """The optimum of sum_c w_c (1 - p_c^q) / q is p ∝ w^(1/(1-q)), not w (targets.py):
+    noisebench's soft-target GCE has zero gradient there, not at p = w, and any other
+    point of the simplex costs more."""
+    w = torch.tensor([[0.7, 0.2, 0.1]], dtype=torch.float64)
+    optimum = w ** (1 / (1 - q))
+    optimum = optimum / optimum.sum()
+    loss = build_loss("gce", q=q)
+    target = torch.tensor([0])
+
+    def value_and_gradient(p):
+        leaf = p.log().float().clone().requires_grad_(True)
+        value = loss(leaf, target, w.float())
+        value.backward()
+        return value.item(), leaf.grad.abs().max().item()
+
+    at_optimum, gradient_at_optimum = value_and_gradient(optimum)
+    at_w, gradient_at_w = value_and_gradient(w)
+    assert gradient_at_optimum < 1e-6 < 1e-2 < gradient_at_w
+    assert at_optimum < at_w
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):  # nearby points of the simplex all cost more
+        nearby = optimum.log() + 0.05 * torch.randn(1, 3, generator=generator, dtype=torch.float64)
+        assert value_and_gradient(torch.softmax(nearby, 1))[0] > at_optimum

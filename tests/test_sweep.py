@@ -520,3 +520,19 @@ def test_methods_are_a_grid_dimension(runner, tmp_path):
     assert [r.method for r in sweep.expand(sweep.build_config(None, study, {}))] == ["oracle-clean"]
     with pytest.raises(InputError, match="--methods: unknown method 'focal'"):
         sweep.build_config(None, None, {"methods": ("focal",)})
+
+
+def test_span_smoothing_is_a_grid_dimension(tmp_path):
+    config = sweep.build_config(
+        None, None, {"losses": ("ce",), "span_smoothing": (0.0, 0.1), "rates": (0.0,)}
+    )
+    runs_planned = sweep.expand(config)
+    assert [r.span_smoothing for r in runs_planned] == [0.0, 0.1]
+    plain, smoothed = (sweep.train_command(r, "runs", False) for r in runs_planned)
+    assert "--span-smoothing" not in plain
+    assert smoothed[smoothed.index("--span-smoothing") + 1] == "0.1"
+    study = tmp_path / "study.toml"
+    study.write_text('span_smoothing = [0.2]\nlosses = ["ce"]\nrates = [0.0]\n')
+    assert [r.span_smoothing for r in sweep.expand(sweep.build_config(None, study, {}))] == [0.2]
+    with pytest.raises(InputError, match=r"--span-smoothing: 1 must be in \[0, 1\)"):
+        sweep.build_config(None, None, {"span_smoothing": (1.0,)})

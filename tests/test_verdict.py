@@ -54,18 +54,28 @@ def write_run(
     test_accuracy: float | None = None,
     history: list[float] | None = None,
     method: str = "none",
+    span_smoothing: float = 0.0,
 ) -> Path:
     """A complete run folder scored by train's own ``write_results``."""
     q = 0.7 if loss in ("gce", "sgce") else None
     s = 0.1 if loss == "sgce" else None
     config = TrainConfig(
-        data=dataset, loss=loss, q=q, s=s, rate=rate, seed=seed, lr=lr, method=method
+        data=dataset,
+        loss=loss,
+        q=q,
+        s=s,
+        rate=rate,
+        seed=seed,
+        lr=lr,
+        method=method,
+        span_smoothing=span_smoothing,
     )
     run_dir = folder / runs.run_name(config.identity(), dataset)
     run_dir.mkdir(parents=True)
     for split in ("validation", "test"):
         right = accuracy if split == "validation" or test_accuracy is None else test_accuracy
         stream = seed * 10 + LOSS_STREAMS[loss] + 100 * methods.METHODS.index(method)
+        stream += int(1000 * span_smoothing)
         made = predictions(split, right, sharpness, stream)
         runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
     noise = None if entity_noise is None else {"entity_noise_level": entity_noise}
@@ -313,6 +323,15 @@ def test_methods_are_rows_bounds_are_apart_and_the_gap_share_is_said(runner, tmp
     best = leaderboard.pivots(leaderboard.aggregate(collect(tmp_path).records), ["f1"])[0].best
     assert best == {0.4: "ce +mask-missing"}  # the bound has the highest F1 but is no method
     assert table.exit_code == 0
+
+
+def test_span_smoothed_runs_are_their_own_rows_against_ce(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path, "ce", seed, accuracy=0.6)
+        write_run(tmp_path, "ce", seed, accuracy=0.7, span_smoothing=0.1)
+    (setting,) = verdict.verdicts(collect(tmp_path), replicates=50)["settings"]
+    assert setting["ce"] == "ce" and setting["best_f1"] == "ce span=0.1"
+    assert setting["vs_ce"]["ce span=0.1"]["f1"]["difference"] > 0
 
 
 def test_leaderboard_never_imports_the_verdict():

@@ -43,6 +43,10 @@ def sweep(
     error_profile: Annotated[
         str | None, typer.Option(help="Noise profile for the mask-auto runs (train --help).")
     ] = None,
+    span_smoothing: Annotated[
+        str | None,
+        typer.Option(help="--span-smoothing values crossed with the losses, e.g. 0,0.1"),
+    ] = None,
     q: Annotated[str | None, typer.Option(help="q values for gce/sgce, e.g. 0.2,0.4")] = None,
     s: Annotated[str | None, typer.Option(help="s values for sgce, e.g. 0,0.1")] = None,
     rates: Annotated[str | None, typer.Option(help="Noise rates, e.g. 0,0.2,0.4")] = None,
@@ -110,6 +114,7 @@ def sweep(
             "losses": split_list(losses),
             "methods": split_list(methods),
             "error_profile": error_profile,
+            "span_smoothing": float_list(span_smoothing),
             "q": float_list(q),
             "s": float_list(s),
             "rates": float_list(rates),

@@ -76,6 +76,17 @@ def train(
             " mask-entity; without it the model's disagreements in the warm-up decide."
         ),
     ] = None,
+    span_smoothing: Annotated[
+        float,
+        typer.Option(
+            help="Span-aware smoothing: move this share of each entity's mass to the spans"
+            " whose start or end is moved by up to --span-distance words (0: off; composes"
+            " with --s and every loss)."
+        ),
+    ] = 0.0,
+    span_distance: Annotated[
+        int, typer.Option(help="Words an entity edge may move under --span-smoothing.")
+    ] = 1,
     validation_labels: Annotated[
         str,
         typer.Option(
@@ -139,6 +150,8 @@ def train(
             method=method,
             mask_warmup=mask_warmup,
             error_profile=error_profile,
+            span_smoothing=span_smoothing,
+            span_distance=span_distance,
         )
         with stderr.status("loading data and model…"):
             prepared = training.prepare(config, runs_dir, device, compile_model)
