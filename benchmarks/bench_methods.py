@@ -5,7 +5,10 @@
 One real training step of ``minilm-l6`` (forward, CE, backward, AdamW) on batches of 32
 CoNLL-2003 sentences, against what a method adds to it: ``WordSelection.select`` on that
 step's logits (softmax, groups, thresholds, counts) for each method, and one Beta-mixture
-refit over the disagreeing confidences of 5,000 sentences (72,000 words).
+refit over the disagreeing confidences of 5,000 sentences (72,000 words). Span smoothing
+(``--span-smoothing 0.1``): its targets for the training sentences (once per run, scaled
+to 5,000 sentences), and per step the soft-target loss's forward and backward against
+the hard-target CE's on the same logits, and collating the soft targets.
 """
 
 from __future__ import annotations
@@ -56,10 +59,53 @@ def main() -> None:
                     selection.select(logits, labels, clean, 10 + repeat)
             per_step = (time.perf_counter() - start) / (5 * len(all_logits))
             print(f"{method:22} {per_step * 1000:6.2f} ms a step = {per_step / step:6.2%}")
+        span_smoothing(prepared, encoded, batches, collated, all_logits, step, tokenizer)
         confidences = np.random.default_rng(0).beta(2, 5, 72_000)
         start = time.perf_counter()
         methods.mixture_threshold(methods.fit_beta_mixture(confidences))
         print(f"Beta-mixture refit over 72,000 confidences: {time.perf_counter() - start:.3f} s")
+
+
+def span_smoothing(prepared, encoded, batches, collated, all_logits, step, tokenizer) -> None:
+    from dataclasses import replace
+
+    from noisebench import targets
+    from noisebench.batches import collate
+    from noisebench.losses import build_loss
+
+    start = time.perf_counter()
+    soft = targets.sentence_targets(encoded.tags, prepared.labels, prepared.scheme, 0.1, 1)
+    once = time.perf_counter() - start
+    per_5000 = once / len(encoded.tags) * 5000
+    print(
+        f"span-smoothing targets: {once:.3f} s for {len(soft)} sentences = {per_5000:.2f} s/5,000"
+    )
+    smoothed = replace(encoded, soft_tags=soft)
+    start = time.perf_counter()
+    soft_batches = [collate(smoothed, b, tokenizer.pad_token_id) for b in batches]
+    collate_soft = (time.perf_counter() - start) / len(batches)
+    start = time.perf_counter()
+    for b in batches:
+        collate(encoded, b, tokenizer.pad_token_id)
+    collate_plain = (time.perf_counter() - start) / len(batches)
+    hard, soft_loss = build_loss("ce"), build_loss("ce")
+    timings = {"hard": 0.0, "soft": 0.0}
+    for _ in range(5):
+        for (logits, labels, _), batch in zip(all_logits, soft_batches, strict=True):
+            for kind in timings:
+                leaf = logits.clone().requires_grad_(True)
+                start = time.perf_counter()
+                if kind == "hard":
+                    hard(leaf, labels).backward()
+                else:
+                    soft_loss(leaf, labels, batch["soft_labels"]).backward()
+                timings[kind] += time.perf_counter() - start
+    extra = (
+        (timings["soft"] - timings["hard"]) / (5 * len(all_logits)) + collate_soft - collate_plain
+    )
+    print(
+        f"span smoothing, extra per step (loss + collate): {extra * 1000:6.2f} ms = {extra / step:6.2%}"
+    )
 
 
 if __name__ == "__main__":
