@@ -104,7 +104,8 @@ def span_smoothing(prepared, encoded, batches, collated, all_logits, step, token
         (timings["soft"] - timings["hard"]) / (5 * len(all_logits)) + collate_soft - collate_plain
     )
     print(
-        f"span smoothing, extra per step (loss + collate): {extra * 1000:6.2f} ms = {extra / step:6.2%}"
+        f"span smoothing, extra per step (loss + collate): {extra * 1000:6.2f} ms"
+        f" = {extra / step:6.2%}"
     )
 
 

@@ -18,13 +18,13 @@ import time
 import numpy as np
 import torch
 
-from noisebench import data, sources, train
+from noisebench import data, evaluate, sources, train
 from noisebench.batches import encode
 
 
 def padded_share(lengths: np.ndarray, padding: float) -> float:
     order = np.sort(lengths)[::-1]
-    batches = train.evaluation_batches(order, train.EVAL_BATCH_TOKENS, padding)
+    batches = evaluate.evaluation_batches(order, evaluate.EVAL_BATCH_TOKENS, padding)
     padded = sum(len(b) * order[b[0]] for b in batches)
     return 1 - order.sum() / padded
 
@@ -42,8 +42,8 @@ def main() -> None:
     device = torch.device("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(tokens)} sentences")
     timings, predictions = {}, {}
-    for name, padding in (("previous (one budget)", 1.0), ("bucketed", train.EVAL_PADDING)):
-        train.EVAL_PADDING = padding
+    for name, padding in (("previous (one budget)", 1.0), ("bucketed", evaluate.EVAL_PADDING)):
+        evaluate.EVAL_PADDING = padding
         train.predict(model, encoded, tokens, labels, device, tokenizer.pad_token_id)  # warm
         best = float("inf")
         for _ in range(args.repeats):

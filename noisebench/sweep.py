@@ -29,17 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from noisebench import data, runs
+from noisebench.checkpoints import CHECKPOINT
+from noisebench.config import VALIDATION_LABELS, TrainConfig
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.losses import LOSSES
 from noisebench.methods import METHODS
-from noisebench.train import (
-    CHECKPOINT,
-    VALIDATION_LABELS,
-    TrainConfig,
-    check_model,
-    corrupted_copy,
-)
+from noisebench.resolve import check_model, corrupted_copy
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
 BACKENDS = ("local", "ray")

@@ -7,9 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from noisebench import runs
+from noisebench import evaluate, runs
 from noisebench import train as training
 from noisebench.cli import app
+from noisebench.errors import InputError
 
 LOSSES = [
     ("ce", []),
@@ -170,20 +171,20 @@ def test_resume_reaches_the_same_results(runner, ner_dir, tiny_model, tmp_path, 
     args = ("--loss", "gce", "--q", "0.5", "--epochs", 3, "--patience", 5)
     _, uninterrupted = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path / "a", *args))
 
-    save = training._save_checkpoint
+    save = training.save_checkpoint
 
     def save_then_stop(path, *rest):
         save(path, *rest)
         raise KeyboardInterrupt  # the machine went away right after epoch 1's checkpoint
 
-    monkeypatch.setattr(training, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
     interrupted = runner.invoke(app, train_args(ner_dir, tiny_model, tmp_path / "b", *args))
     assert interrupted.exit_code == 130
     assert "continue with --resume" in interrupted.stderr
     run_dir = next((tmp_path / "b").iterdir())
     assert not (run_dir / "results.json").exists()
     assert (run_dir / "checkpoint" / "state.pt").is_file()
-    monkeypatch.setattr(training, "_save_checkpoint", save)
+    monkeypatch.setattr(training, "save_checkpoint", save)
     _, resumed = run_train(
         runner, *train_args(ner_dir, tiny_model, tmp_path / "b", *args, "--resume")
     )
@@ -486,7 +487,7 @@ def test_bucketed_evaluation_batches_change_no_prediction(ner_dir, tiny_model, m
     from noisebench.batches import encode
 
     lengths = np.sort(np.random.default_rng(0).integers(3, 60, size=500))[::-1]
-    batches = training.evaluation_batches(lengths, 400, 0.1)
+    batches = evaluate.evaluation_batches(lengths, 400, 0.1)
     assert np.array_equal(np.concatenate(batches), np.arange(500))  # all, in order
     for batch in batches:
         longest = lengths[batch[0]]
@@ -498,10 +499,10 @@ def test_bucketed_evaluation_batches_change_no_prediction(ner_dir, tiny_model, m
     model, tokenizer = training.load_model(str(tiny_model), labels)
     encoded = encode(tokenizer, split, 128, None)
     tokens = split.data.table.column("tokens").to_pylist()
-    monkeypatch.setattr(training, "EVAL_BATCH_TOKENS", 64)  # several batches of each kind
+    monkeypatch.setattr(evaluate, "EVAL_BATCH_TOKENS", 64)  # several batches of each kind
     cpu = torch.device("cpu")
     bucketed = training.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
-    monkeypatch.setattr(training, "EVAL_PADDING", 1.0)  # the previous batching
+    monkeypatch.setattr(evaluate, "EVAL_PADDING", 1.0)  # the previous batching
     previous = training.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
     np.testing.assert_allclose(bucketed.probs, previous.probs, atol=1e-6, rtol=0)
     assert np.array_equal(bucketed.predicted, previous.predicted)
@@ -586,7 +587,7 @@ def test_cuda_batches_are_the_same_batches_in_the_same_order(ner_dir, tiny_model
     encoded = encode(tokenizer, split, 128, None)
     batches = length_grouped_batches(encoded.lengths(), 16, np.random.default_rng(0))
     pinned = []
-    monkeypatch.setattr(training, "_pinned", lambda t: pinned.append(t) or t)  # no GPU here
+    monkeypatch.setattr(training, "pinned", lambda t: pinned.append(t) or t)  # no GPU here
     made = list(training._host_batches(encoded, batches, 0, torch.device("cuda")))
     assert len(pinned) == 3 * len(batches)  # every tensor went through pinned memory
     for (indices, batch), expected in zip(made, batches, strict=True):
@@ -636,7 +637,7 @@ def test_config_round_trips_through_its_identity_and_refuses_unknown_settings():
     assert training.TrainConfig.from_identity(config.identity()) == config
     older = {k: v for k, v in config.identity().items() if k != "loss_warmup"}
     assert training.TrainConfig.from_identity(older).loss_warmup == 0.1
-    with pytest.raises(training.InputError, match="unknown setting 'focal_gamma'"):
+    with pytest.raises(InputError, match="unknown setting 'focal_gamma'"):
         training.TrainConfig.from_identity({**config.identity(), "focal_gamma": 2.0})
 
 

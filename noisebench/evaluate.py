@@ -1,0 +1,307 @@
+"""Predict with a model, score the predictions, write a run's results; rescore and
+re-evaluate finished runs (``noisebench score``) with the same code, so that their numbers
+are train's numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from noisebench import data, metrics, runs, sources
+from noisebench.batches import Encoded, collate, encode
+from noisebench.config import TrainConfig
+from noisebench.errors import InputError
+from noisebench.noise import label_noise
+from noisebench.resolve import Prepared, resolve_device
+from noisebench.schemes import NO_SCHEME
+
+EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch, at most
+
+
+EVAL_PADDING = 0.05  # ... and at most this share of a batch's longest sentence is padding
+
+
+def load_model(model_path: str, labels: list[str]):
+    import transformers
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
+        model = AutoModelForTokenClassification.from_pretrained(
+            model_path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+            trust_remote_code=False,
+            dtype=torch.float32,
+        )
+    except (OSError, ValueError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"--model {model_path}: cannot load it: {message}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise InputError(f"--model {model_path}: needs a fast (Rust) tokenizer for word alignment")
+    return model, tokenizer
+
+
+@torch.inference_mode()
+def predict(model, encoded: Encoded, tokens, labels: list[str], device, pad_id: int):
+    """Word-level probabilities (softmax at each word's first sub-token) for a split."""
+    model.eval()
+    lengths = encoded.lengths()
+    order = np.argsort(-lengths, kind="stable")
+    word_counts = np.array([len(t) for t in encoded.tags])
+    offsets = np.concatenate([[0], np.cumsum(word_counts)])
+    probs = np.full((offsets[-1], len(labels)), np.nan, dtype=np.float32)
+    for indices in evaluation_batches(lengths[order], EVAL_BATCH_TOKENS, EVAL_PADDING):
+        indices = order[indices]
+        batch = to_device(collate(encoded, indices, pad_id, with_labels=False), device)
+        with autocast(device):
+            logits = model(**batch).logits  # (B, T, C)
+        batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        for row, i in enumerate(indices):
+            starts = encoded.word_starts[i]
+            kept = np.flatnonzero(starts >= 0)
+            probs[offsets[i] + kept] = batch_probs[row, starts[kept]]
+    gold = np.concatenate(encoded.tags) if encoded.tags else np.zeros(0, dtype=np.int64)
+    return runs.Predictions(labels, list(tokens), gold, probs, offsets)
+
+
+def evaluation_batches(lengths: np.ndarray, budget: int, padding: float) -> list[np.ndarray]:
+    """Cut ``lengths`` (sorted longest first) into batches of consecutive positions, each
+    at most ``budget`` padded tokens and ending before a sentence shorter than
+    ``1 - padding`` of its longest: little work on padding, large matrix products.
+
+    >>> [b.tolist() for b in evaluation_batches(np.array([10, 9, 5, 5, 4, 1]), 20, 0.25)]
+    [[0, 1], [2, 3, 4], [5]]
+    """
+    batches, begin = [], 0
+    while begin < len(lengths):
+        longest = max(1, int(lengths[begin]))
+        end = min(len(lengths), begin + max(1, budget // longest))
+        shortest_allowed = (1 - padding) * longest
+        cut = (
+            begin + 1 + int(np.searchsorted(-lengths[begin + 1 : end], -shortest_allowed, "right"))
+        )
+        batches.append(np.arange(begin, cut))
+        begin = cut
+    return batches
+
+
+def tokens_of(dataset) -> list[list[str]]:
+    return dataset.data.table.column("tokens").to_pylist()
+
+
+def autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """A collated batch on ``device``: through pinned memory, without blocking, on CUDA."""
+    if device.type != "cuda":
+        return {k: v.to(device) for k, v in batch.items()}
+    return {k: pinned(v).to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def pinned(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.is_pinned() else tensor.pin_memory()
+
+
+def finish(
+    prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_model, best_validation=None
+) -> dict:
+    """Predict with the best weights, write predictions and plots, then results.json."""
+    config, run_dir, device = prepared.config, prepared.run_dir, prepared.device
+    predictions = {"validation": best_validation} if best_validation is not None else {}
+    for split in ("validation", "test"):
+        if split in encoded and split not in predictions:
+            predictions[split] = predict(
+                model,
+                encoded[split],
+                tokens_of(prepared.dataset[split]),
+                prepared.labels,
+                device,
+                pad_id,
+            )
+        if split in predictions:
+            runs.write_predictions(run_dir / f"predictions-{split}.parquet", predictions[split])
+    if save_model:
+        model.save_pretrained(run_dir / "model")
+        tokenizer.save_pretrained(run_dir / "model")
+    seconds = state["seconds"]
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    train_summary = {
+        "epochs_run": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "seconds": seconds,
+        "sentences_per_second": state["sentences"] / seconds if seconds else 0.0,
+        "tokens_per_second": state["tokens"] / seconds if seconds else 0.0,
+        "device": str(device),
+        "peak_memory_mb": peak / 2**20,
+        "steps": state["step"],
+        # the first step's wall time (start-up; compiling, with --compile), in "seconds"
+        "first_step_seconds": state.get("first_step_seconds"),
+        "compiled": state.get("compiled", False),
+        "history": state["history"],
+        "validation_labels": selection_labels(prepared.dataset["validation"]),
+        # the training labels used, against their clean version (None: no clean labels)
+        "label_noise": label_noise(prepared.dataset["train"], prepared.scheme),
+    }
+    return write_results(
+        run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes
+    )
+
+
+def selection_labels(validation) -> str:
+    """Which labels chose the best epoch: ``noisy`` (they differ from the split's
+    ``clean_tags``), ``clean``, or ``as given`` (no clean labels to compare with)."""
+    noise = label_noise(validation, NO_SCHEME)  # words only: no entity decoding needed
+    if noise is None:
+        return "as given"
+    return "noisy" if noise["token_error_rate"] > 0 else "clean"
+
+
+def write_results(
+    run_dir: Path, labels, scheme, config: TrainConfig, train_summary: dict, notes: list[str]
+) -> dict:
+    """Score the saved predictions of ``run_dir`` and write plots and ``results.json``.
+
+    ``noisebench score`` calls this too, so its numbers are train's numbers.
+    """
+    from noisebench import plots
+
+    splits, saved = {}, {}
+    for split in ("validation", "test"):
+        path = run_dir / f"predictions-{split}.parquet"
+        if path.is_file():
+            saved[split] = runs.read_predictions(path)
+            splits[split] = metrics.score_split(saved[split], scheme, config.strict, config.bins)
+            plots.reliability_diagram(
+                splits[split], f"{run_dir.name} ({split})", run_dir / f"reliability-{split}.png"
+            )
+    calibration = None
+    if config.calibrate == "temperature" and {"validation", "test"} <= set(saved):
+        calibration = metrics.temperature_report(saved["validation"], saved["test"], config.bins)
+    results = {
+        "schema_version": runs.SCHEMA_VERSION,
+        "run": run_dir.name,
+        "dataset": data.dataset_name(config.data),
+        "config": config.identity(),
+        "labels": labels,
+        "scheme": scheme,
+        "strict": config.strict,
+        "bins": config.bins,
+        "splits": splits,
+        "train": train_summary,
+        "calibration": calibration,
+        "notes": notes,
+        # splits whose predictions are not a model's work (metrics.degeneracy), or None
+        "degenerate": {s: v["degenerate"] for s, v in splits.items() if v["degenerate"]} or None,
+    }
+    runs.write_json(run_dir / runs.RESULTS, results)
+    return results
+
+
+def config_from_results(results: dict, **overrides) -> TrainConfig:
+    return replace(TrainConfig.from_identity(results["config"]), **overrides)
+
+
+def evaluate_saved_model(
+    run_dir: Path,
+    spec: str,
+    split: str = "test",
+    columns: data.Columns | None = None,
+    device: str = "auto",
+) -> dict:
+    """Score a run's saved model (``--save-model``) on another dataset's ``split``.
+
+    Writes ``<run_dir>/eval/<dataset>/`` (predictions, reliability diagram, results.json)
+    and returns its results. The data's label names must be the model's (any order).
+    """
+    model_dir = Path(run_dir) / "model"
+    stored = runs.read_json(Path(run_dir) / runs.RESULTS)
+    if stored is None or not (model_dir / "config.json").is_file():
+        raise InputError(f"--model {run_dir}: not a finished run saved with --save-model")
+    config = config_from_results(stored)
+    resolved_device = resolve_device(device)
+    dataset = data.load(spec, columns)
+    if split not in dataset:
+        raise InputError(f"--split {split}: {spec} has splits {', '.join(dataset)}")
+    model, tokenizer = load_model(str(model_dir), stored["labels"])
+    names = data.label_names(dataset[split])
+    if set(names) != set(stored["labels"]):
+        raise InputError(
+            f"{spec}: label set {sorted(names)} differs from the model's {sorted(stored['labels'])}"
+        )
+    flat, offsets = data.flat_tags(dataset[split])
+    to_model = np.array([stored["labels"].index(name) for name in names], dtype=np.int64)
+    encoded = encode(tokenizer, dataset[split], config.max_length, sources.home() / "tokenized")
+    encoded.tags = np.split(to_model[flat], offsets[1:-1])
+    model.to(resolved_device)
+    predictions = predict(
+        model,
+        encoded,
+        tokens_of(dataset[split]),
+        stored["labels"],
+        resolved_device,
+        tokenizer.pad_token_id or 0,
+    )
+    out = Path(run_dir) / "eval" / data.dataset_name(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.write_predictions(out / f"predictions-{split}.parquet", predictions)
+    scheme = data.scheme(dataset)
+    scores = metrics.score_split(predictions, scheme, config.strict, config.bins)
+    from noisebench import plots
+
+    plots.reliability_diagram(
+        scores, f"{Path(run_dir).name} on {spec} ({split})", out / f"reliability-{split}.png"
+    )
+    results = {
+        "schema_version": runs.SCHEMA_VERSION,
+        "run": Path(run_dir).name,
+        "data": spec,
+        "labels": stored["labels"],
+        "scheme": scheme,
+        "strict": config.strict,
+        "bins": config.bins,
+        "splits": {split: scores},
+    }
+    runs.write_json(out / runs.RESULTS, results)
+    return results
+
+
+def rescore(
+    run_dir: Path, bins: int | None = None, strict: bool | None = None, calibrate: str | None = None
+) -> dict:
+    """Recompute every score of a run from its saved predictions; rewrite results.json."""
+    run_dir = Path(run_dir)
+    stored = runs.read_json(run_dir / runs.RESULTS)
+    if stored is None or not any(run_dir.glob("predictions-*.parquet")):
+        raise InputError(
+            f"{run_dir}: not a finished noisebench run (no results.json or predictions)"
+        )
+    if bins is not None and bins < 1:
+        raise InputError(f"--bins {bins}: must be at least 1")
+    overrides = {
+        k: v
+        for k, v in (("bins", bins), ("strict", strict), ("calibrate", calibrate))
+        if v is not None
+    }
+    config = config_from_results(stored, **overrides)
+    return write_results(
+        run_dir, stored["labels"], stored["scheme"], config, stored["train"], stored["notes"]
+    )

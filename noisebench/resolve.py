@@ -1,0 +1,288 @@
+"""Everything a run needs, resolved and checked before anything is written.
+
+    prepared = prepare(TrainConfig(data="noisebench:crowd", method="mask-missing"), "runs")
+
+The data (loaded as given, or corrupted on the fly into the cache), its splits (a seeded
+validation share carved from train where there is none; ``--max-train-samples``), the
+labels that choose the best epoch (noisy or clean), what ``--method`` needs of the data
+(clean labels for the oracles; ``oracle-clean`` trains on them), mask-auto's choice from
+a profile, the model and the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from noisebench import data, methods, runs, sources, targets
+from noisebench.config import VALIDATION_LABELS, TrainConfig
+from noisebench.errors import InputError
+from noisebench.losses import build_loss
+from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir
+from noisebench.schemes import NO_SCHEME
+
+VALIDATION_SHARE = 0.1
+
+
+@dataclass
+class Prepared:
+    """What ``prepare`` resolved: everything the loop needs, nothing written yet."""
+
+    config: TrainConfig
+    dataset: object  # datasets.DatasetDict with train / validation / test
+    dataset_name: str
+    labels: list[str]
+    scheme: str
+    model_path: str
+    device: torch.device
+    run_dir: Path
+    notes: list[str] = field(default_factory=list)
+    compile_model: bool = False  # torch.compile the training forward pass (--compile)
+    method_choice: str | None = None  # mask-auto's masking method, where a profile chose it
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "--device cuda: no CUDA GPU is visible (torch.cuda.is_available() is False)"
+        )
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device '{device}': choose auto, cpu or cuda")
+    return torch.device(device)
+
+
+def resolve_model(spec: str) -> str:
+    """A built-in model name, a local folder, or a Hub id -> what ``from_pretrained`` takes."""
+    kind = check_model(spec)
+    if kind == "builtin":
+        return str(sources.fetch(sources.get_source(spec)))
+    return str(Path(spec).expanduser()) if kind == "path" else spec
+
+
+def check_model(spec: str) -> str:
+    """Refuse a ``--model`` that cannot be loaded, fetching nothing; else say what it
+    names: ``builtin``, ``path`` or ``hub``."""
+    if spec in sources.SOURCES:
+        if sources.get_source(spec).kind != "model":
+            raise InputError(f"--model '{spec}' is a built-in dataset, not a model")
+        return "builtin"
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(f"--model {path}: no config.json (not a Hugging Face model folder)")
+        return "path"
+    if data.HUB_ID.match(spec) and not path.exists():
+        return "hub"
+    builtins = ", ".join(n for n, s in sources.SOURCES.items() if s.kind == "model")
+    raise InputError(f"--model '{spec}': no such folder (built-in models: {builtins})")
+
+
+def prepare(
+    config: TrainConfig, runs_dir: Path, device: str = "auto", compile_model: bool = False
+) -> Prepared:
+    """Check everything that can be wrong before anything is written."""
+    try:
+        build_loss(config.loss, q=config.q, s=config.s)
+    except ValueError as error:
+        raise InputError(f"--loss {config.loss}: {error}") from None
+    for name, value, low in (
+        ("--epochs", config.epochs, 1),
+        ("--batch-size", config.batch_size, 1),
+        ("--max-length", config.max_length, 8),
+        ("--bins", config.bins, 1),
+    ):
+        if value < low:
+            raise InputError(f"{name} {value}: must be at least {low}")
+    if config.max_train_samples is not None and config.max_train_samples < 1:
+        raise InputError(f"--max-train-samples {config.max_train_samples}: must be at least 1")
+    if not config.lr > 0:
+        raise InputError(f"--lr {config.lr}: must be positive")
+    if config.calibrate not in (None, "temperature"):
+        raise InputError(f"--calibrate '{config.calibrate}': the only method is temperature")
+    if not 0.0 <= config.loss_warmup <= 1.0:
+        raise InputError(f"--loss-warmup {config.loss_warmup}: must be a fraction in [0, 1]")
+    if config.validation_labels not in VALIDATION_LABELS:
+        raise InputError(f"--validation-labels '{config.validation_labels}': choose noisy or clean")
+    if config.method not in methods.METHODS:
+        raise InputError(f"--method '{config.method}': choose one of {', '.join(methods.METHODS)}")
+    if config.error_profile is not None and config.method != methods.AUTO:
+        raise InputError(
+            f"--error-profile is for --method mask-auto (this run's method: {config.method})"
+        )
+    if not 0.0 <= config.mask_warmup <= 1.0:
+        raise InputError(f"--mask-warmup {config.mask_warmup}: must be a fraction in [0, 1]")
+    targets.check_span_smoothing(config.span_smoothing, config.span_distance)
+    resolved_device = resolve_device(device)
+    columns = data.Columns(config.token_column, config.tag_column, config.labels)
+    notes: list[str] = []
+    if config.rate is not None:
+        dataset = data.load(corrupted_copy(config, notes))
+    else:
+        dataset = data.load(config.data, columns, notes)
+    dataset_name = data.dataset_name(config.data)
+    dataset = _splits_for_training(dataset, config, notes)
+    labels = data.label_names(dataset["train"])
+    dataset = _method_labels(dataset, config, labels, notes)
+    scheme = data.scheme(dataset)
+    targets.check_span_smoothing(config.span_smoothing, config.span_distance, scheme)
+    choice = _auto_choice(config, labels, notes)
+    model_path = resolve_model(config.model)
+    name = runs.run_name(config.identity(), dataset_name)
+    if compile_model:
+        notes.append(
+            "--compile: the first training step compiles the model (about a minute on"
+            " 2 CPU cores; cached under $NOISEBENCH_HOME/compiled for later runs)"
+        )
+    return Prepared(
+        config,
+        dataset,
+        dataset_name,
+        labels,
+        scheme,
+        model_path,
+        resolved_device,
+        Path(runs_dir) / name,
+        notes,
+        compile_model,
+        choice,
+    )
+
+
+def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:
+    """The training data corrupted as ``config`` asks, in the cache (made once, reused).
+
+    With ``--validation-labels noisy`` the validation split gets the same noise (its own
+    generator, so the training labels are the same either way); without a validation
+    split, the one carved from train later is noisy anyway.
+    """
+    columns = data.Columns(config.token_column, config.tag_column, config.labels)
+    noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
+    if config.corrupts_validation and "validation" in data.load(config.data, columns):
+        noise_config = replace(noise_config, splits=("train", "validation"))
+    cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
+    result = corrupt_to_directory(config.data, noise_config, cached, columns, force=True)
+    if notes is not None:
+        notes.extend(result.report.notes)
+    return result.out
+
+
+def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
+    import datasets
+
+    if "train" not in dataset:
+        raise InputError(f"{config.data}: no train split (splits: {', '.join(dataset)})")
+    train = dataset["train"]
+    result = dict(dataset)
+    if "validation" not in dataset:
+        order = np.random.default_rng([config.seed, 10]).permutation(len(train))
+        size = max(1, round(VALIDATION_SHARE * len(train)))
+        # flatten_indices: later code reads the Arrow table, which a bare select leaves whole
+        result["validation"] = train.select(np.sort(order[:size])).flatten_indices()
+        train = train.select(np.sort(order[size:])).flatten_indices()
+        notes.append(
+            f"no validation split: {size} sentences (a seeded 10% of train) became validation"
+        )
+    result["validation"] = _validation_labels(result["validation"], config, notes)
+    if config.max_train_samples is not None and config.max_train_samples < len(train):
+        train = train.select(range(config.max_train_samples)).flatten_indices()
+    if len(train) == 0:
+        raise InputError(f"{config.data}: no training sentences left")
+    result["train"] = train
+    if "test" not in result:
+        notes.append("no test split: test scores are absent")
+    return datasets.DatasetDict(result)
+
+
+def _validation_labels(validation, config: TrainConfig, notes: list[str]):
+    """The validation split with the labels that choose the best epoch in ``tags``."""
+    if "clean_tags" not in validation.column_names:
+        if config.validation_labels == "clean":
+            raise InputError(
+                f"--validation-labels clean: {config.data} has no clean_tags in its"
+                " validation split (only corrupted data and noisebench:<variant> have them)"
+            )
+        return validation
+    tags, _ = data.flat_tags(validation)
+    clean, _ = data.flat_tags(validation, "clean_tags")
+    differ = float(np.mean(tags != clean)) if len(tags) else 0.0
+    if config.validation_labels == "clean":
+        validation = _clean_labels_as_tags(validation)
+        notes.append("the best epoch is chosen on the clean validation labels (oracle)")
+    elif differ:
+        notes.append(
+            f"the best epoch is chosen on the noisy validation labels ({differ:.1%} of its"
+            " words differ from the clean ones); --validation-labels clean for an oracle"
+        )
+    return validation
+
+
+def _clean_labels_as_tags(split):
+    """``split`` with its ``clean_tags`` as the ``tags`` it trains or selects on."""
+    table = split.data.table
+    clean_column = table.column("clean_tags").combine_chunks()
+    return data.make_split(
+        table.column("tokens").combine_chunks(),
+        clean_column,
+        data.label_names(split),
+        clean_tags=clean_column,
+    )
+
+
+def _method_labels(dataset, config: TrainConfig, labels: list[str], notes: list[str]):
+    """Check that the data suits ``--method``; ``oracle-clean`` trains on clean labels."""
+    import datasets
+
+    method = config.method
+    if method in (*methods.MASKING, methods.AUTO) and (
+        "O" not in labels or data.scheme(dataset) == NO_SCHEME
+    ):
+        raise InputError(
+            f"--method {method}: needs entity spans with an 'O' label; {config.data} has"
+            f" {data.scheme(dataset)} tags"
+        )
+    if not methods.needs_clean_labels(method):
+        return dataset
+    train = dataset["train"]
+    if "clean_tags" not in train.column_names:
+        raise InputError(
+            f"--method {method}: an oracle needs the clean labels of the training words;"
+            f" {config.data} has no clean_tags (corrupted data and noisebench:<variant> have"
+            " them)"
+        )
+    if method != "oracle-clean":
+        return dataset
+    result = dict(dataset)
+    result["train"] = _clean_labels_as_tags(train)
+    notes.append("oracle-clean: trained on the clean labels of the training sentences (a bound)")
+    return datasets.DatasetDict(result)
+
+
+def _auto_choice(config: TrainConfig, labels: list[str], notes: list[str]) -> str | None:
+    """mask-auto with ``--error-profile``: the masking method the profile's dominant error
+    type calls for (said in a note); None otherwise."""
+    if config.method != methods.AUTO:
+        return None
+    if config.error_profile is None:
+        notes.append(
+            "mask-auto: no --error-profile; the model's disagreements during the warm-up"
+            " choose mask-missing or mask-entity"
+        )
+        return None
+    from noisebench import profiles
+
+    profile = profiles.resolve(config.error_profile)
+    choice, why = methods.choose_from_profile(profile)
+    profile_types = {key.split("|")[0] for key in profile["cells"]}
+    data_types = {label.split("-", 1)[-1] for label in labels if label != "O"}
+    if profile_types != data_types:
+        notes.append(
+            f"mask-auto: the profile's types ({', '.join(sorted(profile_types))}) are not the"
+            f" data's ({', '.join(sorted(data_types))}); chose from its type-agnostic rates"
+        )
+    notes.append(f"mask-auto chose {choice} from {config.error_profile}: {why}")
+    return choice
