@@ -288,16 +288,30 @@ def entity_calibration(predictions, bins: int = 10) -> dict:
     >>> round(errors["ece"], 6), errors["bins"][7]["count"]
     (0.28, 1)
     """
-    confidences, correct = [], []
-    top = predictions.probs.max(axis=1)
+    _, confidence, correct = predicted_entities(predictions)
+    return calibration_errors(confidence, correct, bins)
+
+
+def predicted_entities(predictions, probs: np.ndarray | None = None):
+    """Every predicted entity: its sentence, its confidence (the product of its words'
+    top-label probabilities; ``probs`` replaces the predictions', e.g. temperature-scaled,
+    with the same argmax) and whether gold has exactly that span and type."""
+    top = (predictions.probs if probs is None else probs).max(axis=1)
     names = predictions.labels
-    for begin, end in zip(predictions.offsets[:-1], predictions.offsets[1:], strict=True):
+    sentence, confidences, correct = [], [], []
+    bounds = zip(predictions.offsets[:-1], predictions.offsets[1:], strict=True)
+    for row, (begin, end) in enumerate(bounds):
         predicted = predictions.predicted[begin:end]
         gold_spans = set(decode_spans([names[g] for g in predictions.gold[begin:end]]))
         for start, stop, type_ in decode_spans([names[k] for k in predicted]):
+            sentence.append(row)
             confidences.append(float(np.prod(top[begin + start : begin + stop], dtype=np.float64)))
             correct.append((start, stop, type_) in gold_spans)
-    return calibration_errors(np.array(confidences), np.array(correct, dtype=bool), bins)
+    return (
+        np.array(sentence, dtype=np.int64),
+        np.array(confidences, dtype=np.float64),
+        np.array(correct, dtype=bool),
+    )
 
 
 def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) -> dict:

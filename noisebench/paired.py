@@ -6,6 +6,7 @@ statistics once; a replicate only reweights them:
 
     F1  = 2 TP / (predicted + gold)        (micro, over entities; words without a scheme)
     ECE = sum_b |correct_b - confidence_b| / words      (= sum_b n_b/N |acc_b - conf_b|)
+    entity ECE: the same over predicted entities (``metrics.entity_calibration``)
 
 so a replicate's F1 and ECE are exactly what ``metrics.score_split`` gives on that
 resample. With several seeds, a replicate also draws the seeds with replacement, paired
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from noisebench.metrics import _seqeval_scheme, bin_index
+from noisebench.metrics import _seqeval_scheme, bin_index, predicted_entities
 from noisebench.schemes import NO_SCHEME
 
 REPLICATES = 1000
-METRICS = ("f1", "ece")
+METRICS = ("f1", "ece", "entity_ece")
 
 
 @dataclass
@@ -41,6 +42,11 @@ class SentenceStats:
 
     counts: np.ndarray  # (S, 3): true positives, predicted, gold (entities or words)
     bins: np.ndarray  # (S, B, 3): per calibration bin, words, correct words, confidence sum
+    # (S, B, 3): the same over predicted entities; None where the tags have no spans
+    entity_bins: np.ndarray | None = None
+
+    def has(self, metric: str) -> bool:
+        return metric != "entity_ece" or self.entity_bins is not None
 
     def value(self, metric: str, weights: np.ndarray | None = None) -> np.ndarray:
         """``metric`` of the whole split (``weights`` None) or of each row of ``weights``
@@ -48,11 +54,12 @@ class SentenceStats:
         if metric == "f1":
             totals = self.counts.sum(0) if weights is None else weights @ self.counts
             return _f1(totals)
-        if metric == "ece":
-            flat = self.bins.reshape(len(self.bins), -1)
+        if metric in ("ece", "entity_ece") and self.has(metric):
+            table = self.bins if metric == "ece" else self.entity_bins
+            flat = table.reshape(len(table), -1)
             totals = flat.sum(0) if weights is None else weights @ flat
             return _ece(totals.reshape(*totals.shape[:-1], -1, 3))
-        raise ValueError(f"no paired bootstrap for '{metric}' (choose f1 or ece)")
+        raise ValueError(f"no paired bootstrap for '{metric}' here (metrics: {', '.join(METRICS)})")
 
 
 def _f1(totals: np.ndarray) -> np.ndarray:
@@ -87,22 +94,32 @@ def sentence_stats(
         for row, (gold, pred) in enumerate(zip(gold_entities, pred_entities, strict=True)):
             counts[row] = (len(gold & pred), len(pred), len(gold))
     scored = predictions.scored
-    probs = predictions.probs if probs is None else probs
-    probs = np.asarray(probs[scored], dtype=np.float64)
+    all_probs = predictions.probs if probs is None else probs
+    probs = np.asarray(all_probs[scored], dtype=np.float64)
     confidence = probs.max(axis=1)
     hit = (probs.argmax(axis=1) == predictions.gold[scored]).astype(np.float64)
-    index = bin_index(confidence, bins)  # the bins of metrics.calibration_errors
-    cell = sentence_of_word[scored] * bins + index
-    size = len(counts) * bins
+    table = _binned(sentence_of_word[scored], confidence, hit, len(counts), bins)
+    entity_table = None
+    if scheme != NO_SCHEME:
+        sentence, entity_confidence, right = predicted_entities(predictions, probs=all_probs)
+        entity_table = _binned(sentence, entity_confidence, right, len(counts), bins)
+    return SentenceStats(counts, table, entity_table)
+
+
+def _binned(sentence: np.ndarray, confidence: np.ndarray, hit: np.ndarray, sentences: int, bins):
+    """(S, B, 3): per sentence and calibration bin (those of metrics.calibration_errors),
+    the count, the correct ones and their confidence sum."""
+    cell = sentence * bins + bin_index(confidence, bins)
+    size = sentences * bins
     table = np.stack(
         [
             np.bincount(cell, minlength=size),
-            np.bincount(cell, hit, minlength=size),
+            np.bincount(cell, hit.astype(np.float64), minlength=size),
             np.bincount(cell, confidence, minlength=size),
         ],
         axis=-1,
     )
-    return SentenceStats(counts, table.reshape(len(counts), bins, 3).astype(np.float64))
+    return table.reshape(sentences, bins, 3).astype(np.float64)
 
 
 def _entities(sentences, scheme: str, strict: bool) -> list[set]:

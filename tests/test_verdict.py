@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noisebench import leaderboard, methods, metrics, runs, verdict
+from noisebench import leaderboard, methods, metrics, paired, runs, verdict
 from noisebench.cli import app
 from noisebench.runs import Predictions
 from noisebench.train import TrainConfig, write_results
@@ -127,16 +127,38 @@ def test_ce_plus_temperature_scaling_is_the_calibration_bar(study):
     found = verdict.verdicts(collect(study), replicates=200)
     (setting,) = found["settings"]
     scaled = setting["ce_temperature"]
+    # the tags have spans: the bar is entity-level ECE, computed from the scaled test
+    # probabilities by metrics' own entity calibration
+    assert setting["calibration_metric"] == scaled["metric"] == "entity_ece"
     expected = []
     for run_dir in sorted(study.glob("*-ce-*")):
         validation = runs.read_predictions(run_dir / "predictions-validation.parquet")
         test = runs.read_predictions(run_dir / "predictions-test.parquet")
-        expected.append(metrics.temperature_report(validation, test)["ece_after"])
-    assert scaled["ece"] == pytest.approx(np.mean(expected), abs=1e-9)
-    assert scaled["ece"] < min(m["ece"] for m in setting["methods"] if m["loss"] == "ce")
+        temperature = metrics.fit_temperature(
+            validation.probs[validation.scored], validation.gold[validation.scored]
+        )
+        probs = test.probs.astype(np.float64)
+        probs[test.scored] = metrics.temperature_scale(probs[test.scored], temperature)
+        scaled_test = runs.Predictions(test.labels, test.tokens, test.gold, probs, test.offsets)
+        expected.append(metrics.entity_calibration(scaled_test)["ece"])
+    assert scaled["entity_ece"] == pytest.approx(np.mean(expected), abs=1e-9)
     assert scaled["fitted_on"] == "noisy validation labels"
     assert set(scaled["vs"]) == {"gce q=0.7", "sgce q=0.7 s=0.1"}
-    assert "CE + temperature scaling" in "\n".join(setting["text"])
+    assert scaled["vs"]["gce q=0.7"]["metric"] == "entity_ece"
+    text = "\n".join(setting["text"])
+    assert "Calibration: lowest entity-level ECE" in text and "CE + temperature scaling" in text
+
+
+def test_paired_entity_ece_is_metrics_entity_ece_and_needs_spans(study):
+    run_dir = sorted(study.glob("*-gce-*"))[0]
+    test = runs.read_predictions(run_dir / "predictions-test.parquet")
+    stats = paired.sentence_stats(test, "IOB2", bins=10)
+    expected = metrics.entity_calibration(test, 10)["ece"]
+    assert stats.value("entity_ece") == pytest.approx(expected, abs=1e-12)
+    words = paired.sentence_stats(test, "none", bins=10)
+    assert not words.has("entity_ece") and words.entity_bins is None
+    with pytest.raises(ValueError, match="no paired bootstrap for 'entity_ece' here"):
+        words.value("entity_ece")
 
 
 def test_a_robust_loss_that_wins_is_called_significant_or_not(tmp_path):
