@@ -89,6 +89,7 @@ def optimizer_and_schedule(model, config: TrainConfig, total_steps: int):
 
 
 Progress = Callable[[dict], None]
+Observer = Callable[[int, np.ndarray, torch.Tensor, torch.Tensor], None]
 
 
 def train(
@@ -97,8 +98,15 @@ def train(
     resume: bool = False,
     save_model: bool = False,
     progress: Progress | None = None,
+    observe: Observer | None = None,
+    extra_predictions: dict | None = None,
 ) -> dict:
-    """Run the whole training; returns the ``results.json`` document."""
+    """Run the whole training; returns the ``results.json`` document.
+
+    ``observe(epoch, sentence indices, logits, given labels)`` sees every training
+    batch's logits (``noisebench detect`` records training dynamics with it; no extra
+    pass); ``extra_predictions`` (name -> split) are predicted by the best weights too and
+    written as ``predictions-<name>.parquet``."""
     config, device, run_dir = prepared.config, prepared.device, prepared.run_dir
     report = progress or (lambda event: None)
     checkpoint_file = run_dir / CHECKPOINT / "state.pt"
@@ -169,8 +177,12 @@ def train(
                 soft = batch.pop("soft_labels", None)
                 loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
 
-                def contribute(logits, given, step=state["step"], clean=clean, soft=soft):
+                def contribute(
+                    logits, given, step=state["step"], clean=clean, soft=soft, seen=(epoch, indices)
+                ):
                     """Each word's label (or -100: left out) and target distribution."""
+                    if observe is not None:
+                        observe(*seen, logits.detach(), given)
                     return selection.select(logits, given, clean, step), soft
 
                 loss = step_pass(batch, labels, loss_fn, device, contribute)
@@ -223,6 +235,16 @@ def train(
                 save_checkpoint(checkpoint_file, model, optimizer, schedule, state)
 
     model.load_state_dict(state["best_model"])
+    for name, split in (extra_predictions or {}).items():
+        made = predict(
+            model,
+            encode(tokenizer, split, config.max_length, cache_root),
+            tokens_of(split),
+            prepared.labels,
+            device,
+            pad_id,
+        )
+        runs.write_predictions(run_dir / f"predictions-{name}.parquet", made)
     results = finish(
         prepared, model, tokenizer, encoded, pad_id, state, save_model, best_validation
     )

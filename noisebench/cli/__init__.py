@@ -12,7 +12,13 @@ Heavy libraries (torch, transformers, datasets) are imported inside the commands
 stderr and exit 2; nothing is left half-written.
 """
 
-from noisebench.cli import data, sources, studies, training  # noqa: F401  (registers the commands)
+from noisebench.cli import (  # noqa: F401  (registers the commands)
+    data,
+    detection,
+    sources,
+    studies,
+    training,
+)
 from noisebench.cli.common import app
 
 __all__ = ["app"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -178,6 +180,25 @@ def runs_results_if_complete(run_dir: Path, resume: bool) -> dict | None:
 
 
 def _train_with_progress(training, prepared, resume: bool, save_model: bool) -> dict:
+    with training_progress() as update:
+        try:
+            return training.train(prepared, resume=resume, save_model=save_model, progress=update)
+        except training.TrainingFailed as error:
+            stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)), soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            stderr.print(
+                f"interrupted; continue with --resume ({prepared.run_dir})", soft_wrap=True
+            )
+            raise typer.Exit(130) from None
+
+
+@contextlib.contextmanager
+def training_progress() -> Iterator:
+    """A progress bar on stderr, and the ``progress`` callback of ``train`` that drives
+    it (steps, epochs; ``fold`` events of cross-validation)."""
+    import time
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -199,8 +220,9 @@ def _train_with_progress(training, prepared, resume: bool, save_model: bool) -> 
         started = {"time": None, "sentences": 0}
 
         def update(event: dict) -> None:
-            import time
-
+            if event["event"] == "fold":
+                progress.console.print(f"training fold {event['fold']} of {event['folds']}")
+                return
             if event["event"] == "epoch":
                 progress.console.print(
                     f"epoch {event['epoch']}: train loss {event['loss']:.4f}, validation F1"
@@ -222,16 +244,7 @@ def _train_with_progress(training, prepared, resume: bool, save_model: bool) -> 
                 speed=started["sentences"] / elapsed if elapsed > 0 else 0.0,
             )
 
-        try:
-            return training.train(prepared, resume=resume, save_model=save_model, progress=update)
-        except training.TrainingFailed as error:
-            stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)), soft_wrap=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            stderr.print(
-                f"interrupted; continue with --resume ({prepared.run_dir})", soft_wrap=True
-            )
-            raise typer.Exit(130) from None
+        yield update
 
 
 def warn_if_degenerate(results: dict) -> None:

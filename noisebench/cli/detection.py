@@ -1,0 +1,169 @@
+"""``noisebench detect``: find the wrong labels, measure how well, write a review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from noisebench.cli.common import app, bad_input_exits, print_json, stderr, stdout
+from noisebench.errors import InputError
+
+
+@app.command(rich_help_panel="Data")
+def detect(
+    data: Annotated[
+        str, typer.Argument(help="Built-in name, file, folder or Hub id (as train --data).")
+    ] = "conll2003",
+    detector: Annotated[
+        str,
+        typer.Option(
+            help="dynamics (one training run, recorded as it trains; default), retag (the"
+            " trained model's contradictions) or cv (K-fold out-of-sample probabilities"
+            " scored by cleanlab)."
+        ),
+    ] = "dynamics",
+    score: Annotated[
+        str | None,
+        typer.Option(
+            help="Word score: dynamics aum (default), confidence, variability or early;"
+            " cv self_confidence (default) or normalized_margin."
+        ),
+    ] = None,
+    folds: Annotated[int, typer.Option(help="cv: folds (K trainings).")] = 5,
+    budget: Annotated[
+        str, typer.Option(help="Share of each level listed for review, e.g. 5% or 0.05.")
+    ] = "10%",
+    run: Annotated[
+        Path | None,
+        typer.Option(help="Reuse a finished run that noisebench detect trained (no training)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for issues, review files and scores."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Suspect sentences shown in the terminal.")] = 5,
+    model: Annotated[str, typer.Option(help="As train --model.")] = "minilm-l6",
+    loss: Annotated[str, typer.Option(help="As train --loss.")] = "ce",
+    rate: Annotated[
+        float | None, typer.Option(help="Corrupt the data first (train --rate).")
+    ] = None,
+    noise: Annotated[str, typer.Option(help="Noise model for --rate.")] = "uniform",
+    epochs: Annotated[int, typer.Option(help="Epochs per training.")] = 3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="Keep the first K training sentences.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (and the folds).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    runs_dir: Annotated[Path, typer.Option(help="Where the trainings go.")] = Path("runs"),
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Rank every training label by how likely it is wrong (words, entities, sentences);
+    score the ranking against the clean labels where the data has them.
+
+    Example: [bold]noisebench detect noisebench:crowd --epochs 2 --lr 3e-4 -o review[/]
+    """
+    from noisebench import detect as detection
+    from noisebench import review, runs
+    from noisebench import train as training
+    from noisebench.cli.training import training_progress
+
+    with bad_input_exits():
+        config = detection.DetectConfig(detector, score, folds, detection.parse_share(budget))
+        config.check()
+        if run is not None:
+            stored = runs.read_json(Path(run) / runs.RESULTS)
+            if stored is None:
+                raise InputError(f"--run {run}: not a finished noisebench run (no results.json)")
+            train_config = training.config_from_results(stored)
+            prepared = training.prepare(train_config, Path(run).parent, device)
+        else:
+            train_config = training.TrainConfig(
+                data=data, loss=loss, model=model, rate=rate, noise=noise, epochs=epochs, lr=lr,
+                batch_size=batch_size, max_train_samples=max_train_samples, seed=seed,
+            )  # fmt: skip
+            with stderr.status("loading data and model…"):
+                prepared = training.prepare(train_config, runs_dir, device)
+        for note in prepared.notes:
+            stderr.print(f"note: {note}", soft_wrap=True)
+        if run is not None:
+            clean = detection._clean(prepared.dataset["train"])
+            found = detection.detection_of_run(Path(run), config, clean, {"trainings": 0})
+        else:
+            with training_progress() as update:
+                try:
+                    found = detection.run_detection(prepared, config, update)
+                except training.TrainingFailed as error:
+                    stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)))
+                    raise typer.Exit(1) from None
+        report = found.report()
+        document = {
+            "data": train_config.data,
+            "dataset": prepared.dataset_name,
+            "detector": config.detector,
+            "score": config.word_score,
+            "folds": config.folds if config.detector == "cv" else None,
+            "budget": config.budget,
+            "training": train_config.identity(),
+            "run": str(run if run is not None else prepared.run_dir),
+            "cost": found.cost,
+            "levels": report,
+        }
+        rows = None
+        if out is not None:
+            rows = review.write(out, found, config.budget, prepared.scheme, document)
+    if json_output:
+        print_json({**document, "out": str(out) if out else None})
+        return
+    _print_detection(found, document, rows or review.issue_rows(found, config.budget), top, out)
+
+
+def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> None:
+    report = document["levels"]
+    cost = document["cost"]
+    stdout.print(
+        f"{document['detector']} ({document['score']}) on {document['dataset']}:"
+        f" {cost.get('trainings', 0)} training(s), {cost.get('seconds', 0):.0f} s"
+    )
+    if report is not None:
+        table = Table(title="Against the clean labels (AP: average precision)")
+        for column in ("level", "truly wrong", "AP", "P@5%", "R@5%", "P@k", "AUROC"):
+            table.add_column(column, justify="left" if column == "level" else "right")
+        for level, scores in report.items():
+            at5, at_k = scores["budgets"]["5%"], scores["budgets"]["k"]
+            table.add_row(
+                level,
+                f"{scores['truly_wrong']:,} of {scores['units']:,}",
+                f"{scores['ap']:.3f}",
+                f"{at5['precision']:.3f}",
+                f"{at5['recall']:.3f}",
+                f"{at_k['precision']:.3f}",
+                "—" if scores["auroc"] is None else f"{scores['auroc']:.3f}",
+            )
+        stdout.print(table)
+    else:
+        stdout.print("no clean labels: the ranking cannot be scored here")
+    words = {}
+    for row in rows:
+        if row["level"] == "word":
+            words.setdefault(row["sentence"], set()).add(row["start"])
+    shown = [r for r in rows if r["level"] == "sentence"][:top]
+    for row in shown:
+        text = Text(f"#{row['sentence']} ({row['score']:.3f}): ")
+        suspects = words.get(row["sentence"], set())
+        for position, word in enumerate(row["words"]):
+            given, suggested = row["given"][position], row["suggested"][position]
+            if position in suspects:
+                text.append(word, style="bold red")
+                text.append(f" [{given} → {suggested}]", style="yellow")
+            else:
+                text.append(word)
+            text.append(" ")
+        stdout.print(text, soft_wrap=True)
+    if out is not None:
+        stdout.print(f"wrote {out}/ (issues.parquet, issues.jsonl, review.conll, labelstudio.json)")

@@ -1,0 +1,705 @@
+"""Find the wrong labels: score every training word's label, rank words, entities and
+sentences, and measure the ranking against the known corruption.
+
+    noisebench detect noisebench:crowd -o review/            # training dynamics, one run
+    noisebench detect noisebench:crowd --detector cv --folds 5 -o review-cv/
+
+Detectors (higher score = more likely wrong):
+
+``dynamics`` (default): one training run records, at no extra pass, each training word's
+probability and margin of its given label in every epoch's training forward pass
+(dropout on). Word scores: ``aum`` (area under the margin, Pleiss et al. 2020: minus the
+mean over epochs of the given label's logit minus the largest other logit; default),
+``confidence`` (one minus the mean probability of the given label: data maps, Swayamdipta
+et al. 2020), ``variability`` (its standard deviation over epochs) and ``early`` (one
+minus that probability in the first epoch: errors not yet memorised).
+
+``retag``: the trained model's prediction on its own training words; words it
+contradicts first, by the prediction's confidence, then the rest by one minus the given
+label's probability.
+
+``cv``: out-of-sample probabilities by K-fold cross-validation (K trainings, each on the
+other folds), scored by cleanlab's own token-classification functions: self-confidence
+(or normalised margin) per word, the worst word (``min``) per sentence, and cleanlab's
+confident-learning flags (``find_label_issues``).
+
+Levels: ``word``; ``sentence`` (the sentence's worst word; for ``cv`` cleanlab's sentence
+score); ``entity``: the given spans and the spans of the suggested labels aligned both
+ways, each disagreement an issue typed ``missed`` (a suggested span where the given
+labels have none), ``spurious`` (a given span with no suggested span over it),
+``retyped`` (same words, another type) or ``boundary`` (overlapping, other edges), scored
+by its worst word. The suggested labels are the trained model's predictions (for ``cv``,
+the argmax of the out-of-sample probabilities).
+
+Against the truth, where the data has ``clean_tags``: a word is wrong when its given
+label differs from its clean one, a sentence when one of its words is, an entity issue
+when one of its words is (the truly wrong entities: given spans that are not clean spans,
+and clean spans that no given span touches). Scores: average precision over the whole
+ranking (AP; candidates the detector never lists count as misses), precision and recall
+at review budgets (1%, 5%, 10% of the level's units, and at k = the number of truly
+wrong ones), and AUROC beside them (word and sentence levels, where every unit is
+ranked). AP, not AUROC, is the headline: with 1-10% of words wrong, AUROC looks
+excellent long before the top of the ranking is worth a reviewer's time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from noisebench.errors import InputError
+from noisebench.schemes import decode_spans, encode_spans
+
+DETECTORS = ("dynamics", "retag", "cv")
+WORD_SCORES = {
+    "dynamics": ("aum", "confidence", "variability", "early"),
+    "retag": ("retag",),
+    "cv": ("self_confidence", "normalized_margin"),
+}
+LEVELS = ("word", "entity", "sentence")
+ENTITY_TYPES = ("missed", "spurious", "retyped", "boundary")
+BUDGETS = (0.01, 0.05, 0.10)
+DYNAMICS_FILE = "dynamics.npz"
+SUGGESTION_SPLIT = "train"  # predictions-train.parquet: the trained model on its own data
+
+
+# ---------------------------------------------------------------- recording dynamics
+
+
+class DynamicsRecorder:
+    """Per epoch and training word: the given label's probability and margin, and the
+    predicted label, from the training forward passes (``train(observe=...)``).
+
+    A batch's scored positions are, row by row, the first words of each sentence (words
+    past ``max_length`` are cut from the end), so they map to words without the
+    tokenisation: ``word_counts`` (words per training sentence) is all it needs."""
+
+    def __init__(self, word_counts: np.ndarray, epochs: int) -> None:
+        counts = np.asarray(word_counts, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        words = int(self.offsets[-1])
+        self.probability = np.full((epochs, words), np.nan, dtype=np.float32)
+        self.margin = np.full((epochs, words), np.nan, dtype=np.float32)
+        self.predicted = np.full((epochs, words), -1, dtype=np.int16)
+
+    def __call__(self, epoch: int, indices: np.ndarray, logits, labels) -> None:
+        import torch
+
+        with torch.no_grad():
+            valid = labels != -100  # (B, T): each kept word's first sub-token, row-major
+            scored = logits.float()[valid]  # (N, C)
+            given = labels[valid]
+            log_p = torch.log_softmax(scored, dim=1)
+            p_given = log_p.gather(1, given[:, None]).squeeze(1).exp()
+            z_given = scored.gather(1, given[:, None]).squeeze(1)
+            others = scored.scatter(1, given[:, None], float("-inf")).amax(dim=1)
+            values = torch.stack([p_given, z_given - others, scored.argmax(dim=1).float()], 1)
+            values = values.cpu().numpy()
+        kept = valid.sum(dim=1).cpu().numpy()
+        positions = [self.offsets[i] + np.arange(n) for i, n in zip(indices, kept, strict=True)]
+        words = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+        row = epoch - 1
+        self.probability[row, words] = values[:, 0]
+        self.margin[row, words] = values[:, 1]
+        self.predicted[row, words] = values[:, 2].astype(np.int16)
+
+    def save(self, path: Path, epochs_run: int) -> None:
+        temporary = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            temporary,
+            probability=self.probability[:epochs_run],
+            margin=self.margin[:epochs_run],
+            predicted=self.predicted[:epochs_run],
+            offsets=self.offsets,
+        )
+        temporary.replace(path)
+
+
+def load_dynamics(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as stored:
+        return {key: stored[key] for key in stored.files}
+
+
+# -------------------------------------------------------------------------- scores
+
+
+def dynamics_scores(dynamics: dict[str, np.ndarray], score: str) -> np.ndarray:
+    """Per word, higher = more likely wrong (module docstring). Words never seen in a
+    pass (cut off by ``max_length``) score NaN and rank last."""
+    probability, margin = dynamics["probability"], dynamics["margin"]
+    with np.errstate(invalid="ignore"), _quiet_nan_means():
+        if score == "aum":
+            return -np.nanmean(margin, axis=0)
+        if score == "confidence":
+            return 1.0 - np.nanmean(probability, axis=0)
+        if score == "variability":
+            return np.nanstd(probability, axis=0)
+        if score == "early":
+            return 1.0 - probability[0]
+    raise InputError(f"--score {score}: the dynamics detector scores {_choices('dynamics')}")
+
+
+def retag_scores(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Words the model contradicts first (1 + its confidence), then the others by one
+    minus the given label's probability (in [0, 1))."""
+    predicted = probs.argmax(axis=1)
+    p_given = probs[np.arange(len(given)), given]
+    contradicted = predicted != given
+    return np.where(contradicted, 1.0 + probs.max(axis=1), 1.0 - p_given)
+
+
+def cleanlab_scores(
+    probs: np.ndarray, given: np.ndarray, offsets: np.ndarray, score: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cleanlab's word and (worst-word) sentence scores turned into "higher = more likely
+    wrong" (one minus its label quality), and its confident-learning flags per word."""
+    from cleanlab.token_classification.filter import find_label_issues
+    from cleanlab.token_classification.rank import get_label_quality_scores
+
+    labels = [given[a:b].tolist() for a, b in itertools.pairwise(offsets)]
+    pred_probs = [probs[a:b] for a, b in itertools.pairwise(offsets)]
+    sentence_quality, word_quality = get_label_quality_scores(
+        labels, pred_probs, token_score_method=score, sentence_score_method="min"
+    )
+    words = 1.0 - np.concatenate([np.asarray(w, dtype=np.float64) for w in word_quality])
+    flags = np.zeros(len(given), dtype=bool)
+    for sentence, word in find_label_issues(labels, pred_probs):
+        flags[offsets[sentence] + word] = True
+    return words, 1.0 - np.asarray(sentence_quality, dtype=np.float64), flags
+
+
+def _choices(detector: str) -> str:
+    return ", ".join(WORD_SCORES[detector])
+
+
+class _quiet_nan_means:
+    """``np.nanmean`` of an all-NaN column (a word never scored) warns; it is NaN here."""
+
+    def __enter__(self):
+        import warnings
+
+        self.catcher = warnings.catch_warnings()
+        self.catcher.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self.catcher.__exit__(*exc)
+
+
+# -------------------------------------------------------------------------- levels
+
+
+@dataclass
+class Ranking:
+    """One level's units with their scores; ``truth`` where the data has clean labels."""
+
+    level: str
+    sentence: np.ndarray  # (U,) sentence of each unit
+    start: np.ndarray  # (U,) first word (in the sentence)
+    end: np.ndarray  # (U,) one past the last word
+    score: np.ndarray  # (U,) higher = more likely wrong; NaN ranks last
+    truth: np.ndarray | None = None  # (U,) the unit's given labels are wrong somewhere
+    kind: list[str] = field(default_factory=list)  # entity issues: missed, spurious, ...
+    positives: int | None = None  # truly wrong units in all (listed or not)
+
+    def order(self) -> np.ndarray:
+        """Units from most to least suspect; ties by position (stable), NaN last."""
+        key = np.where(np.isnan(self.score), -np.inf, self.score)
+        return np.argsort(-key, kind="stable")
+
+
+def word_ranking(scores: np.ndarray, offsets: np.ndarray, wrong: np.ndarray | None) -> Ranking:
+    sentence = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    start = np.arange(len(scores)) - offsets[sentence]
+    positives = None if wrong is None else int(wrong.sum())
+    return Ranking("word", sentence, start, start + 1, scores, wrong, positives=positives)
+
+
+def sentence_ranking(
+    word_scores: np.ndarray,
+    offsets: np.ndarray,
+    wrong: np.ndarray | None,
+    scores: np.ndarray | None = None,
+) -> Ranking:
+    """Each sentence by its worst word (``scores`` replaces that: cleanlab's own)."""
+    sentences = len(offsets) - 1
+    if scores is None:
+        scores = np.full(sentences, np.nan)
+        filled = np.where(np.isnan(word_scores), -np.inf, word_scores)
+        nonempty = np.diff(offsets) > 0
+        scores[nonempty] = np.maximum.reduceat(filled, offsets[:-1][nonempty])
+        scores[np.isneginf(scores)] = np.nan
+    truth = None
+    if wrong is not None:
+        truth = np.zeros(sentences, dtype=bool)
+        nonempty = np.diff(offsets) > 0
+        truth[nonempty] = np.logical_or.reduceat(wrong, offsets[:-1][nonempty])
+    lengths = np.diff(offsets)
+    positives = None if truth is None else int(truth.sum())
+    return Ranking(
+        "sentence", np.arange(sentences), np.zeros(sentences, int), lengths, scores, truth,
+        positives=positives,
+    )  # fmt: skip
+
+
+def entity_ranking(
+    word_scores: np.ndarray,
+    given: np.ndarray,
+    suggested: np.ndarray,
+    clean: np.ndarray | None,
+    offsets: np.ndarray,
+    names: list[str],
+) -> Ranking:
+    """The disagreements between the given and the suggested spans, both ways, each
+    typed and scored by its worst word (module docstring)."""
+    rows: list[tuple[int, int, int, float, str, bool]] = []
+    positives = 0
+    for row, (begin, stop) in enumerate(itertools.pairwise(offsets)):
+        given_spans = decode_spans([names[t] for t in given[begin:stop]])
+        suggested_spans = decode_spans([names[t] for t in suggested[begin:stop]])
+        wrong = None if clean is None else given[begin:stop] != clean[begin:stop]
+        if clean is not None:
+            clean_spans = decode_spans([names[t] for t in clean[begin:stop]])
+            positives += len(set(given_spans) - set(clean_spans))
+            positives += sum(not any(_overlap(c, g) for g in given_spans) for c in clean_spans)
+        for start, end, kind in _disagreements(given_spans, suggested_spans):
+            words = word_scores[begin + start : begin + end]
+            score = float(np.nanmax(words)) if np.isfinite(words).any() else float("nan")
+            true = bool(wrong[start:end].any()) if wrong is not None else False
+            rows.append((row, start, end, score, kind, true))
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        truth = np.zeros(0, bool) if clean is not None else None
+        return Ranking(
+            "entity", empty, empty, empty, np.zeros(0), truth,
+            positives=positives if clean is not None else None,
+        )  # fmt: skip
+    sentence, start, end, score, kind, truth = zip(*rows, strict=True)
+    return Ranking(
+        "entity",
+        np.array(sentence),
+        np.array(start),
+        np.array(end),
+        np.array(score, dtype=np.float64),
+        np.array(truth) if clean is not None else None,
+        list(kind),
+        positives if clean is not None else None,
+    )
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _disagreements(given_spans, suggested_spans) -> list[tuple[int, int, str]]:
+    """``(start, end, type)`` of every given span the suggestion does not repeat exactly
+    (spurious, retyped or boundary), and every suggested span over no given one (missed).
+
+    >>> _disagreements([(0, 2, "PER"), (3, 4, "LOC"), (5, 6, "ORG")],
+    ...                [(0, 2, "PER"), (3, 4, "ORG"), (6, 8, "ORG"), (9, 10, "MISC")])
+    [(3, 4, 'retyped'), (5, 6, 'spurious'), (6, 8, 'missed'), (9, 10, 'missed')]
+    """
+    suggested = set(suggested_spans)
+    found = []
+    for span in given_spans:
+        if span in suggested:
+            continue
+        touching = [s for s in suggested_spans if _overlap(s, span)]
+        if not touching:
+            kind = "spurious"
+        elif any(s[:2] == span[:2] for s in touching):
+            kind = "retyped"
+        else:
+            kind = "boundary"
+        found.append((span[0], span[1], kind))
+    for span in suggested_spans:
+        if not any(_overlap(span, g) for g in given_spans):
+            found.append((span[0], span[1], "missed"))
+    return sorted(found)
+
+
+# ------------------------------------------------------------------------ measuring
+
+
+def _ranked(score: np.ndarray) -> np.ndarray:
+    """Scores with NaN (never scored) below every finite one."""
+    score = np.asarray(score, dtype=np.float64)
+    finite = np.isfinite(score)
+    floor = score[finite].min() - 1.0 if finite.any() else 0.0
+    return np.where(finite, score, floor)
+
+
+def average_precision(score: np.ndarray, truth: np.ndarray, positives: int | None = None) -> float:
+    """AP of a ranking (scikit-learn's step-wise definition: ties share a threshold),
+    over ``positives`` truly wrong units in all (default: those ranked), so a truly wrong
+    unit the detector never lists counts as missed.
+
+    >>> average_precision(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]))
+    0.8333333333333333
+    >>> average_precision(np.array([0.9, 0.8]), np.array([1, 0]), positives=2)
+    0.5
+    """
+    truth = np.asarray(truth, dtype=bool)
+    listed = int(truth.sum())
+    total = listed if positives is None else positives
+    if total == 0 or listed == 0:
+        return 0.0
+    if listed == len(truth):  # every listed unit is truly wrong
+        return listed / total
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(truth, _ranked(score))) * listed / total
+
+
+def auroc(score: np.ndarray, truth: np.ndarray) -> float | None:
+    """Area under the ROC curve (None when one class is absent)."""
+    truth = np.asarray(truth, dtype=bool)
+    if truth.all() or not truth.any():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(truth, _ranked(score)))
+
+
+def measure(ranking: Ranking, units: int) -> dict:
+    """AP, AUROC, and precision / recall at the review budgets (shares of ``units``: the
+    level's words, sentences or given entities) and at k = the truly wrong count."""
+    truth, positives = ranking.truth, ranking.positives
+    order = ranking.order()
+    report = {
+        "units": units,
+        "listed": len(ranking.score),
+        "truly_wrong": positives,
+        "ap": average_precision(ranking.score, truth, positives),
+        "auroc": auroc(ranking.score, truth) if ranking.level != "entity" else None,
+        "budgets": {},
+    }
+    budgets = [(f"{share:.0%}", max(1, round(share * units))) for share in BUDGETS]
+    for name, count in [*budgets, ("k", max(1, positives))]:
+        top = order[:count]
+        hits = int(truth[top].sum())
+        report["budgets"][name] = {
+            "reviewed": len(top),
+            "precision": hits / len(top) if len(top) else 0.0,
+            "recall": hits / positives if positives else 0.0,
+        }
+    if ranking.kind:
+        kinds = np.array(ranking.kind)
+        report["types"] = {
+            kind: {
+                "listed": int((kinds == kind).sum()),
+                "truly_wrong_share": float(truth[kinds == kind].mean())
+                if (kinds == kind).any()
+                else None,
+            }
+            for kind in ENTITY_TYPES
+        }
+    return report
+
+
+# ------------------------------------------------------------------------ detecting
+
+
+@dataclass
+class Detection:
+    """Every training word's score and suggested label, and what the rankings need."""
+
+    detector: str
+    score_name: str
+    labels: list[str]
+    tokens: list[list[str]]
+    offsets: np.ndarray  # (S + 1,)
+    given: np.ndarray  # (W,) the training labels as given
+    suggested: np.ndarray  # (W,) the model's labels for them
+    word_scores: np.ndarray  # (W,) higher = more likely wrong
+    clean: np.ndarray | None = None  # (W,) where the data has clean labels
+    sentence_scores: np.ndarray | None = None  # cleanlab's own (cv), else the worst word
+    flags: np.ndarray | None = None  # cleanlab's confident-learning flags (cv)
+    cost: dict = field(default_factory=dict)  # trainings, seconds
+
+    @property
+    def wrong(self) -> np.ndarray | None:
+        return None if self.clean is None else self.given != self.clean
+
+    def rankings(self) -> dict[str, Ranking]:
+        wrong = self.wrong
+        return {
+            "word": word_ranking(self.word_scores, self.offsets, wrong),
+            "entity": entity_ranking(
+                self.word_scores, self.given, self.suggested, self.clean, self.offsets, self.labels
+            ),
+            "sentence": sentence_ranking(
+                self.word_scores, self.offsets, wrong, self.sentence_scores
+            ),
+        }
+
+    def units(self) -> dict[str, int]:
+        entities = sum(
+            len(decode_spans([self.labels[t] for t in self.given[a:b]]))
+            for a, b in itertools.pairwise(self.offsets)
+        )
+        return {"word": len(self.given), "entity": entities, "sentence": len(self.offsets) - 1}
+
+    def report(self) -> dict | None:
+        """Each level measured against the clean labels (None without them)."""
+        if self.clean is None:
+            return None
+        units = self.units()
+        return {level: measure(r, units[level]) for level, r in self.rankings().items()}
+
+
+def from_predictions(
+    detector: str,
+    score: str,
+    train_predictions,
+    dynamics: dict | None = None,
+    clean: np.ndarray | None = None,
+    cost: dict | None = None,
+) -> Detection:
+    """A ``dynamics`` or ``retag`` detection from one run's artefacts: its predictions on
+    its own training words (``predictions-train.parquet``) and, for ``dynamics``, the
+    recorded dynamics."""
+    probs = train_predictions.probs.astype(np.float64)
+    given = train_predictions.gold
+    scored = train_predictions.scored
+    suggested = np.where(scored, train_predictions.predicted, given)
+    if detector == "dynamics":
+        if dynamics is None:
+            raise InputError("the dynamics detector needs the run's dynamics.npz")
+        if len(dynamics["offsets"]) != len(train_predictions.offsets) or not np.array_equal(
+            dynamics["offsets"], train_predictions.offsets
+        ):
+            raise InputError("dynamics.npz and predictions-train.parquet describe other words")
+        words = dynamics_scores(dynamics, score)
+    elif detector == "retag":
+        words = np.full(len(given), np.nan)
+        words[scored] = retag_scores(probs[scored], given[scored])
+    else:
+        raise InputError(f"--detector {detector}: choose one of {', '.join(DETECTORS)}")
+    return Detection(
+        detector, score, list(train_predictions.labels), train_predictions.tokens,
+        train_predictions.offsets, given, suggested, words, clean, cost=cost or {},
+    )  # fmt: skip
+
+
+def from_out_of_sample(
+    score: str,
+    labels: list[str],
+    tokens: list[list[str]],
+    offsets: np.ndarray,
+    given: np.ndarray,
+    probs: np.ndarray,
+    clean: np.ndarray | None = None,
+    cost: dict | None = None,
+) -> Detection:
+    """A ``cv`` detection from out-of-sample probabilities, scored by cleanlab. Words cut
+    off by ``max_length`` (NaN probabilities) get a uniform distribution for cleanlab
+    and rank last."""
+    if score not in WORD_SCORES["cv"]:
+        raise InputError(f"--score {score}: the cv detector scores {_choices('cv')}")
+    scored = ~np.isnan(probs[:, 0])
+    filled = np.where(scored[:, None], probs, 1.0 / probs.shape[1])
+    words, sentences, flags = cleanlab_scores(filled, given, offsets, score)
+    words[~scored] = np.nan
+    suggested = np.where(scored, filled.argmax(axis=1), given)
+    return Detection(
+        "cv", score, labels, tokens, offsets, given, suggested, words, clean, sentences, flags,
+        cost or {},
+    )  # fmt: skip
+
+
+def cv_folds(sentences: int, folds: int, seed: int) -> list[np.ndarray]:
+    """``folds`` disjoint sets of sentence indices (sorted) covering all, seeded.
+
+    >>> [f.tolist() for f in cv_folds(5, 2, 0)]
+    [[1, 2, 3], [0, 4]]
+    """
+    if folds < 2:
+        raise InputError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    if folds > sentences:
+        raise InputError(f"--folds {folds}: more folds than the {sentences} training sentences")
+    order = np.random.default_rng([seed, 18]).permutation(sentences)
+    return [np.sort(order[f::folds]) for f in range(folds)]
+
+
+def reviewed_labels(detection: Detection, flagged: np.ndarray, scheme: str) -> np.ndarray:
+    """The given labels with the ``flagged`` words (bool per word) set to their suggested
+    labels, each sentence then written back in its scheme (``encode(decode())``), so the
+    result is a valid tag sequence whatever the suggestions were."""
+    index = {name: i for i, name in enumerate(detection.labels)}
+    out = detection.given.copy()
+    out[flagged] = detection.suggested[flagged]
+    for begin, end in itertools.pairwise(detection.offsets):
+        if not flagged[begin:end].any():
+            continue
+        names = [detection.labels[t] for t in out[begin:end]]
+        written = encode_spans(decode_spans(names), end - begin, scheme)
+        if all(label in index for label in written):
+            out[begin:end] = [index[label] for label in written]
+    return out
+
+
+def top_share(ranking: Ranking, share: float) -> np.ndarray:
+    """The most suspect ``share`` of a level's listed units (at least one)."""
+    count = max(1, round(share * len(ranking.score))) if len(ranking.score) else 0
+    return ranking.order()[:count]
+
+
+# -------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    detector: str = "dynamics"
+    score: str | None = None  # None: the detector's first (aum, retag, self_confidence)
+    folds: int = 5
+    budget: float = 0.10  # share of each level's units listed as issues for review
+
+    @property
+    def word_score(self) -> str:
+        return self.score or WORD_SCORES[self.detector][0]
+
+    def check(self) -> None:
+        if self.detector not in DETECTORS:
+            raise InputError(f"--detector '{self.detector}': choose one of {', '.join(DETECTORS)}")
+        if self.word_score not in WORD_SCORES[self.detector]:
+            raise InputError(
+                f"--score {self.word_score}: the {self.detector} detector scores"
+                f" {_choices(self.detector)}"
+            )
+        if not 0.0 < self.budget <= 1.0:
+            raise InputError(f"--budget {self.budget:g}: give a share in (0, 1], e.g. 0.05")
+        if self.detector == "cv" and self.folds < 2:
+            raise InputError(f"--folds {self.folds}: cross-validation needs at least 2 folds")
+
+
+def parse_share(text: str) -> float:
+    """``"5%"`` or ``"0.05"`` -> 0.05.
+
+    >>> parse_share("5%"), parse_share("0.1")
+    (0.05, 0.1)
+    """
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise InputError(f"--budget '{text}': give a share such as 5% or 0.05") from None
+    return value
+
+
+def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
+    """Train what ``config.detector`` needs on ``prepared`` (reusing finished trainings
+    that recorded it) and score every training word."""
+    import time
+
+    config.check()
+    started = time.perf_counter()
+    train_split = prepared.dataset["train"]
+    clean = _clean(train_split)
+    if config.detector == "cv":
+        return _cross_validate(prepared, config, clean, progress, started)
+    run_dir = prepared.run_dir
+    trainings = 0
+    if not _has_artefacts(run_dir):
+        from noisebench import data, train
+
+        counts = np.diff(data.flat_tags(train_split)[1])
+        recorder = DynamicsRecorder(counts, prepared.config.epochs)
+        results = train.train(
+            prepared,
+            progress=progress,
+            observe=recorder,
+            extra_predictions={SUGGESTION_SPLIT: train_split},
+        )
+        recorder.save(run_dir / DYNAMICS_FILE, results["train"]["epochs_run"])
+        trainings = 1
+    return detection_of_run(
+        run_dir,
+        config,
+        clean,
+        {"trainings": trainings, "seconds": time.perf_counter() - started},
+    )
+
+
+def detection_of_run(run_dir: Path, config: DetectConfig, clean, cost: dict) -> Detection:
+    """``dynamics`` or ``retag`` from a finished run's artefacts (``--run``)."""
+    from noisebench import runs
+
+    config.check()
+    if config.detector == "cv":
+        raise InputError("--run: the cv detector trains its own folds; drop --run")
+    if not _has_artefacts(Path(run_dir)):
+        raise InputError(
+            f"--run {run_dir}: no {DYNAMICS_FILE} and predictions-{SUGGESTION_SPLIT}.parquet"
+            " (only runs made by noisebench detect record them)"
+        )
+    predictions = runs.read_predictions(Path(run_dir) / f"predictions-{SUGGESTION_SPLIT}.parquet")
+    dynamics = load_dynamics(Path(run_dir) / DYNAMICS_FILE)
+    return from_predictions(config.detector, config.word_score, predictions, dynamics, clean, cost)
+
+
+def _has_artefacts(run_dir: Path) -> bool:
+    from noisebench import runs
+
+    return (
+        runs.is_complete(run_dir)
+        and (run_dir / DYNAMICS_FILE).is_file()
+        and (run_dir / f"predictions-{SUGGESTION_SPLIT}.parquet").is_file()
+    )
+
+
+def _clean(split) -> np.ndarray | None:
+    from noisebench import data
+
+    if "clean_tags" not in split.column_names:
+        return None
+    return data.flat_tags(split, "clean_tags")[0]
+
+
+def _cross_validate(prepared, config: DetectConfig, clean, progress, started) -> Detection:
+    import time
+    from dataclasses import replace
+
+    import datasets
+
+    from noisebench import data, runs, train
+
+    split = prepared.dataset["train"]
+    given, offsets = data.flat_tags(split)
+    folds = cv_folds(len(split), config.folds, prepared.config.seed)
+    probs = np.full((len(given), len(prepared.labels)), np.nan, dtype=np.float64)
+    trainings = 0
+    for number, held_out in enumerate(folds, start=1):
+        others = np.setdiff1d(np.arange(len(split)), held_out)
+        name = f"{prepared.run_dir.name}-fold{number}of{config.folds}"
+        fold_dir = prepared.run_dir.parent / "cv" / name
+        predictions_file = fold_dir / "predictions-heldout.parquet"
+        if not (runs.is_complete(fold_dir) and predictions_file.is_file()):
+            fold = replace(
+                prepared,
+                dataset=datasets.DatasetDict(
+                    train=split.select(others).flatten_indices(),
+                    validation=prepared.dataset["validation"],
+                ),
+                run_dir=fold_dir,
+                notes=[*prepared.notes, f"cross-validation fold {number} of {config.folds}"],
+            )
+            if progress is not None:
+                progress({"event": "fold", "fold": number, "folds": config.folds})
+            train.train(
+                fold,
+                progress=progress,
+                extra_predictions={"heldout": split.select(held_out).flatten_indices()},
+            )
+            trainings += 1
+        made = runs.read_predictions(predictions_file)
+        for row, sentence in enumerate(held_out):
+            begin, end = made.offsets[row], made.offsets[row + 1]
+            probs[offsets[sentence] : offsets[sentence + 1]] = made.probs[begin:end]
+    tokens = split.data.table.column("tokens").to_pylist()
+    cost = {"trainings": trainings, "seconds": time.perf_counter() - started}
+    return from_out_of_sample(
+        config.word_score, prepared.labels, tokens, offsets, given, probs, clean, cost
+    )

@@ -1,0 +1,262 @@
+"""`noisebench detect`: scores on hand-made dynamics and probabilities, the rankings and
+their measurement by hand, cleanlab as the reference, and the command end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from noisebench import detect, review
+from noisebench.cli import app
+
+NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def test_the_recorder_maps_scored_positions_to_words_and_records_margins():
+    recorder = detect.DynamicsRecorder(np.array([3, 2]), epochs=2)
+    # batch of sentences [1, 0]; sentence 0's third word was cut off by max_length
+    labels = torch.tensor([[-100, 1, -100, 0, -100], [-100, 0, 3, -100, -100]])
+    logits = torch.zeros(2, 5, 5)
+    logits[0, 1] = torch.tensor([0.0, 2.0, 0.0, 0.0, 0.0])  # word 3: given B-PER, agreed
+    logits[0, 3] = torch.tensor([0.0, 0.0, 0.0, 3.0, 0.0])  # word 4: given O, says B-LOC
+    logits[1, 1] = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0])  # word 0: O, agreed
+    logits[1, 2] = torch.tensor([0.0, 1.0, 0.0, 0.5, 0.0])  # word 1: B-LOC, says B-PER
+    recorder(1, np.array([1, 0]), logits, labels)
+    p = torch.softmax(logits, -1)
+    np.testing.assert_allclose(
+        recorder.probability[0],
+        [p[1, 1, 0], p[1, 2, 3], np.nan, p[0, 1, 1], p[0, 3, 0]],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(recorder.margin[0], [1.0, -0.5, np.nan, 2.0, -3.0], rtol=1e-6)
+    assert recorder.predicted[0].tolist() == [0, 1, -1, 1, 3]
+    assert np.isnan(recorder.probability[1]).all()  # epoch 2 not yet seen
+
+
+def test_dynamics_scores_from_hand_made_epochs():
+    dynamics = {
+        "probability": np.array([[0.9, 0.2, np.nan], [0.7, 0.6, np.nan]]),
+        "margin": np.array([[2.0, -1.0, np.nan], [1.0, 0.5, np.nan]]),
+    }
+    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "aum")[:2], [-1.5, 0.25])
+    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "confidence")[:2], [0.2, 0.6])
+    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "variability")[:2], [0.1, 0.2])
+    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "early")[:2], [0.1, 0.8])
+    assert np.isnan(detect.dynamics_scores(dynamics, "aum")[2])  # never seen: ranks last
+
+
+def test_retag_ranks_contradicted_words_first_by_confidence():
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.6, 0.4]])
+    scores = detect.retag_scores(probs, np.array([0, 0, 0, 0]))
+    assert np.argsort(-scores).tolist() == [1, 2, 3, 0]
+    np.testing.assert_allclose(scores, [0.1, 1.7, 1.55, 0.4])
+
+
+def test_cv_scores_are_cleanlabs_own():
+    from cleanlab.token_classification.filter import find_label_issues
+    from cleanlab.token_classification.rank import get_label_quality_scores
+
+    rng = np.random.default_rng(0)
+    offsets = np.array([0, 4, 7, 12])
+    probs = rng.dirichlet(np.ones(3), size=12)
+    given = probs.argmax(1)
+    given[[1, 5, 9]] = (given[[1, 5, 9]] + 1) % 3  # three words the model contradicts
+    labels = [given[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    pred = [probs[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    for method in ("self_confidence", "normalized_margin"):
+        words, sentences, flags = detect.cleanlab_scores(probs, given, offsets, method)
+        expected_sentences, expected_words = get_label_quality_scores(
+            labels, pred, token_score_method=method
+        )
+        np.testing.assert_allclose(words, 1 - np.concatenate(expected_words))
+        np.testing.assert_allclose(sentences, 1 - expected_sentences)
+    expected_flags = {offsets[s] + w for s, w in find_label_issues(labels, pred)}
+    assert set(np.flatnonzero(flags)) == expected_flags
+
+
+def ids(labels: str) -> list[int]:
+    return [NAMES.index(x) for x in labels.split()]
+
+
+def test_entity_issues_are_aligned_both_ways_typed_scored_and_checked():
+    #            0     1     2     3     4     5
+    given = ids("B-PER I-PER O     B-LOC O     O")
+    suggested = ids("B-PER I-PER O B-PER O B-LOC")
+    clean = ids("B-PER I-PER O     B-LOC O     B-LOC")
+    #   second sentence: a spurious entity that is truly wrong, and a boundary one
+    given += ids("B-LOC O B-PER I-PER")
+    suggested += ids("O O B-PER O")
+    clean += ids("O O B-PER I-PER")
+    offsets = np.array([0, 6, 10])
+    scores = np.arange(10, dtype=float) / 10
+    ranking = detect.entity_ranking(
+        scores, np.array(given), np.array(suggested), np.array(clean), offsets, NAMES
+    )
+    issues = list(
+        zip(ranking.sentence.tolist(), ranking.start.tolist(), ranking.end.tolist(), ranking.kind)
+    )
+    assert issues == [(0, 3, 4, "retyped"), (0, 5, 6, "missed"), (1, 0, 1, "spurious"),
+                      (1, 2, 4, "boundary")]  # fmt: skip
+    assert ranking.truth.tolist() == [False, True, True, False]
+    np.testing.assert_allclose(ranking.score, [0.3, 0.5, 0.6, 0.9])  # the worst word
+    # truly wrong entities: the missed LOC (sentence 0) and the spurious LOC (sentence 1)
+    assert ranking.positives == 2
+    report = detect.measure(ranking, units=4)
+    # ranked by score: boundary (F), spurious (T), missed (T), retyped (F)
+    assert report["ap"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert report["budgets"]["k"] == {"reviewed": 2, "precision": 0.5, "recall": 0.5}
+    assert report["types"]["missed"] == {"listed": 1, "truly_wrong_share": 1.0}
+
+
+def test_average_precision_and_budgets_against_scikit_learn_and_by_hand():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    truth = rng.random(200) < 0.1
+    score = truth * 0.5 + rng.random(200)
+    assert detect.average_precision(score, truth) == pytest.approx(
+        average_precision_score(truth, score)
+    )
+    assert detect.auroc(score, truth) == pytest.approx(roc_auc_score(truth, score))
+    # a detector that lists only some units: the unlisted wrong ones count as missed
+    assert detect.average_precision(score, truth, positives=2 * truth.sum()) == pytest.approx(
+        average_precision_score(truth, score) / 2
+    )
+    ranking = detect.word_ranking(score, np.array([0, 100, 200]), truth)
+    report = detect.measure(ranking, units=200)
+    top10 = np.argsort(-score)[:10]
+    assert report["budgets"]["5%"] == {
+        "reviewed": 10,
+        "precision": truth[top10].mean(),
+        "recall": truth[top10].sum() / truth.sum(),
+    }
+
+
+def test_sentences_rank_by_their_worst_word_and_nan_words_rank_last():
+    offsets = np.array([0, 2, 4, 5])
+    scores = np.array([0.1, 0.7, np.nan, 0.2, np.nan])
+    wrong = np.array([False, True, False, False, False])
+    ranking = detect.sentence_ranking(scores, offsets, wrong)
+    np.testing.assert_allclose(ranking.score[:2], [0.7, 0.2])
+    assert np.isnan(ranking.score[2]) and ranking.order().tolist() == [0, 1, 2]
+    assert ranking.truth.tolist() == [True, False, False]
+
+
+def test_reviewed_labels_apply_the_suggestions_and_stay_valid():
+    given = np.array(ids("O B-PER I-PER O"))
+    suggested = np.array(ids("O B-LOC I-PER O"))  # retype the first word only: invalid
+    found = detect.Detection(
+        "retag", "retag", NAMES, [["a", "b", "c", "d"]], np.array([0, 4]), given, suggested,
+        np.zeros(4),
+    )  # fmt: skip
+    flagged = np.array([False, True, False, False])
+    reviewed = detect.reviewed_labels(found, flagged, "IOB2")
+    assert [NAMES[t] for t in reviewed] == ["O", "B-LOC", "B-PER", "O"]
+
+
+def detect_args(data, tiny_model, tmp_path, *extra):
+    return [
+        "detect", str(data), "--model", str(tiny_model), "--runs-dir", str(tmp_path / "runs"),
+        "--rate", "0.3", "--epochs", "2", "--lr", "5e-3", "--batch-size", "16",
+        "--device", "cpu", *map(str, extra),
+    ]  # fmt: skip
+
+
+def test_detect_trains_once_scores_against_the_truth_and_writes_a_review(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    out = tmp_path / "review"
+    result = runner.invoke(app, [*detect_args(ner_dir, tiny_model, tmp_path), "-o", out, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["cost"]["trainings"] == 1 and document["detector"] == "dynamics"
+    for level in ("word", "entity", "sentence"):
+        scores = document["levels"][level]
+        assert 0 <= scores["ap"] <= 1 and scores["truly_wrong"] > 0
+    assert document["levels"]["word"]["units"] == sum(
+        len(s.split("\n")) for s in (ner_dir / "train.txt").read_text().strip().split("\n\n")
+    )
+    rows = [json.loads(line) for line in (out / "issues.jsonl").read_text().splitlines()]
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out / "issues.parquet").to_pylist() == rows
+    words = [r for r in rows if r["level"] == "word"]
+    assert len(words) == round(0.1 * document["levels"]["word"]["units"])
+    assert [r["rank"] for r in words] == list(range(1, len(words) + 1))
+    assert all(r["truly_wrong"] is not None for r in rows)
+    sentences = [r["sentence"] for r in rows if r["level"] == "sentence"]
+    conll = (out / "review.conll").read_text().split("\n\n")
+    assert len([block for block in conll if block.strip()]) == len(sentences)
+    tasks = json.loads((out / "labelstudio.json").read_text())
+    assert [t["data"]["sentence"] for t in tasks] == sentences
+    for task in tasks:
+        for entity in task["predictions"][0]["result"]:
+            value = entity["value"]
+            assert task["data"]["text"][value["start"] : value["end"]] == value["text"]
+    # reusing the run trains nothing and gives the same scores
+    run_dir = document["run"]
+    again = runner.invoke(
+        app, ["detect", "--run", run_dir, "--runs-dir", str(tmp_path / "runs"), "--json"]
+    )
+    assert again.exit_code == 0, again.output
+    reused = json.loads(again.stdout)
+    assert reused["cost"]["trainings"] == 0 and reused["levels"] == document["levels"]
+    retag = runner.invoke(app, ["detect", "--run", run_dir, "--detector", "retag", "--json"])
+    assert json.loads(retag.stdout)["detector"] == "retag"
+
+
+def test_cross_validation_trains_k_folds_and_scores_with_cleanlab(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    args = [*detect_args(ner_dir, tiny_model, tmp_path), "--detector", "cv", "--folds", "2"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["cost"]["trainings"] == 2 and document["score"] == "self_confidence"
+    assert len(list((tmp_path / "runs" / "cv").iterdir())) == 2
+    again = json.loads(runner.invoke(app, [*args, "--json"]).stdout)  # folds reused
+    assert again["cost"]["trainings"] == 0 and again["levels"] == document["levels"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--detector", "oracle"], "--detector 'oracle': choose one of dynamics, retag, cv"),
+        (["--score", "self_confidence"], "--score self_confidence: the dynamics detector"),
+        (["--budget", "0"], "--budget 0: give a share in (0, 1]"),
+        (["--budget", "lots"], "--budget 'lots': give a share such as 5% or 0.05"),
+        (["--detector", "cv", "--folds", "1"], "--folds 1: cross-validation needs at least 2"),
+    ],
+)
+def test_bad_detect_options_exit_2_and_write_nothing(
+    runner, ner_dir, tiny_model, tmp_path, extra, message
+):
+    out = tmp_path / "review"
+    result = runner.invoke(app, [*detect_args(ner_dir, tiny_model, tmp_path), *extra, "-o", out])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+def test_run_without_recorded_dynamics_is_refused(runner, ner_dir, tiny_model, tmp_path):
+    train = [
+        "train", "--data", str(ner_dir), "--model", str(tiny_model), "--runs-dir",
+        str(tmp_path), "--epochs", "1", "--device", "cpu", "--json",
+    ]  # fmt: skip
+    run_dir = json.loads(runner.invoke(app, train).stdout)["run_dir"]
+    result = runner.invoke(app, ["detect", "--run", run_dir])
+    assert result.exit_code == 2
+    assert "no dynamics.npz and predictions-train.parquet" in result.stderr
+
+
+def test_a_review_written_twice_replaces_the_first(tmp_path):
+    found = detect.Detection(
+        "retag", "retag", NAMES, [["a", "b"]], np.array([0, 2]), np.array([0, 1]),
+        np.array([1, 1]), np.array([0.9, 0.1]),
+    )  # fmt: skip
+    out = tmp_path / "review"
+    review.write(out, found, 0.5, "IOB2", {"levels": None})
+    (out / "stale.txt").write_text("from before")
+    rows = review.write(out, found, 0.5, "IOB2", {"levels": None})
+    assert not (out / "stale.txt").exists() and rows[0]["suggested"] == ["B-PER"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["review"]
