@@ -1,6 +1,7 @@
 """`noisebench detect`: scores on hand-made dynamics and probabilities, the rankings and
 their measurement by hand, cleanlab as the reference, and the command end to end."""
 
+import itertools
 import json
 
 import numpy as np
@@ -62,8 +63,8 @@ def test_cv_scores_are_cleanlabs_own():
     probs = rng.dirichlet(np.ones(3), size=12)
     given = probs.argmax(1)
     given[[1, 5, 9]] = (given[[1, 5, 9]] + 1) % 3  # three words the model contradicts
-    labels = [given[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    pred = [probs[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    labels = [given[a:b].tolist() for a, b in itertools.pairwise(offsets)]
+    pred = [probs[a:b] for a, b in itertools.pairwise(offsets)]
     for method in ("self_confidence", "normalized_margin"):
         words, sentences, flags = detect.cleanlab_scores(probs, given, offsets, method)
         expected_sentences, expected_words = get_label_quality_scores(
@@ -94,7 +95,13 @@ def test_entity_issues_are_aligned_both_ways_typed_scored_and_checked():
         scores, np.array(given), np.array(suggested), np.array(clean), offsets, NAMES
     )
     issues = list(
-        zip(ranking.sentence.tolist(), ranking.start.tolist(), ranking.end.tolist(), ranking.kind)
+        zip(
+            ranking.sentence.tolist(),
+            ranking.start.tolist(),
+            ranking.end.tolist(),
+            ranking.kind,
+            strict=True,
+        )
     )
     assert issues == [(0, 3, 4, "retyped"), (0, 5, 6, "missed"), (1, 0, 1, "spurious"),
                       (1, 2, 4, "boundary")]  # fmt: skip
