@@ -33,6 +33,8 @@ class Encoded:
     clean_tags: list[np.ndarray] | None = None  # the same, clean, where the data has them
     # per sentence, (n_words, classes) float32 target distributions (--span-smoothing)
     soft_tags: list[np.ndarray] | None = None
+    # per sentence, (n_words,) bool: words left out of training (the split's ``ignore``)
+    ignore: list[np.ndarray] | None = None
 
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids])
@@ -47,6 +49,10 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
     if "clean_tags" in dataset.column_names:
         clean_flat, _ = data.flat_tags(dataset, "clean_tags")
         clean = np.split(clean_flat, offsets[1:-1])
+    ignore = None
+    if data.IGNORE_COLUMN in dataset.column_names:
+        column = dataset.data.table.column(data.IGNORE_COLUMN).combine_chunks()
+        ignore = np.split(np.asarray(column.flatten(), dtype=bool), offsets[1:-1])
     key = hashlib.sha256()
     key.update(tokenizer.backend_tokenizer.to_str().encode())
     key.update(json.dumps([max_length, tokens]).encode())
@@ -55,7 +61,7 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
         stored = np.load(cache)
         ids = np.split(stored["ids"], stored["id_offsets"][1:-1])
         starts = np.split(stored["starts"], stored["start_offsets"][1:-1])
-        return Encoded(ids, starts, tags, clean)
+        return Encoded(ids, starts, tags, clean, ignore=ignore)
     ids, starts = _tokenize(tokenizer, tokens, max_length)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +74,7 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
             start_offsets=np.cumsum([0] + [len(s) for s in starts]),
         )
         os.replace(temporary, cache)
-    return Encoded(ids, starts, tags, clean)
+    return Encoded(ids, starts, tags, clean, ignore=ignore)
 
 
 def _tokenize(tokenizer, tokens: list[list[str]], max_length: int):
@@ -126,6 +132,8 @@ def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, with_labels: boo
         if with_labels:
             kept = starts >= 0
             labels[row, starts[kept]] = encoded.tags[i][kept]
+            if encoded.ignore is not None:  # words left out of training: no loss
+                labels[row, starts[kept & encoded.ignore[i]]] = -100
             if with_clean:
                 clean[row, starts[kept]] = encoded.clean_tags[i][kept]
             if with_soft:

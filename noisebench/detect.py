@@ -597,6 +597,13 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
     config.check()
     started = time.perf_counter()
     train_split = prepared.dataset["train"]
+    from noisebench import data
+
+    if data.IGNORE_COLUMN in train_split.column_names:
+        raise InputError(
+            f"{prepared.config.data}: its training words carry an '{data.IGNORE_COLUMN}' column"
+            " (a --fix mask output); detect on the data before the fix"
+        )
     clean = _clean(train_split)
     if config.detector == "cv":
         return _cross_validate(prepared, config, clean, progress, started)
@@ -703,3 +710,75 @@ def _cross_validate(prepared, config: DetectConfig, clean, progress, started) ->
     return from_out_of_sample(
         config.word_score, prepared.labels, tokens, offsets, given, probs, clean, cost
     )
+
+
+# ------------------------------------------------------------------------------ fixing
+
+FIXES = ("relabel", "mask", "drop")
+
+
+def apply_fix(dataset, detection: Detection, fix: str, share: float, scheme: str):
+    """The data with the most suspect ``share`` fixed: words relabelled to their
+    suggestions (``relabel``, written back valid in the scheme) or left out of training
+    (``mask``: the ``ignore`` column), or the most suspect ``share`` of sentences dropped
+    (``drop``). Validation and test stay as they are; ``clean_tags`` is kept. Returns the
+    new DatasetDict and what changed."""
+    import datasets
+    import pyarrow as pa
+
+    from noisebench import data
+
+    if fix not in FIXES:
+        raise InputError(f"--fix {fix}: choose one of {', '.join(FIXES)}")
+    split = dataset["train"]
+    table = split.data.table
+    tokens = table.column("tokens").combine_chunks()
+    clean = table.column("clean_tags").combine_chunks() if detection.clean is not None else None
+    names = detection.labels
+    rankings = detection.rankings()
+    report: dict = {"fix": fix, "budget": share}
+    if fix == "drop":
+        dropped = np.sort(top_share(rankings["sentence"], share))
+        kept = np.setdiff1d(np.arange(len(split)), dropped)
+        train = split.select(kept).flatten_indices()
+        report["dropped_sentences"] = len(dropped)
+    else:
+        flagged = np.zeros(len(detection.given), dtype=bool)
+        flagged[top_share(rankings["word"], share)] = True
+        offsets = pa.array(detection.offsets.astype(np.int32))
+        if fix == "relabel":
+            tags = reviewed_labels(detection, flagged, scheme)
+            report["relabelled_words"] = int((tags != detection.given).sum())
+            column = pa.ListArray.from_arrays(offsets, pa.array(tags, pa.int64()))
+            train = data.make_split(tokens, column, names, clean)
+        else:
+            column = pa.ListArray.from_arrays(offsets, pa.array(flagged))
+            given = pa.ListArray.from_arrays(offsets, pa.array(detection.given, pa.int64()))
+            train = data.make_split(tokens, given, names, clean, ignore=column)
+            report["masked_words"] = int(flagged.sum())
+    fixed = datasets.DatasetDict({**dataset, "train": train})
+    report["noise_before"] = remaining_noise(split, scheme)
+    report["noise_after"] = remaining_noise(train, scheme)
+    return fixed, report
+
+
+def remaining_noise(split, scheme: str) -> dict | None:
+    """The noise report of a training split's labels against its clean ones, over the
+    words that count for training (those its ``ignore`` column keeps)."""
+    from noisebench import data
+    from noisebench.noise import label_noise
+
+    report = label_noise(split, scheme)
+    if report is None or data.IGNORE_COLUMN not in split.column_names:
+        return report
+    tags, _ = data.flat_tags(split)
+    clean, _ = data.flat_tags(split, "clean_tags")
+    column = split.data.table.column(data.IGNORE_COLUMN).combine_chunks()
+    counted = ~np.asarray(column.flatten(), dtype=bool)
+    wrong = tags != clean
+    return {
+        **report,
+        "token_error_rate_counted": float(wrong[counted].mean()) if counted.any() else 0.0,
+        "ignored_words": int((~counted).sum()),
+        "ignored_truly_wrong": int(wrong[~counted].sum()),
+    }

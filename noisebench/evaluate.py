@@ -18,7 +18,7 @@ from noisebench.batches import Encoded, collate, encode
 from noisebench.config import TrainConfig
 from noisebench.errors import InputError
 from noisebench.noise import label_noise
-from noisebench.resolve import Prepared, resolve_device
+from noisebench.resolve import Prepared, ignored_words, resolve_device
 from noisebench.schemes import NO_SCHEME
 
 EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch, at most
@@ -160,6 +160,8 @@ def finish(
         "validation_labels": selection_labels(prepared.dataset["validation"]),
         # the training labels used, against their clean version (None: no clean labels)
         "label_noise": label_noise(prepared.dataset["train"], prepared.scheme),
+        # words the data's ignore column left out of training (detect --fix mask)
+        "ignored_words": ignored_words(prepared.dataset["train"]),
     }
     return write_results(
         run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes

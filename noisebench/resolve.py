@@ -128,6 +128,13 @@ def prepare(
     dataset = _splits_for_training(dataset, config, notes)
     labels = data.label_names(dataset["train"])
     dataset = _method_labels(dataset, config, labels, notes)
+    ignored = ignored_words(dataset["train"])
+    if ignored:
+        words = len(data.flat_tags(dataset["train"])[0])
+        notes.append(
+            f"{ignored:,} of {words:,} training words ({ignored / words:.1%}) are left out of"
+            f" training: the data's '{data.IGNORE_COLUMN}' column (noisebench detect --fix mask)"
+        )
     scheme = data.scheme(dataset)
     targets.check_span_smoothing(config.span_smoothing, config.span_distance, scheme)
     choice = _auto_choice(config, labels, notes)
@@ -151,6 +158,14 @@ def prepare(
         compile_model,
         choice,
     )
+
+
+def ignored_words(split) -> int:
+    """How many words the split's ``ignore`` column leaves out of training (0 without it)."""
+    if data.IGNORE_COLUMN not in split.column_names:
+        return 0
+    column = split.data.table.column(data.IGNORE_COLUMN).combine_chunks()
+    return int(np.asarray(column.flatten(), dtype=bool).sum())
 
 
 def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:

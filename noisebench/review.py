@@ -10,7 +10,10 @@ folder renamed into place, so a failed run leaves nothing half-written):
   scheme), and ``*`` on flagged words;
 - ``labelstudio.json``: the same sentences as Label Studio tasks (plain JSON import),
   the reviewed labels' entities as pre-annotations (``predictions``);
-- ``detection.json``: the settings, the cost, and the scores against the truth.
+- ``detection.json``: the settings, the cost, and the scores against the truth;
+- with ``--fix``: the fixed dataset itself, ``train.parquet`` (``validation.parquet``,
+  ``test.parquet`` as they were), so the folder is a valid ``--data`` input everywhere
+  (the loader reads the split files and skips the rest).
 """
 
 from __future__ import annotations
@@ -129,10 +132,15 @@ def label_studio_tasks(
 
 
 def write(
-    out: Path, detection: detect.Detection, share: float, scheme: str, document: dict
+    out: Path,
+    detection: detect.Detection,
+    share: float,
+    scheme: str,
+    document: dict,
+    fixed=None,
 ) -> list[dict]:
-    """Write every file into ``out`` (replacing it) by way of a temporary folder; returns
-    the issue rows."""
+    """Write every file into ``out`` (replacing it) by way of a temporary folder, and the
+    ``fixed`` DatasetDict's splits where given; returns the issue rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -155,6 +163,10 @@ def write(
         tasks = label_studio_tasks(detection, sentences, reviewed, scores)
         (temporary / "labelstudio.json").write_text(json.dumps(tasks, indent=1) + "\n")
         (temporary / "detection.json").write_text(json.dumps(document, indent=2) + "\n")
+        if fixed is not None:
+            from noisebench import data
+
+            data.write_parquet(fixed, temporary)
         if out.exists():
             shutil.rmtree(out)
         temporary.rename(out)

@@ -3,6 +3,7 @@ their measurement by hand, cleanlab as the reference, and the command end to end
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,3 +268,81 @@ def test_a_review_written_twice_replaces_the_first(tmp_path):
     rows = review.write(out, found, 0.5, "IOB2", {"levels": None})
     assert not (out / "stale.txt").exists() and rows[0]["suggested"] == ["B-PER"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["review"]
+
+
+def test_collate_leaves_ignored_words_out_of_the_loss():
+    from noisebench.batches import Encoded, collate
+
+    encoded = Encoded(
+        input_ids=[np.array([101, 7, 8, 9, 102])],
+        word_starts=[np.array([1, 2, 3])],
+        tags=[np.array([1, 0, 3])],
+        ignore=[np.array([False, True, False])],
+    )
+    assert collate(encoded, np.array([0]), 0)["labels"].tolist() == [[-100, 1, -100, 3, -100]]
+
+
+@pytest.mark.parametrize("fix", ["relabel", "mask", "drop"])
+def test_each_fix_writes_a_dataset_that_trains_and_reports_the_noise_left(
+    runner, ner_dir, tiny_model, tmp_path, fix
+):
+    from noisebench import data
+
+    out = tmp_path / "fixed"
+    args = [*detect_args(ner_dir, tiny_model, tmp_path), "--fix", fix, "--budget", "5%", "-o", out]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    report = document["fix"]
+    before, after = report["noise_before"], report["noise_after"]
+    assert before["token_error_rate"] > 0 and 0 <= after["token_error_rate"] <= 1
+    fixed = data.load(str(out))
+    assert (
+        set(fixed) == {"train", "validation", "test"}
+        and "clean_tags" in fixed["train"].column_names
+    )
+    words = document["levels"]["word"]["units"]
+    rows = [json.loads(line) for line in (out / "issues.jsonl").read_text().splitlines()]
+    if fix == "drop":
+        assert len(fixed["train"]) == 160 - round(0.05 * 160) == 160 - report["dropped_sentences"]
+    elif fix == "mask":
+        assert report["masked_words"] == round(0.05 * words)
+        ignored = np.concatenate([np.array(x) for x in fixed["train"]["ignore"]])
+        assert ignored.sum() == report["masked_words"] == after["ignored_words"]
+        # what it leaves in training is scored over the words that count
+        tags, _ = data.flat_tags(fixed["train"])
+        clean, _ = data.flat_tags(fixed["train"], "clean_tags")
+        assert after["token_error_rate_counted"] == pytest.approx((tags != clean)[~ignored].mean())
+        trained = runner.invoke(
+            app,
+            ["train", "--data", str(out), "--model", str(tiny_model), "--epochs", "1",
+             "--device", "cpu", "--runs-dir", str(tmp_path / "again"), "--json"],
+        )  # fmt: skip
+        assert trained.exit_code == 0, trained.output
+        results = json.loads(trained.stdout)
+        assert results["train"]["ignored_words"] == report["masked_words"]
+        assert any("left out of training" in note for note in results["notes"])
+    else:
+        # relabelled: only flagged words (and none elsewhere) took new labels
+        from noisebench import runs
+
+        tags, offsets = data.flat_tags(fixed["train"])
+        given = runs.read_predictions(Path(document["run"]) / "predictions-train.parquet").gold
+        changed = set(np.flatnonzero(tags != given).tolist())
+        flagged = {offsets[r["sentence"]] + r["start"] for r in rows if r["level"] == "word"}
+        assert len(changed) == report["relabelled_words"] > 0 and changed <= flagged
+    assert any(r["level"] == "word" for r in rows)
+
+
+def test_fix_needs_an_output_folder_and_a_known_kind(runner, ner_dir, tiny_model, tmp_path):
+    result = runner.invoke(app, [*detect_args(ner_dir, tiny_model, tmp_path), "--fix", "mask"])
+    assert (
+        result.exit_code == 2 and "--fix writes a dataset: give the folder with -o" in result.stderr
+    )
+    result = runner.invoke(
+        app, [*detect_args(ner_dir, tiny_model, tmp_path), "--fix", "erase", "-o", tmp_path / "o"]
+    )
+    assert (
+        result.exit_code == 2 and "--fix erase: choose one of relabel, mask, drop" in result.stderr
+    )
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()

@@ -35,8 +35,19 @@ def detect(
     ] = None,
     folds: Annotated[int, typer.Option(help="cv: folds (K trainings).")] = 5,
     budget: Annotated[
-        str, typer.Option(help="Share of each level listed for review, e.g. 5% or 0.05.")
-    ] = "10%",
+        str | None,
+        typer.Option(
+            help="Share of each level listed for review (default 10%), or fixed with --fix"
+            " (default 5%), e.g. 5% or 0.05."
+        ),
+    ] = None,
+    fix: Annotated[
+        str | None,
+        typer.Option(
+            help="Write a fixed dataset to -o: relabel (the flagged words get their"
+            " suggestions), mask (left out of training) or drop (their sentences)."
+        ),
+    ] = None,
     run: Annotated[
         Path | None,
         typer.Option(help="Reuse a finished run that noisebench detect trained (no training)."),
@@ -74,8 +85,14 @@ def detect(
     from noisebench.cli.training import training_progress
 
     with bad_input_exits():
-        config = detection.DetectConfig(detector, score, folds, detection.parse_share(budget))
+        share = detection.parse_share(budget or ("5%" if fix else "10%"))
+        config = detection.DetectConfig(detector, score, folds, share)
         config.check()
+        if fix is not None:
+            if fix not in detection.FIXES:
+                raise InputError(f"--fix {fix}: choose one of {', '.join(detection.FIXES)}")
+            if out is None:
+                raise InputError("--fix writes a dataset: give the folder with -o DIR")
         if run is not None:
             stored = runs.read_json(Path(run) / runs.RESULTS)
             if stored is None:
@@ -114,9 +131,14 @@ def detect(
             "cost": found.cost,
             "levels": report,
         }
+        fixed = None
+        if fix is not None:
+            fixed, document["fix"] = detection.apply_fix(
+                prepared.dataset, found, fix, config.budget, prepared.scheme
+            )
         rows = None
         if out is not None:
-            rows = review.write(out, found, config.budget, prepared.scheme, document)
+            rows = review.write(out, found, config.budget, prepared.scheme, document, fixed)
     if json_output:
         print_json({**document, "out": str(out) if out else None})
         return
@@ -165,5 +187,28 @@ def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> 
                 text.append(word)
             text.append(" ")
         stdout.print(text, soft_wrap=True)
+    fix = document.get("fix")
+    if fix is not None:
+        before, after = fix["noise_before"], fix["noise_after"]
+        if before is not None and after is not None:
+            stdout.print(
+                f"--fix {fix['fix']} at {fix['budget']:.0%}: word error rate"
+                f" {before['token_error_rate']:.2%} -> {after['token_error_rate']:.2%}"
+                + _counted(after)
+                + _entity_noise(before, after)
+            )
     if out is not None:
-        stdout.print(f"wrote {out}/ (issues.parquet, issues.jsonl, review.conll, labelstudio.json)")
+        written = "issues.parquet, issues.jsonl, review.conll, labelstudio.json"
+        stdout.print(f"wrote {out}/ ({written}{', the fixed splits' if fix else ''})")
+
+
+def _counted(after: dict) -> str:
+    if "token_error_rate_counted" not in after:
+        return ""
+    return f" ({after['token_error_rate_counted']:.2%} of the words that count)"
+
+
+def _entity_noise(before: dict, after: dict) -> str:
+    if before.get("entity_noise_level") is None or after.get("entity_noise_level") is None:
+        return ""
+    return f", entity noise {before['entity_noise_level']:.1%} -> {after['entity_noise_level']:.1%}"
