@@ -11,6 +11,8 @@ folder renamed into place, so a failed run leaves nothing half-written):
 - ``labelstudio.json``: the same sentences as Label Studio tasks (plain JSON import),
   the reviewed labels' entities as pre-annotations (``predictions``);
 - ``detection.json``: the settings, the cost, and the scores against the truth;
+- ``scores.parquet``: every training word's score, given and suggested label and truth
+  (what ``leaderboard`` compares detectors with, paired over sentences);
 - with ``--fix``: the fixed dataset itself, ``train.parquet`` (``validation.parquet``,
   ``test.parquet`` as they were), so the folder is a valid ``--data`` input everywhere
   (the loader reads the split files and skips the rest).
@@ -163,6 +165,7 @@ def write(
         tasks = label_studio_tasks(detection, sentences, reviewed, scores)
         (temporary / "labelstudio.json").write_text(json.dumps(tasks, indent=1) + "\n")
         (temporary / "detection.json").write_text(json.dumps(document, indent=2) + "\n")
+        pq.write_table(_word_table(detection), temporary / SCORES_FILE)
         if fixed is not None:
             from noisebench import data
 
@@ -173,6 +176,36 @@ def write(
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return rows
+
+
+SCORES_FILE = "scores.parquet"
+
+
+def _word_table(detection: detect.Detection):
+    import pyarrow as pa
+
+    sentence = np.repeat(np.arange(len(detection.offsets) - 1), np.diff(detection.offsets))
+    columns = {
+        "sentence": pa.array(sentence, pa.int64()),
+        "word": pa.array(np.arange(len(sentence)) - detection.offsets[sentence], pa.int64()),
+        "score": pa.array(detection.word_scores, pa.float64()),
+        "given": pa.array(detection.given, pa.int64()),
+        "suggested": pa.array(detection.suggested, pa.int64()),
+    }
+    if detection.wrong is not None:
+        columns["truly_wrong"] = pa.array(detection.wrong)
+    return pa.table(columns)
+
+
+def read_word_scores(folder: Path) -> dict[str, np.ndarray] | None:
+    """A detection folder's ``scores.parquet`` as arrays (None when absent)."""
+    import pyarrow.parquet as pq
+
+    path = Path(folder) / SCORES_FILE
+    if not path.is_file():
+        return None
+    table = pq.read_table(path)
+    return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
 def _issue_schema():

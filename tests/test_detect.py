@@ -346,3 +346,56 @@ def test_fix_needs_an_output_folder_and_a_known_kind(runner, ner_dir, tiny_model
         result.exit_code == 2 and "--fix erase: choose one of relabel, mask, drop" in result.stderr
     )
     assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()
+
+
+def hand_made_detection(detector: str, score_name: str, noise: float, seed: int):
+    """200 sentences of 5 words, 10% truly wrong; scores = truth + noise (seeded)."""
+    rng = np.random.default_rng(seed)
+    offsets = np.arange(0, 1001, 5)
+    given = np.random.default_rng(98).integers(0, 3, 1000)  # the same data for both
+    clean = given.copy()
+    wrong = np.random.default_rng(99).random(1000) < 0.1
+    clean[wrong] = (given[wrong] + 1) % 3
+    scores = wrong + noise * rng.standard_normal(1000)
+    tokens = [["w"] * 5 for _ in range(200)]
+    return detect.Detection(
+        detector, score_name, ["O", "B-PER", "B-LOC"], tokens, offsets, given, clean, scores,
+        clean, cost={"trainings": 1, "seconds": 2.0},
+    )  # fmt: skip
+
+
+def test_leaderboard_shows_detectors_against_cleanlabs_default_paired(runner, tmp_path):
+    from sklearn.metrics import average_precision_score
+
+    from noisebench import detections
+
+    made = {
+        "dyn": hand_made_detection("dynamics", "aum", noise=0.3, seed=1),
+        "cv": hand_made_detection("cv", "self_confidence", noise=0.6, seed=2),
+    }
+    for name, found in made.items():
+        document = {
+            "dataset": "toy", "detector": found.detector, "score": found.score_name,
+            "folds": 5 if name == "cv" else None, "cost": found.cost, "levels": found.report(),
+        }  # fmt: skip
+        review.write(tmp_path / name, found, 0.1, "IOB2", document)
+    result = runner.invoke(app, ["leaderboard", str(tmp_path), "--json", "--bootstrap", "200"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["detector"], r["level"]): r for r in json.loads(result.stdout)["detect"]}
+    assert set(rows) == {
+        (d, level) for d in ("dynamics (aum)", "cv k=5 (self_confidence)")
+        for level in ("word", "entity", "sentence")
+    }  # fmt: skip
+    word = rows[("dynamics (aum)", "word")]
+    truth = made["dyn"].wrong
+    ap = {n: average_precision_score(truth, f.word_scores) for n, f in made.items()}
+    assert word["ap"] == pytest.approx(ap["dyn"])
+    versus = word["vs_cleanlab"]
+    assert versus["difference"] == pytest.approx(ap["dyn"] - ap["cv"])
+    assert versus["ci95"][0] < versus["difference"] < versus["ci95"][1] and versus["significant"]
+    assert rows[("cv k=5 (self_confidence)", "word")]["vs_cleanlab"] is None
+    assert rows[("dynamics (aum)", "entity")]["vs_cleanlab"] is None
+    text = runner.invoke(app, ["leaderboard", str(tmp_path), "--bootstrap", "50"]).stdout
+    assert "detect: finding the wrong labels" in text and "dynamics" in text
+    order = np.argsort(-made["dyn"].word_scores)
+    assert detections._weighted_ap(order, truth, np.ones(1000)) == pytest.approx(ap["dyn"])

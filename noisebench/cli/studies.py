@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from noisebench.atomic import write_text_atomic
 from noisebench.cli.common import (
     app,
     bad_input_exits,
@@ -295,8 +296,11 @@ def leaderboard(
         if fail_on and baseline is None:
             raise InputError("--fail-on needs --baseline FILE")
         reference = boards.read_baseline(baseline) if baseline is not None else None
+        from noisebench import detections as detection_boards
+
+        found_detections = detection_boards.collect(folders)
         collected = boards.collect(folders, split, metric_names)
-        if collected.complete == 0:
+        if collected.complete == 0 and not found_detections:
             raise InputError(
                 f"no complete runs in {', '.join(map(str, folders))}"
                 f" ({len(collected.incomplete)} incomplete)"
@@ -308,7 +312,9 @@ def leaderboard(
         tuning = boards.select_tuned(collected) if tuned else None
         aggregated = boards.aggregate(collected.records)
         tables = boards.pivots(aggregated, metric_names)
-        findings = _verdict(collected, split, bootstrap) if verdict else None
+        has_runs = collected.complete > 0
+        findings = _verdict(collected, split, bootstrap) if verdict and has_runs else None
+        detect_rows = detection_boards.rows(found_detections, bootstrap)
         written = []
         if out is not None:
             formats = list(split_list(format) or ())
@@ -316,6 +322,9 @@ def leaderboard(
 
             rendered = verdicts.markdown(findings) if findings is not None else None
             written = boards.write_outputs(out, collected, tables, formats, findings, rendered)
+            if detect_rows:
+                written.append(out / "detect.md")
+                write_text_atomic(out / "detect.md", detection_boards.markdown(detect_rows))
             if plots:
                 written += _write_plots(boards, out, tables, collected)
         if save_baseline is not None:
@@ -333,6 +342,7 @@ def leaderboard(
             "written": [str(p) for p in written],
             "verdict": findings,
             "tuning": tuning,
+            "detect": detect_rows,
         }
         if gate is not None:
             document["gate"] = {
@@ -348,6 +358,8 @@ def leaderboard(
         _print_pivots(boards, tables)
         if findings is not None:
             _print_verdict(findings)
+        if detect_rows:
+            _print_detections(detect_rows)
         stdout.print(
             f"{collected.complete} complete runs; skipped {len(collected.incomplete)} incomplete",
             soft_wrap=True,
@@ -358,6 +370,39 @@ def leaderboard(
             _print_gate(boards, gate, failing)
     if failing:
         raise typer.Exit(1)
+
+
+def _print_detections(detect_rows: list[dict]) -> None:
+    table = Table(title="detect: finding the wrong labels (AP vs cleanlab: paired over sentences)")
+    for column in (
+        "dataset",
+        "detector",
+        "level",
+        "AP",
+        "P@5%",
+        "R@5%",
+        "AUROC",
+        "vs cleanlab",
+        "cost",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("dataset", "detector", "level") else "right"
+        )
+    from noisebench.detections import versus_text
+
+    for row in detect_rows:
+        table.add_row(
+            row["dataset"],
+            row["detector"],
+            row["level"],
+            f"{row['ap']:.3f}",
+            f"{row['precision_at_5']:.3f}",
+            f"{row['recall_at_5']:.3f}",
+            "—" if row["auroc"] is None else f"{row['auroc']:.3f}",
+            versus_text(row["vs_cleanlab"]),
+            f"{row['trainings']} × train, {row['seconds'] or 0:.0f} s",
+        )
+    stdout.print(table)
 
 
 def _show_leaderboard(folders: list[Path], tuned: bool) -> None:

@@ -1,0 +1,181 @@
+"""The ``detect`` table of ``noisebench leaderboard``: every ``noisebench detect -o DIR``
+folder found (a folder given, or one level below it), one row per dataset x detector x
+level, and each detector against cleanlab's K-fold default (``cv``, self-confidence) on
+the same data, paired: the AP difference with a bootstrap over training sentences.
+
+    noisebench leaderboard runs review-dynamics review-cv
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from noisebench import detect, review
+
+DETECTION_FILE = "detection.json"
+REFERENCE = ("cv", "self_confidence")  # cleanlab's default: the baseline every row faces
+REPLICATES = 1000
+
+
+def collect(folders: list[Path]) -> list[dict]:
+    """The detection documents below ``folders``, each with its ``folder``."""
+    found = []
+    for folder in folders:
+        folder = Path(folder)
+        candidates = [folder] if (folder / DETECTION_FILE).is_file() else []
+        if folder.is_dir() and not candidates:
+            candidates = sorted(p for p in folder.iterdir() if (p / DETECTION_FILE).is_file())
+        for candidate in candidates:
+            try:
+                document = json.loads((candidate / DETECTION_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            found.append({**document, "folder": str(candidate)})
+    return found
+
+
+def name_of(document: dict) -> str:
+    """``dynamics (aum)``, ``cv k=5 (self_confidence)``."""
+    folds = f" k={document['folds']}" if document.get("folds") else ""
+    return f"{document['detector']}{folds} ({document['score']})"
+
+
+def rows(documents: list[dict], replicates: int = REPLICATES, seed: int = 0) -> list[dict]:
+    """One row per dataset x detector x level, with AP, P/R at 5%, AUROC, the cost, and
+    (where cleanlab's default ran on the same data) the paired AP difference to it."""
+    table = []
+    scores = {d["folder"]: review.read_word_scores(Path(d["folder"])) for d in documents}
+    for document in documents:
+        levels = document.get("levels")
+        if not levels:
+            continue
+        reference = _reference(document, documents, scores)
+        for level in ("word", "entity", "sentence"):
+            measured = levels.get(level)
+            if measured is None:
+                continue
+            row = {
+                "dataset": document["dataset"],
+                "detector": name_of(document),
+                "level": level,
+                "ap": measured["ap"],
+                "precision_at_5": measured["budgets"]["5%"]["precision"],
+                "recall_at_5": measured["budgets"]["5%"]["recall"],
+                "auroc": measured["auroc"],
+                "truly_wrong": measured["truly_wrong"],
+                "units": measured["units"],
+                "trainings": document["cost"].get("trainings"),
+                "seconds": document["cost"].get("seconds"),
+                "vs_cleanlab": None,
+            }
+            if reference is not None and level in ("word", "sentence"):
+                mine, theirs = scores[document["folder"]], scores[reference["folder"]]
+                row["vs_cleanlab"] = paired_ap(mine, theirs, level, replicates, seed)
+            table.append(row)
+    return table
+
+
+def _reference(document: dict, documents: list[dict], scores: dict) -> dict | None:
+    """cleanlab's default on the same training words (not the document itself)."""
+    if (document["detector"], document["score"]) == REFERENCE:
+        return None
+    mine = scores.get(document["folder"])
+    if mine is None or "truly_wrong" not in mine:
+        return None
+    for other in documents:
+        theirs = scores.get(other["folder"])
+        if (other["detector"], other["score"]) != REFERENCE or theirs is None:
+            continue
+        same = other["dataset"] == document["dataset"] and len(theirs["given"]) == len(
+            mine["given"]
+        )
+        if same and np.array_equal(theirs["given"], mine["given"]):
+            return other
+    return None
+
+
+def paired_ap(mine: dict, theirs: dict, level: str, replicates: int, seed: int) -> dict:
+    """AP(mine) - AP(theirs) at the word or sentence level, with a 95% bootstrap interval
+    over training sentences (both rankings scored on the same resampled sentences)."""
+    sentence = mine["sentence"]
+    sentences = int(sentence.max()) + 1 if len(sentence) else 0
+    if level == "sentence":
+        a, truth = _sentence_scores(mine["score"], sentence, mine["truly_wrong"], sentences)
+        b, _ = _sentence_scores(theirs["score"], sentence, theirs["truly_wrong"], sentences)
+        unit_sentence = np.arange(sentences)
+    else:
+        a, b, truth, unit_sentence = mine["score"], theirs["score"], mine["truly_wrong"], sentence
+    rng = np.random.default_rng([seed, 18])
+    differences = np.empty(replicates)
+    orders = (
+        np.argsort(-detect._ranked(a), kind="stable"),
+        np.argsort(-detect._ranked(b), kind="stable"),
+    )
+    for replicate in range(replicates):
+        counts = np.bincount(rng.integers(0, sentences, sentences), minlength=sentences)
+        weights = counts[unit_sentence].astype(np.float64)
+        differences[replicate] = _weighted_ap(orders[0], truth, weights) - _weighted_ap(
+            orders[1], truth, weights
+        )
+    estimate = _weighted_ap(orders[0], truth, np.ones(len(truth))) - _weighted_ap(
+        orders[1], truth, np.ones(len(truth))
+    )
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return {
+        "difference": float(estimate),
+        "ci95": [float(low), float(high)],
+        "significant": bool(low > 0 or high < 0),
+        "replicates": replicates,
+    }
+
+
+def _sentence_scores(score, sentence, wrong, sentences: int):
+    worst = np.full(sentences, -np.inf)
+    np.maximum.at(worst, sentence, detect._ranked(score))
+    truth = np.zeros(sentences, dtype=bool)
+    np.logical_or.at(truth, sentence, wrong.astype(bool))
+    return worst, truth
+
+
+def _weighted_ap(order: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> float:
+    """AP of the ranking ``order`` with each unit counted ``weights`` times (a bootstrap
+    resample): sum over hits of precision at the hit, over the weighted positives. Ties
+    are broken by position (the bootstrap compares rankings, not thresholds).
+
+    >>> round(_weighted_ap(np.array([0, 1, 2, 3]), np.array([1, 0, 1, 0]), np.ones(4)), 6)
+    0.833333
+    """
+    w = weights[order]
+    hits = w * truth[order]
+    positives = hits.sum()
+    if positives == 0:
+        return 0.0
+    precision = np.cumsum(hits) / np.maximum(np.cumsum(w), 1e-12)
+    return float((precision * hits).sum() / positives)
+
+
+def markdown(table: list[dict]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| dataset | detector | level | AP | P@5% | R@5% | AUROC | AP vs cleanlab cv"
+        " | trainings | s |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for row in table:
+        lines.append(
+            f"| {row['dataset']} | {row['detector']} | {row['level']} | {row['ap']:.3f} |"
+            f" {row['precision_at_5']:.3f} | {row['recall_at_5']:.3f} |"
+            f" {'—' if row['auroc'] is None else format(row['auroc'], '.3f')} |"
+            f" {versus_text(row['vs_cleanlab'])} | {row['trainings']} | {row['seconds'] or 0:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def versus_text(entry: dict | None) -> str:
+    if entry is None:
+        return "—"
+    low, high = entry["ci95"]
+    return f"{entry['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
