@@ -396,6 +396,6 @@ def test_leaderboard_shows_detectors_against_cleanlabs_default_paired(runner, tm
     assert rows[("cv k=5 (self_confidence)", "word")]["vs_cleanlab"] is None
     assert rows[("dynamics (aum)", "entity")]["vs_cleanlab"] is None
     text = runner.invoke(app, ["leaderboard", str(tmp_path), "--bootstrap", "50"]).stdout
-    assert "detect: finding the wrong labels" in text and "dynamics" in text
+    assert "detect: finding the wrong labels" in text and "toy" in text
     order = np.argsort(-made["dyn"].word_scores)
     assert detections._weighted_ap(order, truth, np.ones(1000)) == pytest.approx(ap["dyn"])
