@@ -52,13 +52,13 @@ def test_presets():
     assert len(study) == 6 * 6 * 3 + 3 * 5 * 3 * 3
     assert {r.rate for r in study if r.loss == "sgce"} == {0.0, 0.2, 0.6}
     quick = sweep.expand(sweep.build_config("quick", None, {}))
-    assert [(r.data, r.loss, r.q, r.s, r.rate) for r in quick] == [
-        ("noisebench:crowd", "ce", None, None, 0.0),  # real noise
-        ("noisebench:crowd", "gce", 0.7, None, 0.0),
-        ("noisebench:crowd", "sgce", 0.7, 0.1, 0.0),
-        ("noisebench:clean", "ce", None, None, 0.1),  # simulated noise of the same level
-        ("noisebench:clean", "gce", 0.7, None, 0.1),
-        ("noisebench:clean", "sgce", 0.7, 0.1, 0.1),
+    assert [(r.data, r.loss, r.method, r.q, r.s, r.rate) for r in quick] == [
+        ("noisebench:crowd", "ce", "none", None, None, 0.0),  # real noise
+        ("noisebench:crowd", "gce", "none", 0.7, None, 0.0),
+        ("noisebench:crowd", "sgce", "none", 0.7, 0.1, 0.0),
+        ("noisebench:crowd", "ce", "mask-missing", None, None, 0.0),  # what works there
+        ("noisebench:clean", "ce", "none", None, None, 0.1),  # simulated, the same level
+        ("noisebench:clean", "sgce", "none", 0.7, 0.1, 0.1),
     ]
     assert {(r.model, r.seed, r.validation_labels) for r in quick} == {("minilm-l6", 0, "noisy")}
     assert {r.loss_warmup for r in quick} == {0.2}  # 126 steps: 10% left GCE/SGCE all-O
@@ -232,7 +232,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(runner, tmp_path, monkeypatc
     plan = json.loads(result.stdout)
     assert len(plan) == 6 and {p["status"] for p in plan} == {"run"}
     assert plan[0]["run_dir"].startswith("runs/noisebench-crowd-")  # -conll03 offline
-    assert plan[3]["run_dir"].startswith("runs/noisebench-clean-")
+    assert plan[4]["run_dir"].startswith("runs/noisebench-clean-")
     table = runner.invoke(app, ["sweep", "--preset", "study", "--dry-run"])
     assert table.exit_code == 0 and "243 runs" in table.stdout
     assert list(tmp_path.iterdir()) == []
