@@ -19,28 +19,32 @@ def weights(targets: np.ndarray, num_classes: int, s: float) -> np.ndarray:
     return w
 
 
-def reference(name, logits, targets, q=None, s=0.0, alpha=None, beta=None):
-    """Per-token loss in float64, straight from the definitions; targets all valid."""
+def reference_weighted(name, logits, w, q=None, alpha=None, beta=None):
+    """Per-token loss in float64 for per-token target weights ``w (N, C)``."""
     z = logits.astype(np.float64)
-    z = z - z.max(1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-    log_p = np.log(p)
-    w = weights(targets, z.shape[1], s)
+    log_p = z - z.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    p = np.exp(log_p)
+    if name == "mae":
+        q = 1.0
     if name == "ce" or (name in ("gce", "sgce") and q == 0):
         return -(w * log_p).sum(1)
-    if name == "mae":
-        return (w * (1 - p)).sum(1)
-    if name in ("gce", "sgce"):
+    if name in ("gce", "sgce", "mae"):
         return (w * (1 - p**q) / q).sum(1)
     reverse = -(p * np.log(np.maximum(w, 1e-4))).sum(1)
     if name == "sce":
         return (0.1 if alpha is None else alpha) * -(w * log_p).sum(1) + (
             1.0 if beta is None else beta
         ) * reverse
-    normalised = (w * log_p).sum(1) / log_p.sum(1)
-    return (1.0 if alpha is None else alpha) * normalised + (
+    return (1.0 if alpha is None else alpha) * (w * log_p).sum(1) / log_p.sum(1) + (
         1.0 if beta is None else beta
     ) * reverse
+
+
+def reference(name, logits, targets, q=None, s=0.0, alpha=None, beta=None):
+    """Per-token loss in float64, straight from the definitions; targets all valid."""
+    w = weights(targets, logits.shape[1], s)
+    return reference_weighted(name, logits, w, q=q, alpha=alpha, beta=beta)
 
 
 CASES = [
@@ -326,28 +330,6 @@ def test_without_a_compiler_the_fused_path_falls_back_with_a_warning(monkeypatch
     eager = losses.GeneralizedCrossEntropy.apply
     expected = eager(logits, targets, torch.ones(64, dtype=torch.bool), 0.7, 0.8875, 0.0125)
     assert value.item() == pytest.approx(expected.mean().item(), rel=1e-6)
-
-
-def reference_weighted(name, logits, w, q=None, alpha=None, beta=None):
-    """Per-token loss in float64 for per-token target weights ``w (N, C)``."""
-    z = logits.astype(np.float64)
-    log_p = z - z.max(1, keepdims=True)
-    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
-    p = np.exp(log_p)
-    if name == "mae":
-        q = 1.0
-    if name == "ce" or (name in ("gce", "sgce") and q == 0):
-        return -(w * log_p).sum(1)
-    if name in ("gce", "sgce", "mae"):
-        return (w * (1 - p**q) / q).sum(1)
-    reverse = -(p * np.log(np.maximum(w, 1e-4))).sum(1)
-    if name == "sce":
-        return (0.1 if alpha is None else alpha) * -(w * log_p).sum(1) + (
-            1.0 if beta is None else beta
-        ) * reverse
-    return (1.0 if alpha is None else alpha) * (w * log_p).sum(1) / log_p.sum(1) + (
-        1.0 if beta is None else beta
-    ) * reverse
 
 
 def random_soft(n, num_classes, seed):
