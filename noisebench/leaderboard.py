@@ -39,6 +39,8 @@ HIGHER_IS_BETTER = {
     "entity_ece": False,  # predicted entities' joint confidence against exact match
     "entity_mce": False,
     "entity_word_ece": False,  # words whose prediction or gold label is an entity
+    "ece_equal_mass": False,  # equal-count bins (adaptive ECE)
+    "entity_ece_equal_mass": False,
 }
 PERCENT_METRICS = {"f1", "precision", "recall"}
 KEY_FIELDS = ("dataset", "noise", "rate", "loss", "q", "s", "split", "metric")

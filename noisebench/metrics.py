@@ -149,6 +149,25 @@ def calibration_errors(confidence: np.ndarray, correct: np.ndarray, bins: int = 
     }
 
 
+def equal_mass_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """ECE over ``bins`` bins of (nearly) equal count instead of equal width (adaptive
+    ECE, Nixon et al. 2019): the bins follow the confidences, so a model whose confidences
+    crowd near 1 is not judged on one or two bins.
+
+    >>> round(equal_mass_ece(np.array([0.95, 0.95, 0.65, 0.62]),
+    ...                      np.array([True, False, True, True]), bins=2), 6)
+    0.4075
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if not len(confidence):
+        return 0.0
+    order = np.argsort(confidence, kind="stable")
+    total = 0.0
+    for group in np.array_split(order, min(bins, len(order))):
+        total += abs(np.mean(correct[group]) - np.mean(confidence[group])) * len(group)
+    return float(total / len(confidence))
+
+
 def top_label_calibration(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> dict:
     """``calibration_errors`` of the top label of ``probs`` (N, C) against ``gold`` (N,)."""
     return calibration_errors(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
@@ -330,6 +349,7 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
         "per_type": spans["per_type"],
         "ece": calibration["ece"],
         "mce": calibration["mce"],
+        "ece_equal_mass": equal_mass_ece(probs.max(axis=1), probs.argmax(axis=1) == gold, bins),
         **probability_scores(probs, gold),
         "n_sentences": len(predictions.offsets) - 1,
         "n_words": len(predictions.gold),
@@ -342,15 +362,23 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
 
 
 def _entity_calibration_scores(predictions, scheme: str, bins: int) -> dict:
-    """``entity_word_ece`` and ``entity_ece`` / ``entity_mce`` where the tags have spans."""
+    """``entity_word_ece``, ``entity_ece`` / ``entity_mce`` and ``entity_ece_equal_mass``
+    where the tags have spans."""
     if scheme == NO_SCHEME:
-        return {"entity_word_ece": None, "entity_ece": None, "entity_mce": None}
+        return {
+            "entity_word_ece": None,
+            "entity_ece": None,
+            "entity_mce": None,
+            "entity_ece_equal_mass": None,
+        }
     words = entity_word_calibration(predictions, bins)
-    entities = entity_calibration(predictions, bins)
+    _, confidence, correct = predicted_entities(predictions)
+    entities = calibration_errors(confidence, correct, bins)
     return {
         "entity_word_ece": words["ece"] if words else None,
         "entity_ece": entities["ece"],
         "entity_mce": entities["mce"],
+        "entity_ece_equal_mass": equal_mass_ece(confidence, correct, bins),
     }
 
 

@@ -151,3 +151,17 @@ def test_entity_level_calibration_against_a_hand_count():
     scores = metrics.score_split(made, "IOB2")
     assert scores["entity_ece"] == pytest.approx(expected, abs=1e-6)
     assert metrics.score_split(made, "none")["entity_ece"] is None
+    # equal-mass bins over the three entities (10 bins -> one entity each): mean |gap|
+    gaps = abs(1 - 0.72) + abs(0 - 0.55) + abs(0 - 0.75)
+    assert scores["entity_ece_equal_mass"] == pytest.approx(gaps / 3, abs=1e-6)
+
+
+def test_equal_mass_ece_by_hand():
+    confidence = np.array([0.9, 0.2, 0.5, 0.8, 0.3, 0.6, 0.99, 0.4, 0.7, 0.1])
+    correct = np.array([1, 0, 1, 1, 0, 0, 1, 1, 0, 0], dtype=bool)
+    # sorted: 0.1 0.2 0.3 0.4 | 0.5 0.6 0.7 | 0.8 0.9 0.99 (array_split: 4, 3, 3)
+    groups = [([0.1, 0.2, 0.3, 0.4], [0, 0, 0, 1]), ([0.5, 0.6, 0.7], [1, 0, 0]),
+              ([0.8, 0.9, 0.99], [1, 1, 1])]  # fmt: skip
+    expected = sum(abs(np.mean(c) - np.mean(p)) * len(p) for p, c in groups) / 10
+    assert metrics.equal_mass_ece(confidence, correct, bins=3) == pytest.approx(expected)
+    assert metrics.equal_mass_ece(np.zeros(0), np.zeros(0, bool)) == 0.0
