@@ -317,12 +317,12 @@ def predicted_entities(predictions, probs: np.ndarray | None = None):
     with the same argmax) and whether gold has exactly that span and type."""
     top = (predictions.probs if probs is None else probs).max(axis=1)
     names = predictions.labels
+    predicted = predictions.predicted  # a property computed over all words: once
     sentence, confidences, correct = [], [], []
     bounds = zip(predictions.offsets[:-1], predictions.offsets[1:], strict=True)
     for row, (begin, end) in enumerate(bounds):
-        predicted = predictions.predicted[begin:end]
         gold_spans = set(decode_spans([names[g] for g in predictions.gold[begin:end]]))
-        for start, stop, type_ in decode_spans([names[k] for k in predicted]):
+        for start, stop, type_ in decode_spans([names[k] for k in predicted[begin:end]]):
             sentence.append(row)
             confidences.append(float(np.prod(top[begin + start : begin + stop], dtype=np.float64)))
             correct.append((start, stop, type_) in gold_spans)
