@@ -27,6 +27,8 @@ SPLIT_KEYS = {
     "per_type",
     "ece",
     "mce",
+    "ece_equal_mass",
+    "entity_ece_equal_mass",
     "brier",
     "nll",
     "n_sentences",
