@@ -49,10 +49,8 @@ def encode(tokenizer, dataset, max_length: int, cache_root: Path | None) -> Enco
     if "clean_tags" in dataset.column_names:
         clean_flat, _ = data.flat_tags(dataset, "clean_tags")
         clean = np.split(clean_flat, offsets[1:-1])
-    ignore = None
-    if data.IGNORE_COLUMN in dataset.column_names:
-        column = dataset.data.table.column(data.IGNORE_COLUMN).combine_chunks()
-        ignore = np.split(np.asarray(column.flatten(), dtype=bool), offsets[1:-1])
+    flags = data.ignored(dataset)
+    ignore = None if flags is None else np.split(flags, offsets[1:-1])
     key = hashlib.sha256()
     key.update(tokenizer.backend_tokenizer.to_str().encode())
     key.update(json.dumps([max_length, tokens]).encode())

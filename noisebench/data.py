@@ -177,6 +177,14 @@ def make_split(
     )
 
 
+def ignored(split) -> np.ndarray | None:
+    """The split's flat ``ignore`` flags (bool per word; None without the column)."""
+    if IGNORE_COLUMN not in split.column_names:
+        return None
+    column = split.data.table.column(IGNORE_COLUMN).combine_chunks()
+    return np.asarray(column.flatten(), dtype=bool)
+
+
 def write_parquet(dataset_dict, folder: Path) -> None:
     """One ``<split>.parquet`` per split; ClassLabel names travel in the schema metadata."""
     import datasets

@@ -206,9 +206,13 @@ class Ranking:
     positives: int | None = None  # truly wrong units in all (listed or not)
 
     def order(self) -> np.ndarray:
-        """Units from most to least suspect; ties by position (stable), NaN last."""
-        key = np.where(np.isnan(self.score), -np.inf, self.score)
-        return np.argsort(-key, kind="stable")
+        return ranked_order(self.score)
+
+
+def ranked_order(score: np.ndarray) -> np.ndarray:
+    """Units from most to least suspect; ties by position (stable), NaN last."""
+    key = np.where(np.isnan(score), -np.inf, score)
+    return np.argsort(-key, kind="stable")
 
 
 def word_ranking(scores: np.ndarray, offsets: np.ndarray, wrong: np.ndarray | None) -> Ranking:
@@ -226,18 +230,17 @@ def sentence_ranking(
 ) -> Ranking:
     """Each sentence by its worst word (``scores`` replaces that: cleanlab's own)."""
     sentences = len(offsets) - 1
+    lengths = np.diff(offsets)
+    nonempty = lengths > 0
     if scores is None:
         scores = np.full(sentences, np.nan)
         filled = np.where(np.isnan(word_scores), -np.inf, word_scores)
-        nonempty = np.diff(offsets) > 0
         scores[nonempty] = np.maximum.reduceat(filled, offsets[:-1][nonempty])
         scores[np.isneginf(scores)] = np.nan
     truth = None
     if wrong is not None:
         truth = np.zeros(sentences, dtype=bool)
-        nonempty = np.diff(offsets) > 0
         truth[nonempty] = np.logical_or.reduceat(wrong, offsets[:-1][nonempty])
-    lengths = np.diff(offsets)
     positives = None if truth is None else int(truth.sum())
     return Ranking(
         "sentence", np.arange(sentences), np.zeros(sentences, int), lengths, scores, truth,
@@ -419,12 +422,20 @@ class Detection:
     sentence_scores: np.ndarray | None = None  # cleanlab's own (cv), else the worst word
     flags: np.ndarray | None = None  # cleanlab's confident-learning flags (cv)
     cost: dict = field(default_factory=dict)  # trainings, seconds
+    _rankings: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def wrong(self) -> np.ndarray | None:
         return None if self.clean is None else self.given != self.clean
 
     def rankings(self) -> dict[str, Ranking]:
+        """Each level's ranking, made once (the entity level walks every sentence; the
+        report, the issues, the review files and a fix all read them)."""
+        if self._rankings is None:
+            self._rankings = self._rank()
+        return self._rankings
+
+    def _rank(self) -> dict[str, Ranking]:
         wrong = self.wrong
         return {
             "word": word_ranking(self.word_scores, self.offsets, wrong),
@@ -596,22 +607,20 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
 
     config.check()
     started = time.perf_counter()
-    train_split = prepared.dataset["train"]
-    from noisebench import data
+    from noisebench import data, train
 
+    train_split = prepared.dataset["train"]
     if data.IGNORE_COLUMN in train_split.column_names:
         raise InputError(
             f"{prepared.config.data}: its training words carry an '{data.IGNORE_COLUMN}' column"
             " (a --fix mask output); detect on the data before the fix"
         )
-    clean = _clean(train_split)
+    clean = clean_labels(train_split)
     if config.detector == "cv":
         return _cross_validate(prepared, config, clean, progress, started)
     run_dir = prepared.run_dir
     trainings = 0
     if not _has_artefacts(run_dir):
-        from noisebench import data, train
-
         counts = np.diff(data.flat_tags(train_split)[1])
         recorder = DynamicsRecorder(counts, prepared.config.epochs)
         results = train.train(
@@ -657,7 +666,8 @@ def _has_artefacts(run_dir: Path) -> bool:
     )
 
 
-def _clean(split) -> np.ndarray | None:
+def clean_labels(split) -> np.ndarray | None:
+    """The split's flat ``clean_tags`` (None without them)."""
     from noisebench import data
 
     if "clean_tags" not in split.column_names:
@@ -773,8 +783,7 @@ def remaining_noise(split, scheme: str) -> dict | None:
         return report
     tags, _ = data.flat_tags(split)
     clean, _ = data.flat_tags(split, "clean_tags")
-    column = split.data.table.column(data.IGNORE_COLUMN).combine_chunks()
-    counted = ~np.asarray(column.flatten(), dtype=bool)
+    counted = ~data.ignored(split)
     wrong = tags != clean
     return {
         **report,

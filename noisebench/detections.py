@@ -102,18 +102,18 @@ def paired_ap(mine: dict, theirs: dict, level: str, replicates: int, seed: int) 
     over training sentences (both rankings scored on the same resampled sentences)."""
     sentence = mine["sentence"]
     sentences = int(sentence.max()) + 1 if len(sentence) else 0
-    if level == "sentence":
-        a, truth = _sentence_scores(mine["score"], sentence, mine["truly_wrong"], sentences)
-        b, _ = _sentence_scores(theirs["score"], sentence, theirs["truly_wrong"], sentences)
+    if level == "sentence":  # each sentence by its worst word, as detect ranks them
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(sentence, minlength=sentences))])
+        wrong = mine["truly_wrong"].astype(bool)
+        mine_ranked = detect.sentence_ranking(mine["score"], offsets, wrong)
+        a, truth = mine_ranked.score, mine_ranked.truth
+        b = detect.sentence_ranking(theirs["score"], offsets, wrong).score
         unit_sentence = np.arange(sentences)
     else:
         a, b, truth, unit_sentence = mine["score"], theirs["score"], mine["truly_wrong"], sentence
     rng = np.random.default_rng([seed, 18])
     differences = np.empty(replicates)
-    orders = (
-        np.argsort(-detect._ranked(a), kind="stable"),
-        np.argsort(-detect._ranked(b), kind="stable"),
-    )
+    orders = (detect.ranked_order(a), detect.ranked_order(b))
     for replicate in range(replicates):
         counts = np.bincount(rng.integers(0, sentences, sentences), minlength=sentences)
         weights = counts[unit_sentence].astype(np.float64)
@@ -130,14 +130,6 @@ def paired_ap(mine: dict, theirs: dict, level: str, replicates: int, seed: int) 
         "significant": bool(low > 0 or high < 0),
         "replicates": replicates,
     }
-
-
-def _sentence_scores(score, sentence, wrong, sentences: int):
-    worst = np.full(sentences, -np.inf)
-    np.maximum.at(worst, sentence, detect._ranked(score))
-    truth = np.zeros(sentences, dtype=bool)
-    np.logical_or.at(truth, sentence, wrong.astype(bool))
-    return worst, truth
 
 
 def _weighted_ap(order: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> float:

@@ -22,8 +22,6 @@ from noisebench.resolve import Prepared, ignored_words, resolve_device
 from noisebench.schemes import NO_SCHEME
 
 EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch, at most
-
-
 EVAL_PADDING = 0.05  # ... and at most this share of a batch's longest sentence is padding
 
 

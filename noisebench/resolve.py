@@ -162,10 +162,8 @@ def prepare(
 
 def ignored_words(split) -> int:
     """How many words the split's ``ignore`` column leaves out of training (0 without it)."""
-    if data.IGNORE_COLUMN not in split.column_names:
-        return 0
-    column = split.data.table.column(data.IGNORE_COLUMN).combine_chunks()
-    return int(np.asarray(column.flatten(), dtype=bool).sum())
+    flags = data.ignored(split)
+    return 0 if flags is None else int(flags.sum())
 
 
 def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:

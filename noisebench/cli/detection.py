@@ -109,7 +109,7 @@ def detect(
         for note in prepared.notes:
             stderr.print(f"note: {note}", soft_wrap=True)
         if run is not None:
-            clean = detection._clean(prepared.dataset["train"])
+            clean = detection.clean_labels(prepared.dataset["train"])
             found = detection.detection_of_run(Path(run), config, clean, {"trainings": 0})
         else:
             with training_progress() as update:
