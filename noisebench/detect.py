@@ -54,6 +54,7 @@ from noisebench.errors import InputError
 from noisebench.schemes import decode_spans, encode_spans
 
 DETECTORS = ("dynamics", "retag", "cv")
+DYNAMICS_PASSES = ("train", "eval")  # recorded in the training passes, or one more per epoch
 WORD_SCORES = {
     "dynamics": ("aum", "confidence", "variability", "early"),
     "retag": ("retag",),
@@ -84,6 +85,8 @@ class DynamicsRecorder:
         self.probability = np.full((epochs, words), np.nan, dtype=np.float32)
         self.margin = np.full((epochs, words), np.nan, dtype=np.float32)
         self.predicted = np.full((epochs, words), -1, dtype=np.int16)
+        self.eval_probability = self.eval_margin = self.eval_predicted = None
+        self.pass_seconds = 0.0
 
     def __call__(self, epoch: int, indices: np.ndarray, logits, labels) -> None:
         import torch
@@ -106,16 +109,71 @@ class DynamicsRecorder:
         self.margin[row, words] = values[:, 1]
         self.predicted[row, words] = values[:, 2].astype(np.int16)
 
+    def record_pass(self, epoch: int, predict) -> None:
+        """``--dynamics-pass eval``: after epoch ``epoch``, ``predict()`` (the training
+        split with dropout off, ``train(observe_epoch=...)``) gives every word's
+        probabilities; the given label's probability and its log-probability margin over
+        the largest other (equal to the logit margin; probabilities floored at 1e-30)."""
+        import time
+
+        started = time.perf_counter()
+        made = predict()
+        self.pass_seconds += time.perf_counter() - started
+        if self.eval_probability is None:
+            shape = self.probability.shape
+            self.eval_probability = np.full(shape, np.nan, dtype=np.float32)
+            self.eval_margin = np.full(shape, np.nan, dtype=np.float32)
+            self.eval_predicted = np.full(shape, -1, dtype=np.int16)
+        probability, margin, predicted = pass_values(made.probs, made.gold)
+        row = epoch - 1
+        self.eval_probability[row] = probability
+        self.eval_margin[row] = margin
+        self.eval_predicted[row] = predicted
+
     def save(self, path: Path, epochs_run: int) -> None:
         temporary = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
-            temporary,
-            probability=self.probability[:epochs_run],
-            margin=self.margin[:epochs_run],
-            predicted=self.predicted[:epochs_run],
-            offsets=self.offsets,
-        )
+        arrays = {
+            "probability": self.probability[:epochs_run],
+            "margin": self.margin[:epochs_run],
+            "predicted": self.predicted[:epochs_run],
+            "offsets": self.offsets,
+        }
+        if self.eval_probability is not None:
+            arrays |= {
+                "eval_probability": self.eval_probability[:epochs_run],
+                "eval_margin": self.eval_margin[:epochs_run],
+                "eval_predicted": self.eval_predicted[:epochs_run],
+                "eval_seconds": np.float64(self.pass_seconds),
+            }
+        np.savez_compressed(temporary, **arrays)
         temporary.replace(path)
+
+
+def pass_values(probs: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per word of an inference pass: the given label's probability, its log-probability
+    margin over the largest other label, and the predicted label (-1 and NaN for words
+    the pass never saw).
+
+    >>> probs = np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]], dtype=np.float32)
+    >>> p, m, k = pass_values(probs, np.array([0, 1]))
+    >>> [round(float(v), 4) for v in (*p, *m)], k.tolist()
+    ([0.7, 0.25, 1.2528, -0.6931], [0, 2])
+    """
+    seen = ~np.isnan(probs).any(axis=1)
+    safe = np.where(seen[:, None], probs, 1.0).astype(np.float64)
+    rows = np.arange(len(given))
+    log_p = np.log(np.maximum(safe, 1e-30))
+    given_log = log_p[rows, given]
+    others = log_p.copy()
+    others[rows, given] = -np.inf
+    margin = given_log - others.max(axis=1)
+    probability = np.exp(given_log)
+    predicted = safe.argmax(axis=1)
+    return (
+        np.where(seen, probability, np.nan).astype(np.float32),
+        np.where(seen, margin, np.nan).astype(np.float32),
+        np.where(seen, predicted, -1).astype(np.int16),
+    )
 
 
 def load_dynamics(path: Path) -> dict[str, np.ndarray]:
@@ -126,10 +184,18 @@ def load_dynamics(path: Path) -> dict[str, np.ndarray]:
 # -------------------------------------------------------------------------- scores
 
 
-def dynamics_scores(dynamics: dict[str, np.ndarray], score: str) -> np.ndarray:
-    """Per word, higher = more likely wrong (module docstring). Words never seen in a
-    pass (cut off by ``max_length``) score NaN and rank last."""
-    probability, margin = dynamics["probability"], dynamics["margin"]
+def dynamics_scores(
+    dynamics: dict[str, np.ndarray], score: str, dynamics_pass: str = "train"
+) -> np.ndarray:
+    """Per word, higher = more likely wrong (module docstring), from the training passes
+    (``train``) or the per-epoch inference passes (``eval``). Words never seen in a pass
+    (cut off by ``max_length``) score NaN and rank last."""
+    prefix = "eval_" if dynamics_pass == "eval" else ""
+    if f"{prefix}probability" not in dynamics:
+        raise InputError(
+            "this run recorded no inference passes: detect again with --dynamics-pass eval"
+        )
+    probability, margin = dynamics[f"{prefix}probability"], dynamics[f"{prefix}margin"]
     with np.errstate(invalid="ignore"), _quiet_nan_means():
         if score == "aum":
             return -np.nanmean(margin, axis=0)
@@ -469,10 +535,11 @@ def from_predictions(
     dynamics: dict | None = None,
     clean: np.ndarray | None = None,
     cost: dict | None = None,
+    dynamics_pass: str = "train",
 ) -> Detection:
     """A ``dynamics`` or ``retag`` detection from one run's artefacts: its predictions on
     its own training words (``predictions-train.parquet``) and, for ``dynamics``, the
-    recorded dynamics."""
+    recorded dynamics (of the training passes or the inference passes)."""
     probs = train_predictions.probs.astype(np.float64)
     given = train_predictions.gold
     scored = train_predictions.scored
@@ -484,7 +551,7 @@ def from_predictions(
             dynamics["offsets"], train_predictions.offsets
         ):
             raise InputError("dynamics.npz and predictions-train.parquet describe other words")
-        words = dynamics_scores(dynamics, score)
+        words = dynamics_scores(dynamics, score, dynamics_pass)
     elif detector == "retag":
         words = np.full(len(given), np.nan)
         words[scored] = retag_scores(probs[scored], given[scored])
@@ -568,6 +635,7 @@ class DetectConfig:
     score: str | None = None  # None: the detector's first (aum, retag, self_confidence)
     folds: int = 5
     budget: float = 0.10  # share of each level's units listed as issues for review
+    dynamics_pass: str = "train"  # train: the training forward passes; eval: one more per epoch
 
     @property
     def word_score(self) -> str:
@@ -583,6 +651,10 @@ class DetectConfig:
             )
         if not 0.0 < self.budget <= 1.0:
             raise InputError(f"--budget {self.budget:g}: give a share in (0, 1], e.g. 0.05")
+        if self.dynamics_pass not in DYNAMICS_PASSES:
+            raise InputError(
+                f"--dynamics-pass {self.dynamics_pass}: choose one of {', '.join(DYNAMICS_PASSES)}"
+            )
         if self.detector == "cv" and self.folds < 2:
             raise InputError(f"--folds {self.folds}: cross-validation needs at least 2 folds")
 
@@ -620,13 +692,14 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
         return _cross_validate(prepared, config, clean, progress, started)
     run_dir = prepared.run_dir
     trainings = 0
-    if not _has_artefacts(run_dir):
+    if not _has_artefacts(run_dir, config.dynamics_pass):
         counts = np.diff(data.flat_tags(train_split)[1])
         recorder = DynamicsRecorder(counts, prepared.config.epochs)
         results = train.train(
             prepared,
             progress=progress,
             observe=recorder,
+            observe_epoch=recorder.record_pass if config.dynamics_pass == "eval" else None,
             extra_predictions={SUGGESTION_SPLIT: train_split},
         )
         recorder.save(run_dir / DYNAMICS_FILE, results["train"]["epochs_run"])
@@ -646,24 +719,38 @@ def detection_of_run(run_dir: Path, config: DetectConfig, clean, cost: dict) -> 
     config.check()
     if config.detector == "cv":
         raise InputError("--run: the cv detector trains its own folds; drop --run")
-    if not _has_artefacts(Path(run_dir)):
+    if not _has_artefacts(Path(run_dir), "train"):
         raise InputError(
             f"--run {run_dir}: no {DYNAMICS_FILE} and predictions-{SUGGESTION_SPLIT}.parquet"
             " (only runs made by noisebench detect record them)"
         )
     predictions = runs.read_predictions(Path(run_dir) / f"predictions-{SUGGESTION_SPLIT}.parquet")
     dynamics = load_dynamics(Path(run_dir) / DYNAMICS_FILE)
-    return from_predictions(config.detector, config.word_score, predictions, dynamics, clean, cost)
+    if "eval_seconds" in dynamics:
+        cost = cost | {"eval_pass_seconds": float(dynamics["eval_seconds"])}
+    return from_predictions(
+        config.detector, config.word_score, predictions, dynamics, clean, cost,
+        config.dynamics_pass,
+    )  # fmt: skip
 
 
-def _has_artefacts(run_dir: Path) -> bool:
+def _has_artefacts(run_dir: Path, dynamics_pass: str) -> bool:
+    """A finished detect run with what ``dynamics_pass`` reads (a run without the
+    inference passes is trained again, to the same training-pass record, when they are
+    asked for)."""
     from noisebench import runs
 
-    return (
+    stored = run_dir / DYNAMICS_FILE
+    if not (
         runs.is_complete(run_dir)
-        and (run_dir / DYNAMICS_FILE).is_file()
+        and stored.is_file()
         and (run_dir / f"predictions-{SUGGESTION_SPLIT}.parquet").is_file()
-    )
+    ):
+        return False
+    if dynamics_pass == "train":
+        return True
+    with np.load(stored) as arrays:
+        return "eval_probability" in arrays.files
 
 
 def clean_labels(split) -> np.ndarray | None:

@@ -38,9 +38,10 @@ def collect(folders: list[Path]) -> list[dict]:
 
 
 def name_of(document: dict) -> str:
-    """``dynamics (aum)``, ``cv k=5 (self_confidence)``."""
+    """``dynamics (aum)``, ``dynamics (aum, eval pass)``, ``cv k=5 (self_confidence)``."""
     folds = f" k={document['folds']}" if document.get("folds") else ""
-    return f"{document['detector']}{folds} ({document['score']})"
+    passes = ", eval pass" if document.get("dynamics_pass") == "eval" else ""
+    return f"{document['detector']}{folds} ({document['score']}{passes})"
 
 
 def rows(documents: list[dict], replicates: int = REPLICATES, seed: int = 0) -> list[dict]:

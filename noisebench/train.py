@@ -99,14 +99,18 @@ def train(
     save_model: bool = False,
     progress: Progress | None = None,
     observe: Observer | None = None,
+    observe_epoch: Callable[[int, Callable[[], runs.Predictions]], None] | None = None,
     extra_predictions: dict | None = None,
 ) -> dict:
     """Run the whole training; returns the ``results.json`` document.
 
     ``observe(epoch, sentence indices, logits, given labels)`` sees every training
     batch's logits (``noisebench detect`` records training dynamics with it; no extra
-    pass); ``extra_predictions`` (name -> split) are predicted by the best weights too and
-    written as ``predictions-<name>.parquet``."""
+    pass); ``observe_epoch(epoch, predict_train)`` is called after each epoch, where
+    ``predict_train()`` predicts the training split with dropout off (``detect
+    --dynamics-pass eval``: one inference pass per epoch); ``extra_predictions`` (name ->
+    split) are predicted by the best weights too and written as
+    ``predictions-<name>.parquet``."""
     config, device, run_dir = prepared.config, prepared.device, prepared.run_dir
     report = progress or (lambda event: None)
     checkpoint_file = run_dir / CHECKPOINT / "state.pt"
@@ -215,6 +219,18 @@ def train(
                 prepared.scheme,
                 config.strict,
             )["f1"]
+            if observe_epoch is not None:
+                observe_epoch(
+                    epoch,
+                    lambda: predict(
+                        model,
+                        encoded["train"],
+                        tokens_of(prepared.dataset["train"]),
+                        prepared.labels,
+                        device,
+                        pad_id,
+                    ),
+                )
             if _end_epoch(state, model, epoch, f1, epoch_loss / len(batches)):
                 best_validation = validation  # the best weights' predictions, kept for the end
             masking = selection.end_epoch()

@@ -48,6 +48,31 @@ def test_dynamics_scores_from_hand_made_epochs():
     assert np.isnan(detect.dynamics_scores(dynamics, "aum")[2])  # never seen: ranks last
 
 
+def test_the_inference_pass_records_the_given_labels_probability_and_margin(tmp_path):
+    class Made:  # what evaluate.predict returns, reduced to what the recorder reads
+        probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [np.nan] * 3], dtype=np.float32)
+        gold = np.array([0, 2, 1])
+
+    recorder = detect.DynamicsRecorder(np.array([2, 1]), epochs=2)
+    recorder.record_pass(2, lambda: Made)
+    np.testing.assert_allclose(recorder.eval_probability[1][:2], [0.7, 0.3], rtol=1e-6)
+    margins = [np.log(0.7 / 0.2), np.log(0.3 / 0.6)]  # log p(given) - log max other
+    np.testing.assert_allclose(recorder.eval_margin[1][:2], margins, rtol=1e-6)
+    assert recorder.eval_predicted[1].tolist() == [0, 1, -1]  # -1: a word never seen
+    assert np.isnan(recorder.eval_probability[0]).all() and recorder.pass_seconds >= 0
+    recorder.save(tmp_path / "d.npz", epochs_run=2)
+    stored = detect.load_dynamics(tmp_path / "d.npz")
+    np.testing.assert_array_equal(stored["eval_margin"], recorder.eval_margin)
+    np.testing.assert_allclose(
+        detect.dynamics_scores(stored, "early", "eval")[:2], [np.nan, np.nan]
+    )  # epoch 1 had no pass
+    np.testing.assert_allclose(detect.dynamics_scores(stored, "aum", "eval")[:2], -np.array(margins))
+    plain = detect.DynamicsRecorder(np.array([2, 1]), epochs=1)
+    plain.save(tmp_path / "plain.npz", epochs_run=1)
+    with pytest.raises(detect.InputError, match="--dynamics-pass eval"):
+        detect.dynamics_scores(detect.load_dynamics(tmp_path / "plain.npz"), "aum", "eval")
+
+
 def test_retag_ranks_contradicted_words_first_by_confidence():
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.6, 0.4]])
     scores = detect.retag_scores(probs, np.array([0, 0, 0, 0]))
@@ -227,6 +252,36 @@ def test_cross_validation_trains_k_folds_and_scores_with_cleanlab(
     assert again["cost"]["trainings"] == 0 and again["levels"] == document["levels"]
 
 
+def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    from noisebench import runs
+
+    args = detect_args(ner_dir, tiny_model, tmp_path)
+    plain = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    with_pass = runner.invoke(app, [*args, "--dynamics-pass", "eval", "--json"])
+    assert with_pass.exit_code == 0, with_pass.output
+    document = json.loads(with_pass.stdout)
+    assert document["cost"]["trainings"] == 1 and document["cost"]["eval_pass_seconds"] > 0
+    assert document["dynamics_pass"] == "eval" and plain["dynamics_pass"] == "train"
+    run_dir = Path(document["run"])
+    dynamics = detect.load_dynamics(run_dir / detect.DYNAMICS_FILE)
+    # the training passes are recorded exactly as without the extra pass (same weights)
+    assert plain["run"] == document["run"]  # the run without the pass was trained again
+    retagged = json.loads(
+        runner.invoke(app, ["detect", "--run", str(run_dir), "--json"]).stdout
+    )
+    assert retagged["levels"] == plain["levels"]
+    # the pass after the best epoch is the best weights' prediction of the training words
+    best = runs.read_json(run_dir / runs.RESULTS)["train"]["best_epoch"]
+    made = runs.read_predictions(run_dir / "predictions-train.parquet")
+    rows = np.arange(len(made.gold))
+    np.testing.assert_allclose(
+        dynamics["eval_probability"][best - 1], made.probs[rows, made.gold], rtol=1e-5
+    )
+    assert (dynamics["eval_predicted"][best - 1] == made.predicted).all()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -235,6 +290,7 @@ def test_cross_validation_trains_k_folds_and_scores_with_cleanlab(
         (["--budget", "0"], "--budget 0: give a share in (0, 1]"),
         (["--budget", "lots"], "--budget 'lots': give a share such as 5% or 0.05"),
         (["--detector", "cv", "--folds", "1"], "--folds 1: cross-validation needs at least 2"),
+        (["--dynamics-pass", "dropout"], "--dynamics-pass dropout: choose one of train, eval"),
     ],
 )
 def test_bad_detect_options_exit_2_and_write_nothing(

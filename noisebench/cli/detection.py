@@ -34,6 +34,13 @@ def detect(
         ),
     ] = None,
     folds: Annotated[int, typer.Option(help="cv: folds (K trainings).")] = 5,
+    dynamics_pass: Annotated[
+        str,
+        typer.Option(
+            help="dynamics: train (recorded in the training passes, dropout on; no extra"
+            " pass) or eval (also one inference pass per epoch, dropout off)."
+        ),
+    ] = "train",
     budget: Annotated[
         str | None,
         typer.Option(
@@ -86,7 +93,7 @@ def detect(
 
     with bad_input_exits():
         share = detection.parse_share(budget or ("5%" if fix else "10%"))
-        config = detection.DetectConfig(detector, score, folds, share)
+        config = detection.DetectConfig(detector, score, folds, share, dynamics_pass)
         config.check()
         if fix is not None:
             if fix not in detection.FIXES:
@@ -125,6 +132,7 @@ def detect(
             "detector": config.detector,
             "score": config.word_score,
             "folds": config.folds if config.detector == "cv" else None,
+            "dynamics_pass": config.dynamics_pass if config.detector == "dynamics" else None,
             "budget": config.budget,
             "training": train_config.identity(),
             "run": str(run if run is not None else prepared.run_dir),
