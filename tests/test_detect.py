@@ -66,7 +66,9 @@ def test_the_inference_pass_records_the_given_labels_probability_and_margin(tmp_
     np.testing.assert_allclose(
         detect.dynamics_scores(stored, "early", "eval")[:2], [np.nan, np.nan]
     )  # epoch 1 had no pass
-    np.testing.assert_allclose(detect.dynamics_scores(stored, "aum", "eval")[:2], -np.array(margins))
+    np.testing.assert_allclose(
+        detect.dynamics_scores(stored, "aum", "eval")[:2], -np.array(margins)
+    )
     plain = detect.DynamicsRecorder(np.array([2, 1]), epochs=1)
     plain.save(tmp_path / "plain.npz", epochs_run=1)
     with pytest.raises(detect.InputError, match="--dynamics-pass eval"):
@@ -268,9 +270,7 @@ def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
     dynamics = detect.load_dynamics(run_dir / detect.DYNAMICS_FILE)
     # the training passes are recorded exactly as without the extra pass (same weights)
     assert plain["run"] == document["run"]  # the run without the pass was trained again
-    retagged = json.loads(
-        runner.invoke(app, ["detect", "--run", str(run_dir), "--json"]).stdout
-    )
+    retagged = json.loads(runner.invoke(app, ["detect", "--run", str(run_dir), "--json"]).stdout)
     assert retagged["levels"] == plain["levels"]
     # the pass after the best epoch is the best weights' prediction of the training words
     best = runs.read_json(run_dir / runs.RESULTS)["train"]["best_epoch"]
