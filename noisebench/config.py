@@ -56,6 +56,10 @@ class TrainConfig:
     # what each word contributes beside the loss (methods.py): "none" = the loss alone
     method: str = "none"
     mask_warmup: float = methods.DEFAULT_MASK_WARMUP  # share of steps without masking
+    # where a refit puts the threshold (the confident component's posterior), and how the
+    # rule is read (methods.READINGS); in the identity only when not the defaults
+    mask_cutoff: float = methods.POSTERIOR_CUTOFF
+    mask_reading: str = methods.READINGS[0]
     # mask-auto: a noise profile (file or noisebench:<variant>) that names the dominant
     # error type; None: the model's own disagreements during the warm-up decide
     error_profile: str | None = None
@@ -72,6 +76,14 @@ class TrainConfig:
         identity["labels"] = list(self.labels) if self.labels else None
         if self.method not in (*methods.MASKING, methods.AUTO):
             del identity["mask_warmup"]
+        if self.method not in (*methods.MASKING, methods.AUTO) or (
+            self.mask_cutoff == methods.POSTERIOR_CUTOFF
+        ):
+            del identity["mask_cutoff"]
+        if self.method not in (*methods.MASKING, methods.AUTO) or (
+            self.mask_reading == methods.READINGS[0]
+        ):
+            del identity["mask_reading"]
         if self.method != methods.AUTO:
             del identity["error_profile"]
         if self.method == "none":

@@ -234,6 +234,14 @@ def _span_label(config: dict) -> str:
     return f" span={eps:g}" + (f"/{distance}" if distance != 1 else "")
 
 
+def _reading_label(config: dict) -> str:
+    """Masking read otherwise than by default is its own row (``cutoff=0.7``, ``literal``)."""
+    cutoff, reading = config.get("mask_cutoff"), config.get("mask_reading")
+    return (f" cutoff={cutoff:g}" if cutoff is not None else "") + (
+        f" {reading}" if reading is not None else ""
+    )
+
+
 def _profile_label(config: dict) -> str:
     """mask-auto runs that a profile steered are their own row (``profile=crowd.json``)."""
     profile = config.get("error_profile")
@@ -272,7 +280,8 @@ def _add_run(
         + _warmup_label(config)
         + _span_label(config)
         + method_label(config.get("method"))
-        + _profile_label(config),
+        + _profile_label(config)
+        + _reading_label(config),
         "q": config.get("q"),
         "s": config.get("s"),
         "lr": config.get("lr"),

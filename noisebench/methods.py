@@ -18,9 +18,12 @@ disagreeing prediction overrules the label, which is the reading built here. No 
 during the first ``mask_warmup`` share of the steps; the thresholds are refitted at 10%,
 30% and 60% of the run (the paper's epochs 1, 3 and 6 of 10) by a two-component Beta
 mixture over that group's disagreeing confidences since the last fit: the threshold is
-the lowest confidence at which the high-confidence component's posterior reaches 0.3.
-For ``entity`` and ``all`` the rule applies only in a batch whose entity predictions reach
-10% of its entity labels (the paper's guard against collapse to ``O``).
+the lowest confidence at which the high-confidence component's posterior reaches 0.3
+(``--mask-cutoff``). ``--mask-reading literal`` reads the rule as the paper writes it: a
+disagreeing word counts while its confidence is above the threshold, the unconfident
+ones are left out. For ``entity`` and ``all`` the rule applies only in a batch whose
+entity predictions reach 10% of its entity labels (the paper's guard against collapse to
+``O``).
 
 Oracle bounds, on data with clean labels: ``oracle-mask`` leaves out every word whose
 label differs from its clean label; ``oracle-mask-disagree`` only while the model's
@@ -47,6 +50,11 @@ METHODS = ("none", *MASKING, AUTO, *ORACLES)
 INITIAL_THRESHOLD = {"missing": 0.4, "entity": 0.85, "all": 0.85}
 REFIT_SHARES = (0.1, 0.3, 0.6)  # of all steps: the paper's epochs 1, 3 and 6 of 10
 POSTERIOR_CUTOFF = 0.3
+# how the paper's "confidence above tau" rule is read (``--mask-reading``): "overrule" (a
+# disagreeing prediction more confident than tau overrules the label: left out) or
+# "literal" (the text as written: a disagreeing word counts only while the confidence is
+# above tau, so the unconfident disagreements are left out)
+READINGS = ("overrule", "literal")
 EM_ITERATIONS = 10
 ENTITY_GUARD = 0.1  # entity predictions must reach this share of a batch's entity labels
 DEFAULT_MASK_WARMUP = 0.1  # the paper's 150 of ~1,500 steps
@@ -194,8 +202,11 @@ class WordSelection:
         total_steps: int,
         mask_warmup: float = DEFAULT_MASK_WARMUP,
         choice: str | None = None,
+        cutoff: float = POSTERIOR_CUTOFF,
+        reading: str = READINGS[0],
     ) -> None:
         self.method, self.outside = method, outside
+        self.cutoff, self.reading = cutoff, reading
         # mask-auto: the masking method it uses, from a profile (``choice``) or, without
         # one, from which group the model disagrees with more during the warm-up
         self.chosen = choice
@@ -263,7 +274,10 @@ class WordSelection:
             self.group_counts[group]["disagree"] += int(members.sum())
             if step < self.warmup_steps or (group != "missing" and not guarded):
                 continue
-            chosen = members & (confidence > self.thresholds[group])
+            if self.reading == "literal":
+                chosen = members & (confidence <= self.thresholds[group])
+            else:
+                chosen = members & (confidence > self.thresholds[group])
             self.group_counts[group]["left_out"] += int(chosen.sum())
             left_out |= chosen
         return left_out
@@ -295,7 +309,7 @@ class WordSelection:
             self.pending[group] = []
             if len(values) < 10:  # too few disagreements to fit: keep the threshold
                 continue
-            threshold = mixture_threshold(fit_beta_mixture(values))
+            threshold = mixture_threshold(fit_beta_mixture(values), self.cutoff)
             if threshold is not None:
                 self.thresholds[group] = threshold
             self.fits.append({"group": group, "words": len(values), "threshold": threshold})

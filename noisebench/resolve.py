@@ -116,6 +116,12 @@ def prepare(
         )
     if not 0.0 <= config.mask_warmup <= 1.0:
         raise InputError(f"--mask-warmup {config.mask_warmup}: must be a fraction in [0, 1]")
+    if not 0.0 < config.mask_cutoff < 1.0:
+        raise InputError(f"--mask-cutoff {config.mask_cutoff}: must be a posterior in (0, 1)")
+    if config.mask_reading not in methods.READINGS:
+        raise InputError(
+            f"--mask-reading '{config.mask_reading}': choose one of {', '.join(methods.READINGS)}"
+        )
     targets.check_span_smoothing(config.span_smoothing, config.span_distance)
     resolved_device = resolve_device(device)
     columns = data.Columns(config.token_column, config.tag_column, config.labels)

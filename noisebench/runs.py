@@ -49,6 +49,10 @@ def run_name(config: dict, dataset: str) -> str:
     q = "" if config.get("q") is None else f"-q{config['q']:g}"
     s = "" if config.get("s") is None else f"-s{config['s']:g}"
     method = f"-{config['method']}" if config.get("method", "none") != "none" else ""
+    if config.get("mask_cutoff") is not None:
+        method += f"-cut{config['mask_cutoff']:g}"
+    if config.get("mask_reading") is not None:
+        method += f"-{config['mask_reading']}"
     span = ""
     if config.get("span_smoothing"):
         distance = config.get("span_distance", 1)

@@ -140,6 +140,8 @@ def train(
         steps_per_epoch * config.epochs,
         config.mask_warmup,
         prepared.method_choice,
+        config.mask_cutoff,
+        config.mask_reading,
     )
     if not selection.active:  # clean labels ride along in the batches only where read
         train_set = replace(train_set, clean_tags=None)

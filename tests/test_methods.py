@@ -50,6 +50,51 @@ def test_each_masking_rule_leaves_out_its_groups_confident_disagreements(method,
     assert kept.tolist() == expected.tolist()
 
 
+@pytest.mark.parametrize(
+    ("method", "left_out"),
+    [
+        # the text as written: disagreements count while confident; word 1 (O -> X at
+        # 0.5) is above 0.4 and stays; under entity's 0.85, word 3 (Y -> O at 0.6) goes
+        ("mask-missing", []),
+        ("mask-entity", [3]),
+        ("mask-all", [1, 3]),
+    ],
+)
+def test_the_literal_reading_leaves_out_the_unconfident_disagreements(method, left_out):
+    rule = methods.WordSelection(method, OUT, 1000, 0.0, reading="literal")
+    kept = rule.select(logits_for(PREDICTED, CONFIDENCE), LABELS, None, step=500)
+    expected = LABELS.clone()
+    expected[0, left_out] = -100
+    assert kept.tolist() == expected.tolist()
+
+
+def test_the_cutoff_moves_where_a_refit_puts_the_threshold():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.beta(2, 8, 300), rng.beta(9, 2, 100)])
+    found = {}
+    for cutoff in (0.3, 0.7):
+        rule = methods.WordSelection("mask-entity", OUT, 100, 0.0, cutoff=cutoff)
+        rule.pending["entity"] = [values]
+        rule._refit()
+        found[cutoff] = rule.thresholds["entity"]
+        fit = methods.fit_beta_mixture(values)
+        assert found[cutoff] == methods.mixture_threshold(fit, cutoff)
+    assert found[0.3] < found[0.7]  # a stricter posterior: a higher threshold
+
+
+def test_the_reading_and_cutoff_name_a_run_only_when_not_the_defaults():
+    from noisebench import runs
+    from noisebench.config import TrainConfig
+
+    plain = TrainConfig(method="mask-entity")
+    assert "mask_cutoff" not in plain.identity() and "mask_reading" not in plain.identity()
+    other = TrainConfig(method="mask-entity", mask_cutoff=0.7, mask_reading="literal")
+    name = runs.run_name(other.identity(), "crowd")
+    assert "-mask-entity-cut0.7-literal-seed0-" in name
+    assert TrainConfig.from_identity(other.identity()) == other
+    assert "mask_cutoff" not in TrainConfig(mask_cutoff=0.7).identity()  # no masking: moot
+
+
 def test_no_masking_during_the_warm_up_and_thresholds_follow_the_refits():
     rule = selection("mask-missing", warmup=0.1, steps=100)
     logits = logits_for(PREDICTED, CONFIDENCE)
@@ -162,6 +207,8 @@ def test_oracle_clean_trains_on_the_clean_labels(runner, ner_dir, tiny_model, tm
         (["--method", "focal"], "--method 'focal': choose one of none, mask-missing"),
         (["--method", "oracle-clean"], "an oracle needs the clean labels of the training words"),
         (["--method", "mask-missing", "--mask-warmup", "1.5"], "--mask-warmup 1.5: must be a"),
+        (["--method", "mask-entity", "--mask-cutoff", "1"], "--mask-cutoff 1.0: must be a"),
+        (["--method", "mask-entity", "--mask-reading", "upside"], "--mask-reading 'upside':"),
     ],
 )
 def test_bad_methods_exit_2_and_write_nothing(

@@ -70,6 +70,20 @@ def train(
     mask_warmup: Annotated[
         float, typer.Option(help="Share of steps before masking starts (mask-* methods).")
     ] = 0.1,
+    mask_cutoff: Annotated[
+        float,
+        typer.Option(
+            help="mask-*: a refit puts the threshold where the confident component's"
+            " posterior reaches this (default 0.3, the paper's)."
+        ),
+    ] = 0.3,
+    mask_reading: Annotated[
+        str,
+        typer.Option(
+            help="mask-*: overrule (a disagreeing prediction above the threshold leaves the"
+            " word out; default) or literal (the paper's text: words count while above it)."
+        ),
+    ] = "overrule",
     error_profile: Annotated[
         str | None,
         typer.Option(
@@ -151,6 +165,8 @@ def train(
             loss_warmup=loss_warmup,
             method=method,
             mask_warmup=mask_warmup,
+            mask_cutoff=mask_cutoff,
+            mask_reading=mask_reading,
             error_profile=error_profile,
             span_smoothing=span_smoothing,
             span_distance=span_distance,
