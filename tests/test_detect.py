@@ -451,6 +451,16 @@ def test_leaderboard_shows_detectors_against_cleanlabs_default_paired(runner, tm
     assert versus["ci95"][0] < versus["difference"] < versus["ci95"][1] and versus["significant"]
     assert rows[("cv k=5 (self_confidence)", "word")]["vs_cleanlab"] is None
     assert rows[("dynamics (aum)", "entity")]["vs_cleanlab"] is None
+    # against the best on the same words: the best (dyn) faces the runner-up (cv)
+    best = rows[("dynamics (aum)", "word")]["vs_best"]
+    assert best["best"] and best["against"] == "cv k=5 (self_confidence)"
+    assert best["difference"] == pytest.approx(versus["difference"])
+    behind = rows[("cv k=5 (self_confidence)", "sentence")]["vs_best"]
+    assert not behind["best"] and behind["against"] == "dynamics (aum)"
+    assert behind["difference"] == pytest.approx(
+        -rows[("dynamics (aum)", "sentence")]["vs_cleanlab"]["difference"]
+    )
+    assert rows[("dynamics (aum)", "entity")]["vs_best"] is None
     text = runner.invoke(app, ["leaderboard", str(tmp_path), "--bootstrap", "50"]).stdout
     assert "detect: finding the wrong labels" in text and "toy" in text
     order = np.argsort(-made["dyn"].word_scores)

@@ -383,12 +383,13 @@ def _print_detections(detect_rows: list[dict]) -> None:
         "R@5%",
         "AUROC",
         "vs cleanlab",
+        "vs best",
         "cost",
     ):
         table.add_column(
             column, justify="left" if column in ("dataset", "detector", "level") else "right"
         )
-    from noisebench.detections import versus_text
+    from noisebench.detections import best_text, versus_text
 
     for row in detect_rows:
         table.add_row(
@@ -400,6 +401,7 @@ def _print_detections(detect_rows: list[dict]) -> None:
             f"{row['recall_at_5']:.3f}",
             "—" if row["auroc"] is None else f"{row['auroc']:.3f}",
             versus_text(row["vs_cleanlab"]),
+            best_text(row["vs_best"]),
             f"{row['trainings']} × train, {row['seconds'] or 0:.0f} s",
         )
     stdout.print(table)
