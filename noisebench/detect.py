@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from noisebench.errors import InputError
-from noisebench.schemes import decode_spans, encode_spans
+from noisebench.schemes import NO_SCHEME, decode_spans, encode_spans
 
 DETECTORS = ("dynamics", "retag", "cv")
 DYNAMICS_PASSES = ("train", "eval")  # recorded in the training passes, or one more per epoch
@@ -488,6 +488,7 @@ class Detection:
     sentence_scores: np.ndarray | None = None  # cleanlab's own (cv), else the worst word
     flags: np.ndarray | None = None  # cleanlab's confident-learning flags (cv)
     cost: dict = field(default_factory=dict)  # trainings, seconds
+    spans: bool = True  # False: tags without entity spans (word and sentence levels only)
     _rankings: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -503,18 +504,18 @@ class Detection:
 
     def _rank(self) -> dict[str, Ranking]:
         wrong = self.wrong
-        return {
-            "word": word_ranking(self.word_scores, self.offsets, wrong),
-            "entity": entity_ranking(
+        rankings = {"word": word_ranking(self.word_scores, self.offsets, wrong)}
+        if self.spans:
+            rankings["entity"] = entity_ranking(
                 self.word_scores, self.given, self.suggested, self.clean, self.offsets, self.labels
-            ),
-            "sentence": sentence_ranking(
-                self.word_scores, self.offsets, wrong, self.sentence_scores
-            ),
-        }
+            )
+        rankings["sentence"] = sentence_ranking(
+            self.word_scores, self.offsets, wrong, self.sentence_scores
+        )
+        return rankings
 
     def units(self) -> dict[str, int]:
-        entities = sum(
+        entities = self.spans and sum(
             len(decode_spans([self.labels[t] for t in self.given[a:b]]))
             for a, b in itertools.pairwise(self.offsets)
         )
@@ -606,10 +607,13 @@ def cv_folds(sentences: int, folds: int, seed: int) -> list[np.ndarray]:
 def reviewed_labels(detection: Detection, flagged: np.ndarray, scheme: str) -> np.ndarray:
     """The given labels with the ``flagged`` words (bool per word) set to their suggested
     labels, each sentence then written back in its scheme (``encode(decode())``), so the
-    result is a valid tag sequence whatever the suggestions were."""
+    result is a valid tag sequence whatever the suggestions were (tags without spans
+    take the suggestions as they are)."""
     index = {name: i for i, name in enumerate(detection.labels)}
     out = detection.given.copy()
     out[flagged] = detection.suggested[flagged]
+    if scheme == NO_SCHEME:
+        return out
     for begin, end in itertools.pairwise(detection.offsets):
         if not flagged[begin:end].any():
             continue

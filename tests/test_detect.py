@@ -465,3 +465,33 @@ def test_leaderboard_shows_detectors_against_cleanlabs_default_paired(runner, tm
     assert "detect: finding the wrong labels" in text and "toy" in text
     order = np.argsort(-made["dyn"].word_scores)
     assert detections._weighted_ap(order, truth, np.ones(1000)) == pytest.approx(ap["dyn"])
+
+
+def test_tags_without_spans_rank_words_and_sentences_only_said_once(runner, tiny_model, tmp_path):
+    pos = tmp_path / "pos.txt"
+    pos.write_text("john NN\nate VB\n\nmary NN\nwent VB\n\nacme NN\nate VB\n" * 4)
+    args = [
+        "detect", str(pos), "--model", str(tiny_model), "--runs-dir", str(tmp_path / "runs"),
+        "--epochs", "1", "--device", "cpu", "--rate", "0.3",
+    ]  # fmt: skip
+    result = runner.invoke(app, [*args, "--json", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("no entity spans") == 1
+    assert "word and sentence levels only" in result.stderr
+    document = json.loads(result.stdout)
+    assert set(document["levels"]) == {"word", "sentence"}
+    rows = [json.loads(r) for r in (tmp_path / "o" / "issues.jsonl").read_text().splitlines()]
+    assert {r["level"] for r in rows} <= {"word", "sentence"}
+
+
+def test_an_existing_output_folder_needs_force(runner, ner_dir, tiny_model, tmp_path):
+    out = tmp_path / "review"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    result = runner.invoke(app, [*detect_args(ner_dir, tiny_model, tmp_path), "-o", out])
+    assert result.exit_code == 2
+    assert f"-o {out}: exists; give --force to replace it" in result.stderr
+    assert (out / "mine.txt").read_text() == "keep me" and not (tmp_path / "runs").exists()
+    forced = runner.invoke(app, [*detect_args(ner_dir, tiny_model, tmp_path), "-o", out, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (out / "detection.json").is_file() and not (out / "mine.txt").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from noisebench.cli.common import app, bad_input_exits, print_json, stderr, stdout
 from noisebench.errors import InputError
+from noisebench.schemes import NO_SCHEME
 
 
 @app.command(rich_help_panel="Data")
@@ -63,6 +65,7 @@ def detect(
         Path | None,
         typer.Option("--out", "-o", help="Folder for issues, review files and scores."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing -o folder.")] = False,
     top: Annotated[int, typer.Option(help="Suspect sentences shown in the terminal.")] = 5,
     model: Annotated[str, typer.Option(help="As train --model.")] = "minilm-l6",
     loss: Annotated[str, typer.Option(help="As train --loss.")] = "ce",
@@ -100,6 +103,8 @@ def detect(
                 raise InputError(f"--fix {fix}: choose one of {', '.join(detection.FIXES)}")
             if out is None:
                 raise InputError("--fix writes a dataset: give the folder with -o DIR")
+        if out is not None and out.exists() and not force:
+            raise InputError(f"-o {out}: exists; give --force to replace it")
         if run is not None:
             stored = runs.read_json(Path(run) / runs.RESULTS)
             if stored is None:
@@ -125,6 +130,12 @@ def detect(
                 except training.TrainingFailed as error:
                     stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)))
                     raise typer.Exit(1) from None
+        if prepared.scheme == NO_SCHEME:
+            found = replace(found, spans=False)
+            stderr.print(
+                f"note: no entity spans in {train_config.data}'s tags:"
+                " word and sentence levels only"
+            )
         report = found.report()
         document = {
             "data": train_config.data,
