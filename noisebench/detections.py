@@ -100,12 +100,18 @@ def _against_the_best(table: list[dict], scores: dict, replicates: int, seed: in
         if len(members) < 2:
             continue
         ranked = sorted(members, key=lambda r: -r["ap"])
+        best = ranked[0]
+        others = [r for r in ranked if r["detector"] != best["detector"]]  # no copy of it
+        if not others:
+            continue
         for row in members:
-            other = ranked[1] if row is ranked[0] else ranked[0]
+            if row["detector"] == best["detector"] and row is not best:
+                continue  # a second folder of the same detector: not compared
+            other = others[0] if row is best else best
             mine, theirs = scores[row["folder"]], scores[other["folder"]]
             row["vs_best"] = paired_ap(mine, theirs, row["level"], replicates, seed) | {
                 "against": other["detector"],
-                "best": row is ranked[0],
+                "best": row is best,
             }
 
 
