@@ -260,8 +260,14 @@ def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
     from noisebench import runs
 
     args = detect_args(ner_dir, tiny_model, tmp_path)
-    plain = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
-    with_pass = runner.invoke(app, [*args, "--dynamics-pass", "eval", "--json"])
+    plain = json.loads(runner.invoke(app, [*args, "--dynamics-pass", "train", "--json"]).stdout)
+    # a run without the pass cannot be rescored from it: one line
+    refused = runner.invoke(app, ["detect", "--run", plain["run"], "--dynamics-pass", "eval"])
+    assert refused.exit_code == 2
+    assert "recorded the training passes only; rescore with --dynamics-pass train" in (
+        refused.stderr
+    )
+    with_pass = runner.invoke(app, [*args, "--json"])  # eval: the default
     assert with_pass.exit_code == 0, with_pass.output
     document = json.loads(with_pass.stdout)
     assert document["cost"]["trainings"] == 1 and document["cost"]["eval_pass_seconds"] > 0
@@ -270,8 +276,8 @@ def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
     dynamics = detect.load_dynamics(run_dir / detect.DYNAMICS_FILE)
     # the training passes are recorded exactly as without the extra pass (same weights)
     assert plain["run"] == document["run"]  # the run without the pass was trained again
-    retagged = json.loads(runner.invoke(app, ["detect", "--run", str(run_dir), "--json"]).stdout)
-    assert retagged["levels"] == plain["levels"]
+    train_pass = ["detect", "--run", str(run_dir), "--dynamics-pass", "train", "--json"]
+    assert json.loads(runner.invoke(app, train_pass).stdout)["levels"] == plain["levels"]
     # the pass after the best epoch is the best weights' prediction of the training words
     best = runs.read_json(run_dir / runs.RESULTS)["train"]["best_epoch"]
     made = runs.read_predictions(run_dir / "predictions-train.parquet")

@@ -39,10 +39,11 @@ def detect(
     dynamics_pass: Annotated[
         str,
         typer.Option(
-            help="dynamics: train (recorded in the training passes, dropout on; no extra"
-            " pass) or eval (also one inference pass per epoch, dropout off)."
+            help="dynamics: eval (also one inference pass over the training words per"
+            " epoch, dropout off; default) or train (the training passes only, dropout on;"
+            " no extra pass)."
         ),
-    ] = "train",
+    ] = "eval",
     budget: Annotated[
         str | None,
         typer.Option(
