@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_methods import timed_step  # this folder is on the path when run as a script
 
 from noisebench import detect
 
@@ -51,15 +52,10 @@ def recording(sentences: int) -> None:
         started = time.perf_counter()
         for indices in batches:
             batch = collate(encoded, indices, tokenizer.pad_token_id)
-            inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+            logits, seconds = timed_step(model, batch, loss_fn, optimizer)
+            step_seconds.append(seconds)
             start = time.perf_counter()
-            logits = model(**inputs).logits
-            loss_fn(logits, batch["labels"]).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step_seconds.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            recorder(1, indices, logits.detach(), batch["labels"])
+            recorder(1, indices, logits, batch["labels"])
             record_seconds.append(time.perf_counter() - start)
         epoch = time.perf_counter() - started - sum(record_seconds)
         step, record = float(np.median(step_seconds[2:])), float(np.median(record_seconds[2:]))

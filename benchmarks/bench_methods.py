@@ -23,6 +23,18 @@ import torch
 from noisebench import methods
 
 
+def timed_step(model, batch: dict, loss_fn, optimizer) -> tuple[torch.Tensor, float]:
+    """One training step (forward, loss, backward, optimizer) on a collated batch: its
+    logits (detached) and seconds. ``bench_detect.py`` times its steps with it too."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    start = time.perf_counter()
+    logits = model(**inputs).logits
+    loss_fn(logits, batch["labels"]).backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return logits.detach(), time.perf_counter() - start
+
+
 def main() -> None:
     from noisebench.batches import collate, encode, length_grouped_batches
     from noisebench.losses import build_loss
@@ -40,14 +52,9 @@ def main() -> None:
         step_seconds, all_logits = [], []
         model.train()
         for batch in collated:
-            inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-            start = time.perf_counter()
-            logits = model(**inputs).logits
-            loss_fn(logits, batch["labels"]).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step_seconds.append(time.perf_counter() - start)
-            all_logits.append((logits.detach(), batch["labels"], batch["clean_labels"]))
+            logits, seconds = timed_step(model, batch, loss_fn, optimizer)
+            step_seconds.append(seconds)
+            all_logits.append((logits, batch["labels"], batch["clean_labels"]))
         step = float(np.median(step_seconds[2:]))
         print(f"training step (median of {len(step_seconds) - 2}): {step * 1000:.1f} ms")
         outside = prepared.labels.index("O")

@@ -74,16 +74,15 @@ class TrainConfig:
         ``--method`` keep their names."""
         identity = asdict(self)
         identity["labels"] = list(self.labels) if self.labels else None
-        if self.method not in (*methods.MASKING, methods.AUTO):
+        masking = self.method in (*methods.MASKING, methods.AUTO)
+        if not masking:
             del identity["mask_warmup"]
-        if self.method not in (*methods.MASKING, methods.AUTO) or (
-            self.mask_cutoff == methods.POSTERIOR_CUTOFF
+        for key, default in (
+            ("mask_cutoff", methods.POSTERIOR_CUTOFF),
+            ("mask_reading", methods.READINGS[0]),
         ):
-            del identity["mask_cutoff"]
-        if self.method not in (*methods.MASKING, methods.AUTO) or (
-            self.mask_reading == methods.READINGS[0]
-        ):
-            del identity["mask_reading"]
+            if not masking or identity[key] == default:
+                del identity[key]
         if self.method != methods.AUTO:
             del identity["error_profile"]
         if self.method == "none":

@@ -196,7 +196,8 @@ def dynamics_scores(
     prefix = "eval_" if dynamics_pass == "eval" else ""
     if f"{prefix}probability" not in dynamics:
         raise InputError(
-            "this run recorded no inference passes: detect again with --dynamics-pass eval"
+            "this run recorded the training passes only; rescore with --dynamics-pass train,"
+            " or detect again with --dynamics-pass eval to record the inference passes"
         )
     probability, margin = dynamics[f"{prefix}probability"], dynamics[f"{prefix}margin"]
     with np.errstate(invalid="ignore"), _quiet_nan_means():
@@ -735,21 +736,15 @@ def detection_of_run(run_dir: Path, config: DetectConfig, clean, cost: dict) -> 
         )
     predictions = runs.read_predictions(Path(run_dir) / f"predictions-{SUGGESTION_SPLIT}.parquet")
     dynamics = load_dynamics(Path(run_dir) / DYNAMICS_FILE)
-    if (
-        config.detector == "dynamics"
-        and config.dynamics_pass == "eval"
-        and "eval_probability" not in dynamics
-    ):
-        raise InputError(
-            f"--run {run_dir}: recorded the training passes only; rescore with"
-            " --dynamics-pass train, or detect again to record the inference passes"
-        )
     if "eval_seconds" in dynamics:
         cost = cost | {"eval_pass_seconds": float(dynamics["eval_seconds"])}
-    return from_predictions(
-        config.detector, config.word_score, predictions, dynamics, clean, cost,
-        config.dynamics_pass,
-    )  # fmt: skip
+    try:
+        return from_predictions(
+            config.detector, config.word_score, predictions, dynamics, clean, cost,
+            config.dynamics_pass,
+        )  # fmt: skip
+    except InputError as error:  # name the run whose artefacts do not fit
+        raise InputError(f"--run {run_dir}: {error}") from None
 
 
 def _has_artefacts(run_dir: Path, dynamics_pass: str) -> bool:

@@ -49,7 +49,7 @@ def name_of(document: dict) -> str:
 def rows(documents: list[dict], replicates: int = REPLICATES, seed: int = 0) -> list[dict]:
     """One row per dataset x detector x level, with AP, P/R at 5%, AUROC, the cost, and
     (where cleanlab's default ran on the same data) the paired AP difference to it."""
-    table = []
+    table, folders = [], []  # folders: each row's detect folder
     scores = {d["folder"]: review.read_word_scores(Path(d["folder"])) for d in documents}
     for document in documents:
         levels = document.get("levels")
@@ -74,44 +74,42 @@ def rows(documents: list[dict], replicates: int = REPLICATES, seed: int = 0) -> 
                 "seconds": document["cost"].get("seconds"),
                 "vs_cleanlab": None,
                 "vs_best": None,
-                "folder": document["folder"],
             }
             if reference is not None and level in ("word", "sentence"):
                 mine, theirs = scores[document["folder"]], scores[reference["folder"]]
                 row["vs_cleanlab"] = paired_ap(mine, theirs, level, replicates, seed)
             table.append(row)
-    _against_the_best(table, scores, replicates, seed)
-    for row in table:
-        del row["folder"]
+            folders.append(document["folder"])
+    _against_the_best(table, folders, scores, replicates, seed)
     return table
 
 
-def _against_the_best(table: list[dict], scores: dict, replicates: int, seed: int) -> None:
-    """``vs_best`` on word and sentence rows: each detector's AP minus the best one's on
-    the same training words and level (the best: minus the runner-up), paired."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in table:
-        mine = scores.get(row["folder"])
+def _against_the_best(
+    table: list[dict], folders: list[str], scores: dict, replicates: int, seed: int
+) -> None:
+    """``vs_best`` on word and sentence rows (``folders``: each row's detect folder): each
+    detector's AP minus the best one's on the same training words and level (the best:
+    minus the runner-up), paired."""
+    groups: dict[tuple, list[tuple[dict, dict]]] = {}
+    for row, folder in zip(table, folders, strict=True):
+        mine = scores.get(folder)
         if row["level"] == "entity" or mine is None or "truly_wrong" not in mine:
             continue
         key = (row["dataset"], row["level"], mine["given"].tobytes())
-        groups.setdefault(key, []).append(row)
+        groups.setdefault(key, []).append((row, mine))
     for members in groups.values():
-        if len(members) < 2:
-            continue
-        ranked = sorted(members, key=lambda r: -r["ap"])
+        ranked = sorted(members, key=lambda member: -member[0]["ap"])
         best = ranked[0]
-        others = [r for r in ranked if r["detector"] != best["detector"]]  # no copy of it
+        others = [m for m in ranked if m[0]["detector"] != best[0]["detector"]]  # no copy
         if not others:
             continue
-        for row in members:
-            if row["detector"] == best["detector"] and row is not best:
+        for row, mine in members:
+            if row["detector"] == best[0]["detector"] and row is not best[0]:
                 continue  # a second folder of the same detector: not compared
-            other = others[0] if row is best else best
-            mine, theirs = scores[row["folder"]], scores[other["folder"]]
+            other, theirs = others[0] if row is best[0] else best
             row["vs_best"] = paired_ap(mine, theirs, row["level"], replicates, seed) | {
                 "against": other["detector"],
-                "best": row is best,
+                "best": row is best[0],
             }
 
 
