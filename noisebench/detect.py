@@ -79,15 +79,21 @@ class DynamicsRecorder:
 
     A batch's scored positions are, row by row, the first words of each sentence (words
     past ``max_length`` are cut from the end), so they map to words without the
-    tokenisation: ``word_counts`` (words per training sentence) is all it needs."""
+    tokenisation: ``word_counts`` (words per training sentence) is all it needs. The
+    values stay on the model's device, computed for every position (no boolean
+    indexing, which waits for the device), and come to the host every ``FLUSH_EVERY``
+    batches or when read: on CUDA a step does not wait for the recording."""
+
+    FLUSH_EVERY = 64
 
     def __init__(self, word_counts: np.ndarray, epochs: int) -> None:
         counts = np.asarray(word_counts, dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         words = int(self.offsets[-1])
-        self.probability = np.full((epochs, words), np.nan, dtype=np.float32)
-        self.margin = np.full((epochs, words), np.nan, dtype=np.float32)
-        self.predicted = np.full((epochs, words), -1, dtype=np.int16)
+        self._probability = np.full((epochs, words), np.nan, dtype=np.float32)
+        self._margin = np.full((epochs, words), np.nan, dtype=np.float32)
+        self._predicted = np.full((epochs, words), -1, dtype=np.int16)
+        self.pending: list[tuple] = []  # (epoch, sentence indices, (B, T, 4) on the device)
         self.eval_probability = self.eval_margin = self.eval_predicted = None
         self.pass_seconds = 0.0
 
@@ -95,22 +101,54 @@ class DynamicsRecorder:
         import torch
 
         with torch.no_grad():
-            valid = labels != -100  # (B, T): each kept word's first sub-token, row-major
-            scored = logits.float()[valid]  # (N, C)
-            given = labels[valid]
-            log_p = torch.log_softmax(scored, dim=1)
-            p_given = log_p.gather(1, given[:, None]).squeeze(1).exp()
-            z_given = scored.gather(1, given[:, None]).squeeze(1)
-            others = scored.scatter(1, given[:, None], float("-inf")).amax(dim=1)
-            values = torch.stack([p_given, z_given - others, scored.argmax(dim=1).float()], 1)
-            values = values.cpu().numpy()
-        kept = valid.sum(dim=1).cpu().numpy()
-        positions = [self.offsets[i] + np.arange(n) for i, n in zip(indices, kept, strict=True)]
-        words = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
-        row = epoch - 1
-        self.probability[row, words] = values[:, 0]
-        self.margin[row, words] = values[:, 1]
-        self.predicted[row, words] = values[:, 2].astype(np.int16)
+            scored = logits.float()  # (B, T, C)
+            given = labels.clamp(min=0)[..., None]  # -100 (not scored) read as 0, dropped later
+            log_p = torch.log_softmax(scored, dim=-1)
+            p_given = log_p.gather(-1, given).squeeze(-1).exp()
+            z_given = scored.gather(-1, given).squeeze(-1)
+            others = scored.scatter(-1, given, float("-inf")).amax(dim=-1)
+            valid = (labels != -100).float()
+            values = torch.stack([p_given, z_given - others, scored.argmax(-1).float(), valid], -1)
+        self.pending.append((epoch, np.asarray(indices), values))
+        if len(self.pending) >= self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Bring the pending batches' values to the host (one transfer) and file them."""
+        if not self.pending:
+            return
+        import torch
+
+        flat = torch.cat([v.reshape(-1, 4) for *_, v in self.pending]).cpu().numpy()
+        start = 0
+        for epoch, indices, values in self.pending:
+            rows, width = values.shape[:2]
+            block = flat[start : start + rows * width].reshape(rows, width, 4)
+            start += rows * width
+            valid = block[..., 3] > 0  # (B, T): each kept word's first sub-token, row-major
+            kept = valid.sum(axis=1)
+            positions = [self.offsets[i] + np.arange(n) for i, n in zip(indices, kept, strict=True)]
+            words = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+            row, seen = epoch - 1, block[valid]
+            self._probability[row, words] = seen[:, 0]
+            self._margin[row, words] = seen[:, 1]
+            self._predicted[row, words] = seen[:, 2].astype(np.int16)
+        self.pending = []
+
+    @property
+    def probability(self) -> np.ndarray:
+        self.flush()
+        return self._probability
+
+    @property
+    def margin(self) -> np.ndarray:
+        self.flush()
+        return self._margin
+
+    @property
+    def predicted(self) -> np.ndarray:
+        self.flush()
+        return self._predicted
 
     def record_pass(self, epoch: int, predict) -> None:
         """``--dynamics-pass eval``: after epoch ``epoch``, ``predict()`` (the training

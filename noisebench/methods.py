@@ -258,33 +258,38 @@ class WordSelection:
         return labels.masked_fill(left_out, IGNORE)
 
     def _masking(self, labels, predicted, confidence, step: int) -> torch.Tensor:
+        """Every decision and count stays on the device (the guard a 0-d tensor, the
+        confidences kept in place with NaN elsewhere): on CUDA a step never waits."""
         groups = disagreement_groups(labels, predicted, self.outside)
         left_out = groups["all"].new_zeros(groups["all"].shape)  # (B, T) bool
-        entity_labels = int(((labels != IGNORE) & (labels != self.outside)).sum())
-        entity_predictions = int(((labels != IGNORE) & (predicted != self.outside)).sum())
+        entity_labels = ((labels != IGNORE) & (labels != self.outside)).sum()
+        entity_predictions = ((labels != IGNORE) & (predicted != self.outside)).sum()
         guarded = entity_predictions >= ENTITY_GUARD * entity_labels
         if self.method == AUTO and self.chosen is None:
             for group in self.votes:
-                self.votes[group] += int(groups[group].sum())
+                self.votes[group] = self.votes[group] + groups[group].sum()
             if step >= self.warmup_steps:
-                self._choose()
+                self._choose()  # once per run: reads the votes
         for group in self.groups:
             members = groups[group]
-            self.pending[group].append(confidence[members].cpu().numpy())
-            self.group_counts[group]["disagree"] += int(members.sum())
-            if step < self.warmup_steps or (group != "missing" and not guarded):
+            self.pending[group].append(confidence.masked_fill(~members, float("nan")).flatten())
+            self.group_counts[group]["disagree"] += members.sum()
+            if step < self.warmup_steps:
                 continue
             if self.reading == "literal":
                 chosen = members & (confidence <= self.thresholds[group])
             else:
                 chosen = members & (confidence > self.thresholds[group])
-            self.group_counts[group]["left_out"] += int(chosen.sum())
+            if group != "missing":
+                chosen &= guarded
+            self.group_counts[group]["left_out"] += chosen.sum()
             left_out |= chosen
         return left_out
 
     def _choose(self) -> None:
         """mask-auto without a profile, at the end of the warm-up: the group the model
         disagreed with more (missing entities, or entity labels) is the one it masks."""
+        self.votes = {group: int(count) for group, count in self.votes.items()}
         missing = self.votes["missing"] >= self.votes["entity"]
         self.chosen = "mask-missing" if missing else "mask-entity"
         self.chosen_by = "disagreements"
@@ -295,17 +300,18 @@ class WordSelection:
         self.group_counts = {group: self.group_counts[group]}
 
     def _count(self, scored, left_out, wrong) -> None:
-        self.counts["scored"] += int(scored.sum())
-        self.counts["left_out"] += int(left_out.sum())
+        """Counts as device tensors, read once an epoch (``end_epoch``)."""
+        self.counts["scored"] += scored.sum()
+        self.counts["left_out"] += left_out.sum()
         if wrong is not None:
-            self.counts["wrong"] += int(wrong.sum())
-            self.counts["left_out_wrong"] += int((left_out & wrong).sum())
+            self.counts["wrong"] += wrong.sum()
+            self.counts["left_out_wrong"] += (left_out & wrong).sum()
         else:
             self.counts["wrong"] = None
 
     def _refit(self) -> None:
         for group in self.groups:
-            values = np.concatenate(self.pending[group]) if self.pending[group] else np.zeros(0)
+            values = _disagreeing(self.pending[group])
             self.pending[group] = []
             if len(values) < 10:  # too few disagreements to fit: keep the threshold
                 continue
@@ -320,7 +326,10 @@ class WordSelection:
         and recall of the leaving out against the words that are truly wrong."""
         if not self.active:
             return None
-        counts = self.counts
+        counts = {k: v if v is None else int(v) for k, v in self.counts.items()}
+        group_counts = {
+            group: {k: int(v) for k, v in c.items()} for group, c in self.group_counts.items()
+        }
         report = {
             "method": self.method,
             "scored_words": counts["scored"],
@@ -333,13 +342,14 @@ class WordSelection:
                     else 0.0,
                     "left_out_share": c["left_out"] / counts["scored"] if counts["scored"] else 0.0,
                 }
-                for group, c in self.group_counts.items()
+                for group, c in group_counts.items()
             },
             "precision": None,
             "recall": None,
         }
         if self.method == AUTO:
-            report |= {"chosen": self.chosen, "chosen_by": self.chosen_by, "votes": self.votes}
+            votes = {group: int(count) for group, count in self.votes.items()}
+            report |= {"chosen": self.chosen, "chosen_by": self.chosen_by, "votes": votes}
         if counts["wrong"] is not None:  # None: this run's data has no clean labels
             report["truly_wrong_share"] = (
                 counts["wrong"] / counts["scored"] if counts["scored"] else 0.0
@@ -354,12 +364,12 @@ class WordSelection:
     def state_dict(self) -> dict:
         return {
             "thresholds": dict(self.thresholds),
-            "pending": self.pending,
+            "pending": {group: [_disagreeing(p)] for group, p in self.pending.items()},
             "fits": self.fits,
             "groups": self.groups,
             "chosen": self.chosen,
             "chosen_by": self.chosen_by,
-            "votes": dict(self.votes),
+            "votes": {group: int(count) for group, count in self.votes.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -370,3 +380,16 @@ class WordSelection:
         self.thresholds = dict(state["thresholds"])
         self.pending = {g: list(v) for g, v in state["pending"].items()}
         self.fits = list(state["fits"])
+
+
+def _disagreeing(pending: list) -> np.ndarray:
+    """The confidences waiting for a fit, on the host: device tensors with NaN where a
+    word was not in the group (one transfer), and arrays from a checkpoint."""
+    arrays = [p for p in pending if isinstance(p, np.ndarray)]
+    tensors = [p for p in pending if not isinstance(p, np.ndarray)]
+    if tensors:
+        import torch
+
+        arrays.append(torch.cat(tensors).cpu().numpy())
+    values = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.float32)
+    return values[~np.isnan(values)]

@@ -36,6 +36,17 @@ def test_the_recorder_maps_scored_positions_to_words_and_records_margins():
     assert np.isnan(recorder.probability[1]).all()  # epoch 2 not yet seen
 
 
+def test_recording_a_step_never_waits_for_the_device():
+    """On the meta device any read of a value raises: recording keeps everything there
+    until the recorder is read (or ``FLUSH_EVERY`` batches pile up)."""
+    recorder = detect.DynamicsRecorder(np.array([3, 2]), epochs=1)
+    labels = torch.tensor([[-100, 1, 0], [0, 3, -100]], device="meta")
+    recorder(1, np.array([1, 0]), torch.zeros(2, 3, 5, device="meta"), labels)
+    assert len(recorder.pending) == 1
+    with pytest.raises(NotImplementedError):
+        recorder.probability  # noqa: B018 (the read brings the values to the host)
+
+
 def test_dynamics_scores_from_hand_made_epochs():
     dynamics = {
         "probability": np.array([[0.9, 0.2, np.nan], [0.7, 0.6, np.nan]]),

@@ -142,6 +142,33 @@ def test_oracles_leave_out_the_truly_wrong_words_and_report_precision_and_recall
     assert report["groups"]["entity"]["disagreeing_share"] == pytest.approx(2 / 5)
 
 
+@pytest.mark.parametrize(
+    "method", ["mask-missing", "mask-entity", "mask-all", "oracle-mask", "oracle-mask-disagree"]
+)
+def test_a_masking_step_never_waits_for_the_device(method):
+    """On the meta device every read of a value (``int()``, ``.cpu()``, boolean
+    indexing) raises: a step between refits runs without one, so on CUDA it never syncs."""
+    rule = selection(method, warmup=0.1, steps=100)
+    meta = torch.device("meta")
+    logits = logits_for(PREDICTED, CONFIDENCE).to(meta)
+    kept = rule.select(logits, LABELS.to(meta), LABELS.to(meta), step=50)  # not a refit
+    assert kept.device == meta and kept.shape == LABELS.shape
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        rule.end_epoch()  # the epoch's counts are read here, once
+
+
+def test_checkpointed_confidences_refit_as_the_ones_kept_on_the_device():
+    logits = logits_for(PREDICTED, CONFIDENCE)
+    live = selection("mask-all")
+    for step in range(4):
+        live.select(logits, LABELS, None, step)
+    saved = selection("mask-all")
+    saved.load_state_dict(live.state_dict())
+    assert saved.pending["all"][0].tolist() == pytest.approx([0.5, 0.9, 0.6] * 4)
+    live._refit(), saved._refit()
+    assert live.thresholds == saved.thresholds
+
+
 def test_the_beta_mixture_finds_a_known_mixture():
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.beta(2, 6, 4000), rng.beta(12, 2, 2000)])
