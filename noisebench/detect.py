@@ -646,6 +646,14 @@ def cv_folds(sentences: int, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(order[f::folds]) for f in range(folds)]
 
 
+def flagged_words(detection: Detection, share: float) -> np.ndarray:
+    """Bool per word: the most suspect ``share`` of the words (what ``--fix`` and the
+    review exports act on)."""
+    flagged = np.zeros(len(detection.given), dtype=bool)
+    flagged[top_share(detection.rankings()["word"], share)] = True
+    return flagged
+
+
 def reviewed_labels(detection: Detection, flagged: np.ndarray, scheme: str) -> np.ndarray:
     """The given labels with the ``flagged`` words (bool per word) set to their suggested
     labels, each sentence then written back in its scheme (``encode(decode())``), so the
@@ -891,8 +899,7 @@ def apply_fix(dataset, detection: Detection, fix: str, share: float, scheme: str
         train = split.select(kept).flatten_indices()
         report["dropped_sentences"] = len(dropped)
     else:
-        flagged = np.zeros(len(detection.given), dtype=bool)
-        flagged[top_share(rankings["word"], share)] = True
+        flagged = flagged_words(detection, share)
         offsets = pa.array(detection.offsets.astype(np.int32))
         if fix == "relabel":
             tags = reviewed_labels(detection, flagged, scheme)

@@ -33,14 +33,6 @@ from noisebench.schemes import decode_spans
 LABEL_STUDIO_FROM, LABEL_STUDIO_TO = "label", "text"  # the names of a NER labelling config
 
 
-def flagged_words(detection: detect.Detection, share: float) -> np.ndarray:
-    """Bool per word: the most suspect ``share`` of the words."""
-    ranking = detection.rankings()["word"]
-    flagged = np.zeros(len(detection.given), dtype=bool)
-    flagged[detect.top_share(ranking, share)] = True
-    return flagged
-
-
 def issue_rows(detection: detect.Detection, share: float) -> list[dict]:
     """The most suspect ``share`` of each level's listed units, as issue rows."""
     rows = []
@@ -156,7 +148,7 @@ def write(
             pa.Table.from_pylist(rows, schema=_issue_schema()), temporary / "issues.parquet"
         )
         (temporary / "issues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        flagged = flagged_words(detection, share)
+        flagged = detect.flagged_words(detection, share)
         reviewed = detect.reviewed_labels(detection, flagged, scheme)
         sentence_rows = [r for r in rows if r["level"] == "sentence"]
         sentences = [r["sentence"] for r in sentence_rows]
