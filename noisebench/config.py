@@ -57,9 +57,10 @@ class TrainConfig:
     method: str = "none"
     mask_warmup: float = methods.DEFAULT_MASK_WARMUP  # share of steps without masking
     # where a refit puts the threshold (the confident component's posterior), and how the
-    # rule is read (methods.READINGS); in the identity only when not the defaults
+    # rule is read (methods.READINGS; None: the method's default, methods.group_readings);
+    # in the identity only when not the defaults
     mask_cutoff: float = methods.POSTERIOR_CUTOFF
-    mask_reading: str = methods.READINGS[0]
+    mask_reading: str | None = None
     # mask-auto: a noise profile (file or noisebench:<variant>) that names the dominant
     # error type; None: the model's own disagreements during the warm-up decide
     error_profile: str | None = None
@@ -67,6 +68,10 @@ class TrainConfig:
     # spans with a start or end up to span_distance words away; 0 = one-hot targets
     span_smoothing: float = 0.0
     span_distance: int = targets.DEFAULT_DISTANCE
+
+    def __post_init__(self) -> None:
+        if self.mask_reading == methods.READINGS[0] and self.method != methods.AUTO:
+            object.__setattr__(self, "mask_reading", None)  # the default, said explicitly
 
     def identity(self) -> dict:
         """What determines the results (device, paths and output options excluded).
@@ -79,7 +84,7 @@ class TrainConfig:
             del identity["mask_warmup"]
         for key, default in (
             ("mask_cutoff", methods.POSTERIOR_CUTOFF),
-            ("mask_reading", methods.READINGS[0]),
+            ("mask_reading", None),
         ):
             if not masking or identity[key] == default:
                 del identity[key]

@@ -118,7 +118,7 @@ def prepare(
         raise InputError(f"--mask-warmup {config.mask_warmup}: must be a fraction in [0, 1]")
     if not 0.0 < config.mask_cutoff < 1.0:
         raise InputError(f"--mask-cutoff {config.mask_cutoff}: must be a posterior in (0, 1)")
-    if config.mask_reading not in methods.READINGS:
+    if config.mask_reading not in (None, *methods.READINGS):
         raise InputError(
             f"--mask-reading '{config.mask_reading}': choose one of {', '.join(methods.READINGS)}"
         )

@@ -273,6 +273,33 @@ def test_mask_auto_without_a_profile_follows_the_models_disagreements():
     assert entity.chosen == "mask-entity"
 
 
+def test_mask_auto_overrules_missed_entities_and_reads_entity_labels_literally():
+    """Without --mask-reading: the reading that cost no F1 where measured, per group."""
+    labels = LABELS
+    logits = logits_for(PREDICTED, CONFIDENCE)
+    missing = methods.WordSelection("mask-auto", OUT, 1000, 0.0, choice="mask-missing")
+    assert missing.select(logits, labels, None, 500)[0, 1] == -100  # as mask-missing
+    entity = methods.WordSelection("mask-auto", OUT, 1000, 0.0, choice="mask-entity")
+    literal = methods.WordSelection("mask-entity", OUT, 1000, 0.0, reading="literal")
+    kept = entity.select(logits, labels, None, 500)
+    assert torch.equal(kept, literal.select(logits, labels, None, 500))
+    assert kept[0].tolist() == [OUT, OUT, X, -100, X, -100]  # word 3: Y -> O at 0.6 < 0.85
+    assert entity.end_epoch()["readings"] == {"entity": "literal"}
+    told = methods.WordSelection("mask-auto", OUT, 1000, 0.0, "mask-entity", reading="overrule")
+    assert told.select(logits, labels, None, 500)[0].tolist() == [OUT, OUT, -100, Y, X, -100]
+
+
+def test_an_explicit_default_reading_keeps_the_runs_name():
+    from noisebench.config import TrainConfig
+
+    said = TrainConfig(method="mask-entity", mask_reading="overrule")
+    assert said == TrainConfig(method="mask-entity")
+    assert "mask_reading" not in said.identity()
+    auto = TrainConfig(method="mask-auto", mask_reading="overrule")  # not mask-auto's default
+    assert auto.identity()["mask_reading"] == "overrule"
+    assert TrainConfig.from_identity(auto.identity()) == auto
+
+
 def test_mask_auto_with_a_profile(runner, ner_dir, tiny_model, tmp_path):
     args = method_args(ner_dir, tiny_model, tmp_path, "--rate", "0.3", "--method", "mask-auto")
     noisy = tmp_path / "noisy.txt"

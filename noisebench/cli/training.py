@@ -78,12 +78,13 @@ def train(
         ),
     ] = 0.3,
     mask_reading: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="mask-*: overrule (a disagreeing prediction above the threshold leaves the"
-            " word out; default) or literal (the paper's text: words count while above it)."
+            " word out) or literal (the paper's text: words count while above it). Default:"
+            " overrule; mask-auto overrules missed entities and reads entity labels literally."
         ),
-    ] = "overrule",
+    ] = None,
     error_profile: Annotated[
         str | None,
         typer.Option(
