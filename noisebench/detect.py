@@ -715,6 +715,20 @@ class DetectConfig:
             raise InputError(f"--folds {self.folds}: cross-validation needs at least 2 folds")
 
 
+def check_method(method: str) -> None:
+    """A detection trains with any ``--method`` but an oracle's: an oracle sees the clean
+    labels the detection is scored against."""
+    from noisebench import methods
+
+    if method not in methods.METHODS:
+        raise InputError(f"--method '{method}': choose one of {', '.join(methods.METHODS)}")
+    if methods.is_bound(method):
+        raise InputError(
+            f"--method {method}: an oracle trains on the clean labels the detection is"
+            " scored against; choose none or a mask-* method"
+        )
+
+
 def parse_share(text: str) -> float:
     """``"5%"`` or ``"0.05"`` -> 0.05.
 

@@ -308,6 +308,8 @@ def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
         (["--budget", "lots"], "--budget 'lots': give a share such as 5% or 0.05"),
         (["--detector", "cv", "--folds", "1"], "--folds 1: cross-validation needs at least 2"),
         (["--dynamics-pass", "dropout"], "--dynamics-pass dropout: choose one of train, eval"),
+        (["--method", "mask-some"], "--method 'mask-some': choose one of none, mask-missing"),
+        (["--method", "oracle-clean"], "--method oracle-clean: an oracle trains on the clean"),
     ],
 )
 def test_bad_detect_options_exit_2_and_write_nothing(
@@ -317,6 +319,22 @@ def test_bad_detect_options_exit_2_and_write_nothing(
     result = runner.invoke(app, [*detect_args(ner_dir, tiny_model, tmp_path), *extra, "-o", out])
     assert result.exit_code == 2 and message in result.stderr, result.output
     assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+def test_detect_trains_with_a_method_and_suggests_from_the_treated_model(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    args = [*detect_args(ner_dir, tiny_model, tmp_path), "--detector", "retag", "--json"]
+    plain = json.loads(runner.invoke(app, args).stdout)
+    result = runner.invoke(app, [*args, "--method", "mask-missing"])
+    assert result.exit_code == 0, result.output
+    treated = json.loads(result.stdout)
+    assert treated["training"]["method"] == "mask-missing" and "method" not in plain["training"]
+    assert treated["run"] != plain["run"] and "mask-missing" in Path(treated["run"]).name
+    results = json.loads((Path(treated["run"]) / "results.json").read_text())
+    masking = [epoch["masking"] for epoch in results["train"]["history"]]
+    assert [m["method"] for m in masking] == ["mask-missing"] * 2
+    assert treated["cost"]["trainings"] == 1
 
 
 def test_run_without_recorded_dynamics_is_refused(runner, ner_dir, tiny_model, tmp_path):

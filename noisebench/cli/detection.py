@@ -70,6 +70,13 @@ def detect(
     top: Annotated[int, typer.Option(help="Suspect sentences shown in the terminal.")] = 5,
     model: Annotated[str, typer.Option(help="As train --model.")] = "minilm-l6",
     loss: Annotated[str, typer.Option(help="As train --loss.")] = "ce",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="As train --method (none, mask-missing, mask-entity, mask-all, mask-auto):"
+            " the trained model's suggestions come from the treatment. Oracles are refused."
+        ),
+    ] = "none",
     rate: Annotated[
         float | None, typer.Option(help="Corrupt the data first (train --rate).")
     ] = None,
@@ -99,6 +106,7 @@ def detect(
         share = detection.parse_share(budget or ("5%" if fix else "10%"))
         config = detection.DetectConfig(detector, score, folds, share, dynamics_pass)
         config.check()
+        detection.check_method(method)
         if fix is not None:
             if fix not in detection.FIXES:
                 raise InputError(f"--fix {fix}: choose one of {', '.join(detection.FIXES)}")
@@ -114,7 +122,7 @@ def detect(
             prepared = training.prepare(train_config, Path(run).parent, device)
         else:
             train_config = training.TrainConfig(
-                data=data, loss=loss, model=model, rate=rate, noise=noise, epochs=epochs, lr=lr,
+                data=data, loss=loss, method=method, model=model, rate=rate, noise=noise, epochs=epochs, lr=lr,
                 batch_size=batch_size, max_train_samples=max_train_samples, seed=seed,
             )  # fmt: skip
             with stderr.status("loading data and model…"):
