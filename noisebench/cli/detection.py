@@ -123,7 +123,8 @@ def detect(
         else:
             train_config = training.TrainConfig(
                 data=data, loss=loss, method=method, model=model, rate=rate, noise=noise,
-                epochs=epochs, lr=lr, batch_size=batch_size, max_train_samples=max_train_samples, seed=seed,
+                epochs=epochs, lr=lr, batch_size=batch_size,
+                max_train_samples=max_train_samples, seed=seed,
             )  # fmt: skip
             with stderr.status("loading data and model…"):
                 prepared = training.prepare(train_config, runs_dir, device)
