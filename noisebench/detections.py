@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import detect, review
+from noisebench import rankings, review
 
 DETECTION_FILE = "detection.json"
 REFERENCE = ("cv", "self_confidence")  # cleanlab's default: the baseline every row faces
@@ -140,15 +140,15 @@ def paired_ap(mine: dict, theirs: dict, level: str, replicates: int, seed: int) 
     if level == "sentence":  # each sentence by its worst word, as detect ranks them
         offsets = np.concatenate([[0], np.cumsum(np.bincount(sentence, minlength=sentences))])
         wrong = mine["truly_wrong"].astype(bool)
-        mine_ranked = detect.sentence_ranking(mine["score"], offsets, wrong)
+        mine_ranked = rankings.sentence_ranking(mine["score"], offsets, wrong)
         a, truth = mine_ranked.score, mine_ranked.truth
-        b = detect.sentence_ranking(theirs["score"], offsets, wrong).score
+        b = rankings.sentence_ranking(theirs["score"], offsets, wrong).score
         unit_sentence = np.arange(sentences)
     else:
         a, b, truth, unit_sentence = mine["score"], theirs["score"], mine["truly_wrong"], sentence
     rng = np.random.default_rng([seed, 18])
     differences = np.empty(replicates)
-    orders = (detect.ranked_order(a), detect.ranked_order(b))
+    orders = (rankings.ranked_order(a), rankings.ranked_order(b))
     for replicate in range(replicates):
         counts = np.bincount(rng.integers(0, sentences, sentences), minlength=sentences)
         weights = counts[unit_sentence].astype(np.float64)

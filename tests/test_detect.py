@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from noisebench import detect, review
+from noisebench import detect, rankings, review
 from noisebench.cli import app
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -130,7 +130,7 @@ def test_entity_issues_are_aligned_both_ways_typed_scored_and_checked():
     clean += ids("O O B-PER I-PER")
     offsets = np.array([0, 6, 10])
     scores = np.arange(10, dtype=float) / 10
-    ranking = detect.entity_ranking(
+    ranking = rankings.entity_ranking(
         scores, np.array(given), np.array(suggested), np.array(clean), offsets, NAMES
     )
     issues = list(
@@ -148,7 +148,7 @@ def test_entity_issues_are_aligned_both_ways_typed_scored_and_checked():
     np.testing.assert_allclose(ranking.score, [0.3, 0.5, 0.6, 0.9])  # the worst word
     # truly wrong entities: the missed LOC (sentence 0) and the spurious LOC (sentence 1)
     assert ranking.positives == 2
-    report = detect.measure(ranking, units=4)
+    report = rankings.measure(ranking, units=4)
     # ranked by score: boundary (F), spurious (T), missed (T), retyped (F)
     assert report["ap"] == pytest.approx((1 / 2 + 2 / 3) / 2)
     assert report["budgets"]["k"] == {"reviewed": 2, "precision": 0.5, "recall": 0.5}
@@ -161,16 +161,16 @@ def test_average_precision_and_budgets_against_scikit_learn_and_by_hand():
     rng = np.random.default_rng(1)
     truth = rng.random(200) < 0.1
     score = truth * 0.5 + rng.random(200)
-    assert detect.average_precision(score, truth) == pytest.approx(
+    assert rankings.average_precision(score, truth) == pytest.approx(
         average_precision_score(truth, score)
     )
-    assert detect.auroc(score, truth) == pytest.approx(roc_auc_score(truth, score))
+    assert rankings.auroc(score, truth) == pytest.approx(roc_auc_score(truth, score))
     # a detector that lists only some units: the unlisted wrong ones count as missed
-    assert detect.average_precision(score, truth, positives=2 * truth.sum()) == pytest.approx(
+    assert rankings.average_precision(score, truth, positives=2 * truth.sum()) == pytest.approx(
         average_precision_score(truth, score) / 2
     )
-    ranking = detect.word_ranking(score, np.array([0, 100, 200]), truth)
-    report = detect.measure(ranking, units=200)
+    ranking = rankings.word_ranking(score, np.array([0, 100, 200]), truth)
+    report = rankings.measure(ranking, units=200)
     top10 = np.argsort(-score)[:10]
     assert report["budgets"]["5%"] == {
         "reviewed": 10,
@@ -183,7 +183,7 @@ def test_sentences_rank_by_their_worst_word_and_nan_words_rank_last():
     offsets = np.array([0, 2, 4, 5])
     scores = np.array([0.1, 0.7, np.nan, 0.2, np.nan])
     wrong = np.array([False, True, False, False, False])
-    ranking = detect.sentence_ranking(scores, offsets, wrong)
+    ranking = rankings.sentence_ranking(scores, offsets, wrong)
     np.testing.assert_allclose(ranking.score[:2], [0.7, 0.2])
     assert np.isnan(ranking.score[2]) and ranking.order().tolist() == [0, 1, 2]
     assert ranking.truth.tolist() == [True, False, False]
