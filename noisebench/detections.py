@@ -40,10 +40,23 @@ def collect(folders: list[Path]) -> list[dict]:
 
 
 def name_of(document: dict) -> str:
-    """``dynamics (aum)``, ``dynamics (aum, eval pass)``, ``cv k=5 (self_confidence)``."""
+    """``dynamics (aum)``, ``dynamics (aum, eval pass)``, ``cv k=5 (self_confidence)``,
+    ``retag (retag) +mask-missing`` (trained with ``detect --method``)."""
     folds = f" k={document['folds']}" if document.get("folds") else ""
     passes = ", eval pass" if document.get("dynamics_pass") == "eval" else ""
-    return f"{document['detector']}{folds} ({document['score']}{passes})"
+    method = _method(document)
+    treated = f" +{method}" if method else ""
+    return f"{document['detector']}{folds} ({document['score']}{passes}){treated}"
+
+
+def _method(document: dict) -> str | None:
+    """The ``--method`` its training used (None: the loss alone)."""
+    return (document.get("training") or {}).get("method")
+
+
+def is_reference(document: dict) -> bool:
+    """cleanlab's default: ``cv`` self-confidence on a plain training (no ``--method``)."""
+    return (document["detector"], document["score"]) == REFERENCE and not _method(document)
 
 
 def rows(documents: list[dict], replicates: int = REPLICATES, seed: int = 0) -> list[dict]:
@@ -115,14 +128,14 @@ def _against_the_best(
 
 def _reference(document: dict, documents: list[dict], scores: dict) -> dict | None:
     """cleanlab's default on the same training words (not the document itself)."""
-    if (document["detector"], document["score"]) == REFERENCE:
+    if is_reference(document):
         return None
     mine = scores.get(document["folder"])
     if mine is None or "truly_wrong" not in mine:
         return None
     for other in documents:
         theirs = scores.get(other["folder"])
-        if (other["detector"], other["score"]) != REFERENCE or theirs is None:
+        if not is_reference(other) or theirs is None:
             continue
         same = other["dataset"] == document["dataset"] and len(theirs["given"]) == len(
             mine["given"]

@@ -530,3 +530,17 @@ def test_an_existing_output_folder_needs_force(runner, ner_dir, tiny_model, tmp_
     forced = runner.invoke(app, [*detect_args(ner_dir, tiny_model, tmp_path), "-o", out, "--force"])
     assert forced.exit_code == 0, forced.output
     assert (out / "detection.json").is_file() and not (out / "mine.txt").exists()
+
+
+def test_a_treated_detection_is_named_by_its_method_and_is_never_the_baseline():
+    from noisebench import detections
+
+    plain = {"detector": "retag", "score": "retag", "training": {"loss": "ce"}}
+    treated = {**plain, "training": {"loss": "ce", "method": "mask-missing"}}
+    cv = {"detector": "cv", "score": "self_confidence", "folds": 5, "training": {}}
+    cv_treated = {**cv, "training": {"method": "mask-missing"}}
+    assert detections.name_of(plain) == "retag (retag)"
+    assert detections.name_of(treated) == "retag (retag) +mask-missing"
+    assert detections.name_of(cv_treated) == "cv k=5 (self_confidence) +mask-missing"
+    assert detections.is_reference(cv) and not detections.is_reference(cv_treated)
+    assert not detections.is_reference(treated)
