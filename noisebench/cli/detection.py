@@ -175,10 +175,10 @@ def detect(
 
 
 def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> None:
-    report = document["levels"]
-    cost = document["cost"]
     from noisebench.detections import name_of
 
+    report = document["levels"]
+    cost = document["cost"]
     stdout.print(
         f"{name_of(document)} on {document['dataset']}:"
         f" {cost.get('trainings', 0)} training(s), {cost.get('seconds', 0):.0f} s"
