@@ -359,7 +359,9 @@ def test_soft_targets_match_float64_reference(name, params, num_classes):
     none = build_loss(name, reduction="none", **params)(logits, targets, soft_tensor)
     torch.testing.assert_close(none, torch.from_numpy(expected).float(), rtol=1e-5, atol=1e-6)
     mean = build_loss(name, **params)(logits, targets, soft_tensor)
-    assert mean.item() == pytest.approx(expected.sum() / (targets != IGNORE).sum(), rel=1e-5)
+    assert mean.item() == pytest.approx(
+        expected.sum() / int((targets != IGNORE).sum()), rel=1e-5
+    )
 
 
 @pytest.mark.parametrize(("name", "params"), CASES)
