@@ -5,9 +5,12 @@ back to continue to the same results."""
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from noisebench import runs
@@ -54,6 +57,9 @@ def initial_state() -> dict:
 
 
 def save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None:
+    """Weights, optimizer, schedule, every random generator the loop draws from (the CPU's
+    and, where CUDA is in use, each GPU's) and the loop's state, as tensors and plain
+    values only: ``load_checkpoint`` unpickles nothing else."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     torch.save(
@@ -62,7 +68,8 @@ def save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "state": state,
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "state": plain(state),
         },
         temporary,
     )
@@ -70,10 +77,47 @@ def save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None
 
 
 def load_checkpoint(path: Path, model, optimizer, schedule) -> dict:
-    """Restore the weights, optimizer, schedule and torch generator; returns the state."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    """Restore the weights, optimizer, schedule and random generators; returns the state.
+
+    Run folders are shared (CI artefacts, a colleague's ``runs/``), so the file is read
+    with ``weights_only=True``: a checkpoint that holds anything but tensors and plain
+    values (a crafted pickle) is refused, never run."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        cause = f"it names {found.group(1)}" if found else "not a checkpoint"
+        raise InputError(
+            f"{path}: refused: holds more than tensors and plain values ({cause}); "
+            "delete its checkpoint/ folder to train from the start"
+        ) from None
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
     torch.set_rng_state(saved["torch_rng"])
+    cuda_states = saved.get("cuda_rng") or []
+    if cuda_states:
+        if not torch.cuda.is_available() or torch.cuda.device_count() < len(cuda_states):
+            raise InputError(
+                f"{path}: saved on {len(cuda_states)} GPU(s); resume it where they are visible"
+            )
+        torch.cuda.set_rng_state_all(cuda_states)
     return saved["state"]
+
+
+def plain(value):
+    """``value`` with numpy arrays as tensors and numpy scalars as Python numbers, so
+    that ``torch.load(weights_only=True)`` reads it back.
+
+    >>> plain({"a": np.float32(0.5), "b": [np.arange(2)], "c": (1, "x")})
+    {'a': 0.5, 'b': [tensor([0, 1])], 'c': (1, 'x')}
+    """
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(item) for item in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

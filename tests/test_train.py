@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -195,6 +196,65 @@ def test_resume_reaches_the_same_results(runner, ner_dir, tiny_model, tmp_path, 
     assert not (run_dir / "checkpoint").exists()
     log = (run_dir / "log.jsonl").read_text().splitlines()
     assert len(log) == resumed["train"]["steps"] == 30
+
+
+class _Planted:
+    """A pickle that runs code when loaded: what a crafted run folder could hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(
+    runner, ner_dir, tiny_model, tmp_path, monkeypatch
+):
+    args = ("--loss", "ce", "--epochs", 2)
+    save = training.save_checkpoint
+
+    def save_then_stop(path, *rest):
+        save(path, *rest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    runner.invoke(app, train_args(ner_dir, tiny_model, tmp_path, *args))
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    checkpoint = next(tmp_path.glob("*/checkpoint/state.pt"))
+    marker = tmp_path / "code-ran"
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["state"]["history"].append(_Planted(marker))
+    torch.save(saved, checkpoint)
+    refused = runner.invoke(app, train_args(ner_dir, tiny_model, tmp_path, *args, "--resume"))
+    assert refused.exit_code == 2
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "it names getattr" in errors[0]
+    assert f"{checkpoint}: refused: holds more than tensors and plain values" in refused.stderr
+    assert not marker.exists()
+
+
+def test_a_checkpoint_keeps_every_gpus_random_state(tmp_path, monkeypatch):
+    gpu_states = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: gpu_states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    path = tmp_path / "checkpoint" / "state.pt"
+    state = {"epoch": 1, "best_f1": np.float64(0.5), "method": {"pending": [np.ones(2)]}}
+    training.save_checkpoint(path, model, optimizer, schedule, state)
+    loaded = training.load_checkpoint(path, model, optimizer, schedule)
+    assert [t.tolist() for t in restored[0]] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert loaded["best_f1"] == 0.5 and type(loaded["best_f1"]) is float
+    assert loaded["method"]["pending"][0].tolist() == [1.0, 1.0]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(InputError, match="saved on 2 GPU"):
+        training.load_checkpoint(path, model, optimizer, schedule)
 
 
 def test_a_complete_run_is_not_trained_again(runner, ner_dir, tiny_model, tmp_path):
