@@ -95,6 +95,7 @@ def prepare(
         ("--batch-size", config.batch_size, 1),
         ("--max-length", config.max_length, 8),
         ("--bins", config.bins, 1),
+        ("--patience", config.patience, 1),  # 0 would stop before any epoch counted
     ):
         if value < low:
             raise InputError(f"{name} {value}: must be at least {low}")

@@ -327,6 +327,7 @@ def bad_train_inputs(ner_dir, tiny_model, tmp_path):
         (["--loss", "ce", "--data", str(mixed)], "label names ['O', 'B-X'] differ from"),
         (["--loss", "ce", "--rate", "1.5"], "--rate 1.5: must be a probability"),
         (["--loss", "ce", "--epochs", "0"], "--epochs 0: must be at least 1"),
+        (["--loss", "ce", "--patience", "0"], "--patience 0: must be at least 1"),
         (["--loss", "ce", "--resume"], "--resume: "),
     ]
     if not torch.cuda.is_available():

@@ -49,7 +49,8 @@ def train(
         int,
         typer.Option(
             help="Stop after this many epochs without a better validation F1, counted only"
-            " once the F1 has left 0 (a slow starter is not stopped while still at 0)."
+            " once the F1 has left 0 (a slow starter is not stopped while still at 0). At"
+            " least 1; --patience equal to --epochs never stops early."
         ),
     ] = 2,
     loss_warmup: Annotated[
