@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ def test_gpu_check_runs_its_cpu_fallback(ner_dir, tiny_model):
     assert completed.returncode == 0, completed.stderr[-2000:]
     out = completed.stdout
     assert "device: CPU (no GPU: a CPU run)" in out
-    assert "1. one process: " in out and "(baseline 766 on an H200 before" in out
+    one = re.search(r"^1\. one process: (\d+) sentences/s, (\d+) after its first step", out, re.M)
+    assert one and int(one.group(1)) > 0 and int(one.group(2)) > 0, out
     compiled = next(line for line in out.splitlines() if "with --compile" in line)
     assert "with --compile (compiled): first step " in compiled
     assert "x the plain process" in compiled
