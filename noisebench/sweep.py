@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -666,6 +666,39 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+# what a run reads from its environment: the cache, the Hub's and torch's settings
+SHIPPED_PREFIXES = ("NOISEBENCH_", "HF_", "TRANSFORMERS_", "TORCHINDUCTOR_")
+
+
+def shipped_environment(driver: Mapping[str, str]) -> dict:
+    """The driver's variables a run needs, and no others: each Ray task runs on a node
+    with its own environment, paths and GPUs.
+
+    >>> shipped_environment({"HF_HOME": "/h", "CUDA_VISIBLE_DEVICES": "0", "HOME": "/r"})
+    {'HF_HOME': '/h'}
+    """
+    return {name: value for name, value in driver.items() if name.startswith(SHIPPED_PREFIXES)}
+
+
+def ray_task_environment(
+    shipped: dict, gpu_ids: list, node: Mapping[str, str] | None = None
+) -> dict:
+    """A Ray task's run: the node's environment, the shipped variables, and the GPUs Ray
+    gave this task (``ray.get_gpu_ids()``) as its ``CUDA_VISIBLE_DEVICES``; a CPU task
+    holds one core.
+
+    >>> ray_task_environment({"HF_HOME": "/h"}, [1], {"PATH": "/bin", "OMP_NUM_THREADS": "8"})
+    {'PATH': '/bin', 'OMP_NUM_THREADS': '8', 'HF_HOME': '/h', 'CUDA_VISIBLE_DEVICES': '1'}
+    >>> ray_task_environment({}, [], {"CUDA_VISIBLE_DEVICES": "0"})
+    {'CUDA_VISIBLE_DEVICES': '', 'OMP_NUM_THREADS': '1'}
+    """
+    environment = {**(os.environ if node is None else node), **shipped}
+    environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in gpu_ids)
+    if not gpu_ids:
+        environment.setdefault("OMP_NUM_THREADS", "1")
+    return environment
+
+
 def _run_with_ray(
     config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
 ) -> None:
@@ -682,15 +715,13 @@ def _run_with_ray(
     gpus = int(ray.cluster_resources().get("GPU", 0))
 
     @ray.remote
-    def run_one(command: list[str], environment: dict) -> tuple[int, str]:
+    def run_one(command: list[str], shipped: dict) -> tuple[int, str]:
+        environment = ray_task_environment(shipped, ray.get_gpu_ids())
         completed = subprocess.run(command, env=environment, capture_output=True, text=True)
         return completed.returncode, _last_line(completed.stderr)
 
     task = run_one.options(num_gpus=1) if gpus else run_one.options(num_cpus=1)
-    environment = dict(os.environ)
-    environment.pop("CUDA_VISIBLE_DEVICES", None)  # Ray assigns GPUs to its tasks
-    if not gpus:
-        environment.setdefault("OMP_NUM_THREADS", "1")  # a task holds one CPU
+    environment = shipped_environment(os.environ)
     futures = {}
     for item in todo:
         command = train_command(

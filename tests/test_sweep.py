@@ -399,6 +399,60 @@ def test_ray_backend_runs_the_same_sweep(runner, toy_study, tmp_path, monkeypatc
     )
 
 
+# Each fake run writes what it was given, then waits until both have started, so the two
+# hold their GPUs at the same time.
+RECORD_ENVIRONMENT = """
+import os, pathlib, sys, time
+seen = pathlib.Path(sys.argv[1])
+(seen / sys.argv[2]).write_text(
+    os.environ["CUDA_VISIBLE_DEVICES"] + " " + os.environ.get("NOISEBENCH_HOME", "-")
+    + " " + str("DRIVER_ONLY" in os.environ)
+)
+deadline = time.monotonic() + 60
+while len(list(seen.iterdir())) < 2 and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def test_ray_tasks_run_on_the_gpu_ray_gave_them(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'noisebench[ray]')")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("NOISEBENCH_HOME", str(tmp_path / "home"))
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    monkeypatch.setattr(
+        sweep,
+        "train_command",
+        lambda run, runs_dir, resume: [
+            sys.executable,
+            "-c",
+            RECORD_ENVIRONMENT,
+            str(seen),
+            run.loss,
+        ],
+    )
+    todo = [
+        sweep.PlannedRun(sweep.TrainConfig(loss=loss), tmp_path / loss, "run")
+        for loss in ("ce", "mae")
+    ]
+    outcome = sweep.SweepOutcome()
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # the driver's own GPU, set after the
+    monkeypatch.setenv("DRIVER_ONLY", "1")  # cluster started: only shipping passes them on
+    try:
+        sweep._run_with_ray(
+            sweep.SweepConfig(runs_dir=str(tmp_path)), todo, outcome, lambda *_: None
+        )
+    finally:
+        ray.shutdown()
+    assert outcome.failed == [] and len(outcome.completed) == 2
+    recorded = {path.name: path.read_text().split() for path in seen.iterdir()}
+    gpus = sorted(words[0] for words in recorded.values())
+    assert gpus == ["0", "1"], recorded
+    assert all(words[1:] == [str(tmp_path / "home"), "False"] for words in recorded.values())
+
+
 # The sweep, with Ctrl-C's signal sent to itself right after the first checkpoint is
 # written: the interrupt lands at a known step, whatever the machine's load.
 INTERRUPT_AFTER_FIRST_CHECKPOINT = """
