@@ -6,14 +6,13 @@ are train's numbers.
 from __future__ import annotations
 
 import contextlib
-import resource
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from noisebench import data, metrics, runs, sources
+from noisebench import data, memory, metrics, runs, sources
 from noisebench.batches import Encoded, collate, encode
 from noisebench.config import TrainConfig
 from noisebench.errors import InputError
@@ -137,11 +136,6 @@ def finish(
         model.save_pretrained(run_dir / "model")
         tokenizer.save_pretrained(run_dir / "model")
     seconds = state["seconds"]
-    peak = (
-        torch.cuda.max_memory_allocated(device)
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
     train_summary = {
         "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
@@ -149,7 +143,9 @@ def finish(
         "sentences_per_second": state["sentences"] / seconds if seconds else 0.0,
         "tokens_per_second": state["tokens"] / seconds if seconds else 0.0,
         "device": str(device),
-        "peak_memory_mb": peak / 2**20,
+        # MiB; "run": since this run started, "process": the process's peak (memory.py)
+        "peak_memory_mb": memory.peak_mib(device),
+        "peak_memory_scope": state.get("peak_memory_scope", "process"),
         "steps": state["step"],
         # the first step's wall time (start-up; compiling, with --compile), in "seconds"
         "first_step_seconds": state.get("first_step_seconds"),

@@ -24,7 +24,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from noisebench import methods, metrics, runs, sources, targets
+from noisebench import memory, methods, metrics, runs, sources, targets
 from noisebench.batches import Encoded, collate, encode, length_grouped_batches, prefetched
 from noisebench.checkpoints import (
     CHECKPOINT,
@@ -117,6 +117,7 @@ def train(
     open_run_dir(prepared, resume, checkpoint_file)
 
     torch.manual_seed(config.seed)
+    memory_scope = memory.reset_peak(device)  # the run's own peak, where it can be reset
     # what torch.compile builds (--compile; GCE/SGCE on CUDA) is kept for later runs
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(sources.home() / "compiled"))
     model, tokenizer = load_model(prepared.model_path, prepared.labels)
@@ -161,8 +162,7 @@ def train(
         state = load_checkpoint(checkpoint_file, model, optimizer, schedule)
         if "method" in state:
             selection.load_state_dict(state["method"])
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    state["peak_memory_scope"] = memory_scope
 
     step_pass = _StepPass(model, prepared.compile_model, prepared.notes)
     best_validation = None  # validation predictions of the best epoch, if made in this process

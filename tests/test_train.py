@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from noisebench import evaluate, runs
+from noisebench import evaluate, memory, runs
 from noisebench import train as training
 from noisebench.cli import app
 from noisebench.errors import InputError
@@ -50,6 +50,7 @@ TRAIN_KEYS = {
     "tokens_per_second",
     "device",
     "peak_memory_mb",
+    "peak_memory_scope",
     "steps",
     "history",
     "validation_labels",
@@ -746,3 +747,21 @@ def test_degenerate_advice_starts_from_the_runs_own_settings(capsys):
         "try more epochs than its 1 (--epochs 2) or another learning rate than its 0.0001"
         " (--lr 5e-05 or 0.0002)"
     )
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux only")
+def test_peak_memory_is_the_runs_own_not_the_process_before_it(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    ballast = np.ones(2**27)  # 1 GiB touched by this process before the run
+    del ballast
+    process_peak = memory.peak_mib(torch.device("cpu"))
+    _, results = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path, "--epochs", 1))
+    summary = results["train"]
+    assert summary["peak_memory_scope"] == "run"
+    assert 0 < summary["peak_memory_mb"] < process_peak - 512
+
+
+def test_max_rss_is_read_in_the_platforms_unit():
+    assert memory.max_rss_bytes(2048, "linux") == 2048 * 1024
+    assert memory.max_rss_bytes(2048, "darwin") == 2048

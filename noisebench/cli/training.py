@@ -352,7 +352,8 @@ def _print_results(results: dict, run_dir: Path) -> None:
             f" {summary['seconds']:.1f} s on {summary['device']}:"
             f" {summary['sentences_per_second']:.1f} sentences/s,"
             f" {summary['tokens_per_second']:.0f} tokens/s, peak memory"
-            f" {summary['peak_memory_mb']:.0f} MB",
+            f" {summary['peak_memory_mb']:.0f} MiB"
+            f"{' (process peak)' if summary.get('peak_memory_scope') == 'process' else ''}",
             soft_wrap=True,
         )
     calibration = results.get("calibration")
