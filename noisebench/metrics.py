@@ -1,10 +1,12 @@
 """Scores of token-classification predictions, as pure functions on NumPy arrays.
 
-Entity precision / recall / F1 come from seqeval (micro average over entities): its
-default, conlleval-compatible mode, or with ``strict=True`` its strict IOB2 mode, where
-an entity counts only if its ``B-``/``I-`` tags are well formed. Tag sets without a span
-scheme (POS tags, chunk-free labels) are scored by word-level micro F1, which for single
--label words equals accuracy.
+Entity precision / recall / F1 are micro averages over entities, counted from one set of
+entities per sentence (``entity_spans``) that entity calibration and the paired
+statistics share: ``schemes.decode_spans``, conlleval-compatible (seqeval's default mode)
+for IOB1, IOB2, IOBES and BILOU alike, or with ``strict=True`` seqeval's strict mode for
+the run's scheme, where an entity counts only if its tags are well formed. Tag sets
+without a span scheme (POS tags, chunk-free labels) are scored by word-level micro F1,
+which for single-label words equals accuracy.
 
 Calibration is measured on words, with the top-label confidence of each scored word:
 equal-width bins over [0, 1], bin ``b`` = [b/B, (b+1)/B) and the last bin closed, and
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from noisebench.schemes import NO_SCHEME, decode_spans
+from noisebench.schemes import NO_SCHEME, Span, decode_spans
 
 NLL_FLOOR = 1e-12  # a probability of exactly 0 for the gold label costs -log(1e-12)
 
@@ -32,41 +34,66 @@ def span_scores(
     """Micro precision, recall and F1 over entities (or words, without a span scheme),
     with per-type scores and the gold entity count.
 
+    Entities are those of ``entity_spans`` for every scheme, so ``U-``/``L-`` tags count
+    like ``S-``/``E-``; per type and micro, with TP the entities in both:
+
+        precision = TP / predicted        recall = TP / gold        F1 = 2 P R / (P + R)
+
+    (0 where a denominator is 0, as seqeval's ``zero_division=0``).
+
     >>> scores = span_scores([["B-PER", "I-PER", "O", "B-LOC"]],
     ...                      [["B-PER", "I-PER", "O", "B-ORG"]], "IOB2")
     >>> scores["precision"], scores["recall"], scores["f1"], scores["n_entities"]
     (0.5, 0.5, 0.5, 2)
+    >>> gold = [["U-PER", "U-PER", "B-LOC", "L-LOC", "U-LOC"]]
+    >>> pred = [["U-PER", "O", "B-LOC", "L-LOC", "O"]]
+    >>> scores = span_scores(gold, pred, "BILOU")  # 4 gold entities, 2 predicted, both right
+    >>> round(scores["f1"], 4), scores["n_entities"]
+    (0.6667, 4)
     """
     if scheme == NO_SCHEME:
         return word_scores(gold, pred)
-    from seqeval.metrics import classification_report
-
-    options = {"mode": "strict", "scheme": _seqeval_scheme(scheme)} if strict else {}
-    report = classification_report(
-        [list(s) for s in gold],
-        [list(s) for s in pred],
-        output_dict=True,
-        zero_division=0,
-        **options,
-    )
-    micro = report["micro avg"]
-    per_type = {
-        name: {
-            "precision": float(row["precision"]),
-            "recall": float(row["recall"]),
-            "f1": float(row["f1-score"]),
-            "support": int(row["support"]),
-        }
-        for name, row in report.items()
-        if not name.endswith(" avg")
-    }
+    counts = entity_counts(entity_spans(gold, scheme, strict), entity_spans(pred, scheme, strict))
+    micro = _precision_recall_f1(*np.sum([[0, 0, 0], *counts.values()], axis=0).tolist())
     return {
-        "precision": float(micro["precision"]),
-        "recall": float(micro["recall"]),
-        "f1": float(micro["f1-score"]),
-        "per_type": per_type,
-        "n_entities": int(micro["support"]),
+        "precision": micro["precision"],
+        "recall": micro["recall"],
+        "f1": micro["f1"],
+        "per_type": {type_: _precision_recall_f1(*row) for type_, row in counts.items()},
+        "n_entities": micro["support"],
     }
+
+
+def entity_spans(
+    sentences: Sequence[Sequence[str]], scheme: str, strict: bool = False
+) -> list[set[Span]]:
+    """Per sentence, the entities that every entity score counts (F1, its paired
+    statistics, entity calibration): ``schemes.decode_spans`` (conlleval-compatible, for
+    every scheme), or with ``strict`` seqeval's strict mode for ``scheme``, where only a
+    well-formed entity counts.
+
+    >>> sorted(entity_spans([["U-PER", "B-LOC", "L-LOC"]], "BILOU")[0])
+    [(0, 1, 'PER'), (1, 3, 'LOC')]
+    >>> entity_spans([["O", "I-PER", "B-LOC"]], "IOB2", strict=True)
+    [{(2, 3, 'LOC')}]
+    """
+    if not strict:
+        return [set(decode_spans(sentence)) for sentence in sentences]
+    from seqeval.scheme import Entities
+
+    found = Entities([list(s) for s in sentences], _seqeval_scheme(scheme)).entities
+    return [{(e.start, e.end, e.tag) for e in sentence} for sentence in found]
+
+
+def entity_counts(gold: Sequence[set[Span]], pred: Sequence[set[Span]]) -> dict[str, list[int]]:
+    """``{type: [true positives, predicted, gold]}`` over paired per-sentence entity sets,
+    for every type that gold or the prediction has, in sorted order."""
+    counts: dict[str, list[int]] = {}
+    for gold_spans, pred_spans in zip(gold, pred, strict=True):
+        for column, spans in ((0, gold_spans & pred_spans), (1, pred_spans), (2, gold_spans)):
+            for _, _, type_ in spans:
+                counts.setdefault(type_, [0, 0, 0])[column] += 1
+    return dict(sorted(counts.items()))
 
 
 def _seqeval_scheme(scheme: str):
@@ -78,6 +105,13 @@ def _seqeval_scheme(scheme: str):
         "IOBES": schemes.IOBES,
         "BILOU": schemes.BILOU,
     }[scheme]
+
+
+def _precision_recall_f1(true_positive: int, predicted: int, gold: int) -> dict:
+    precision = true_positive / predicted if predicted else 0.0
+    recall = true_positive / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": int(gold)}
 
 
 def word_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
@@ -294,10 +328,13 @@ def entity_word_calibration(predictions, bins: int = 10) -> dict | None:
     return calibration_errors(probs[kept].max(axis=1), predicted[kept] == gold[kept], bins)
 
 
-def entity_calibration(predictions, bins: int = 10) -> dict:
-    """Calibration of the predicted entities: each one's confidence is the product of its
-    words' top-label probabilities (their joint probability, words independent given the
-    sentence), correct when gold has exactly that span and type.
+def entity_calibration(
+    predictions, bins: int = 10, scheme: str = "IOB2", strict: bool = False
+) -> dict:
+    """Calibration of the predicted entities (those ``span_scores`` counts with ``scheme``
+    and ``strict``; ``scheme`` matters only with ``strict``): each one's confidence is the
+    product of its words' top-label probabilities (their joint probability, words
+    independent given the sentence), correct when gold has exactly that span and type.
 
     >>> from noisebench.runs import Predictions
     >>> probs = np.array([[0.2, 0.8, 0.0], [0.1, 0.0, 0.9], [0.7, 0.3, 0.0]], np.float32)
@@ -307,22 +344,25 @@ def entity_calibration(predictions, bins: int = 10) -> dict:
     >>> round(errors["ece"], 6), errors["bins"][7]["count"]
     (0.28, 1)
     """
-    _, confidence, correct = predicted_entities(predictions)
+    _, confidence, correct = predicted_entities(predictions, scheme, strict)
     return calibration_errors(confidence, correct, bins)
 
 
-def predicted_entities(predictions, probs: np.ndarray | None = None):
-    """Every predicted entity: its sentence, its confidence (the product of its words'
-    top-label probabilities; ``probs`` replaces the predictions', e.g. temperature-scaled,
-    with the same argmax) and whether gold has exactly that span and type."""
+def predicted_entities(
+    predictions, scheme: str = "IOB2", strict: bool = False, probs: np.ndarray | None = None
+):
+    """Every predicted entity (of ``entity_spans``, as ``span_scores`` counts them): its
+    sentence, its confidence (the product of its words' top-label probabilities; ``probs``
+    replaces the predictions', e.g. temperature-scaled, with the same argmax) and whether
+    gold has exactly that span and type."""
     top = (predictions.probs if probs is None else probs).max(axis=1)
-    names = predictions.labels
-    predicted = predictions.predicted  # a property computed over all words: once
+    gold = entity_spans(predictions.sentences(predictions.gold), scheme, strict)
+    predicted = entity_spans(predictions.sentences(predictions.predicted), scheme, strict)
     sentence, confidences, correct = [], [], []
-    bounds = zip(predictions.offsets[:-1], predictions.offsets[1:], strict=True)
-    for row, (begin, end) in enumerate(bounds):
-        gold_spans = set(decode_spans([names[g] for g in predictions.gold[begin:end]]))
-        for start, stop, type_ in decode_spans([names[k] for k in predicted[begin:end]]):
+    for row, (begin, gold_spans, pred_spans) in enumerate(
+        zip(predictions.offsets[:-1], gold, predicted, strict=True)
+    ):
+        for start, stop, type_ in sorted(pred_spans):
             sentence.append(row)
             confidences.append(float(np.prod(top[begin + start : begin + stop], dtype=np.float64)))
             correct.append((start, stop, type_) in gold_spans)
@@ -357,11 +397,11 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
         "n_unscored_words": int((~scored).sum()),
         "reliability": calibration["bins"],
         "degenerate": degeneracy(predictions, scheme),
-        **_entity_calibration_scores(predictions, scheme, bins),
+        **_entity_calibration_scores(predictions, scheme, strict, bins),
     }
 
 
-def _entity_calibration_scores(predictions, scheme: str, bins: int) -> dict:
+def _entity_calibration_scores(predictions, scheme: str, strict: bool, bins: int) -> dict:
     """``entity_word_ece``, ``entity_ece`` / ``entity_mce`` and ``entity_ece_equal_mass``
     where the tags have spans."""
     if scheme == NO_SCHEME:
@@ -372,7 +412,7 @@ def _entity_calibration_scores(predictions, scheme: str, bins: int) -> dict:
             "entity_ece_equal_mass": None,
         }
     words = entity_word_calibration(predictions, bins)
-    _, confidence, correct = predicted_entities(predictions)
+    _, confidence, correct = predicted_entities(predictions, scheme, strict)
     entities = calibration_errors(confidence, correct, bins)
     return {
         "entity_word_ece": words["ece"] if words else None,

@@ -8,6 +8,9 @@ statistics once; a replicate only reweights them:
     ECE = sum_b |correct_b - confidence_b| / words      (= sum_b n_b/N |acc_b - conf_b|)
     entity ECE: the same over predicted entities (``metrics.entity_calibration``)
 
+where the entities are those of ``metrics.entity_spans``, the ones F1 counts in
+``metrics.span_scores``, whatever the scheme.
+
 so a replicate's F1 and ECE are exactly what ``metrics.score_split`` gives on that
 resample. With several seeds, a replicate also draws the seeds with replacement, paired
 (a drawn seed brings both methods' runs of that seed), and takes the mean difference
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from noisebench.metrics import _seqeval_scheme, bin_index, predicted_entities
+from noisebench.metrics import bin_index, entity_spans, predicted_entities
 from noisebench.schemes import NO_SCHEME
 
 REPLICATES = 1000
@@ -89,8 +92,8 @@ def sentence_stats(
         counts[:, 0] = np.bincount(sentence_of_word, correct, minlength=len(counts))
         counts[:, 1] = counts[:, 2] = np.diff(offsets)
     else:
-        gold_entities = _entities(gold_sentences, scheme, strict)
-        pred_entities = _entities(pred_sentences, scheme, strict)
+        gold_entities = entity_spans(gold_sentences, scheme, strict)
+        pred_entities = entity_spans(pred_sentences, scheme, strict)
         for row, (gold, pred) in enumerate(zip(gold_entities, pred_entities, strict=True)):
             counts[row] = (len(gold & pred), len(pred), len(gold))
     scored = predictions.scored
@@ -101,7 +104,9 @@ def sentence_stats(
     table = _binned(sentence_of_word[scored], confidence, hit, len(counts), bins)
     entity_table = None
     if scheme != NO_SCHEME:
-        sentence, entity_confidence, right = predicted_entities(predictions, probs=all_probs)
+        sentence, entity_confidence, right = predicted_entities(
+            predictions, scheme, strict, probs=all_probs
+        )
         entity_table = _binned(sentence, entity_confidence, right, len(counts), bins)
     return SentenceStats(counts, table, entity_table)
 
@@ -120,18 +125,6 @@ def _binned(sentence: np.ndarray, confidence: np.ndarray, hit: np.ndarray, sente
         axis=-1,
     )
     return table.reshape(sentences, bins, 3).astype(np.float64)
-
-
-def _entities(sentences, scheme: str, strict: bool) -> list[set]:
-    """Per sentence, the set of entities seqeval counts: (type, start, end)."""
-    if strict:
-        from seqeval.scheme import Entities
-
-        found = Entities([list(s) for s in sentences], _seqeval_scheme(scheme)).entities
-        return [{entity.to_tuple()[1:] for entity in sentence} for sentence in found]
-    from seqeval.metrics.sequence_labeling import get_entities
-
-    return [set(get_entities(list(sentence))) for sentence in sentences]
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 Span decoding follows conlleval (and seqeval's default mode): an entity starts at ``B-``
 or ``S-``, or at an ``I-``/``E-`` tag that does not continue the previous tag's entity,
-so it accepts the invalid sequences that label noise produces. Tags are handled as
-``(prefix, type)`` pairs; a tag set whose labels are not all ``O`` or ``P-TYPE`` has no
-span scheme (POS tags, say) and is reported as ``"none"``.
+so it accepts the invalid sequences that label noise produces. BILOU's ``L-``/``U-`` are
+read as ``E-``/``S-`` (seqeval's default mode does not know them), and every entity score
+(``metrics.entity_spans``) counts through this one decoder, whatever the scheme. Tags are
+handled as ``(prefix, type)`` pairs; a tag set whose labels are not all ``O`` or
+``P-TYPE`` has no span scheme (POS tags, say) and is reported as ``"none"``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
-from seqeval.metrics import f1_score, precision_score, recall_score
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from noisebench import metrics
+from noisebench import metrics, paired
+from noisebench.runs import Predictions
+from noisebench.schemes import encode_spans
 
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"], ["O", "B-PER"]]
 PRED = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"], ["O", "I-PER"]]
@@ -34,6 +40,145 @@ def test_strict_mode_drops_ill_formed_entities():
     assert strict["precision"] == pytest.approx(2 / 3)
     assert strict["recall"] == pytest.approx(2 / 4)
     assert strict["f1"] == pytest.approx(f1_score(GOLD, PRED, mode="strict", scheme=IOB2))
+
+
+def as_bilou(sentences):
+    """IOBES sentences with ``E-``/``S-`` written ``L-``/``U-``."""
+    return [[{"E": "L", "S": "U"}.get(t[0], t[0]) + t[1:] for t in s] for s in sentences]
+
+
+def test_bilou_counts_every_unit_and_last_tag_like_iobes():
+    gold = [["S-PER", "S-PER", "B-LOC", "E-LOC", "S-LOC"]]
+    pred = [["S-PER", "O", "B-LOC", "E-LOC", "O"]]
+    # gold: PER[0], PER[1], LOC[2:4], LOC[4] = 4; pred: PER[0], LOC[2:4], both right
+    for scheme, (g, p) in (("IOBES", (gold, pred)), ("BILOU", (as_bilou(gold), as_bilou(pred)))):
+        for strict in (False, True):
+            scores = metrics.span_scores(g, p, scheme, strict)
+            assert (scores["precision"], scores["recall"], scores["n_entities"]) == (1, 0.5, 4)
+            assert scores["f1"] == pytest.approx(2 / 3)
+            assert scores["per_type"]["PER"] == {
+                "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2
+            }  # fmt: skip
+
+
+# The same entities written in each scheme. Sentence 1 has two touching PER entities
+# (IOB1 marks the second with B-), sentence 2 a boundary error, sentence 3 touching
+# entities of different types.
+#   gold: PER[0:2] PER[2:3] LOC[4:5] | ORG[0:3]         | MISC[1:2]          = 5
+#   pred: PER[0:2] PER[2:3] ORG[4:5] | ORG[0:2] LOC[3:4] | MISC[1:2] PER[2:3] = 7
+#   both: PER[0:2] PER[2:3]          |                   | MISC[1:2]          = 3
+IOB2_GOLD = [["B-PER", "I-PER", "B-PER", "O", "B-LOC", "O"], ["B-ORG", "I-ORG", "I-ORG", "O"],
+             ["O", "B-MISC", "O"]]  # fmt: skip
+IOB2_PRED = [["B-PER", "I-PER", "B-PER", "O", "B-ORG", "O"], ["B-ORG", "I-ORG", "O", "B-LOC"],
+             ["O", "B-MISC", "B-PER"]]  # fmt: skip
+IOB1_GOLD = [["I-PER", "I-PER", "B-PER", "O", "I-LOC", "O"], ["I-ORG", "I-ORG", "I-ORG", "O"],
+             ["O", "I-MISC", "O"]]  # fmt: skip
+IOB1_PRED = [["I-PER", "I-PER", "B-PER", "O", "I-ORG", "O"], ["I-ORG", "I-ORG", "O", "I-LOC"],
+             ["O", "I-MISC", "I-PER"]]  # fmt: skip
+IOBES_GOLD = [["B-PER", "E-PER", "S-PER", "O", "S-LOC", "O"], ["B-ORG", "I-ORG", "E-ORG", "O"],
+              ["O", "S-MISC", "O"]]  # fmt: skip
+IOBES_PRED = [["B-PER", "E-PER", "S-PER", "O", "S-ORG", "O"], ["B-ORG", "E-ORG", "O", "S-LOC"],
+              ["O", "S-MISC", "S-PER"]]  # fmt: skip
+SAME_ENTITIES = {
+    "IOB1": (IOB1_GOLD, IOB1_PRED),
+    "IOB2": (IOB2_GOLD, IOB2_PRED),
+    "IOBES": (IOBES_GOLD, IOBES_PRED),
+    "BILOU": (as_bilou(IOBES_GOLD), as_bilou(IOBES_PRED)),
+}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "IOBES", "BILOU"])
+def test_every_scheme_scores_a_hand_count_and_conlleval_on_iob2(scheme, strict):
+    scores = metrics.span_scores(*SAME_ENTITIES[scheme], scheme, strict)
+    assert (scores["precision"], scores["recall"], scores["n_entities"]) == (3 / 7, 3 / 5, 5)
+    assert scores["f1"] == pytest.approx(2 * 3 / (7 + 5))
+    f1_of_type = {name: row["f1"] for name, row in scores["per_type"].items()}
+    assert f1_of_type == {"LOC": 0.0, "MISC": 1.0, "ORG": 0.0, "PER": pytest.approx(0.8)}
+    assert scores == conlleval_on_iob2(IOB2_GOLD, IOB2_PRED)
+
+
+def conlleval_on_iob2(gold, pred) -> dict:
+    """``span_scores``' answer from seqeval's default, conlleval-compatible mode, which
+    knows IOB1, IOB2 and IOBES but not BILOU: the reference for sentences in IOB2."""
+    with warnings.catch_warnings():  # its macro average of no entity divides by 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    rows = {
+        name: {
+            "precision": float(row["precision"]),
+            "recall": float(row["recall"]),
+            "f1": float(row["f1-score"]),
+            "support": int(row["support"]),
+        }
+        for name, row in report.items()
+        if name not in ("macro avg", "weighted avg")
+    }
+    micro = rows.pop("micro avg")
+    n_entities = micro.pop("support")
+    return {**micro, "per_type": rows, "n_entities": n_entities}
+
+
+PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IOBES": "BIES", "BILOU": "BILU"}
+TYPES = ["PER", "LOC", "ORG"]
+
+
+@st.composite
+def span_set(draw, length: int):
+    """Non-overlapping entity spans in a sentence of ``length`` words."""
+    spans, position = [], 0
+    pieces = st.tuples(st.integers(0, 2), st.integers(1, 3), st.sampled_from(TYPES))
+    for gap, size, type_ in draw(st.lists(pieces, max_size=4)):
+        start = position + gap
+        if start + size > length:
+            break
+        spans.append((start, start + size, type_))
+        position = start + size
+    return spans
+
+
+@st.composite
+def corpus(draw):
+    """(length, gold spans, predicted spans) per sentence."""
+    lengths = draw(st.lists(st.integers(1, 9), min_size=1, max_size=6))
+    return [(n, draw(span_set(n)), draw(span_set(n))) for n in lengths]
+
+
+def as_predictions(sentences, scheme: str) -> Predictions:
+    """The corpus as a run's predictions: one-hot probabilities of the predicted tags."""
+    labels = ["O"] + [f"{p}-{t}" for t in TYPES for p in PREFIXES[scheme]]
+    index = {label: i for i, label in enumerate(labels)}
+    gold = [index[t] for n, spans, _ in sentences for t in encode_spans(spans, n, scheme)]
+    pred = [index[t] for n, _, spans in sentences for t in encode_spans(spans, n, scheme)]
+    probs = np.eye(len(labels), dtype=np.float32)[pred]
+    offsets = np.cumsum([0] + [n for n, _, _ in sentences])
+    return Predictions(labels, [["w"] * n for n, _, _ in sentences], np.array(gold), probs, offsets)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sentences=corpus(), scheme=st.sampled_from(["IOB1", "IOB2", "IOBES", "BILOU"]))
+def test_entity_scores_of_any_scheme_equal_conlleval_on_iob2_and_paired_counts(sentences, scheme):
+    predictions = as_predictions(sentences, scheme)
+    gold = predictions.sentences(predictions.gold)
+    pred = predictions.sentences(predictions.predicted)
+    iob2_gold = [encode_spans(spans, n, "IOB2") for n, spans, _ in sentences]
+    iob2_pred = [encode_spans(spans, n, "IOB2") for n, _, spans in sentences]
+    expected = [
+        sum(len(set(g) & set(p)) for _, g, p in sentences),  # true positives
+        sum(len(p) for _, _, p in sentences),  # predicted
+        sum(len(g) for _, g, _ in sentences),  # gold
+    ]
+    reference = conlleval_on_iob2(iob2_gold, iob2_pred)
+    for strict in (False, True):  # well-formed tags: strict mode finds the same entities
+        scores = metrics.span_scores(gold, pred, scheme, strict)
+        assert scores == reference
+        assert scores["n_entities"] == expected[2]
+        # paired statistics and entity calibration count the same entities as F1
+        stats = paired.sentence_stats(predictions, scheme, strict)
+        assert stats.counts.sum(0).tolist() == expected
+        assert stats.value("f1") == pytest.approx(scores["f1"], abs=1e-12)
+        _, _, correct = metrics.predicted_entities(predictions, scheme, strict)
+        assert (correct.sum(), len(correct)) == tuple(expected[:2])
 
 
 def test_tags_without_span_scheme_get_word_level_micro_f1():

@@ -9,9 +9,15 @@ from noisebench import metrics, paired
 from noisebench.runs import Predictions
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+TOLERANCE = {"f1": 1e-12, "ece": 1e-9, "entity_ece": 1e-9}
+SCHEME_LABELS = {
+    "IOB2": LABELS,
+    "IOBES": ["O"] + [f"{p}-{t}" for t in ("PER", "LOC") for p in "BIES"],
+    "BILOU": ["O"] + [f"{p}-{t}" for t in ("PER", "LOC") for p in "BILU"],
+}
 
 
-def random_predictions(seed: int, sentences: int = 60, gold=None) -> Predictions:
+def random_predictions(seed: int, sentences: int = 60, gold=None, labels=LABELS) -> Predictions:
     """Random sentences whose predictions agree with gold on about 70% of words, with
     ill-formed spans (I- after O) so strict and default modes differ."""
     rng = np.random.default_rng(seed)
@@ -19,16 +25,15 @@ def random_predictions(seed: int, sentences: int = 60, gold=None) -> Predictions
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     words = int(offsets[-1])
     if gold is None:
-        gold = np.random.default_rng(98).choice(
-            len(LABELS), size=words, p=[0.6, 0.1, 0.1, 0.1, 0.1]
-        )
-    logits = rng.normal(size=(words, len(LABELS)))
+        entity_share = [0.4 / (len(labels) - 1)] * (len(labels) - 1)
+        gold = np.random.default_rng(98).choice(len(labels), size=words, p=[0.6, *entity_share])
+    logits = rng.normal(size=(words, len(labels)))
     logits[np.arange(words), gold] += 1.5 * (rng.random(words) < 0.7) * 3
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     probs = probs.astype(np.float32)
     probs[rng.random(words) < 0.02] = np.nan  # words cut by max_length: O, not calibrated
     tokens = [["w"] * int(n) for n in lengths]
-    return Predictions(LABELS, tokens, gold, probs, offsets)
+    return Predictions(labels, tokens, gold, probs, offsets)
 
 
 def resampled(predictions: Predictions, counts: np.ndarray) -> Predictions:
@@ -47,21 +52,31 @@ def resampled(predictions: Predictions, counts: np.ndarray) -> Predictions:
 
 
 @pytest.mark.parametrize("strict", [False, True])
-def test_statistics_reproduce_score_split_on_the_split_and_on_a_resample(strict):
-    predictions = random_predictions(1)
-    stats = paired.sentence_stats(predictions, "IOB2", strict=strict, bins=10)
-    expected = metrics.score_split(predictions, "IOB2", strict=strict, bins=10)
-    assert stats.value("f1") == pytest.approx(expected["f1"], abs=1e-12)
-    assert stats.value("ece") == pytest.approx(expected["ece"], abs=1e-9)
+@pytest.mark.parametrize("scheme", ["IOB2", "IOBES", "BILOU"])
+def test_statistics_reproduce_score_split_on_the_split_and_on_a_resample(scheme, strict):
+    predictions = random_predictions(1, labels=SCHEME_LABELS[scheme])
+    stats = paired.sentence_stats(predictions, scheme, strict=strict, bins=10)
+    expected = metrics.score_split(predictions, scheme, strict=strict, bins=10)
+    for metric in paired.METRICS:
+        assert stats.value(metric) == pytest.approx(expected[metric], abs=TOLERANCE[metric])
+    # F1 and entity ECE count the same predicted entities, the ones span_scores counts
+    spans = metrics.span_scores(
+        predictions.sentences(predictions.gold),
+        predictions.sentences(predictions.predicted),
+        scheme,
+        strict,
+    )
+    true_positives, predicted, gold = stats.counts.sum(0)
+    assert stats.entity_bins[..., 0].sum() == predicted
+    assert gold == spans["n_entities"]
+    assert true_positives / predicted == pytest.approx(spans["precision"], abs=1e-12)
     weights = np.random.default_rng(5).multinomial(60, np.full(60, 1 / 60), size=3)
     for row in weights:
-        again = metrics.score_split(resampled(predictions, row), "IOB2", strict=strict, bins=10)
-        assert stats.value("f1", row[None].astype(float))[0] == pytest.approx(
-            again["f1"], abs=1e-12
-        )
-        assert stats.value("ece", row[None].astype(float))[0] == pytest.approx(
-            again["ece"], abs=1e-9
-        )
+        again = metrics.score_split(resampled(predictions, row), scheme, strict=strict, bins=10)
+        for metric in paired.METRICS:
+            assert stats.value(metric, row[None].astype(float))[0] == pytest.approx(
+                again[metric], abs=TOLERANCE[metric]
+            )
 
 
 def test_statistics_without_a_span_scheme_give_word_accuracy():

@@ -15,13 +15,29 @@ def random_sequence(rng, prefixes, length):
     return labels
 
 
-@pytest.mark.parametrize("prefixes", [["O", "B", "I"], ["O", "B", "I", "E", "S"], ["O", "I"]])
+AS_IOBES = {"L": "E", "U": "S"}  # BILOU's last and unit tags, which seqeval's default mode lacks
+
+
+@pytest.mark.parametrize(
+    "prefixes", [["O", "B", "I"], ["O", "B", "I", "E", "S"], ["O", "I"], ["O", "B", "I", "L", "U"]]
+)
 def test_decode_matches_seqeval_default_mode_on_arbitrary_sequences(prefixes):
     rng = np.random.default_rng(0)
     for _ in range(500):
         labels = random_sequence(rng, prefixes, int(rng.integers(1, 12)))
-        expected = [(start, end + 1, type_) for type_, start, end in get_entities(labels)]
+        written = [AS_IOBES.get(label[0], label[0]) + label[1:] for label in labels]
+        expected = [(start, end + 1, type_) for type_, start, end in get_entities(written)]
         assert sorted(decode_spans(labels)) == sorted(expected), labels
+
+
+def test_decoding_then_encoding_writes_any_scheme_as_iob2():
+    iob2 = ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG"]
+    for labels in (
+        ["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG"],  # IOB1
+        ["B-PER", "E-PER", "S-PER", "O", "S-LOC", "S-ORG"],  # IOBES
+        ["B-PER", "L-PER", "U-PER", "O", "U-LOC", "U-ORG"],  # BILOU
+    ):
+        assert encode_spans(decode_spans(labels), len(labels), "IOB2") == iob2, labels
 
 
 @pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "IOBES", "BILOU"])
