@@ -389,11 +389,12 @@ class GCE(TokenLoss):
         if logits.device.type in FUSED_DEVICES:
             try:
                 return FusedGeneralizedCrossEntropy.apply(*arguments)
-            except Exception as error:  # no compiler for this device: the eager path
+            except torch._dynamo.exc.TorchDynamoException as error:  # no compiler here
                 FUSED_DEVICES.discard(logits.device.type)
+                reason = (str(error).strip().splitlines() or [""])[0][:200]
                 warnings.warn(
                     f"compiled GCE/SGCE kernels are not available on {logits.device.type}"
-                    f" ({type(error).__name__}); using the eager ones",
+                    f" ({type(error).__name__}: {reason}); using the eager ones",
                     stacklevel=2,
                 )
         return GeneralizedCrossEntropy.apply(*arguments)

@@ -325,10 +325,11 @@ class _StepPass:
         self, batch: dict, labels, loss_fn, device: torch.device, contribute
     ) -> torch.Tensor:
         if self.compiled is not None:
+            contribute = _once(contribute)  # a retried batch is observed and counted once
             try:
                 with _deterministic_algorithms():
                     return self._run(self.compiled, batch, labels, loss_fn, device, contribute)
-            except Exception as error:  # any compiler failure: go on without it
+            except torch._dynamo.exc.TorchDynamoException as error:  # the compiler failed
                 self.compiled = None
                 self.model.zero_grad(set_to_none=True)
                 reason = (str(error).strip().splitlines() or [""])[0][:200]
@@ -348,6 +349,18 @@ class _StepPass:
         loss = loss_fn(logits, *contribute(logits, labels))  # the words that count, and how
         loss.backward()
         return loss
+
+
+def _once(function: Callable) -> Callable:
+    """``function``, called at most once: later calls return the first call's result."""
+    made: list = []
+
+    def call(*args):
+        if not made:
+            made.append(function(*args))
+        return made[0]
+
+    return call
 
 
 class _StepLog:

@@ -320,16 +320,31 @@ def test_without_a_compiler_the_fused_path_falls_back_with_a_warning(monkeypatch
     monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu"})
 
     def no_compiler(function):
-        raise RuntimeError("Compiler: cc is not found")
+        raise torch._inductor.exc.InductorError(RuntimeError("Compiler: cc is not found"), None)
 
     monkeypatch.setattr(losses, "_compiled", no_compiler)
     logits, targets = random_batch(9)
-    with pytest.warns(UserWarning, match="compiled GCE/SGCE kernels are not available on cpu"):
+    with pytest.warns(UserWarning, match="not available on cpu .*cc is not found"):
         value = build_loss("sgce", q=0.7, s=0.1)(logits, targets)
     assert not losses.FUSED_DEVICES  # not tried again in this process
     eager = losses.GeneralizedCrossEntropy.apply
     expected = eager(logits, targets, torch.ones(64, dtype=torch.bool), 0.7, 0.8875, 0.0125)
     assert value.item() == pytest.approx(expected.mean().item(), rel=1e-6)
+
+
+def test_an_error_that_is_not_the_compilers_keeps_the_fused_path(monkeypatch):
+    from noisebench import losses
+
+    monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu"})
+
+    def broken_kernel(function):
+        raise ValueError("a bug in the kernel")
+
+    monkeypatch.setattr(losses, "_compiled", broken_kernel)
+    logits, targets = random_batch(9)
+    with pytest.raises(ValueError, match="a bug in the kernel"):
+        build_loss("gce", q=0.7)(logits, targets)
+    assert {"cpu"} == losses.FUSED_DEVICES
 
 
 def random_soft(n, num_classes, seed):
@@ -359,9 +374,7 @@ def test_soft_targets_match_float64_reference(name, params, num_classes):
     none = build_loss(name, reduction="none", **params)(logits, targets, soft_tensor)
     torch.testing.assert_close(none, torch.from_numpy(expected).float(), rtol=1e-5, atol=1e-6)
     mean = build_loss(name, **params)(logits, targets, soft_tensor)
-    assert mean.item() == pytest.approx(
-        expected.sum() / int((targets != IGNORE).sum()), rel=1e-5
-    )
+    assert mean.item() == pytest.approx(expected.sum() / int((targets != IGNORE).sum()), rel=1e-5)
 
 
 @pytest.mark.parametrize(("name", "params"), CASES)

@@ -626,7 +626,8 @@ def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
 
     def broken_compile(model, **options):
         def fails(**batch):
-            raise RuntimeError("no C++ compiler found\nmore detail")
+            cause = RuntimeError("no C++ compiler found\nmore detail")
+            raise torch._inductor.exc.InductorError(cause, None)
 
         return fails
 
@@ -635,7 +636,9 @@ def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
         runner, *train_args(ner_dir, tiny_model, tmp_path / "fallback", *compiled_args)
     )
     assert fallen["train"]["compiled"] is False
-    note = "--compile failed (RuntimeError: no C++ compiler found); trained without it"
+    note = (
+        "--compile failed (InductorError: RuntimeError: no C++ compiler found); trained without it"
+    )
     assert note in fallen["notes"]
     assert scores(fallen) == scores(plain)  # it failed before drawing a random number
 
@@ -765,3 +768,60 @@ def test_peak_memory_is_the_runs_own_not_the_process_before_it(
 def test_max_rss_is_read_in_the_platforms_unit():
     assert memory.max_rss_bytes(2048, "linux") == 2048 * 1024
     assert memory.max_rss_bytes(2048, "darwin") == 2048
+
+
+class _Logits(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, **batch):
+        return type("Output", (), {"logits": batch["x"] * self.weight})()
+
+
+def test_a_compiled_step_lets_errors_that_are_not_the_compilers_through():
+    model, notes = _Logits(), []
+    step = training._StepPass(model, False, notes)
+    step.compiled = model  # as if compiled: the same module
+    batch, labels = {"x": torch.ones(2, 3)}, torch.zeros(2, dtype=torch.long)
+
+    def masking_fails(logits, given):
+        raise ValueError("a bug in masking")
+
+    with pytest.raises(ValueError, match="a bug in masking"):
+        step(
+            batch,
+            labels,
+            lambda logits, given, soft: logits.sum(),
+            torch.device("cpu"),
+            masking_fails,
+        )
+    assert step.is_compiled and notes == []  # not taken for a compiler failure, not redone
+
+
+def test_a_step_whose_compiled_backward_fails_is_retried_and_counted_once():
+    model, notes = _Logits(), []
+    step = training._StepPass(model, False, notes)
+    step.compiled = model
+    batch, labels = {"x": torch.ones(2, 3)}, torch.zeros(2, dtype=torch.long)
+    observed = []
+
+    def contribute(logits, given):
+        observed.append(given)
+        return given, None
+
+    calls = []
+
+    def loss_fn(logits, given, soft):
+        calls.append(len(calls))
+        if len(calls) == 1:  # the compiled backward fails after the words were counted
+            raise torch._inductor.exc.InductorError(RuntimeError("backward failed"), None)
+        return logits.sum()
+
+    loss = step(batch, labels, loss_fn, torch.device("cpu"), contribute)
+    assert loss.item() == 6.0 and len(calls) == 2
+    assert len(observed) == 1  # the batch's words observed and masked once
+    assert not step.is_compiled
+    assert notes == [
+        "--compile failed (InductorError: RuntimeError: backward failed); trained without it"
+    ]
