@@ -21,11 +21,20 @@ CHECKPOINT = "checkpoint"
 
 
 def open_run_dir(prepared: Prepared, resume: bool, checkpoint_file: Path) -> None:
-    """A fresh run folder with ``config.json`` (or the interrupted one, to resume)."""
+    """A fresh run folder with ``config.json`` (or the interrupted one, to resume).
+
+    An incomplete earlier attempt in the folder is removed; a finished run (one with
+    ``results.json``: its results, predictions, saved ``model/``) never is: training
+    over it is refused, one line, and nothing is touched."""
     run_dir = prepared.run_dir
     if resume and not checkpoint_file.is_file():
         raise InputError(f"--resume: {run_dir} has no checkpoint to resume from")
     if not resume and run_dir.exists():
+        if (run_dir / runs.RESULTS).exists():
+            raise InputError(
+                f"{run_dir}: holds a finished run ({runs.RESULTS}); refusing to replace it"
+                " (delete the folder yourself to train it again)"
+            )
         shutil.rmtree(run_dir)  # an incomplete earlier attempt: start over
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_json(

@@ -58,6 +58,7 @@ from noisebench.rankings import (
     Ranking,
     entity_ranking,
     measure,
+    ranked_order,
     sentence_ranking,
     word_ranking,
 )
@@ -322,6 +323,9 @@ class Detection:
     flags: np.ndarray | None = None  # cleanlab's confident-learning flags (cv)
     cost: dict = field(default_factory=dict)  # trainings, seconds
     spans: bool = True  # False: tags without entity spans (word and sentence levels only)
+    probs: np.ndarray | None = None  # (W, C) the model's probabilities (NaN: never seen)
+    validation_f1: float | None = None  # the detecting model's (mean over folds for cv)
+    run_dir: Path | None = None  # the training it was read from (dynamics, retag)
     _rankings: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -393,7 +397,7 @@ def from_predictions(
         raise InputError(f"--detector {detector}: choose one of {', '.join(DETECTORS)}")
     return Detection(
         detector, score, list(train_predictions.labels), train_predictions.tokens,
-        train_predictions.offsets, given, suggested, words, clean, cost=cost or {},
+        train_predictions.offsets, given, suggested, words, clean, cost=cost or {}, probs=probs,
     )  # fmt: skip
 
 
@@ -406,6 +410,7 @@ def from_out_of_sample(
     probs: np.ndarray,
     clean: np.ndarray | None = None,
     cost: dict | None = None,
+    validation_f1: float | None = None,
 ) -> Detection:
     """A ``cv`` detection from out-of-sample probabilities, scored by cleanlab. Words cut
     off by ``max_length`` (NaN probabilities) get a uniform distribution for cleanlab
@@ -419,7 +424,7 @@ def from_out_of_sample(
     suggested = np.where(scored, filled.argmax(axis=1), given)
     return Detection(
         "cv", score, labels, tokens, offsets, given, suggested, words, clean, sentences, flags,
-        cost or {},
+        cost or {}, probs=probs, validation_f1=validation_f1,
     )  # fmt: skip
 
 
@@ -536,6 +541,7 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
     """Train what ``config.detector`` needs on ``prepared`` (reusing finished trainings
     that recorded it) and score every training word."""
     import time
+    from dataclasses import replace
 
     config.check()
     started = time.perf_counter()
@@ -550,13 +556,13 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
     clean = clean_labels(train_split)
     if config.detector == "cv":
         return _cross_validate(prepared, config, clean, progress, started)
-    run_dir = prepared.run_dir
+    run_dir = detection_dir(prepared.run_dir, config.dynamics_pass)
     trainings = 0
     if not _has_artefacts(run_dir, config.dynamics_pass):
         counts = np.diff(data.flat_tags(train_split)[1])
         recorder = DynamicsRecorder(counts, prepared.config.epochs)
         results = train.train(
-            prepared,
+            replace(prepared, run_dir=run_dir),
             progress=progress,
             observe=recorder,
             observe_epoch=recorder.record_pass if config.dynamics_pass == "eval" else None,
@@ -584,17 +590,48 @@ def detection_of_run(run_dir: Path, config: DetectConfig, clean, cost: dict) -> 
             f"--run {run_dir}: no {DYNAMICS_FILE} and predictions-{SUGGESTION_SPLIT}.parquet"
             " (only runs made by noisebench detect record them)"
         )
-    predictions = runs.read_predictions(Path(run_dir) / f"predictions-{SUGGESTION_SPLIT}.parquet")
-    dynamics = load_dynamics(Path(run_dir) / DYNAMICS_FILE)
+    from dataclasses import replace
+
+    run_dir = Path(run_dir)
+    predictions = runs.read_predictions(run_dir / f"predictions-{SUGGESTION_SPLIT}.parquet")
+    dynamics = load_dynamics(run_dir / DYNAMICS_FILE)
     if "eval_seconds" in dynamics:
         cost = cost | {"eval_pass_seconds": float(dynamics["eval_seconds"])}
     try:
-        return from_predictions(
+        found = from_predictions(
             config.detector, config.word_score, predictions, dynamics, clean, cost,
             config.dynamics_pass,
         )  # fmt: skip
     except InputError as error:  # name the run whose artefacts do not fit
         raise InputError(f"--run {run_dir}: {error}") from None
+    return replace(found, validation_f1=run_validation_f1(run_dir), run_dir=run_dir)
+
+
+def run_validation_f1(run_dir: Path) -> float | None:
+    """A finished run's validation F1 (None where it has none)."""
+    from noisebench import runs
+
+    results = runs.read_json(Path(run_dir) / runs.RESULTS) or {}
+    return (results.get("splits", {}).get("validation") or {}).get("f1")
+
+
+DETECT_RUNS = "detect"  # runs/detect/<run name>: detect's own trainings, beside train's
+
+
+def detection_dir(run_dir: Path, dynamics_pass: str) -> Path:
+    """The folder a detection reuses or trains into: ``runs/detect/<run name>``, never
+    ``train``'s ``runs/<run name>`` of the same settings, so a finished ``train`` run (its
+    results, its ``model/``) is never trained over. That folder records the inference
+    passes (the default) and with them the training passes, so ``--dynamics-pass train``
+    reuses it; without it, that pass trains into ``<run name>-train-pass``. A detection
+    made in ``runs/<run name>`` (before detect had folders of its own) is reused."""
+    own = run_dir.parent / DETECT_RUNS / run_dir.name
+    training_pass = own.with_name(f"{own.name}-train-pass")
+    if dynamics_pass == "train":
+        reusable, fresh = [own, training_pass, run_dir], training_pass
+    else:
+        reusable, fresh = [own, run_dir], own
+    return next((d for d in reusable if _has_artefacts(d, dynamics_pass)), fresh)
 
 
 def _has_artefacts(run_dir: Path, dynamics_pass: str) -> bool:
@@ -637,7 +674,7 @@ def _cross_validate(prepared, config: DetectConfig, clean, progress, started) ->
     given, offsets = data.flat_tags(split)
     folds = cv_folds(len(split), config.folds, prepared.config.seed)
     probs = np.full((len(given), len(prepared.labels)), np.nan, dtype=np.float64)
-    trainings = 0
+    trainings, fold_f1 = 0, []
     for number, held_out in enumerate(folds, start=1):
         others = np.setdiff1d(np.arange(len(split)), held_out)
         name = f"{prepared.run_dir.name}-fold{number}of{config.folds}"
@@ -662,27 +699,32 @@ def _cross_validate(prepared, config: DetectConfig, clean, progress, started) ->
             )
             trainings += 1
         made = runs.read_predictions(predictions_file)
+        fold_f1.append(run_validation_f1(fold_dir))
         for row, sentence in enumerate(held_out):
             begin, end = made.offsets[row], made.offsets[row + 1]
             probs[offsets[sentence] : offsets[sentence + 1]] = made.probs[begin:end]
     tokens = split.data.table.column("tokens").to_pylist()
     cost = {"trainings": trainings, "seconds": time.perf_counter() - started}
+    f1 = None if None in fold_f1 else float(np.mean(fold_f1))
     return from_out_of_sample(
-        config.word_score, prepared.labels, tokens, offsets, given, probs, clean, cost
+        config.word_score, prepared.labels, tokens, offsets, given, probs, clean, cost, f1
     )
 
 
 # ------------------------------------------------------------------------------ fixing
 
 FIXES = ("relabel", "mask", "drop")
+MIN_F1 = 0.5  # --fix relabel refuses suggestions from a model below this validation F1
 
 
-def apply_fix(dataset, detection: Detection, fix: str, share: float, scheme: str):
-    """The data with the most suspect ``share`` fixed: words relabelled to their
-    suggestions (``relabel``, written back valid in the scheme) or left out of training
-    (``mask``: the ``ignore`` column), or the most suspect ``share`` of sentences dropped
-    (``drop``). Validation and test stay as they are; ``clean_tags`` is kept. Returns the
-    new DatasetDict and what changed."""
+def apply_fix(
+    dataset, detection: Detection, fix: str, share: float, scheme: str, min_f1: float = MIN_F1
+):
+    """The data fixed: at most ``share`` of the words relabelled to their suggestions
+    where those are more likely right (``relabel``: ``relabelled``), or the most suspect
+    ``share`` of the words left out of training (``mask``: the ``ignore`` column) or of
+    the sentences dropped (``drop``). Validation and test stay as they are; ``clean_tags``
+    is kept. Returns the new DatasetDict and what changed."""
     import datasets
     import pyarrow as pa
 
@@ -690,6 +732,8 @@ def apply_fix(dataset, detection: Detection, fix: str, share: float, scheme: str
 
     if fix not in FIXES:
         raise InputError(f"--fix {fix}: choose one of {', '.join(FIXES)}")
+    if fix == "relabel":
+        check_strength(detection, min_f1)
     split = dataset["train"]
     table = split.data.table
     tokens = table.column("tokens").combine_chunks()
@@ -703,14 +747,17 @@ def apply_fix(dataset, detection: Detection, fix: str, share: float, scheme: str
         train = split.select(kept).flatten_indices()
         report["dropped_sentences"] = len(dropped)
     else:
-        flagged = flagged_words(detection, share)
         offsets = pa.array(detection.offsets.astype(np.int32))
         if fix == "relabel":
-            tags = reviewed_labels(detection, flagged, scheme)
-            report["relabelled_words"] = int((tags != detection.given).sum())
+            if detection.probs is None:
+                raise InputError("--fix relabel: this detection has no probabilities to weigh")
+            matrix = noise_matrix(detection.given, detection.probs)
+            tags, counts = relabelled(detection, share, scheme, matrix)
+            report |= counts | {"validation_f1": detection.validation_f1, "min_f1": min_f1}
             column = pa.ListArray.from_arrays(offsets, pa.array(tags, pa.int64()))
             train = data.make_split(tokens, column, names, clean)
         else:
+            flagged = flagged_words(detection, share)
             column = pa.ListArray.from_arrays(offsets, pa.array(flagged))
             given = pa.ListArray.from_arrays(offsets, pa.array(detection.given, pa.int64()))
             train = data.make_split(tokens, given, names, clean, ignore=column)
@@ -719,6 +766,169 @@ def apply_fix(dataset, detection: Detection, fix: str, share: float, scheme: str
     report["noise_before"] = remaining_noise(split, scheme)
     report["noise_after"] = remaining_noise(train, scheme)
     return fixed, report
+
+
+def check_strength(detection: Detection, min_f1: float) -> None:
+    """A model below ``min_f1`` validation F1 suggests too many wrong labels to write
+    them over the given ones (and the estimate of which suggestions are more likely
+    right comes from the same model): refused, one line, with the way past it."""
+    f1 = detection.validation_f1
+    if f1 is not None and f1 < min_f1:
+        raise InputError(
+            f"--fix relabel: the detecting model's validation F1 is {f1:.3f}, below --min-f1"
+            f" {min_f1:g}: too weak to relabel by (train longer or on more data, use --fix"
+            " mask or drop, or give --min-f1 0 to relabel anyway)"
+        )
+
+
+def noise_matrix(given: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``P(given label i | true label j)``, (C, C), each column summing to one (a label
+    never given: zeros), from confident learning's estimate of the joint distribution of
+    given and true labels (cleanlab's calibrated confident joint: per-class thresholds,
+    the average probability of each label on the words given it) over the words the
+    model saw."""
+    from cleanlab.count import estimate_joint
+
+    seen = ~np.isnan(probs[:, 0])
+    joint = estimate_joint(given[seen], probs[seen].astype(np.float64))  # (given, true)
+    totals = joint.sum(axis=0, keepdims=True)
+    return np.divide(joint, totals, out=np.zeros_like(joint), where=totals > 0)
+
+
+def confident_suggestions(
+    given: np.ndarray, suggested: np.ndarray, probs: np.ndarray, matrix: np.ndarray
+) -> np.ndarray:
+    """Bool per word: its suggestion ``s`` differs from its given label ``g`` and is the
+    more likely of the two to be its true label. With the model's probabilities ``p`` as
+    P(true | words) and ``matrix`` as P(given | true), P(true = c | words, given = g) is
+    proportional to ``matrix[g, c] * p[c]``: the test is ``matrix[g, s] * p[s] >
+    matrix[g, g] * p[g]``. A relabel that passes lowers the expected number of wrong words
+    (by the difference of the two posteriors); any other raises it. With 1% of the labels
+    wrong the suggestion needs some 100 times the given label's probability; a word the
+    model never saw (NaN) is never relabelled.
+
+    >>> matrix = np.array([[0.9, 0.3], [0.1, 0.7]])  # P(given | true): columns sum to 1
+    >>> probs = np.array([[0.3, 0.7], [0.05, 0.95], [0.6, 0.4]])
+    >>> confident_suggestions(np.array([0, 0, 1]), np.array([1, 1, 0]), probs, matrix).tolist()
+    [False, True, False]
+    """
+    rows = np.arange(len(given))
+    seen = ~np.isnan(probs[:, 0])
+    p = np.where(seen[:, None], probs, 0.0)
+    for_suggested = matrix[given, suggested] * p[rows, suggested]
+    for_given = matrix[given, given] * p[rows, given]
+    return seen & (suggested != given) & (for_suggested > for_given)
+
+
+def disagreements(given: list[str], suggested: list[str]) -> list[tuple[int, int]]:
+    """A sentence's stretches ``(start, end)`` where its given and suggested spans differ:
+    each group of spans chained by overlap (given with suggested) that is not the same on
+    both sides. A stretch never cuts a span of either side.
+
+    >>> disagreements("B-PER I-PER O B-LOC".split(), "B-ORG O B-LOC I-LOC".split())
+    [(0, 2), (2, 4)]
+    >>> disagreements("B-PER I-PER O O".split(), "B-PER I-PER O B-LOC".split())
+    [(3, 4)]
+    """
+    given_spans, suggested_spans = decode_spans(given), decode_spans(suggested)
+    members = sorted(
+        [(*span, 0) for span in given_spans] + [(*span, 1) for span in suggested_spans]
+    )
+    stretches: list[tuple[int, int]] = []
+    group: list[tuple] = []
+    for member in [*members, (len(given), len(given), "", 0)]:  # a sentinel closes the last
+        if group and member[0] >= max(m[1] for m in group):
+            sides = [{m[:3] for m in group if m[3] == side} for side in (0, 1)]
+            if sides[0] != sides[1]:
+                stretches.append((group[0][0], max(m[1] for m in group)))
+            group = []
+        group.append(member)
+    return stretches
+
+
+def write_stretch(
+    current: list[str], suggested: list[str], start: int, end: int, scheme: str
+) -> list[str] | None:
+    """``current`` (a sentence's labels) with the suggested spans inside ``start:end``,
+    written in the scheme, and its other labels kept; None where the sentence would not
+    then decode to exactly its spans outside the stretch and the suggested ones inside
+    (next to a label left invalid in the given data, say).
+
+    >>> write_stretch("O B-PER I-PER O".split(), "O B-LOC I-PER O".split(), 1, 3, "IOB2")
+    ['O', 'B-LOC', 'B-PER', 'O']
+    """
+    inside = [s for s in decode_spans(suggested) if start <= s[0] and s[1] <= end]
+    outside = [s for s in decode_spans(current) if s[1] <= start or s[0] >= end]
+    intended = sorted(outside + inside)
+    encoded = encode_spans(intended, len(current), scheme)
+    written = [*current[:start], *encoded[start:end], *current[end:]]
+    return written if decode_spans(written) == intended else None
+
+
+def relabelled(
+    detection: Detection, share: float, scheme: str, matrix: np.ndarray
+) -> tuple[np.ndarray, dict]:
+    """The given labels with the suggestions written over the stretches where they are
+    more likely right (``confident_suggestions`` with the noise ``matrix``, for every word
+    the model contradicts there), the most suspect stretch first (its worst word's
+    score), while at most ``share`` of the words change: the budget is a cap, not a
+    quota. Spans are relabelled whole (``disagreements``, ``write_stretch``: valid in the
+    scheme, the other words keep their labels); tags without spans word by word. Returns
+    the labels and the counts."""
+    given, suggested, probs = detection.given, detection.suggested, detection.probs
+    confident = confident_suggestions(given, suggested, probs, matrix)
+    cap = max(1, round(share * len(given)))
+    stretches = _stretches(detection, scheme)  # (sentence, first word, one past the last)
+    worst = np.array(
+        [np.nanmax(detection.word_scores[a:b], initial=-np.inf) for _, a, b in stretches]
+    )
+    out, index = given.copy(), {name: i for i, name in enumerate(detection.labels)}
+    changed = written_stretches = 0
+    for k in ranked_order(np.where(np.isneginf(worst), np.nan, worst)):
+        sentence, begin, end = stretches[k]
+        contradicted = suggested[begin:end] != given[begin:end]
+        if not confident[begin:end][contradicted].all():
+            continue
+        first, last = detection.offsets[sentence], detection.offsets[sentence + 1]
+        names = [detection.labels[t] for t in out[first:last]]
+        if scheme == NO_SCHEME:
+            written = [*names[: begin - first], detection.labels[suggested[begin]]]
+            written += names[end - first :]
+        else:
+            proposal = [detection.labels[t] for t in suggested[first:last]]
+            written = write_stretch(names, proposal, begin - first, end - first, scheme)
+        if written is None or any(label not in index for label in written):
+            continue
+        ids = np.array([index[label] for label in written])
+        more = int((ids != out[first:last]).sum())
+        if changed + more > cap:
+            continue
+        out[first:last] = ids
+        changed, written_stretches = changed + more, written_stretches + 1
+    return out, {
+        "relabelled_words": int((out != given).sum()),
+        "relabelled_stretches": written_stretches,
+        "contradicted_words": int((~np.isnan(probs[:, 0]) & (suggested != given)).sum()),
+        "confident_words": int(confident.sum()),
+        "budget_words": cap,
+    }
+
+
+def _stretches(detection: Detection, scheme: str) -> list[tuple[int, int, int]]:
+    """``(sentence, first word, one past the last)``, flat word positions, of every
+    disagreement (``disagreements``; each word apart for tags without spans)."""
+    names = np.array(detection.labels, dtype=object)
+    found = []
+    for sentence, (first, last) in enumerate(itertools.pairwise(detection.offsets)):
+        given, suggested = detection.given[first:last], detection.suggested[first:last]
+        if scheme == NO_SCHEME:
+            found += [
+                (sentence, first + w, first + w + 1) for w in np.flatnonzero(given != suggested)
+            ]
+        elif (given != suggested).any():
+            pairs = disagreements(list(names[given]), list(names[suggested]))
+            found += [(sentence, first + a, first + b) for a, b in pairs]
+    return found
 
 
 def remaining_noise(split, scheme: str) -> dict | None:

@@ -286,9 +286,15 @@ def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
     run_dir = Path(document["run"])
     dynamics = detect.load_dynamics(run_dir / detect.DYNAMICS_FILE)
     # the training passes are recorded exactly as without the extra pass (same weights)
-    assert plain["run"] == document["run"]  # the run without the pass was trained again
+    # trained again into a folder of its own: the training-pass run is kept as it was
+    assert Path(plain["run"]).name == f"{run_dir.name}-train-pass"
+    assert run_dir.parent.name == "detect" and (Path(plain["run"]) / "results.json").is_file()
     train_pass = ["detect", "--run", str(run_dir), "--dynamics-pass", "train", "--json"]
     assert json.loads(runner.invoke(app, train_pass).stdout)["levels"] == plain["levels"]
+    # and a training-pass detection now reuses the run with both records
+    again = json.loads(runner.invoke(app, [*args, "--dynamics-pass", "train", "--json"]).stdout)
+    assert again["run"] == document["run"] and again["cost"]["trainings"] == 0
+    assert again["levels"] == plain["levels"]
     # the pass after the best epoch is the best weights' prediction of the training words
     best = runs.read_json(run_dir / runs.RESULTS)["train"]["best_epoch"]
     made = runs.read_predictions(run_dir / "predictions-train.parquet")
@@ -414,14 +420,19 @@ def test_each_fix_writes_a_dataset_that_trains_and_reports_the_noise_left(
         assert results["train"]["ignored_words"] == report["masked_words"]
         assert any("left out of training" in note for note in results["notes"])
     else:
-        # relabelled: only flagged words (and none elsewhere) took new labels
+        # relabelled: at most the budget, where the model is confident, valid IOB2
         from noisebench import runs
+        from noisebench.schemes import decode_spans, encode_spans
 
         tags, offsets = data.flat_tags(fixed["train"])
         given = runs.read_predictions(Path(document["run"]) / "predictions-train.parquet").gold
-        changed = set(np.flatnonzero(tags != given).tolist())
-        flagged = {offsets[r["sentence"]] + r["start"] for r in rows if r["level"] == "word"}
-        assert len(changed) == report["relabelled_words"] > 0 and changed <= flagged
+        assert (tags != given).sum() == report["relabelled_words"] > 0
+        assert report["relabelled_words"] <= report["budget_words"] == round(0.05 * words)
+        assert report["confident_words"] <= report["contradicted_words"]
+        names = data.label_names(fixed["train"])
+        for a, b in itertools.pairwise(offsets):
+            labels = [names[t] for t in tags[a:b]]
+            assert encode_spans(decode_spans(labels), b - a, "IOB2") == labels
     assert any(r["level"] == "word" for r in rows)
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from noisebench.cli.common import app, bad_input_exits, print_json, stderr, stdout
+from noisebench.detect import MIN_F1
 from noisebench.errors import InputError
 from noisebench.schemes import NO_SCHEME
 
@@ -54,10 +55,19 @@ def detect(
     fix: Annotated[
         str | None,
         typer.Option(
-            help="Write a fixed dataset to -o: relabel (the flagged words get their"
-            " suggestions), mask (left out of training) or drop (their sentences)."
+            help="Write a fixed dataset to -o: relabel (whole spans take the model's"
+            " suggestions where those are more likely right than the given labels; --budget"
+            " caps the words changed), mask (the most suspect words left out of training) or"
+            " drop (the most suspect sentences)."
         ),
     ] = None,
+    min_f1: Annotated[
+        float,
+        typer.Option(
+            help="--fix relabel refuses a detecting model below this validation F1 (its"
+            " suggestions are too weak to trust); 0 relabels anyway."
+        ),
+    ] = MIN_F1,
     run: Annotated[
         Path | None,
         typer.Option(help="Reuse a finished run that noisebench detect trained (no training)."),
@@ -112,6 +122,8 @@ def detect(
                 raise InputError(f"--fix {fix}: choose one of {', '.join(detection.FIXES)}")
             if out is None:
                 raise InputError("--fix writes a dataset: give the folder with -o DIR")
+            if not 0.0 <= min_f1 <= 1.0:
+                raise InputError(f"--min-f1 {min_f1:g}: give an F1 in [0, 1], e.g. 0.5")
         if out is not None and out.exists() and not force:
             raise InputError(f"-o {out}: exists; give --force to replace it")
         if run is not None:
@@ -156,14 +168,14 @@ def detect(
             "dynamics_pass": config.dynamics_pass if config.detector == "dynamics" else None,
             "budget": config.budget,
             "training": train_config.identity(),
-            "run": str(run if run is not None else prepared.run_dir),
+            "run": str(run if run is not None else found.run_dir or prepared.run_dir),
             "cost": found.cost,
             "levels": report,
         }
         fixed = None
         if fix is not None:
             fixed, document["fix"] = detection.apply_fix(
-                prepared.dataset, found, fix, config.budget, prepared.scheme
+                prepared.dataset, found, fix, config.budget, prepared.scheme, min_f1
             )
         rows = None
         if out is not None:
@@ -219,6 +231,13 @@ def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> 
             text.append(" ")
         stdout.print(text, soft_wrap=True)
     fix = document.get("fix")
+    if fix is not None and fix["fix"] == "relabel":
+        stdout.print(
+            f"--fix relabel: {fix['relabelled_words']:,} words relabelled (at most"
+            f" {fix['budget_words']:,}: {fix['budget']:.0%} of the words); the model"
+            f" contradicts {fix['contradicted_words']:,}, {fix['confident_words']:,} of them"
+            " more likely right than their given label"
+        )
     if fix is not None:
         before, after = fix["noise_before"], fix["noise_after"]
         if before is not None and after is not None:
