@@ -3,11 +3,13 @@
     noisebench leaderboard runs --out lb --plots
     noisebench leaderboard runs --baseline lb.json --fail-on f1:-0.5 --fail-on ece:+0.02
 
-Every complete run contributes one record per (split, metric). Records are grouped by
-(dataset, model, noise, rate, loss, q, s, split, metric) and aggregated over seeds:
-mean, sample standard deviation, n, and a 95% Student-t confidence interval when n >= 3.
-Pivots put loss configurations in rows and noise rates in columns. F1, precision and
-recall are shown and compared in percentage points; ECE, MCE, Brier and NLL as fractions.
+Every complete run contributes one record per (split, metric). A cell pools the runs whose
+settings (``run_settings``: the resolved config but the seed) are equal, and aggregates
+them over seeds: mean, sample standard deviation, n, and a 95% Student-t confidence
+interval when n >= 3. Pivots put loss configurations in rows and noise rates in columns;
+where the runs of one table differ in another setting, every row names it
+(``ce epochs=4``). F1, precision and recall are shown and compared in percentage points;
+ECE, MCE, Brier and NLL as fractions. By default the tables go to ``<runs>/leaderboard/``.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from noisebench import runs
 from noisebench.atomic import write_bytes_atomic, write_text_atomic
+from noisebench.config import DERIVED_IDENTITY_KEYS, TrainConfig
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.methods import is_bound
@@ -43,7 +46,46 @@ HIGHER_IS_BETTER = {
     "entity_ece_equal_mass": False,
 }
 PERCENT_METRICS = {"f1", "precision", "recall"}
-KEY_FIELDS = ("dataset", "noise", "rate", "loss", "q", "s", "split", "metric")
+# what tells cells (and baseline entries) apart: every setting but the seed, in `settings`
+KEY_FIELDS = ("dataset", "model", "settings", "split", "metric")
+# what a cell's row and a baseline entry say about it (``loss``: the row label)
+ENTRY_FIELDS = (
+    "dataset",
+    "model",
+    "noise",
+    "rate",
+    "loss",
+    "q",
+    "s",
+    "settings",
+    "split",
+    "metric",
+)
+# the key of baselines from before settings (schema_version 1), by row label
+V1_KEY_FIELDS = ("dataset", "noise", "rate", "loss", "q", "s", "split", "metric")
+# config keys that never tell runs apart: the seed (a cell pools over it), keys that follow
+# from others, and where the data and the model lie (the dataset and model columns name them)
+NOT_SETTINGS = ("seed", "data", "model", *DERIVED_IDENTITY_KEYS)
+# settings that the row label (loss and its treatments, q, s) or the table already names
+NAMED_ELSEWHERE = (
+    "noise",
+    "rate",
+    "loss",
+    "q",
+    "s",
+    "loss_warmup",
+    "span_smoothing",
+    "span_distance",
+    "method",
+    "mask_cutoff",
+    "mask_reading",
+    "error_profile",
+)
+# settings a config holds only where they apply (``TrainConfig.identity``): a run without
+# one has none, which differs from no other run's
+WHERE_THEY_APPLY = ("mask_warmup",)
+TUNED = ("lr", "q", "s")  # what ``sweep --tune`` varies and ``select_tuned`` chooses among
+SETTING_ORDER = tuple(f.name for f in fields(TrainConfig))
 LONG_FIELDS = (
     "run",
     "dataset",
@@ -59,9 +101,11 @@ LONG_FIELDS = (
     "split",
     "metric",
     "value",
+    "settings",
 )
 FORMATS = ("md", "csv", "json", "parquet")
-BASELINE_VERSION = 1
+BASELINE_VERSION = 2  # 2: entries keyed by their settings; 1 (by row label) is still read
+LEADERBOARD_DIR = "leaderboard"  # the default output folder, inside the runs folder
 # two-sided 95% Student-t quantiles, by degrees of freedom
 T_975 = {
     1: 12.706,
@@ -110,12 +154,13 @@ class Collected:
     records: list[dict] = field(default_factory=list)  # the long table
     complete: int = 0
     incomplete: list[Path] = field(default_factory=list)
-    reliability: dict = field(default_factory=dict)  # (key without metric, seed) -> bins
+    reliability: dict[str, dict] = field(default_factory=dict)  # run name -> split scores
     run_dirs: dict[str, Path] = field(default_factory=dict)  # run name -> its folder
 
 
 def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collected:
-    """Read every run folder below ``folders`` (a folder may itself be a run)."""
+    """Read every run folder below ``folders`` (a folder may itself be a run; a
+    ``leaderboard`` folder inside is what this module wrote, never a run)."""
     for metric in metric_names:
         if metric not in HIGHER_IS_BETTER:
             raise InputError(f"--metric '{metric}': choose from {', '.join(HIGHER_IS_BETTER)}")
@@ -126,7 +171,11 @@ def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collect
         candidates = (
             [folder]
             if (Path(folder) / runs.CONFIG).exists()
-            else sorted(p for p in Path(folder).iterdir() if (p / runs.CONFIG).exists())
+            else sorted(
+                p
+                for p in Path(folder).iterdir()
+                if p.name != LEADERBOARD_DIR and (p / runs.CONFIG).exists()
+            )
         )
         for run_dir in candidates:
             results = runs.read_json(run_dir / runs.RESULTS)
@@ -136,67 +185,176 @@ def collect(folders: list[Path], split: str, metric_names: list[str]) -> Collect
             collected.complete += 1
             collected.run_dirs[run_dir.name] = run_dir
             _add_run(collected, run_dir, results, split, metric_names)
-    _label_learning_rates(collected.records)
+    label_settings(collected.records)
     return collected
 
 
-def _family(record: dict) -> tuple:
-    return tuple(record[k] for k in ("dataset", "model", "noise", "rate", "base_loss"))
+def run_settings(results: dict) -> dict:
+    """Every setting a run was trained with but the seed, written one way where several
+    spellings train alike, so that runs pool exactly when this is equal: no paths (the
+    dataset and model columns name them), no CE start for CE (it is CE throughout), a CE
+    start of 0 for runs from before ``--loss-warmup``, ``clean`` validation labels for
+    every oracle run (``is_oracle``) and ``noisy`` (as given) for any other run from before
+    ``--validation-labels``, a noise profile by its file name.
+
+    >>> run_settings({"config": {"data": "x/toy", "model": "m", "loss": "ce", "rate": None,
+    ...     "noise": "uniform", "seed": 3, "epochs": 4, "loss_warmup": 0.1}})
+    {'loss': 'ce', 'rate': 0.0, 'noise': 'none', 'epochs': 4, 'validation_labels': 'noisy'}
+    """
+    config = results["config"]
+    settings = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+    noisy = config.get("rate") is not None
+    settings["noise"] = config["noise"] if noisy else "none"
+    settings["rate"] = float(config["rate"]) if noisy else 0.0
+    if config["loss"] == "ce":
+        settings.pop("loss_warmup", None)
+    else:
+        settings["loss_warmup"] = config.get("loss_warmup", 0.0)
+    if settings.get("method") == "none":
+        del settings["method"]
+    if settings.get("error_profile"):
+        settings["error_profile"] = Path(settings["error_profile"]).name
+    oracle = is_oracle(results)
+    settings["validation_labels"] = "clean" if oracle else config.get("validation_labels", "noisy")
+    return settings
 
 
-def _label_learning_rates(records: list[dict]) -> None:
-    """Runs of one loss setting trained with different learning rates are different
-    methods, never seeds of one: their rows say ``lr=`` (only then, so the rows and gate
-    keys of a single-lr study stay as they were)."""
-    rates: dict[tuple, set] = {}
+def _setting_text(settings: dict, name: str) -> str:
+    """``epochs=4``, ``lr=5e-05``; ``lr=?`` for a run whose config does not record it.
+
+    >>> _setting_text({"lr": 5e-05, "max_train_samples": None}, "lr")
+    'lr=5e-05'
+    >>> _setting_text({"max_train_samples": None}, "max_train_samples")
+    'max_train_samples=none'
+    >>> _setting_text({}, "epochs")
+    'epochs=?'
+    """
+    if name not in settings:
+        return f"{name}=?"
+    value = settings[name]
+    if value is None:
+        text = "none"
+    elif isinstance(value, float):
+        text = format(value, "g")
+    elif isinstance(value, (list, tuple)):
+        text = ",".join(map(str, value))
+    else:
+        text = str(value)
+    return f"{name}={text}"
+
+
+def _table(record: dict) -> tuple:
+    return record["dataset"], record["model"], record["noise"]
+
+
+def differing_settings(records: list[dict], always: tuple[str, ...] = ()) -> list[str]:
+    """The settings in which the runs of ``records`` differ (a run that does not record a
+    setting differs from one that does), beyond those their row labels and tables already
+    name; ``always`` joins them whatever. In ``TrainConfig`` order."""
+    values: dict[str, set[str]] = {}
     for record in records:
-        rates.setdefault((*_family(record), record["q"], record["s"]), set()).add(record["lr"])
+        for name in record["settings"].keys() - set(NAMED_ELSEWHERE):
+            values.setdefault(name, set()).add(_setting_text(record["settings"], name))
     for record in records:
-        if len(rates[(*_family(record), record["q"], record["s"])]) > 1:
-            record["loss"] = _with_lr(record)
+        for name in values.keys() - record["settings"].keys() - set(WHERE_THEY_APPLY):
+            values[name].add("?")
+    named = {name for name, seen in values.items() if len(seen) > 1} | set(always)
+    order = {name: i for i, name in enumerate(SETTING_ORDER)}
+    return sorted(named, key=lambda name: (order.get(name, len(order)), name))
 
 
-def _with_lr(record: dict) -> str:
-    """The row label with its learning rate (``lr=?`` for runs that did not record one)."""
-    lr = "?" if record["lr"] is None else f"{record['lr']:g}"
-    return f"{record['base_loss']} lr={lr}"
+def label_settings(records: list[dict], always: tuple[str, ...] = ()) -> dict[tuple, list[str]]:
+    """Name in each row label the settings in which the runs of its table differ
+    (``ce epochs=4``), only then, so the rows and gate keys of a study of one set-up stay
+    as they were; ``always`` is named in every row (``--tuned``: the chosen lr). Returns
+    the names per table (dataset, model, noise)."""
+    tables: dict[tuple, list[dict]] = {}
+    for record in records:
+        tables.setdefault(_table(record), []).append(record)
+    named = {}
+    for table, members in tables.items():
+        named[table] = differing_settings(members, always)
+        for record in members:
+            record["loss"] = _label(record, named[table])
+    return named
+
+
+def set_ups(records: list[dict]) -> dict[str, str]:
+    """Run name -> its set-up (``epochs=4``), where the runs of its table differ in a
+    setting that is neither a tuning trial's (lr, q, s) nor a method's own; "" elsewhere.
+    The verdict compares losses within one set-up."""
+    tables: dict[tuple, list[dict]] = {}
+    for record in records:
+        tables.setdefault(_table(record), []).append(record)
+    found = {}
+    for members in tables.values():
+        names = [n for n in differing_settings(members) if n not in (*TUNED, *WHERE_THEY_APPLY)]
+        for record in members:
+            found[record["run"]] = " ".join(_setting_text(record["settings"], n) for n in names)
+    return found
+
+
+def _label(record: dict, names: list[str]) -> str:
+    settings = record["settings"]
+    shown = [
+        _setting_text(settings, name)
+        for name in names
+        if name in settings or name not in WHERE_THEY_APPLY
+    ]
+    return " ".join([record["base_loss"], *shown])
+
+
+def _trial(record: dict) -> tuple:
+    return tuple(record["settings"].get(name) for name in TUNED)
+
+
+def _trial_family(record: dict) -> tuple:
+    """The runs a tuning chooses among: equal in every setting but lr, q, s and the seed."""
+    rest = {k: v for k, v in record["settings"].items() if k not in TUNED}
+    return record["dataset"], record["model"], record["base_loss"], _canonical(rest)
+
+
+def _canonical(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True)
 
 
 def select_tuned(collected: Collected) -> list[dict]:
-    """Per (dataset, model, noise, rate, loss), keep only the runs of the setting
-    (lr, q, s) with the best mean validation F1 over seeds (first in sorted order on a
-    tie); rows then name the chosen lr. Returns the choices."""
+    """Per loss and set-up (every setting but lr, q, s and the seed), keep only the runs
+    of the setting (lr, q, s) with the best mean validation F1 over seeds (first in sorted
+    order on a tie); rows then name the chosen lr. Returns the choices."""
     scores: dict[tuple, dict[tuple, dict[str, float]]] = {}
     for record in collected.records:
-        setting = (record["lr"], record["q"], record["s"])
         validation = record.get("validation_f1")
-        runs_of = scores.setdefault(_family(record), {}).setdefault(setting, {})
+        runs_of = scores.setdefault(_trial_family(record), {}).setdefault(_trial(record), {})
         runs_of[record["run"]] = -1.0 if validation is None else validation
-    chosen, choices = {}, []
+    chosen = {}
     for family, settings in scores.items():
         order = sorted(settings, key=lambda k: tuple(-1 if v is None else v for v in k))
-        best = max(order, key=lambda k: np.mean(list(settings[k].values())))
-        chosen[family] = best
-        lr, q, s = best
+        chosen[family] = max(order, key=lambda k: np.mean(list(settings[k].values())))
+    kept = [r for r in collected.records if _trial(r) == chosen[_trial_family(r)]]
+    named = label_settings(kept, always=("lr",))
+    choices, first = [], {}
+    for record in kept:
+        first.setdefault(_trial_family(record), record)
+    for family, record in first.items():
+        lr, q, s = chosen[family]
         label = " ".join(
-            [f"lr={'?' if lr is None else format(lr, 'g')}"]
+            [_setting_text(record["settings"], "lr")]
             + [f"{name}={value:g}" for name, value in (("q", q), ("s", s)) if value is not None]
         )
+        others = [name for name in named[_table(record)] if name not in TUNED]
         choices.append(
-            dict(zip(("dataset", "model", "noise", "rate", "loss"), family, strict=True))
+            {k: record[k] for k in ("dataset", "model", "noise", "rate")}
             | {
+                "loss": _label(record, others),
                 "lr": lr,
                 "q": q,
                 "s": s,
                 "label": label,
-                "validation_f1": float(np.mean(list(settings[best].values()))),
-                "trials": len(settings),
+                "validation_f1": float(np.mean(list(scores[family][chosen[family]].values()))),
+                "trials": len(scores[family]),
             }
         )
-    kept = []
-    for record in collected.records:
-        if (record["lr"], record["q"], record["s"]) == chosen[_family(record)]:
-            kept.append(record | {"loss": _with_lr(record)})
     collected.records = kept
     return sorted(choices, key=lambda c: (c["dataset"], c["noise"], c["rate"], c["loss"]))
 
@@ -286,6 +444,7 @@ def _add_run(
         "s": config.get("s"),
         "lr": config.get("lr"),
         "seed": config["seed"],
+        "settings": run_settings(results),
     }
     scores = results["splits"].get(split)
     if scores is None:
@@ -294,7 +453,7 @@ def _add_run(
     identity["noisy_labels"] = labels_noisy_as_given(results, dataset)
     history = (results.get("train") or {}).get("history") or []
     identity["validation_history"] = [epoch["validation_f1"] for epoch in history]
-    identity["base_loss"] = identity["loss"]  # before a learning rate joins the label
+    identity["base_loss"] = identity["loss"]  # before the settings that differ join it
     identity["validation_f1"] = (results["splits"].get("validation") or {}).get("f1")
     for metric in metric_names:
         if scores.get(metric) is None:  # runs scored before the metric existed, or no spans
@@ -302,8 +461,7 @@ def _add_run(
         collected.records.append(
             {**identity, "split": split, "metric": metric, "value": float(scores[metric])}
         )
-    group = tuple(identity[k] for k in ("dataset", "model", "noise", "rate", "loss", "q", "s"))
-    collected.reliability[(group, identity["seed"])] = scores
+    collected.reliability[run_dir.name] = scores
 
 
 def labels_noisy_as_given(results: dict, dataset: str) -> bool:
@@ -355,39 +513,39 @@ def rate_header(rate: float, noise: str, noisy_labels: bool) -> str:
 # --------------------------------------------------------------------------- aggregate
 
 
+def cell_key(entry: dict) -> tuple:
+    """What tells cells apart: dataset, model, split, metric and every setting but the seed
+    (a record of ``collect``, a row of ``aggregate`` or a baseline entry)."""
+    return tuple(_canonical(entry[k]) if k == "settings" else entry[k] for k in KEY_FIELDS)
+
+
 def aggregate(records: list[dict]) -> list[dict]:
-    """Mean, std (ddof 1), n and a 95% CI (n >= 3) per key, over seeds."""
-    groups: dict[tuple, list[float]] = {}
-    models: dict[tuple, str] = {}
-    degenerate: dict[tuple, int] = {}
-    noisy_labels: dict[tuple, bool] = {}
-    histories: dict[tuple, list[list[float]]] = {}
+    """Mean, std (ddof 1), n and a 95% CI (n >= 3) per cell (``cell_key``), over seeds."""
+    cells: dict[tuple, list[dict]] = {}
     for record in records:
-        key = tuple(record[k] for k in KEY_FIELDS)
-        groups.setdefault(key, []).append(record["value"])
-        models[key] = record["model"]
-        degenerate[key] = degenerate.get(key, 0) + int(record.get("degenerate", False))
-        noisy_labels[key] = noisy_labels.get(key, False) or bool(record.get("noisy_labels"))
-        histories.setdefault(key, []).append(record.get("validation_history") or [])
+        cells.setdefault(cell_key(record), []).append(record)
     rows = []
-    for key, values in groups.items():
-        array = np.asarray(values, dtype=np.float64)
+    for members in cells.values():
+        array = np.asarray([r["value"] for r in members], dtype=np.float64)
         std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
         half_width = (
             t_quantile(len(array) - 1) * std / math.sqrt(len(array)) if len(array) >= 3 else None
         )
         rows.append(
-            {
-                **dict(zip(KEY_FIELDS, key, strict=True)),
-                "model": models[key],
+            {k: members[0][k] for k in ENTRY_FIELDS}
+            | {
                 "mean": float(array.mean()),
                 "std": std,
                 "n": len(array),
                 "ci95": half_width,
-                "degenerate": degenerate[key],  # runs that learned nothing (see metrics)
-                "noisy_labels": noisy_labels[key],  # the dataset's own labels are noisy
+                # runs that learned nothing (see metrics)
+                "degenerate": sum(int(r.get("degenerate", False)) for r in members),
+                # the dataset's own labels are noisy
+                "noisy_labels": any(r.get("noisy_labels") for r in members),
                 # validation F1 gained at the last epoch, where it was still rising (or None)
-                "still_improving": still_improving(histories[key]),
+                "still_improving": still_improving(
+                    [r.get("validation_history") or [] for r in members]
+                ),
             }
         )
     return rows
@@ -423,6 +581,16 @@ def still_improving(histories: list[list[float]], threshold: float = STILL_RISIN
     last = [h[-1] for h in histories]
     spread = float(np.std(last, ddof=1)) if len(last) > 1 else 0.0
     return rise if rise > max(threshold, spread) else None
+
+
+def reliability_panels(collected: Collected) -> dict[tuple, dict[tuple[str, float], dict]]:
+    """Per table (dataset, model, noise): (row label, rate) -> the split scores of the
+    cell's lowest seed, for a grid of reliability diagrams."""
+    panels: dict[tuple, dict] = {}
+    for record in sorted(collected.records, key=lambda r: r["seed"]):
+        cell = (loss_label(record), record["rate"])
+        panels.setdefault(_table(record), {}).setdefault(cell, collected.reliability[record["run"]])
+    return panels
 
 
 def loss_label(row: dict) -> str:
@@ -600,8 +768,10 @@ def write_outputs(
     if "json" in formats and findings is not None:
         save("verdict.json", json.dumps(findings, indent=1) + "\n")
     records = [{k: r[k] for k in LONG_FIELDS} for r in collected.records]
+    # CSV and Parquet cells are flat: the settings there as JSON text
+    flat = [r | {"settings": _canonical(r["settings"])} for r in records]
     if "csv" in formats:
-        save("runs.csv", _csv(LONG_FIELDS, [[r[k] for k in LONG_FIELDS] for r in records]))
+        save("runs.csv", _csv(LONG_FIELDS, [[r[k] for k in LONG_FIELDS] for r in flat]))
     if "json" in formats:
         save("runs.json", json.dumps(records, indent=1) + "\n")
     if "parquet" in formats:
@@ -609,7 +779,7 @@ def write_outputs(
         import pyarrow.parquet as pq
 
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(records, schema=_long_schema()), sink)
+        pq.write_table(pa.Table.from_pylist(flat, schema=_long_schema()), sink)
         write_bytes_atomic(out / "runs.parquet", sink.getvalue().to_pybytes())
         written.append(out / "runs.parquet")
     return written
@@ -634,6 +804,7 @@ def _long_schema():
             ("split", pa.string()),
             ("metric", pa.string()),
             ("value", pa.float64()),
+            ("settings", pa.string()),
         ]
     )
 
@@ -686,7 +857,7 @@ def _csv(header, rows) -> str:
 
 
 def save_baseline(path: Path, aggregated: list[dict]) -> None:
-    entries = [{k: r[k] for k in (*KEY_FIELDS, "mean", "std", "n")} for r in aggregated]
+    entries = [{k: r[k] for k in (*ENTRY_FIELDS, "mean", "std", "n")} for r in aggregated]
     document = {"schema_version": BASELINE_VERSION, "entries": entries}
     write_text_atomic(Path(path), json.dumps(document, indent=1) + "\n")
 
@@ -695,9 +866,21 @@ def read_baseline(path: Path) -> list[dict]:
     document = runs.read_json(Path(path))
     if document is None:
         raise InputError(f"--baseline {path}: missing or not JSON")
-    if document.get("schema_version") != BASELINE_VERSION or "entries" not in document:
-        raise InputError(f"--baseline {path}: not a noisebench baseline (no schema_version 1)")
+    if document.get("schema_version") not in (1, BASELINE_VERSION) or "entries" not in document:
+        raise InputError(f"--baseline {path}: not a noisebench baseline (no schema_version 1 or 2)")
     return document["entries"]
+
+
+LEGACY_BASELINE = (
+    "saved before baselines recorded every setting (schema_version 1): its entries are"
+    " matched by dataset, noise, rate and row label, and only where one cell has them;"
+    " re-save it with --save-baseline to compare model, epochs and every other setting"
+)
+
+
+def is_legacy(baseline: list[dict]) -> bool:
+    """A baseline from before entries carried their settings (schema_version 1)."""
+    return any("settings" not in entry for entry in baseline)
 
 
 def parse_thresholds(specs: list[str]) -> dict[str, float]:
@@ -730,14 +913,22 @@ class GateResult:
 def compare(
     baseline: list[dict], aggregated: list[dict], thresholds: dict[str, float]
 ) -> GateResult:
-    """Compare means in display units; a threshold's sign gives the bad direction."""
-    current = {tuple(r[k] for k in KEY_FIELDS): r for r in aggregated}
-    before = {tuple(r[k] for k in KEY_FIELDS): r for r in baseline}
+    """Compare means in display units; a threshold's sign gives the bad direction. Cells
+    match by ``cell_key``; a legacy baseline's entries (``is_legacy``) by dataset, noise,
+    rate, row label, q, s, split and metric, and only where one current cell has that key
+    (cells of several models or settings under one old key are compared with none)."""
+    key_of = _legacy_key if is_legacy(baseline) else cell_key
+    before = {key_of(entry): entry for entry in baseline}
+    current: dict[tuple, list[dict]] = {}
+    for row in aggregated:
+        current.setdefault(key_of(row), []).append(row)
+    matched = sorted((k for k in before if len(current.get(k, [])) == 1), key=str)
     rows = []
-    for key in sorted(set(current) & set(before), key=str):
-        metric = key[KEY_FIELDS.index("metric")]
+    for key in matched:
+        now = current[key][0]
+        metric = now["metric"]
         unit = scale(metric)
-        diff = (current[key]["mean"] - before[key]["mean"]) * unit
+        diff = (now["mean"] - before[key]["mean"]) * unit
         threshold = thresholds.get(metric)
         if threshold is None:
             status = "not gated"
@@ -746,27 +937,36 @@ def compare(
         else:
             status = "ok"
         rows.append(
-            {
-                **dict(zip(KEY_FIELDS, key, strict=True)),
+            _entry(now)
+            | {
                 "baseline": before[key]["mean"] * unit,
-                "current": current[key]["mean"] * unit,
+                "current": now["mean"] * unit,
                 "diff": diff,
                 "threshold": threshold,
                 "status": status,
             }
         )
-    missing_current = [
-        dict(zip(KEY_FIELDS, k, strict=True)) for k in sorted(set(before) - set(current), key=str)
-    ]
+    missing_current = [_entry(before[k]) for k in sorted(set(before) - set(matched), key=str)]
     missing_baseline = [
-        dict(zip(KEY_FIELDS, k, strict=True)) for k in sorted(set(current) - set(before), key=str)
+        _entry(row) for key in sorted(set(current) - set(matched), key=str) for row in current[key]
     ]
     return GateResult(rows, missing_current, missing_baseline)
 
 
+def _legacy_key(entry: dict) -> tuple:
+    return tuple(entry.get(k) for k in V1_KEY_FIELDS)
+
+
+def _entry(row: dict) -> dict:
+    return {k: row[k] for k in ENTRY_FIELDS if k in row}
+
+
 def describe_key(row: dict) -> str:
+    """``toyner tiny uniform@0.40 gce q=0.7 test f1`` (a legacy baseline's entries have
+    no model)."""
+    model = f" {row['model']}" if row.get("model") else ""
     return (
-        f"{row['dataset']} {row['noise']}@{row['rate']:.2f} {loss_label(row)}"
+        f"{row['dataset']}{model} {row['noise']}@{row['rate']:.2f} {loss_label(row)}"
         f" {row['split']} {row['metric']}"
     )
 

@@ -23,6 +23,7 @@ from noisebench.leaderboard import (
     is_bound_label,
     loss_label,
     real_noise_dataset,
+    set_ups,
     still_improving,
 )
 
@@ -38,24 +39,37 @@ class Group:
     model: str
     noise: str
     rate: float
+    setup: str = ""  # where its table's runs differ: ``epochs=4`` (leaderboard.set_ups)
     noisy_labels: bool = False  # the dataset's own labels are noisy (before added noise)
     methods: dict[str, dict[int, Path]] = field(default_factory=dict)
+    # runs of a row and seed that another run already holds (the same settings and seed:
+    # the same run under another path, or a copy), left out of the paired comparisons
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
         noise = describe_noise(self.noise, [self.rate], self.noisy_labels)
         rate = f" {self.rate:.2f}" if self.rate and self.noise != "none" else ""
-        return f"{self.dataset}, {self.model}, {noise}{rate}"
+        setup = f", {self.setup}" if self.setup else ""
+        return f"{self.dataset}, {self.model}, {noise}{rate}{setup}"
 
 
 def groups(collected: Collected) -> list[Group]:
+    """The runs of each (dataset, model, noise, rate, set-up): losses are compared only
+    with losses trained alike (the same epochs, training sentences, ...)."""
     found: dict[tuple, Group] = {}
+    setups = set_ups(collected.records)
     for record in collected.records:
         key = (record["dataset"], record["model"], record["noise"], record["rate"])
-        group = found.setdefault(key, Group(*key))
+        setup = setups[record["run"]]
+        group = found.setdefault((*key, setup), Group(*key, setup=setup))
         group.noisy_labels |= bool(record.get("noisy_labels"))
-        label = loss_label(record)
-        group.methods.setdefault(label, {})[record["seed"]] = collected.run_dirs[record["run"]]
+        seeds = group.methods.setdefault(loss_label(record), {})
+        run_dir = collected.run_dirs[record["run"]]
+        if seeds.setdefault(record["seed"], run_dir) != run_dir and record["run"] not in (
+            group.left_out
+        ):
+            group.left_out.append(record["run"])
     return [found[key] for key in sorted(found)]
 
 
@@ -148,9 +162,11 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
         "model": group.model,
         "noise": group.noise,
         "rate": group.rate,
+        "setup": group.setup,
         "noisy_labels": group.noisy_labels,
         "methods": list(summary.values()),
         "label_noise": _label_noise(group, cache),
+        "left_out": group.left_out,
     }
     if not summary:
         return verdict | {"text": [f"{group.title}: no test scores."]}
@@ -344,6 +360,11 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
     ]
     if degenerate:
         lines.append(f"Degenerate (learned nothing; not measurements): {', '.join(degenerate)}.")
+    if group.left_out:
+        lines.append(
+            "Left out of the comparisons (another run has the same settings and seed):"
+            f" {', '.join(group.left_out)}."
+        )
     return lines
 
 

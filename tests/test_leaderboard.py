@@ -25,7 +25,8 @@ ECE = {
 }
 
 
-def write_run(folder: Path, loss, q, s, rate, seed, f1, ece, complete=True) -> Path:
+def write_run(folder: Path, loss, q, s, rate, seed, f1, ece, complete=True, **settings) -> Path:
+    """A run folder as train writes it (``settings``: other config keys, e.g. epochs=4)."""
     config = {
         "data": "toyner",
         "loss": loss,
@@ -36,11 +37,10 @@ def write_run(folder: Path, loss, q, s, rate, seed, f1, ece, complete=True) -> P
         "rate": rate,
         "seed": seed,
         "loss_warmup": 0.1,  # the default
+        **settings,
     }
-    run_dir = (
-        folder
-        / f"toyner-uniform{rate:.2f}-{loss}-seed{seed}-{abs(hash((loss, q, rate))) % 10**8:08d}"
-    )
+    digest = abs(hash((loss, q, rate, repr(sorted(settings.items()))))) % 10**8
+    run_dir = folder / f"toyner-uniform{rate:.2f}-{loss}-seed{seed}-{digest:08d}"
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"config": config}))
     if complete:
@@ -134,6 +134,57 @@ def test_terminal_table_and_every_written_file_parses(runner, runs_dir, tmp_path
     only_md = leaderboard(runner, runs_dir, "--out", tmp_path / "md", "--format", "md")
     assert only_md.exit_code == 0
     assert all(p.suffix == ".md" for p in (tmp_path / "md").iterdir())
+    assert not (runs_dir / boards.LEADERBOARD_DIR).exists()  # --out chose another place
+
+
+def test_tables_and_verdict_are_written_beside_the_runs_by_default(runner, runs_dir):
+    result = leaderboard(runner, runs_dir, "--bootstrap", "20")
+    assert result.exit_code == 0, result.output
+    board = runs_dir / boards.LEADERBOARD_DIR
+    assert result.stderr.splitlines()[-1] == f"wrote the leaderboard to {board} (12 files)"
+    assert {
+        "summary.md",
+        "verdict.md",
+        "verdict.json",
+        "toyner-tiny-uniform-f1.md",
+        "toyner-tiny-uniform-f1.csv",
+        "runs.csv",
+        "runs.json",
+        "runs.parquet",
+    } <= {p.name for p in board.iterdir()}
+    assert "## Verdict" in (board / "summary.md").read_text()
+    # never taken for a run; a second leaderboard replaces it whole
+    (board / "stale.md").write_text("a table of an older leaderboard")
+    again = leaderboard(runner, runs_dir, "--bootstrap", "20")
+    assert "12 complete runs; skipped 1 incomplete" in again.stdout
+    assert not (board / "stale.md").exists() and (board / "summary.md").exists()
+    collected = boards.collect([runs_dir], "test", ["f1"])
+    assert collected.complete == 12 and len(collected.incomplete) == 1
+    # a leaderboard that fails leaves the last one as it was, and nothing half-written
+    before = {p.name: p.read_bytes() for p in board.iterdir()}
+    failed = leaderboard(runner, runs_dir, "--format", "md,xlsx")
+    assert failed.exit_code == 2 and "--format 'xlsx'" in failed.stderr
+    assert {p.name: p.read_bytes() for p in board.iterdir()} == before
+    assert [p.name for p in runs_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_json_output_writes_nothing_unless_asked(runner, runs_dir, tmp_path):
+    document = json.loads(leaderboard(runner, runs_dir, "--json", "--no-verdict").stdout)
+    assert document["written"] == [] and not (runs_dir / boards.LEADERBOARD_DIR).exists()
+    document = json.loads(
+        leaderboard(runner, runs_dir, "--json", "--no-verdict", "--out", tmp_path / "lb").stdout
+    )
+    assert str(tmp_path / "lb" / "summary.md") in document["written"]
+
+
+def test_a_sweep_ends_with_the_leaderboard_written_beside_its_runs(runs_dir, capsys):
+    from noisebench.cli import studies
+
+    studies._show_leaderboard([runs_dir], tuned=False)
+    board = runs_dir / boards.LEADERBOARD_DIR
+    assert "## Verdict" in (board / "summary.md").read_text()
+    assert (board / "toyner-tiny-uniform-ece.csv").is_file()
+    assert f"wrote the leaderboard to {board}" in capsys.readouterr().err
 
 
 def test_gate_passes_against_itself_and_fails_against_a_worse_sweep(runner, runs_dir, tmp_path):
@@ -141,7 +192,7 @@ def test_gate_passes_against_itself_and_fails_against_a_worse_sweep(runner, runs
     saved = leaderboard(runner, runs_dir, "--save-baseline", baseline)
     assert saved.exit_code == 0
     entries = json.loads(baseline.read_text())["entries"]
-    assert set(entries[0]) == {*boards.KEY_FIELDS, "mean", "std", "n"}
+    assert set(entries[0]) == {*boards.ENTRY_FIELDS, "mean", "std", "n"}
     same = leaderboard(
         runner, runs_dir, "--baseline", baseline, "--fail-on", "f1:-0.5", "--fail-on", "ece:+0.02"
     )
@@ -158,13 +209,13 @@ def test_gate_passes_against_itself_and_fails_against_a_worse_sweep(runner, runs
     )
     assert failed.exit_code == 1
     assert "gate failed: 3 keys" in failed.stderr
-    assert "toyner uniform@0.40 gce q=0.7 test f1" in failed.stderr
-    assert "toyner uniform@0.00 ce test ece" in failed.stderr
+    assert "toyner tiny uniform@0.40 gce q=0.7 test f1" in failed.stderr
+    assert "toyner tiny uniform@0.00 ce test ece" in failed.stderr
     assert "regressed" in failed.stdout and "-2.0000" in failed.stdout
     document = json.loads(
         leaderboard(runner, worse, "--baseline", baseline, "--fail-on", "f1:-0.5", "--json").stdout
     )
-    assert document["gate"]["failed"] == ["toyner uniform@0.40 gce q=0.7 test f1"]
+    assert document["gate"]["failed"] == ["toyner tiny uniform@0.40 gce q=0.7 test f1"]
     row = next(r for r in document["gate"]["rows"] if r["status"] == "regressed")
     assert row["diff"] == pytest.approx(-2.0)
 
@@ -179,7 +230,7 @@ def test_missing_keys_are_listed_and_fail_only_when_strict(runner, runs_dir, tmp
         write_run(partial, "ce", None, None, 0.0, seed, f1, ece)
     lenient = leaderboard(runner, partial, "--baseline", baseline, "--fail-on", "f1:-0.5")
     assert lenient.exit_code == 0
-    assert "missing in current runs: toyner uniform@0.40 gce q=0.7 test f1" in lenient.stdout
+    assert "missing in current runs: toyner tiny uniform@0.40 gce q=0.7 test f1" in lenient.stdout
     strict = leaderboard(
         runner, partial, "--baseline", baseline, "--fail-on", "f1:-0.5", "--strict"
     )
@@ -192,7 +243,7 @@ def test_missing_keys_are_listed_and_fail_only_when_strict(runner, runs_dir, tmp
         (["--fail-on", "f1:-0.5"], "--fail-on needs --baseline FILE"),
         (["--baseline", "nope.json"], "--baseline nope.json: missing or not JSON"),
         (["--metric", "accuracy"], "--metric 'accuracy': choose from f1"),
-        (["--plots"], "--plots needs --out DIR"),
+        (["--plots", "--json"], "--plots with --json needs --out DIR"),
         (["--out", "x", "--format", "xlsx"], "--format 'xlsx': choose from md, csv"),
         (["--baseline", "b.json", "--fail-on", "f1"], "--fail-on 'f1': expected METRIC:DELTA"),
     ],

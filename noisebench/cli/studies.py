@@ -242,12 +242,19 @@ def leaderboard(
     ] = None,
     split: Annotated[str, typer.Option(help="Split to rank on.")] = "test",
     metric: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "f1,ece,mce",
-    out: Annotated[Path | None, typer.Option(help="Write tables (and plots) here.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the tables, the verdict (and plots) here. Default: a 'leaderboard'"
+            " folder inside the first runs folder, replaced as a whole (with --json: none).",
+            show_default=False,
+        ),
+    ] = None,
     format: Annotated[
         str, typer.Option(help="Any of md,csv,json,parquet.")
     ] = "md,csv,json,parquet",
     plots: Annotated[
-        bool, typer.Option(help="With --out: metric-vs-noise and reliability plots.")
+        bool, typer.Option(help="Also metric-vs-noise and reliability plots (PNG, SVG).")
     ] = False,
     baseline: Annotated[Path | None, typer.Option(help="Baseline JSON to compare with.")] = None,
     save_baseline: Annotated[
@@ -279,7 +286,8 @@ def leaderboard(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Tables over losses, q, s, rates and seeds; a regression gate for CI.
+    """Tables over losses, q, s, rates and seeds, written to runs/leaderboard; a regression
+    gate for CI.
 
     Example: [bold]noisebench leaderboard runs --out lb --plots[/]
 
@@ -291,11 +299,13 @@ def leaderboard(
         folders = runs_dirs or [Path("runs")]
         metric_names = list(split_list(metric) or ())
         thresholds = boards.parse_thresholds(fail_on or [])
-        if plots and out is None:
-            raise InputError("--plots needs --out DIR")
+        if plots and json_output and out is None:
+            raise InputError("--plots with --json needs --out DIR (--json writes no files)")
         if fail_on and baseline is None:
             raise InputError("--fail-on needs --baseline FILE")
         reference = boards.read_baseline(baseline) if baseline is not None else None
+        if reference is not None and boards.is_legacy(reference):
+            stderr.print(f"note: --baseline {baseline}: {boards.LEGACY_BASELINE}", soft_wrap=True)
         from noisebench import detections as detection_boards
 
         found_detections = detection_boards.collect(folders)
@@ -316,17 +326,15 @@ def leaderboard(
         findings = _verdict(collected, split, bootstrap) if verdict and has_runs else None
         detect_rows = detection_boards.rows(found_detections, bootstrap)
         written = []
-        if out is not None:
+        if out is not None or not json_output:
             formats = list(split_list(format) or ())
-            from noisebench import verdict as verdicts
 
-            rendered = verdicts.markdown(findings) if findings is not None else None
-            written = boards.write_outputs(out, collected, tables, formats, findings, rendered)
-            if detect_rows:
-                written.append(out / "detect.md")
-                write_text_atomic(out / "detect.md", detection_boards.markdown(detect_rows))
-            if plots:
-                written += _write_plots(boards, out, tables, collected)
+            def write(folder: Path) -> list[Path]:
+                return _write_tables(
+                    folder, collected, tables, formats, findings, detect_rows, plots
+                )
+
+            written = _save_leaderboard(out, folders, write)
         if save_baseline is not None:
             boards.save_baseline(save_baseline, aggregated)
         gate = boards.compare(reference, aggregated, thresholds) if reference is not None else None
@@ -334,6 +342,7 @@ def leaderboard(
     if junit is not None:
         boards.write_junit(junit, gate, failing)
         written.append(junit)
+        stderr.print(f"wrote the gate to {junit}", soft_wrap=True)
     if json_output:
         document = {
             "complete_runs": collected.complete,
@@ -364,8 +373,6 @@ def leaderboard(
             f"{collected.complete} complete runs; skipped {len(collected.incomplete)} incomplete",
             soft_wrap=True,
         )
-        for path in written:
-            stdout.print(f"wrote {path}", soft_wrap=True)
         if gate is not None:
             _print_gate(boards, gate, failing)
     if failing:
@@ -408,13 +415,70 @@ def _print_detections(detect_rows: list[dict]) -> None:
 
 
 def _show_leaderboard(folders: list[Path], tuned: bool) -> None:
+    """The end of a sweep: the leaderboard and verdict, shown and written beside the runs."""
     from noisebench import leaderboard as boards
 
-    collected = boards.collect(folders, "test", ["f1", "ece", "mce"])
+    metrics = ["f1", "ece", "mce"]
+    collected = boards.collect(folders, "test", metrics)
     if tuned:
         _print_tuning(boards.select_tuned(collected))
-    _print_pivots(boards, boards.pivots(boards.aggregate(collected.records), ["f1", "ece", "mce"]))
-    _print_verdict(_verdict(collected, "test", 1000))
+    tables = boards.pivots(boards.aggregate(collected.records), metrics)
+    findings = _verdict(collected, "test", 1000)
+    _print_pivots(boards, tables)
+    _print_verdict(findings)
+    formats = list(boards.FORMATS)
+    _save_leaderboard(
+        None,
+        folders,
+        lambda folder: _write_tables(folder, collected, tables, formats, findings, [], False),
+    )
+
+
+def _write_tables(
+    folder: Path, collected, tables, formats, findings, detect_rows, plots: bool
+) -> list[Path]:
+    """Tables, verdict, summary, detect table (and plots) in ``folder``; what was written."""
+    from noisebench import detections as detection_boards
+    from noisebench import leaderboard as boards
+    from noisebench import verdict as verdicts
+
+    rendered = verdicts.markdown(findings) if findings is not None else None
+    written = boards.write_outputs(folder, collected, tables, formats, findings, rendered)
+    if detect_rows:
+        written.append(folder / "detect.md")
+        write_text_atomic(folder / "detect.md", detection_boards.markdown(detect_rows))
+    if plots:
+        written += _write_plots(folder, tables, collected)
+    return written
+
+
+def _save_leaderboard(out: Path | None, folders: list[Path], write) -> list[Path]:
+    """``write(folder)`` into ``out``, or by default into ``leaderboard`` inside the first
+    runs folder: built aside and swapped in whole, so it never mixes two leaderboards' files
+    and no reader sees it half-written (``collect`` never takes it for a run). One line on
+    stderr says where; a default place that cannot be written is a warning, not an error."""
+    from noisebench.atomic import staged_directory
+    from noisebench.leaderboard import LEADERBOARD_DIR
+
+    if out is not None:
+        try:
+            written = write(out)
+        except OSError as error:
+            raise InputError(f"--out {out}: {error.strerror or error}") from None
+    else:
+        out = Path(folders[0]) / LEADERBOARD_DIR
+        try:
+            with staged_directory(out, replace=True) as staging:
+                written = [out / path.relative_to(staging) for path in write(staging)]
+        except OSError as error:
+            stderr.print(
+                f"warning: could not write the leaderboard to {out} ({error.strerror or error});"
+                " choose a place with --out DIR",
+                soft_wrap=True,
+            )
+            return []
+    stderr.print(f"wrote the leaderboard to {out} ({len(written)} files)", soft_wrap=True)
+    return written
 
 
 def _print_tuning(tuning: list[dict]) -> None:
@@ -464,20 +528,15 @@ def _print_pivots(boards, tables) -> None:
             stdout.print(footnote, soft_wrap=True)
 
 
-def _write_plots(boards, out: Path, tables, collected) -> list[Path]:
+def _write_plots(out: Path, tables, collected) -> list[Path]:
     from noisebench import plots as figures
+    from noisebench.leaderboard import reliability_panels
 
     written = []
     for table in tables:
         if table.metric in ("f1", "ece"):
             written += figures.metric_vs_noise(table, out / f"{table.name}-vs-noise")
-    groups = sorted({key[:3] for key, _ in collected.reliability})
-    for dataset, model, noise in groups:
-        panels = {}
-        for (key, _seed), scores in sorted(collected.reliability.items(), key=lambda kv: kv[0][1]):
-            if key[:3] == (dataset, model, noise):
-                row = boards.loss_label({"loss": key[4], "q": key[5], "s": key[6]})
-                panels.setdefault((row, key[3]), scores)  # the lowest seed of each cell
+    for (dataset, model, noise), panels in sorted(reliability_panels(collected).items()):
         stem = out / f"{dataset}-{model}-{noise}-reliability".replace("/", "--")
         written += figures.reliability_grid(panels, stem, f"{dataset}, {model}, {noise} noise")
     return written
