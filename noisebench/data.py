@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from noisebench import realnoise, sources
-from noisebench.errors import InputError
+from noisebench.errors import InputError, one_line
 from noisebench.schemes import detect_scheme
 
 TOKEN_COLUMNS = ("tokens", "words")
@@ -374,11 +374,10 @@ def _read_hub(hub_id: str, columns: Columns) -> dict[str, RawSplit]:
     try:
         loaded = datasets.load_dataset(hub_id)
     except Exception as error:  # network, auth and format errors all end here
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(
             f"'{hub_id}' is not a local path or built-in source, and the Hub could not"
-            f" load it: {message}"
-        ) from None
+            f" load it: {one_line(error)}"
+        ) from error
     return _read_hf(loaded, hub_id, columns)
 
 
@@ -402,7 +401,9 @@ def _read_directory(folder: Path, columns: Columns) -> dict[str, RawSplit]:
         try:
             loaded = datasets.load_from_disk(str(folder))
         except Exception as error:
-            raise InputError(f"{folder}: cannot read save_to_disk folder: {error}") from None
+            raise InputError(
+                f"{folder}: cannot read save_to_disk folder: {one_line(error)}"
+            ) from error
         return _read_hf(loaded, str(folder), columns)
     raw: dict[str, RawSplit] = {}
     seen: dict[str, Path] = {}

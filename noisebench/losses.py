@@ -57,6 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from noisebench.errors import one_line
+
 IGNORE_INDEX = -100
 REDUCTIONS = ("mean", "sum", "none")
 RCE_CLAMP = 1e-4
@@ -391,10 +393,9 @@ class GCE(TokenLoss):
                 return FusedGeneralizedCrossEntropy.apply(*arguments)
             except torch._dynamo.exc.TorchDynamoException as error:  # no compiler here
                 FUSED_DEVICES.discard(logits.device.type)
-                reason = (str(error).strip().splitlines() or [""])[0][:200]
                 warnings.warn(
                     f"compiled GCE/SGCE kernels are not available on {logits.device.type}"
-                    f" ({type(error).__name__}: {reason}); using the eager ones",
+                    f" ({one_line(error)}); using the eager ones",
                     stacklevel=2,
                 )
         return GeneralizedCrossEntropy.apply(*arguments)

@@ -34,6 +34,7 @@ from noisebench.checkpoints import (
     save_checkpoint,
 )
 from noisebench.config import TrainConfig
+from noisebench.errors import one_line
 from noisebench.evaluate import (  # noqa: F401  (the library API: noisebench.train.*)
     autocast,
     config_from_results,
@@ -332,10 +333,7 @@ class _StepPass:
             except torch._dynamo.exc.TorchDynamoException as error:  # the compiler failed
                 self.compiled = None
                 self.model.zero_grad(set_to_none=True)
-                reason = (str(error).strip().splitlines() or [""])[0][:200]
-                self.notes.append(
-                    f"--compile failed ({type(error).__name__}: {reason}); trained without it"
-                )
+                self.notes.append(f"--compile failed ({one_line(error)}); trained without it")
         return self._run(self.model, batch, labels, loss_fn, device, contribute)
 
     @property

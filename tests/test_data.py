@@ -235,3 +235,23 @@ def test_dataset_name(tmp_path, monkeypatch):
     assert data.dataset_name("my.train.conll") == "my.train"
     assert data.dataset_name("conll2003") == "conll2003"
     assert data.dataset_name("org/name") == "org--name"
+
+
+def test_a_hub_error_keeps_all_of_its_text_and_its_cause(monkeypatch):
+    import datasets
+
+    cause = ConnectionError("cannot reach huggingface.co\n(offline mode is on)")
+
+    def unreachable(hub_id):
+        raise cause
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(InputError) as raised:
+        data.load("someone/tweets")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.endswith(
+        "the Hub could not load it: ConnectionError: cannot reach huggingface.co"
+        " (offline mode is on)"
+    )
+    assert raised.value.__cause__ is cause
