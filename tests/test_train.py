@@ -637,7 +637,8 @@ def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
     )
     assert fallen["train"]["compiled"] is False
     note = (
-        "--compile failed (InductorError: RuntimeError: no C++ compiler found); trained without it"
+        "--compile failed (InductorError: RuntimeError: no C++ compiler found more detail);"
+        " trained without it"
     )
     assert note in fallen["notes"]
     assert scores(fallen) == scores(plain)  # it failed before drawing a random number
