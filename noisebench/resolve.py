@@ -146,7 +146,6 @@ def prepare(
     targets.check_span_smoothing(config.span_smoothing, config.span_distance, scheme)
     choice = _auto_choice(config, labels, notes)
     model_path = resolve_model(config.model)
-    name = runs.run_name(config.identity(), dataset_name)
     if compile_model:
         notes.append(
             "--compile: the first training step compiles the model (about a minute on"
@@ -160,7 +159,7 @@ def prepare(
         scheme,
         model_path,
         resolved_device,
-        Path(runs_dir) / name,
+        runs.run_dir(Path(runs_dir), config.identity(), dataset_name),
         notes,
         compile_model,
         choice,

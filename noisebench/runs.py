@@ -42,10 +42,31 @@ def config_hash(config: dict) -> str:
 
 
 def run_name(config: dict, dataset: str) -> str:
-    """``conll2003-uniform0.40-sgce-q0.8-s0.1-seed0-1a2b3c4d`` (``clean`` without noise;
-    ``-span0.1`` with span smoothing and ``-mask-missing`` where a ``--method`` is used,
-    before the seed)."""
-    noise = "clean" if config.get("rate") is None else f"{config['noise']}{config['rate']:.2f}"
+    """``conll2003-uniform0.40-sgce-q0.8-s0.1-seed0-1a2b3c4d`` (``given`` where the run
+    trains on the dataset's own labels, whether clean or real noise: no ``--rate``, or rate
+    0; ``-span0.1`` with span smoothing and ``-mask-missing`` where a ``--method`` is
+    used, before the seed)."""
+    rate = config.get("rate")
+    return _name(config, dataset, "given" if not rate else f"{config['noise']}{rate:.2f}")
+
+
+def legacy_run_name(config: dict, dataset: str) -> str:
+    """The name the same run had before its noise was named ``given``: ``clean`` without
+    ``--rate``, ``uniform0.00`` (its noise model) at rate 0; the hash is the same."""
+    rate = config.get("rate")
+    return _name(config, dataset, "clean" if rate is None else f"{config['noise']}{rate:.2f}")
+
+
+def run_dir(runs_dir: Path, config: dict, dataset: str) -> Path:
+    """Where a run lives: its folder under the current name, or the folder an earlier
+    version made for the same run (same hash) where only that one exists, so finished
+    and interrupted runs are found, not trained again."""
+    current = Path(runs_dir) / run_name(config, dataset)
+    legacy = Path(runs_dir) / legacy_run_name(config, dataset)
+    return legacy if legacy != current and legacy.is_dir() and not current.exists() else current
+
+
+def _name(config: dict, dataset: str, noise: str) -> str:
     q = "" if config.get("q") is None else f"-q{config['q']:g}"
     s = "" if config.get("s") is None else f"-s{config['s']:g}"
     method = f"-{config['method']}" if config.get("method", "none") != "none" else ""

@@ -397,7 +397,7 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
     check_inputs(config)
     planned = []
     for run in expand(config):
-        run_dir = Path(config.runs_dir) / runs.run_name(run.identity(), dataset_name(run.data))
+        run_dir = runs.run_dir(Path(config.runs_dir), run.identity(), dataset_name(run.data))
         if runs.is_complete(run_dir):
             status = "done"
         elif (run_dir / CHECKPOINT / "state.pt").is_file():

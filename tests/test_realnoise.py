@@ -296,7 +296,7 @@ def test_train_on_a_variant_records_the_build_and_the_validation_labels(
     assert result.exit_code == 0, result.output
     results = json.loads(result.stdout)
     assert results["dataset"] == "noisebench-crowd"
-    assert Path(results["run_dir"]).name.startswith("noisebench-crowd-clean-ce-seed0-")
+    assert Path(results["run_dir"]).name.startswith("noisebench-crowd-given-ce-seed0-")
     assert results["config"]["validation_labels"] == "noisy"
     assert any("chosen on the noisy validation labels" in note for note in results["notes"])
     assert results["splits"]["validation"]["n_sentences"] == 1006

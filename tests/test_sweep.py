@@ -230,6 +230,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(runner, tmp_path, monkeypatc
     plan = json.loads(result.stdout)
     assert len(plan) == 6 and {p["status"] for p in plan} == {"run"}
     assert plan[0]["run_dir"].startswith("runs/noisebench-crowd-")  # -conll03 offline
+    # the crowd labels as given: no uniform noise was added, and the name says so
+    assert "-given-ce-seed0-" in plan[0]["run_dir"] and "uniform" not in plan[0]["run_dir"]
     assert plan[4]["run_dir"].startswith("runs/noisebench-clean-")
     table = runner.invoke(app, ["sweep", "--preset", "study", "--dry-run"])
     assert table.exit_code == 0 and "243 runs" in table.stdout

@@ -184,7 +184,7 @@ def test_span_smoothing_trains_names_its_run_and_rescores(runner, ner_dir, tiny_
     )
     assert result.exit_code == 0, result.output
     smoothed = json.loads(result.stdout)
-    assert "-clean-sgce-span0.2-seed0-" in smoothed["run_dir"]
+    assert "-given-sgce-span0.2-seed0-" in smoothed["run_dir"]
     assert smoothed["config"]["span_smoothing"] == 0.2
     assert "span_smoothing" not in plain["config"]  # runs without it keep their identity
     assert smoothed["train"]["history"][0]["loss"] != plain["train"]["history"][0]["loss"]

@@ -100,7 +100,7 @@ def test_every_loss_trains_end_to_end(runner, ner_dir, tiny_model, tmp_path, los
         ),
     )
     assert run_dir.parent == tmp_path / "runs"
-    assert run_dir.name.startswith("ner") and f"-clean-{loss}-" in run_dir.name
+    assert run_dir.name.startswith("ner") and f"-given-{loss}-" in run_dir.name
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "config.json",
         "log.jsonl",
@@ -826,3 +826,27 @@ def test_a_step_whose_compiled_backward_fails_is_retried_and_counted_once():
     assert notes == [
         "--compile failed (InductorError: RuntimeError: backward failed); trained without it"
     ]
+
+
+def test_a_run_made_under_its_legacy_name_is_found_not_trained_again(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    args = train_args(ner_dir, tiny_model, tmp_path, "--loss", "ce", "--epochs", 1)
+    run_dir, _ = run_train(runner, *args)
+    assert "-given-ce-seed0-" in run_dir.name
+    legacy = run_dir.with_name(run_dir.name.replace("-given-", "-clean-"))
+    run_dir.rename(legacy)  # as an earlier version named it: same hash
+    before = (legacy / "results.json").read_bytes()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "already complete" in again.stderr
+    assert json.loads(again.stdout)["run_dir"] == str(legacy)
+    assert (legacy / "results.json").read_bytes() == before and not run_dir.exists()
+
+
+def test_run_names_say_given_for_the_datasets_own_labels():
+    base = {"loss": "ce", "seed": 0, "noise": "uniform"}
+    assert runs.run_name({**base, "rate": None}, "d").startswith("d-given-ce-seed0-")
+    assert runs.run_name({**base, "rate": 0.0}, "d").startswith("d-given-ce-seed0-")
+    assert runs.run_name({**base, "rate": 0.4}, "d").startswith("d-uniform0.40-ce-seed0-")
+    assert runs.legacy_run_name({**base, "rate": 0.0}, "d").startswith("d-uniform0.00-ce-")
+    assert runs.legacy_run_name({**base, "rate": None}, "d").startswith("d-clean-ce-")
