@@ -327,6 +327,13 @@ def assert_same_entries(one: list[dict], two: list[dict]) -> None:
         assert a["mean"] == pytest.approx(b["mean"], rel=1e-5, abs=1e-6), a
 
 
+def test_without_a_terminal_each_finished_run_prints_a_plain_line(toy_study):
+    _, _, results = toy_study
+    lines = [line for line in results[1][1].stderr.splitlines() if line.startswith("sweep: ")]
+    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all(" completed " in line and line.endswith(" s in)") for line in lines)
+
+
 def test_rerun_skips_complete_runs_and_reruns_incomplete_ones(
     runner, toy_study, tmp_path, monkeypatch, tiny_model
 ):

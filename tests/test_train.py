@@ -850,3 +850,13 @@ def test_run_names_say_given_for_the_datasets_own_labels():
     assert runs.run_name({**base, "rate": 0.4}, "d").startswith("d-uniform0.40-ce-seed0-")
     assert runs.legacy_run_name({**base, "rate": 0.0}, "d").startswith("d-uniform0.00-ce-")
     assert runs.legacy_run_name({**base, "rate": None}, "d").startswith("d-clean-ce-")
+
+
+def test_without_a_terminal_train_prints_a_line_per_epoch(runner, ner_dir, tiny_model, tmp_path):
+    result = runner.invoke(app, train_args(ner_dir, tiny_model, tmp_path, "--epochs", 2))
+    assert result.exit_code == 0, result.output
+    epochs = [
+        line for line in result.stderr.splitlines() if line.startswith("epoch ") and ":" in line
+    ]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2"]
+    assert all("train loss " in line and "validation F1 " in line for line in epochs)

@@ -223,9 +223,21 @@ def _sweep_with_progress(sweeps, config, planned):
     with Progress(*columns, console=stderr) as progress:
         task = progress.add_task("sweep", total=todo, latest="")
 
+        finished = {"runs": 0}
+        plain = not stderr.is_terminal  # a CI log or nohup: a line per run, not a bar
+
         def update(item, status: str) -> None:
             if status in ("completed", "failed"):
                 progress.update(task, advance=1, latest=f"{status}: {item.run_dir.name}")
+                finished["runs"] += 1
+                if plain:
+                    elapsed = progress.tasks[0].elapsed or 0.0
+                    stderr.print(
+                        f"sweep: {finished['runs']}/{todo} {status} {item.run_dir.name}"
+                        f" ({elapsed:.0f} s in)",
+                        soft_wrap=True,
+                        highlight=False,
+                    )
 
         with bad_input_exits():
             try:
