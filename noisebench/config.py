@@ -15,6 +15,8 @@ from noisebench.errors import InputError
 VALIDATION_LABELS = ("noisy", "clean")
 
 
+NOISE_SETTINGS = ("matrix", "entity_mix", "noise_profile")
+
 # keys that ``TrainConfig.identity`` adds (they follow from the settings; not settings)
 DERIVED_IDENTITY_KEYS = ("validation_noise",)
 
@@ -30,6 +32,11 @@ class TrainConfig:
     model: str = "minilm-l6"
     noise: str = "uniform"
     rate: float | None = None  # None: train on the data as given
+    # the other noise models' settings (corrupt --matrix, --entity-mix, --profile); in
+    # the identity only where given
+    matrix: str | None = None
+    entity_mix: str | None = None
+    noise_profile: str | None = None
     epochs: int = 3
     lr: float = 5e-5
     batch_size: int = 32
@@ -88,6 +95,9 @@ class TrainConfig:
         ):
             if not masking or identity[key] == default:
                 del identity[key]
+        for key in NOISE_SETTINGS:
+            if identity[key] is None:  # older runs keep their names
+                del identity[key]
         if self.method != methods.AUTO:
             del identity["error_profile"]
         if self.method == "none":
@@ -119,6 +129,12 @@ class TrainConfig:
         return cls(**stored)
 
     @property
+    def adds_noise(self) -> bool:
+        """The training data is corrupted first: a ``--rate``, a matrix or a profile."""
+        return self.rate is not None or self.noise in ("matrix", "profile")
+
+    @property
     def corrupts_validation(self) -> bool:
         """Simulated noise reaches the validation labels too (``--validation-labels noisy``)."""
-        return bool(self.rate) and self.validation_labels == "noisy"
+        changes_labels = bool(self.rate) or self.noise in ("matrix", "profile")
+        return changes_labels and self.validation_labels == "noisy"

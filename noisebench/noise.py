@@ -200,6 +200,33 @@ def pair_matrix(names: Sequence[str], rate: float) -> np.ndarray:
     return matrix
 
 
+def noise_choice(
+    noise: str | None,
+    matrix: object = None,
+    entity_mix: object = None,
+    profile: object = None,
+) -> str:
+    """The noise model that ``--noise`` and the options that go with it name: ``matrix``
+    where only ``--matrix`` is given, ``profile`` where only ``--profile`` is, else
+    ``uniform``; an option that goes with another model is refused.
+
+    >>> noise_choice(None), noise_choice(None, matrix="m.json")
+    ('uniform', 'matrix')
+    >>> noise_choice("uniform", matrix="m.json")
+    Traceback (most recent call last):
+    noisebench.errors.InputError: --matrix goes with --noise matrix, not --noise uniform
+    """
+    implied = "matrix" if matrix is not None else "profile" if profile else "uniform"
+    name = noise or implied
+    if matrix is not None and name != "matrix":
+        raise InputError(f"--matrix goes with --noise matrix, not --noise {name}")
+    if profile is not None and name != "profile":
+        raise InputError(f"--profile goes with --noise profile, not --noise {name}")
+    if entity_mix is not None and name != "entity":
+        raise InputError("--entity-mix goes with --noise entity")
+    return name
+
+
 def read_matrix(path: Path) -> dict[str, dict[str, float]]:
     """Read a ``--matrix`` JSON file (validated against the labels in ``matrix_array``)."""
     loaded = data.parse_json(path, data.read_text(Path(path)))

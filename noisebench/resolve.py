@@ -17,11 +17,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import data, methods, runs, sources, targets
+from noisebench import data, methods, profiles, runs, sources, targets
 from noisebench.config import VALIDATION_LABELS, TrainConfig
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
-from noisebench.noise import NoiseConfig, corrupt_to_directory, default_output_dir
+from noisebench.noise import (
+    NoiseConfig,
+    corrupt_to_directory,
+    default_output_dir,
+    noise_choice,
+    parse_entity_mix,
+    read_matrix,
+)
 from noisebench.schemes import NO_SCHEME
 
 VALIDATION_SHARE = 0.1
@@ -90,6 +97,7 @@ def prepare(
         build_loss(config.loss, q=config.q, s=config.s)
     except ValueError as error:
         raise InputError(f"--loss {config.loss}: {error}") from None
+    check_noise(config)
     for name, value, low in (
         ("--epochs", config.epochs, 1),
         ("--batch-size", config.batch_size, 1),
@@ -127,7 +135,7 @@ def prepare(
     resolved_device = resolve_device(device)
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
     notes: list[str] = []
-    if config.rate is not None:
+    if config.adds_noise:
         dataset = data.load(corrupted_copy(config, notes))
     else:
         dataset = data.load(config.data, columns, notes)
@@ -172,6 +180,18 @@ def ignored_words(split) -> int:
     return 0 if flags is None else int(flags.sum())
 
 
+def check_noise(config: TrainConfig) -> None:
+    """The noise options combine as ``corrupt`` takes them (``noise.noise_choice``)."""
+    noise_choice(config.noise, config.matrix, config.entity_mix, config.noise_profile)
+    if config.noise in ("matrix", "profile"):
+        NoiseConfig(
+            noise=config.noise, rate=config.rate, matrix={} if config.matrix else None,
+            profile={} if config.noise_profile else None,
+        )  # fmt: skip
+    elif config.entity_mix is not None and config.rate is None:
+        raise InputError("--entity-mix needs --rate (the share of entities it changes)")
+
+
 def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:
     """The training data corrupted as ``config`` asks, in the cache (made once, reused).
 
@@ -180,7 +200,15 @@ def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:
     split, the one carved from train later is noisy anyway.
     """
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
-    noise_config = NoiseConfig(noise=config.noise, rate=config.rate, seed=config.seed)
+    noise_config = NoiseConfig(
+        noise=config.noise,
+        rate=config.rate,
+        seed=config.seed,
+        matrix=read_matrix(Path(config.matrix)) if config.matrix else None,
+        entity_mix=parse_entity_mix(config.entity_mix) if config.entity_mix else None,
+        profile=profiles.resolve(config.noise_profile) if config.noise_profile else None,
+        profile_name=config.noise_profile,
+    )
     if config.corrupts_validation and "validation" in data.load(config.data, columns):
         noise_config = replace(noise_config, splits=("train", "validation"))
     cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name

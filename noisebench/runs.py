@@ -44,10 +44,19 @@ def config_hash(config: dict) -> str:
 def run_name(config: dict, dataset: str) -> str:
     """``conll2003-uniform0.40-sgce-q0.8-s0.1-seed0-1a2b3c4d`` (``given`` where the run
     trains on the dataset's own labels, whether clean or real noise: no ``--rate``, or rate
-    0; ``-span0.1`` with span smoothing and ``-mask-missing`` where a ``--method`` is
-    used, before the seed)."""
+    0; ``matrix-<file>`` and ``profile-<name>`` for those noises; ``-span0.1`` with span
+    smoothing and ``-mask-missing`` where a ``--method`` is used, before the seed)."""
+    if config.get("matrix"):
+        return _name(config, dataset, f"matrix-{_stem(config['matrix'])}")
+    if config.get("noise_profile"):
+        return _name(config, dataset, f"profile-{_stem(config['noise_profile'])}")
     rate = config.get("rate")
     return _name(config, dataset, "given" if not rate else f"{config['noise']}{rate:.2f}")
+
+
+def _stem(spec: str) -> str:
+    """``flips.json`` -> ``flips``, ``noisebench:crowd`` -> ``noisebench-crowd``."""
+    return Path(spec.replace(":", "-")).stem
 
 
 def legacy_run_name(config: dict, dataset: str) -> str:

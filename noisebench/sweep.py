@@ -35,6 +35,7 @@ from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.losses import LOSSES
 from noisebench.methods import METHODS
+from noisebench.noise import noise_choice
 from noisebench.resolve import check_model, corrupted_copy
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
@@ -70,6 +71,13 @@ class SweepConfig:
     batch_size: int = 32
     max_train_samples: int | None = None
     error_profile: str | None = None  # for the mask-auto runs (see train --error-profile)
+    # the other noise models' settings and the data's columns, as train takes them
+    matrix: str | None = None
+    entity_mix: str | None = None
+    noise_profile: str | None = None
+    token_column: str | None = None
+    tag_column: str | None = None
+    labels: tuple[str, ...] | None = None
     # per-loss tuning: (("lr", (1e-5, 5e-5)), ("q", (0.3, 0.7))); lr applies to every
     # loss, q to gce/sgce, s to sgce, each replacing the single value or grid list
     tune: tuple[tuple[str, tuple[float, ...]], ...] = ()
@@ -174,7 +182,7 @@ def _apply(config: SweepConfig, values: dict, origin: str) -> SweepConfig:
         plain["tune"] = _tune(plain["tune"], origin)
     if "seeds" in plain:
         plain["seeds"] = tuple(_as_list(plain["seeds"], int, "seeds", origin))
-    for key in ("data", "validation_labels"):
+    for key in ("data", "validation_labels", "labels"):
         if key in plain:
             plain[key] = tuple(_as_list(plain[key], str, key, origin))
     if "data" in plain and "grid" not in values:  # replaces the datasets of earlier grids
@@ -269,6 +277,9 @@ def _validate(config: SweepConfig) -> None:
             raise InputError("a grid needs at least one loss, one method and one rate")
     if not config.seeds:
         raise InputError("--seeds: give at least one seed")
+    noise_choice(config.noise, config.matrix, config.entity_mix, config.noise_profile)
+    if config.noise in ("matrix", "profile") and any(g.rates != Grid().rates for g in config.grids):
+        raise InputError(f"--rates has no effect with --noise {config.noise}: it sets every rate")
     for key, values in config.tune:
         if not values:
             raise InputError(f"--tune {key}: give at least one value")
@@ -307,7 +318,8 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
     for (dataset, grid), labels in itertools.product(pairs, config.validation_labels):
         for loss, method, eps in itertools.product(grid.losses, grid.methods, grid.span_smoothing):
             settings = loss_settings(config, grid, loss, trials)
-            for rate, (lr, q, s), seed in itertools.product(grid.rates, settings, config.seeds):
+            rates = (None,) if config.noise in ("matrix", "profile") else grid.rates
+            for rate, (lr, q, s), seed in itertools.product(rates, settings, config.seeds):
                 run = TrainConfig(
                     data=dataset,
                     loss=loss,
@@ -326,6 +338,12 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
                     seed=seed,
                     loss_warmup=config.loss_warmup,
                     validation_labels=labels,
+                    matrix=config.matrix,
+                    entity_mix=config.entity_mix,
+                    noise_profile=config.noise_profile,
+                    token_column=config.token_column,
+                    tag_column=config.tag_column,
+                    labels=config.labels,
                 )
                 planned[run] = None
     return list(planned)
@@ -387,8 +405,9 @@ class PlannedRun:
 def check_inputs(config: SweepConfig) -> None:
     """Refuse the datasets and the model that the runs would refuse, before any run
     starts (and in ``--dry-run``): nothing is fetched, local files are read."""
+    columns = data.Columns(config.token_column, config.tag_column, config.labels)
     for dataset in dict.fromkeys(d for g in config.grids for d in (g.data or config.data)):
-        data.check(dataset)
+        data.check(dataset, columns)
     check_model(config.model)
 
 
@@ -424,28 +443,24 @@ class SweepOutcome:
         return found
 
 
+# a config field whose train option is not named after it
+TRAIN_OPTION_NAMES = {"noise_profile": "--profile"}
+
+
 def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
+    """The ``noisebench train`` command line of ``run``: every setting that differs from
+    its default, generated from the config's fields (a new setting needs no line here)."""
     command = [sys.executable, "-m", "noisebench", "train", "--json", "--runs-dir", runs_dir]
-    for option, value in (
-        ("--data", run.data),
-        ("--model", run.model),
-        ("--loss", run.loss),
-        ("--method", run.method),
-        ("--error-profile", run.error_profile),
-        ("--span-smoothing", run.span_smoothing or None),
-        ("--q", run.q),
-        ("--s", run.s),
-        ("--noise", run.noise),
-        ("--rate", run.rate),
-        ("--epochs", run.epochs),
-        ("--lr", run.lr),
-        ("--batch-size", run.batch_size),
-        ("--max-train-samples", run.max_train_samples),
-        ("--seed", run.seed),
-        ("--loss-warmup", run.loss_warmup),
-        ("--validation-labels", run.validation_labels),
-    ):
-        if value is not None:
+    for setting in fields(TrainConfig):
+        value = getattr(run, setting.name)
+        if value == setting.default:
+            continue
+        option = TRAIN_OPTION_NAMES.get(setting.name, "--" + setting.name.replace("_", "-"))
+        if isinstance(value, bool):
+            command.append(option if value else "--no-" + option[2:])
+        elif isinstance(value, tuple):
+            command += [option, ",".join(value)]
+        else:
             command += [option, repr(value) if isinstance(value, float) else str(value)]
     return command + (["--resume"] if resume else [])
 
@@ -512,8 +527,11 @@ def _run_in_process(
 def _unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:
     seen: dict[tuple, TrainConfig] = {}
     for run in configs:
-        if run.rate is not None:
-            key = (run.data, run.noise, run.rate, run.seed, run.corrupts_validation)
+        if run.adds_noise:
+            key = (
+                run.data, run.noise, run.rate, run.matrix, run.entity_mix, run.noise_profile,
+                run.seed, run.corrupts_validation,
+            )  # fmt: skip
             seen.setdefault(key, run)
     return list(seen.values())
 

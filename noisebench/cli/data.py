@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from noisebench.cli import options
 from noisebench.cli.common import (
     app,
     bad_input_exits,
@@ -23,35 +24,17 @@ from noisebench.errors import InputError
 @app.command(rich_help_panel="Data")
 def corrupt(
     dataset: Annotated[
-        str,
-        typer.Argument(help="Built-in name, file, folder or Hub id (org/name)."),
-    ] = "conll2003",
+        str | None,
+        typer.Argument(
+            help=options.DATA_HELP + " Or --data; default conll2003.", show_default=False
+        ),
+    ] = None,
+    data_option: options.DataOption = None,
     rate: Annotated[float | None, typer.Option(help="Noise rate, a probability in [0, 1].")] = None,
-    noise: Annotated[
-        str | None,
-        typer.Option(
-            help="uniform, pair, entity or matrix (default: uniform, or matrix"
-            " when --matrix is given)."
-        ),
-    ] = None,
-    matrix: Annotated[
-        Path | None,
-        typer.Option(help='JSON noise matrix: {"B-PER": {"B-PER": 0.8, "B-ORG": 0.2}, ...}.'),
-    ] = None,
-    entity_mix: Annotated[
-        str | None,
-        typer.Option(
-            help="Entity-noise event weights, e.g. missed=0.35,retyped=0.25,"
-            "boundary=0.3,spurious=0.1 (the default)."
-        ),
-    ] = None,
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            help="Noise profile (implies --noise profile): a file from `noisebench profile`"
-            " or a built-in one, noisebench:crowd, noisebench:weak, ..."
-        ),
-    ] = None,
+    noise: options.Noise = None,
+    matrix: options.Matrix = None,
+    entity_mix: options.EntityMix = None,
+    profile: options.Profile = None,
     splits: Annotated[str, typer.Option(help="Comma-separated splits to corrupt.")] = "train",
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     out: Annotated[
@@ -60,15 +43,9 @@ def corrupt(
             "--out", "-o", help="Output folder (default: data/DATASET-NOISE-RATE-seedSEED)."
         ),
     ] = None,
-    token_column: Annotated[
-        str | None, typer.Option(help="Word column: a name, or a 0-based index for CoNLL.")
-    ] = None,
-    tag_column: Annotated[
-        str | None, typer.Option(help="Tag column: a name, or a 0-based index for CoNLL.")
-    ] = None,
-    labels: Annotated[
-        str | None, typer.Option(help="Label names in id order: O,B-PER,I-PER,...")
-    ] = None,
+    token_column: options.TokenColumn = None,
+    tag_column: options.TagColumn = None,
+    labels: options.Labels = None,
     force: Annotated[bool, typer.Option(help="Replace a different existing output.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
@@ -82,14 +59,8 @@ def corrupt(
         from noisebench import data, profiles
         from noisebench import noise as noise_models
 
-        implied = "matrix" if matrix is not None else "profile" if profile else "uniform"
-        noise_name = noise or implied
-        if matrix is not None and noise_name != "matrix":
-            raise InputError(f"--matrix goes with --noise matrix, not --noise {noise_name}")
-        if profile is not None and noise_name != "profile":
-            raise InputError(f"--profile goes with --noise profile, not --noise {noise_name}")
-        if entity_mix is not None and noise_name != "entity":
-            raise InputError("--entity-mix goes with --noise entity")
+        dataset = options.dataset(dataset, data_option)
+        noise_name = noise_models.noise_choice(noise, matrix, entity_mix, profile)
         config = noise_models.NoiseConfig(
             noise=noise_name,
             rate=rate,
@@ -125,15 +96,23 @@ def corrupt(
 @app.command(rich_help_panel="Data")
 def profile(
     noisy: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="Noisy labels: a dataset with tags and clean_tags (a corrupted folder,"
-            " noisebench:<variant>), or any dataset when CLEAN is given."
+            help="Noisy labels (or --data): a dataset with tags and clean_tags (a corrupted"
+            " folder, noisebench:<variant>), or any dataset when CLEAN is given.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     clean: Annotated[
         str | None,
-        typer.Argument(help="Clean labels over the same words (default: NOISY's clean_tags)."),
+        typer.Argument(
+            help="Clean labels over the same words (or --clean; default: NOISY's clean_tags).",
+            show_default=False,
+        ),
+    ] = None,
+    data_option: options.DataOption = None,
+    clean_data: Annotated[
+        str | None, typer.Option("--clean", help="As CLEAN.", show_default=False)
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the profile as JSON here.")
@@ -148,6 +127,10 @@ def profile(
     from noisebench import profiles
 
     with bad_input_exits():
+        noisy = options.dataset(noisy, data_option, default=None)
+        clean = options.dataset(clean, clean_data, default=None)
+        if noisy is None:
+            raise InputError("name the noisy labels: noisebench profile NOISY [CLEAN]")
         with stderr.status(f"profiling {noisy}…"):
             pair, origin = profiles.pair_from(noisy, clean)
             learned = profiles.learn(pair, origin)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from noisebench.atomic import write_text_atomic
+from noisebench.cli import options
 from noisebench.cli.common import (
     app,
     bad_input_exits,
@@ -51,7 +52,10 @@ def sweep(
     q: Annotated[str | None, typer.Option(help="q values for gce/sgce, e.g. 0.2,0.4")] = None,
     s: Annotated[str | None, typer.Option(help="s values for sgce, e.g. 0,0.1")] = None,
     rates: Annotated[str | None, typer.Option(help="Noise rates, e.g. 0,0.2,0.4")] = None,
-    noise: Annotated[str | None, typer.Option(help="Noise model (default uniform).")] = None,
+    noise: options.Noise = None,
+    matrix: options.Matrix = None,
+    entity_mix: options.EntityMix = None,
+    noise_profile: options.Profile = None,
     seeds: Annotated[str | None, typer.Option(help="e.g. 0,1,2")] = None,
     data: Annotated[
         str | None,
@@ -93,6 +97,9 @@ def sweep(
         int | None, typer.Option(help="First K training sentences.")
     ] = None,
     runs_dir: Annotated[str | None, typer.Option(help="Where run folders go.")] = None,
+    token_column: options.TokenColumn = None,
+    tag_column: options.TagColumn = None,
+    labels: options.Labels = None,
     jobs: Annotated[
         str | None,
         typer.Option(
@@ -109,6 +116,7 @@ def sweep(
     Example: [bold]noisebench sweep --preset quick[/]
     """
     from noisebench import sweep as sweeps
+    from noisebench.noise import noise_choice
 
     with bad_input_exits():
         overrides = {
@@ -119,7 +127,15 @@ def sweep(
             "q": float_list(q),
             "s": float_list(s),
             "rates": float_list(rates),
-            "noise": noise,
+            "noise": noise_choice(noise, matrix, entity_mix, noise_profile)
+            if (matrix, entity_mix, noise_profile) != (None, None, None)
+            else noise,
+            "matrix": None if matrix is None else str(matrix),
+            "entity_mix": entity_mix,
+            "noise_profile": noise_profile,
+            "token_column": token_column,
+            "tag_column": tag_column,
+            "labels": split_list(labels),
             "data": split_list(data),
             "model": model,
             "seeds": None if seeds is None else tuple(int(x) for x in float_list(seeds)),
@@ -154,7 +170,7 @@ def sweep(
                 f"{run.lr:g}",
                 _maybe(run.q),
                 _maybe(run.s),
-                f"{run.rate:.2f}",
+                run.noise if run.rate is None else f"{run.rate:.2f}",
                 run.validation_labels,
                 str(run.seed),
                 item.status,

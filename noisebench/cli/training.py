@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from noisebench.cli import options
 from noisebench.cli.common import (
     app,
     bad_input_exits,
@@ -36,7 +38,10 @@ def train(
     rate: Annotated[
         float | None, typer.Option(help="Corrupt the training split at this rate first.")
     ] = None,
-    noise: Annotated[str, typer.Option(help="Noise model for --rate.")] = "uniform",
+    noise: options.Noise = None,
+    matrix: options.Matrix = None,
+    entity_mix: options.EntityMix = None,
+    noise_profile: options.Profile = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 3,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 5e-5,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
@@ -130,9 +135,9 @@ def train(
     ] = None,
     save_model: Annotated[bool, typer.Option(help="Keep the best model in <run>/model.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
-    token_column: Annotated[str | None, typer.Option(help="Word column.")] = None,
-    tag_column: Annotated[str | None, typer.Option(help="Tag column.")] = None,
-    labels: Annotated[str | None, typer.Option(help="Label names in id order.")] = None,
+    token_column: options.TokenColumn = None,
+    tag_column: options.TagColumn = None,
+    labels: options.Labels = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Fine-tune an encoder with a (robust) loss; score F1 and calibration.
@@ -140,38 +145,15 @@ def train(
     Example: [bold]noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4[/]
     """
     from noisebench import train as training
+    from noisebench.noise import noise_choice
 
     with bad_input_exits():
+        given = dict(locals())  # every option named as the config field it sets
+        given["labels"] = split_list(labels)
+        given["noise"] = noise_choice(noise, matrix, entity_mix, noise_profile)
+        given["matrix"] = None if matrix is None else str(matrix)
         config = training.TrainConfig(
-            data=data,
-            loss=loss,
-            q=q,
-            s=s,
-            model=model,
-            noise=noise,
-            rate=rate,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            max_length=max_length,
-            max_train_samples=max_train_samples,
-            seed=seed,
-            patience=patience,
-            strict=strict,
-            bins=bins,
-            calibrate=calibrate,
-            token_column=token_column,
-            tag_column=tag_column,
-            labels=split_list(labels),
-            validation_labels=validation_labels,
-            loss_warmup=loss_warmup,
-            method=method,
-            mask_warmup=mask_warmup,
-            mask_cutoff=mask_cutoff,
-            mask_reading=mask_reading,
-            error_profile=error_profile,
-            span_smoothing=span_smoothing,
-            span_distance=span_distance,
+            **{f.name: given[f.name] for f in fields(training.TrainConfig) if f.name in given}
         )
         with stderr.status("loading data and model…"):
             prepared = training.prepare(config, runs_dir, device, compile_model)

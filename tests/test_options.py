@@ -1,0 +1,142 @@
+"""The shared options: one declaration, every command alike; the sweep's child command
+line generated from the config's fields."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+import pytest
+import typer
+
+from noisebench import sweep
+from noisebench import train as training
+from noisebench.cli import app
+from noisebench.config import TrainConfig
+from noisebench.errors import InputError
+
+# settings of the training loop that no command exposes (fixed at their defaults)
+NOT_OPTIONS = {"warmup_ratio", "weight_decay", "max_grad_norm"}
+
+
+def command_options(name: str) -> set[str]:
+    command = typer.main.get_command(app).commands[name]
+    return {option for param in command.params for option in param.opts}
+
+
+def test_every_setting_of_a_run_is_a_train_option():
+    options = command_options("train")
+    for setting in fields(TrainConfig):
+        if setting.name in NOT_OPTIONS:
+            continue
+        option = sweep.TRAIN_OPTION_NAMES.get(setting.name, "--" + setting.name.replace("_", "-"))
+        assert option in options, setting.name
+
+
+@pytest.mark.parametrize("command", ["corrupt", "train", "detect", "sweep"])
+def test_every_command_that_corrupts_takes_the_noise_and_column_options(command):
+    options = command_options(command)
+    shared = {"--noise", "--matrix", "--entity-mix", "--profile", "--data"}
+    assert shared | {"--token-column", "--tag-column", "--labels"} <= options
+
+
+def test_profile_and_score_name_the_dataset_with_data_too():
+    assert "--data" in command_options("profile") and "--data" in command_options("score")
+
+
+def test_the_child_command_line_gives_back_the_same_config(runner, monkeypatch, tmp_path):
+    run = TrainConfig(
+        data="d.conll", loss="sgce", q=0.5, s=0.05, model="m", noise="entity", rate=0.3,
+        entity_mix="missed=1", epochs=4, lr=3e-4, batch_size=8, max_length=64,
+        max_train_samples=100, seed=3, patience=3, strict=True, bins=5,
+        calibrate="temperature", token_column="0", tag_column="ner", labels=("O", "B-X"),
+        validation_labels="clean", loss_warmup=0.2, method="mask-auto", mask_warmup=0.2,
+        mask_cutoff=0.7, mask_reading="literal", error_profile="p.json",
+        span_smoothing=0.1, span_distance=2,
+    )  # fmt: skip
+    assert {f.name for f in fields(TrainConfig) if getattr(run, f.name) != f.default} == {
+        f.name for f in fields(TrainConfig)
+    } - NOT_OPTIONS - {"matrix", "noise_profile"}  # every option away from its default
+    seen = []
+
+    def capture(config, *rest):
+        seen.append(config)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(training, "prepare", capture)
+    command = sweep.train_command(run, str(tmp_path), resume=False)
+    assert command[1:4] == ["-m", "noisebench", "train"]
+    result = runner.invoke(app, command[3:])
+    assert result.exit_code == 2 and "stop here" in result.stderr
+    assert seen == [run]
+    matrix_run = TrainConfig(noise="matrix", matrix="flips.json", validation_labels="clean")
+    runner.invoke(app, sweep.train_command(matrix_run, str(tmp_path), resume=True)[3:])
+    assert seen[-1] == matrix_run
+
+
+def write_matrix(path, labels):
+    """Every B- tag turns into O with probability 0.5."""
+    matrix = {a: {b: float(a == b) for b in labels} for a in labels}
+    for label in labels:
+        if label.startswith("B-"):
+            matrix[label] = {**matrix[label], label: 0.5, "O": 0.5}
+    path.write_text(json.dumps(matrix))
+
+
+def test_train_corrupts_with_a_matrix_and_names_the_run_after_it(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    from conftest import TYPES
+
+    labels = ["O", *sorted({f"B-{t}" for t in TYPES.values()})]
+    flips = tmp_path / "flips.json"
+    write_matrix(flips, labels)
+    args = [
+        "train", "--data", str(ner_dir), "--model", str(tiny_model), "--matrix", str(flips),
+        "--epochs", "1", "--batch-size", "16", "--runs-dir", str(tmp_path / "runs"), "--json",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert "-matrix-flips-ce-seed0-" in document["run_dir"]
+    assert document["config"]["noise"] == "matrix"
+    assert document["config"]["matrix"] == str(flips)
+    noise = document["train"]["label_noise"]
+    assert noise is not None and noise["token_error_rate"] > 0.05
+    refused = runner.invoke(app, [*args, "--noise", "uniform"])
+    assert refused.exit_code == 2
+    assert "--matrix goes with --noise matrix, not --noise uniform" in refused.stderr
+    with_rate = runner.invoke(app, [*args, "--rate", "0.2"])
+    assert with_rate.exit_code == 2 and "--rate has no effect with --matrix" in with_rate.stderr
+
+
+def test_sweep_and_detect_read_columns_by_name(runner, tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.chdir(tmp_path)
+    names = ["O", "B-PER"]
+    features = datasets.Features(
+        {
+            "words": datasets.List(datasets.Value("string")),
+            "ner": datasets.List(datasets.Value("int64")),
+        }
+    )
+    folder = tmp_path / "hub-like"
+    folder.mkdir()
+    for split in ("train", "validation", "test"):
+        rows = {"words": [["ann", "sat"], ["bob", "ran"]], "ner": [[1, 0], [1, 0]]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(
+            str(folder / f"{split}.parquet")
+        )
+    columns = ["--token-column", "words", "--tag-column", "ner", "--labels", ",".join(names)]
+    plan = runner.invoke(
+        app, ["sweep", "--data", str(folder), "--losses", "ce", "--rates", "0", *columns,
+              "--dry-run", "--json"],
+    )  # fmt: skip
+    assert plan.exit_code == 0, plan.output
+    (planned,) = json.loads(plan.stdout)
+    assert (planned["tag_column"], planned["labels"]) == ("ner", names)
+    without = runner.invoke(
+        app, ["sweep", "--data", str(folder), "--losses", "ce", "--rates", "0", "--dry-run"]
+    )
+    assert without.exit_code == 2 and "ner" in without.stderr
