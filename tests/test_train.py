@@ -855,8 +855,6 @@ def test_run_names_say_given_for_the_datasets_own_labels():
 def test_without_a_terminal_train_prints_a_line_per_epoch(runner, ner_dir, tiny_model, tmp_path):
     result = runner.invoke(app, train_args(ner_dir, tiny_model, tmp_path, "--epochs", 2))
     assert result.exit_code == 0, result.output
-    epochs = [
-        line for line in result.stderr.splitlines() if "train loss" in line
-    ]
+    epochs = [line for line in result.stderr.splitlines() if "train loss" in line]
     assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2"]
     assert all("train loss " in line and "validation F1 " in line for line in epochs)
