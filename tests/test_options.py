@@ -33,6 +33,18 @@ def test_every_setting_of_a_run_is_a_train_option():
         assert option in options, setting.name
 
 
+def test_train_options_default_to_the_configs_defaults():
+    """The child command line leaves out what equals the config's default: train must
+    read each left-out option as that default."""
+    command = typer.main.get_command(app).commands["train"]
+    defaults = {param.name: param.default for param in command.params}
+    for setting in fields(TrainConfig):
+        if setting.name in NOT_OPTIONS or setting.name == "noise":  # noise: chosen, see below
+            continue
+        assert defaults[setting.name] == setting.default, setting.name
+    assert defaults["noise"] is None and TrainConfig.noise == "uniform"  # noise_choice(None)
+
+
 @pytest.mark.parametrize("command", ["corrupt", "train", "detect", "sweep"])
 def test_every_command_that_corrupts_takes_the_noise_and_column_options(command):
     options = command_options(command)

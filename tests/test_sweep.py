@@ -102,8 +102,10 @@ def test_validation_labels_noisy_clean_or_both_in_one_study(tmp_path):
     assert len(runs) == 2 * len(sweep.expand(sweep.SweepConfig()))
     assert {r.validation_labels for r in runs} == {"noisy", "clean"}
     noisy_run = next(r for r in runs if r.validation_labels == "noisy" and r.rate)
-    command = sweep.train_command(noisy_run, "runs", resume=False)
-    assert command[command.index("--validation-labels") + 1] == "noisy"
+    assert "--validation-labels" not in sweep.train_command(noisy_run, "runs", resume=False)
+    clean_run = next(r for r in runs if r.validation_labels == "clean")
+    command = sweep.train_command(clean_run, "runs", resume=False)
+    assert command[command.index("--validation-labels") + 1] == "clean"
     # corrupt once per (data, noise, rate, seed, validation noise): 0.0 and 0.4 x 2 labels
     assert len(sweep._unique_corruptions(runs)) == 3
     path = tmp_path / "study.toml"
