@@ -43,6 +43,16 @@ at review budgets (1%, 5%, 10% of the level's units, and at k = the number of tr
 wrong ones), and AUROC beside them (word and sentence levels, where every unit is
 ranked). AP, not AUROC, is the headline: with 1-10% of words wrong, AUROC looks
 excellent long before the top of the ranking is worth a reviewer's time.
+
+Fixes (``--fix``, ``-o DIR``): ``relabel`` writes the suggested spans over a stretch of a
+sentence where the given and suggested spans disagree, only where the suggestion of every
+word the model contradicts there is more likely right than the given label (the model's
+probabilities weighed by a noise matrix that confident learning estimates from them), at
+most ``--budget`` of the words, and refuses a model below ``--min-f1`` validation F1;
+``mask`` leaves the most suspect ``--budget`` of the words out of training, ``drop`` the
+most suspect sentences.
+
+    noisebench detect noisebench:crowd --fix relabel --budget 5% -o fixed/
 """
 
 from __future__ import annotations

@@ -263,3 +263,16 @@ def test_a_finished_run_is_never_deleted_and_an_incomplete_one_starts_over(tmp_p
     (run_dir / runs.RESULTS).unlink()  # an incomplete attempt: cleared, then opened
     checkpoints.open_run_dir(prepared, False, run_dir / "checkpoint" / "state.pt")
     assert sorted(p.name for p in run_dir.iterdir()) == [runs.CONFIG]
+
+
+def test_a_detection_made_in_trains_folder_before_is_reused(runner, ner_dir, tiny_model, tmp_path):
+    args = [*detect_args(ner_dir, tiny_model, tmp_path), "--json"]
+    first = json.loads(runner.invoke(app, args).stdout)
+    own = Path(first["run"])
+    legacy = own.parent.parent / own.name  # where detect trained before it had folders
+    own.rename(legacy)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    reused = json.loads(again.stdout)
+    assert reused["run"] == str(legacy) and reused["cost"]["trainings"] == 0
+    assert reused["levels"] == first["levels"] and not own.exists()

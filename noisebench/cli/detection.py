@@ -48,8 +48,9 @@ def detect(
     budget: Annotated[
         str | None,
         typer.Option(
-            help="Share of each level listed for review (default 10%), or fixed with --fix"
-            " (default 5%), e.g. 5% or 0.05."
+            help="Share of each level listed for review (default 10%); with --fix (default"
+            " 5%) the most words relabelled (a cap: fewer where the model is unsure), or the"
+            " words masked or sentences dropped, e.g. 5% or 0.05."
         ),
     ] = None,
     fix: Annotated[
@@ -233,7 +234,7 @@ def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> 
     fix = document.get("fix")
     if fix is not None and fix["fix"] == "relabel":
         stdout.print(
-            f"--fix relabel: {fix['relabelled_words']:,} words relabelled (at most"
+            f"--fix relabel: {fix['relabelled_words']:,} word(s) relabelled (at most"
             f" {fix['budget_words']:,}: {fix['budget']:.0%} of the words); the model"
             f" contradicts {fix['contradicted_words']:,}, {fix['confident_words']:,} of them"
             " more likely right than their given label"
