@@ -879,14 +879,17 @@ def relabelled(
     detection: Detection, share: float, scheme: str, matrix: np.ndarray
 ) -> tuple[np.ndarray, dict]:
     """The given labels with the suggestions written over the stretches where they are
-    more likely right (``confident_suggestions`` with the noise ``matrix``, for every word
-    the model contradicts there), the most suspect stretch first (its worst word's
-    score), while at most ``share`` of the words change: the budget is a cap, not a
-    quota. Spans are relabelled whole (``disagreements``, ``write_stretch``: valid in the
-    scheme, the other words keep their labels); tags without spans word by word. Returns
-    the labels and the counts."""
+    more likely right (``confident_suggestions`` with the noise ``matrix``, between
+    labels the model has learned, ``learned_labels``: for every word the model
+    contradicts there), the most suspect stretch first (its worst word's score), while at
+    most ``share`` of the words change: the budget is a cap, not a quota. Spans are
+    relabelled whole (``disagreements``, ``write_stretch``: valid in the scheme, the other
+    words keep their labels); tags without spans word by word. Returns the labels and
+    the counts."""
     given, suggested, probs = detection.given, detection.suggested, detection.probs
+    learned = learned_labels(given, suggested, ~np.isnan(probs[:, 0]), len(detection.labels))
     confident = confident_suggestions(given, suggested, probs, matrix)
+    confident &= learned[given] & learned[suggested]
     cap = max(1, round(share * len(given)))
     stretches = _stretches(detection, scheme)  # (sentence, first word, one past the last)
     worst = np.array(
@@ -921,7 +924,27 @@ def relabelled(
         "contradicted_words": int((~np.isnan(probs[:, 0]) & (suggested != given)).sum()),
         "confident_words": int(confident.sum()),
         "budget_words": cap,
+        "unlearned_labels": [detection.labels[k] for k in np.flatnonzero(~learned)],
     }
+
+
+def learned_labels(
+    given: np.ndarray, suggested: np.ndarray, seen: np.ndarray, labels: int
+) -> np.ndarray:
+    """Bool per label (``labels`` of them): the model predicts it for at least half of
+    the training words given it (of those it saw). Confident learning assumes every label
+    is right more often than not, so a label the model contradicts on most of its own
+    training words is one it has not learned, and its contradictions there say nothing
+    about the labels: no word is relabelled from or to it. A label never given is not
+    learned either.
+
+    >>> given, suggested = np.array([0, 0, 1, 1, 1, 2]), np.array([0, 1, 1, 2, 2, 2])
+    >>> learned_labels(given, suggested, np.ones(6, dtype=bool), 4).tolist()
+    [True, False, True, False]
+    """
+    agreed = np.bincount(given[seen & (given == suggested)], minlength=labels)
+    words = np.bincount(given[seen], minlength=labels)
+    return (words > 0) & (2 * agreed >= words)
 
 
 def _stretches(detection: Detection, scheme: str) -> list[tuple[int, int, int]]:

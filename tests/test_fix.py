@@ -29,14 +29,22 @@ def one_hot(suggested: list[int], confidence: float) -> np.ndarray:
     return probs
 
 
-def hand_made(sentences: list[tuple[str, str]], probs: np.ndarray, **fields):
-    """A detection of the given/suggested label strings; the word scores rank later words
-    as more suspect unless given."""
+AGREED = "B-PER I-PER O B-LOC I-LOC O"  # every label, as the model predicts it too
+
+
+def hand_made(sentences: list[tuple[str, str]], probs: np.ndarray, agreed: str = AGREED, **fields):
+    """A detection of the given/suggested label strings (the word scores rank later words
+    as more suspect unless given), then five sentences of ``agreed`` labels the model
+    predicts confidently: the labels it has learned (least suspect, 30 words more)."""
+    extra = 5 * len(agreed.split())
+    sentences = [*sentences, *[(agreed, agreed)] * 5]
+    probs = np.vstack([probs, *[one_hot(ids(agreed), 0.999)] * 5])
     given = np.array([t for g, _ in sentences for t in ids(g)])
     suggested = np.array([t for _, s in sentences for t in ids(s)])
     lengths = [len(g.split()) for g, _ in sentences]
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    scores = fields.pop("scores", np.arange(len(given), dtype=float))
+    scores = fields.pop("scores", np.arange(len(given) - extra, dtype=float))
+    scores = np.concatenate([scores, np.full(extra, -1.0)])
     tokens = [["w"] * n for n in lengths]
     return detect.Detection(
         "retag", "retag", NAMES, tokens, offsets, given, suggested, scores, probs=probs, **fields
@@ -102,10 +110,10 @@ def test_a_suggestion_no_more_likely_than_its_label_is_not_relabelled_within_the
     probs = np.vstack([one_hot(ids("O B-LOC I-LOC O"), 0.999), one_hot(ids("O O"), 0.6)])
     found = hand_made(sentences, probs, scores=np.array([0, 1, 1, 0, 9, 0.0]))
     tags, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.01))
-    assert names_of(tags, found.offsets) == [["O", "B-LOC", "I-LOC", "O"], ["B-LOC", "O"]]
+    assert names_of(tags, found.offsets)[:2] == [["O", "B-LOC", "I-LOC", "O"], ["B-LOC", "O"]]
     assert counts == {
         "relabelled_words": 2, "relabelled_stretches": 1, "contradicted_words": 3,
-        "confident_words": 2, "budget_words": 6,
+        "confident_words": 2, "budget_words": 36, "unlearned_labels": [],
     }  # fmt: skip
 
 
@@ -115,15 +123,14 @@ def test_the_budget_caps_the_words_changed_most_suspect_first():
     scores = np.zeros(14)
     scores[[1, 4, 7, 10]] = [0.2, 0.9, 0.5, 0.1]  # the second sentence is the most suspect
     found = hand_made(sentences, probs, scores=scores)
-    tags, counts = detect.relabelled(found, 2 / 14, "IOB2", noise(0.05))
+    tags, counts = detect.relabelled(found, 2 / 44, "IOB2", noise(0.05))
     assert counts["budget_words"] == 2 and counts["relabelled_words"] == 2
     assert counts["confident_words"] == 4  # more than the budget allows: a cap, not a quota
     assert np.flatnonzero(tags != found.given).tolist() == [4, 7]
     # a budget beyond what is confident changes nothing more
     everything, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.05))
-    assert (everything != found.given).sum() == counts["relabelled_words"] == 4 and counts[
-        "budget_words"
-    ] == 14
+    assert (everything != found.given).sum() == counts["relabelled_words"] == 4
+    assert counts["budget_words"] == 44
 
 
 @pytest.mark.parametrize(
@@ -170,17 +177,36 @@ def test_a_stretch_next_to_a_label_invalid_in_the_given_data_is_left_alone():
 
 def test_tags_without_spans_are_relabelled_word_by_word():
     labels = ["NN", "VB", "DT"]
-    given, suggested = np.array([0, 0, 2, 1]), np.array([1, 0, 2, 0])
-    probs = np.array([[0.001, 0.998, 0.001], [0.9, 0.05, 0.05], [0, 0, 1], [0.4, 0.6, 0]])
+    given, suggested = np.array([0, 0, 2, 1, 0, 1, 2, 1]), np.array([1, 0, 2, 0, 0, 1, 2, 1])
+    probs = np.array(
+        [
+            [0.001, 0.998, 0.001], [0.9, 0.05, 0.05], [0, 0, 1], [0.4, 0.6, 0],
+            [0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0, 0, 1], [0.05, 0.9, 0.05],
+        ]
+    )  # fmt: skip
     found = detect.Detection(
-        "retag", "retag", labels, [["a", "b"], ["c", "d"]], np.array([0, 2, 4]), given,
-        suggested, np.arange(4.0), probs=probs,
+        "retag", "retag", labels, [["a", "b"], ["c", "d"], ["e", "f", "g", "h"]],
+        np.array([0, 2, 4, 8]), given, suggested, np.arange(8.0), probs=probs,
     )  # fmt: skip
     matrix = np.full((3, 3), 0.05)
     np.fill_diagonal(matrix, 0.9)
     tags, counts = detect.relabelled(found, 1.0, detect.NO_SCHEME, matrix)
-    assert tags.tolist() == [1, 0, 2, 1]  # the last word's 0.4 against 0.6: kept
+    assert tags.tolist() == [1, 0, 2, 1, 0, 1, 2, 1]  # the fourth word's 0.4 against 0.6: kept
     assert counts["relabelled_words"] == 1 and counts["contradicted_words"] == 2
+
+
+def test_no_word_is_relabelled_from_or_to_a_label_the_model_has_not_learned():
+    # the model never predicts I-PER (it splits every name in two, confidently): its
+    # contradictions of I-PER say nothing about the labels
+    sentences = [("O B-PER I-PER O", "O B-PER B-PER O")] * 3
+    probs = np.vstack([one_hot(ids("O B-PER B-PER O"), 0.999)] * 3)
+    found = hand_made(sentences, probs, agreed="B-PER O B-LOC I-LOC O")
+    assert detect.confident_suggestions(
+        found.given, found.suggested, found.probs, noise(0.05)
+    ).any()
+    tags, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.05))
+    assert (tags == found.given).all() and counts["confident_words"] == 0
+    assert counts["unlearned_labels"] == ["I-PER"]  # B-PER, B-LOC, I-LOC and O are learned
 
 
 def test_a_weak_model_is_refused_and_the_refusal_can_be_overridden():

@@ -237,7 +237,7 @@ def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> 
             f"--fix relabel: {fix['relabelled_words']:,} word(s) relabelled (at most"
             f" {fix['budget_words']:,}: {fix['budget']:.0%} of the words); the model"
             f" contradicts {fix['contradicted_words']:,}, {fix['confident_words']:,} of them"
-            " more likely right than their given label"
+            " more likely right than their given label" + _unlearned(fix.get("unlearned_labels"))
         )
     if fix is not None:
         before, after = fix["noise_before"], fix["noise_after"]
@@ -251,6 +251,12 @@ def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> 
     if out is not None:
         written = "issues.parquet, issues.jsonl, review.conll, labelstudio.json"
         stdout.print(f"wrote {out}/ ({written}{', the fixed splits' if fix else ''})")
+
+
+def _unlearned(labels: list[str] | None) -> str:
+    if not labels:
+        return ""
+    return f" (none from or to a label it has not learned: {', '.join(labels)})"
 
 
 def _counted(after: dict) -> str:
