@@ -152,3 +152,38 @@ def test_sweep_and_detect_read_columns_by_name(runner, tmp_path, monkeypatch):
         app, ["sweep", "--data", str(folder), "--losses", "ce", "--rates", "0", "--dry-run"]
     )
     assert without.exit_code == 2 and "ner" in without.stderr
+
+
+def test_detect_reads_columns_by_name_and_takes_data(runner, tmp_path, monkeypatch):
+    import datasets
+
+    features = datasets.Features(
+        {
+            "words": datasets.List(datasets.Value("string")),
+            "ner": datasets.List(datasets.Value("int64")),
+        }
+    )
+    folder = tmp_path / "hub-like"
+    folder.mkdir()
+    for split in ("train", "validation", "test"):
+        rows = {"words": [["ann", "sat"], ["bob", "ran"]], "ner": [[1, 0], [1, 0]]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(
+            str(folder / f"{split}.parquet")
+        )
+    seen = []
+
+    def capture(config, *rest):
+        seen.append(config)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(training, "prepare", capture)
+    columns = ["--token-column", "words", "--tag-column", "ner", "--labels", "O,B-PER"]
+    result = runner.invoke(app, ["detect", "--data", str(folder), *columns])
+    assert result.exit_code == 2 and "stop here" in result.stderr
+    assert (seen[0].data, seen[0].tag_column, seen[0].labels) == (
+        str(folder),
+        "ner",
+        ("O", "B-PER"),
+    )
+    twice = runner.invoke(app, ["detect", "a.conll", "--data", "b.conll"])
+    assert twice.exit_code == 2 and "name the dataset once" in twice.stderr

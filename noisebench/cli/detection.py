@@ -10,7 +10,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from noisebench.cli.common import app, bad_input_exits, print_json, stderr, stdout
+from noisebench.cli import options
+from noisebench.cli.common import (
+    app,
+    bad_input_exits,
+    print_json,
+    split_list,
+    stderr,
+    stdout,
+)
 from noisebench.detect import MIN_F1
 from noisebench.errors import InputError
 from noisebench.schemes import NO_SCHEME
@@ -19,8 +27,12 @@ from noisebench.schemes import NO_SCHEME
 @app.command(rich_help_panel="Data")
 def detect(
     data: Annotated[
-        str, typer.Argument(help="Built-in name, file, folder or Hub id (as train --data).")
-    ] = "conll2003",
+        str | None,
+        typer.Argument(
+            help=options.DATA_HELP + " Or --data; default conll2003.", show_default=False
+        ),
+    ] = None,
+    data_option: options.DataOption = None,
     detector: Annotated[
         str,
         typer.Option(
@@ -91,7 +103,13 @@ def detect(
     rate: Annotated[
         float | None, typer.Option(help="Corrupt the data first (train --rate).")
     ] = None,
-    noise: Annotated[str, typer.Option(help="Noise model for --rate.")] = "uniform",
+    noise: options.Noise = None,
+    matrix: options.Matrix = None,
+    entity_mix: options.EntityMix = None,
+    noise_profile: options.Profile = None,
+    token_column: options.TokenColumn = None,
+    tag_column: options.TagColumn = None,
+    labels: options.Labels = None,
     epochs: Annotated[int, typer.Option(help="Epochs per training.")] = 3,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
@@ -112,6 +130,7 @@ def detect(
     from noisebench import review, runs
     from noisebench import train as training
     from noisebench.cli.training import training_progress
+    from noisebench.noise import noise_choice
 
     with bad_input_exits():
         share = detection.parse_share(budget or ("5%" if fix else "10%"))
@@ -135,9 +154,13 @@ def detect(
             prepared = training.prepare(train_config, Path(run).parent, device)
         else:
             train_config = training.TrainConfig(
-                data=data, loss=loss, method=method, model=model, rate=rate, noise=noise,
-                epochs=epochs, lr=lr, batch_size=batch_size,
-                max_train_samples=max_train_samples, seed=seed,
+                data=options.dataset(data, data_option), loss=loss, method=method,
+                model=model, rate=rate,
+                noise=noise_choice(noise, matrix, entity_mix, noise_profile),
+                matrix=None if matrix is None else str(matrix), entity_mix=entity_mix,
+                noise_profile=noise_profile, epochs=epochs, lr=lr, batch_size=batch_size,
+                max_train_samples=max_train_samples, seed=seed, token_column=token_column,
+                tag_column=tag_column, labels=split_list(labels),
             )  # fmt: skip
             with stderr.status("loading data and model…"):
                 prepared = training.prepare(train_config, runs_dir, device)
