@@ -16,27 +16,31 @@ from pathlib import Path
 import numpy as np
 
 from noisebench import rankings, review
+from noisebench.errors import one_line
 
 DETECTION_FILE = "detection.json"
 REFERENCE = ("cv", "self_confidence")  # cleanlab's default: the baseline every row faces
 REPLICATES = 1000
 
 
-def collect(folders: list[Path]) -> list[dict]:
-    """The detection documents below ``folders``, each with its ``folder``."""
-    found = []
+def collect(folders: list[Path]) -> tuple[list[dict], list[str]]:
+    """The detection documents below ``folders``, each with its ``folder``, and a line for
+    each ``detection.json`` that could not be read (skipped, and said so)."""
+    found, unreadable = [], []
     for folder in folders:
         folder = Path(folder)
         candidates = [folder] if (folder / DETECTION_FILE).is_file() else []
         if folder.is_dir() and not candidates:
             candidates = sorted(p for p in folder.iterdir() if (p / DETECTION_FILE).is_file())
         for candidate in candidates:
+            path = candidate / DETECTION_FILE
             try:
-                document = json.loads((candidate / DETECTION_FILE).read_text())
-            except (OSError, ValueError):
+                document = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                unreadable.append(f"{path}: {one_line(error)}")
                 continue
             found.append({**document, "folder": str(candidate)})
-    return found
+    return found, unreadable
 
 
 def name_of(document: dict) -> str:

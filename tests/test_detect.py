@@ -507,8 +507,16 @@ def test_leaderboard_shows_detectors_against_cleanlabs_default_paired(runner, tm
         -rows[("dynamics (aum)", "sentence")]["vs_cleanlab"]["difference"]
     )
     assert rows[("dynamics (aum)", "entity")]["vs_best"] is None
-    text = runner.invoke(app, ["leaderboard", str(tmp_path), "--bootstrap", "50"]).stdout
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "detection.json").write_text("{not json")
+    shown = runner.invoke(app, ["leaderboard", str(tmp_path), "--bootstrap", "50"])
+    text = shown.stdout
     assert "detect: finding the wrong labels" in text and "toy" in text
+    assert (
+        f"note: skipped an unreadable detection: {broken / 'detection.json'}: JSONDecodeError"
+        in (shown.stderr.replace("\n", ""))
+    )
     order = np.argsort(-made["dyn"].word_scores)
     assert detections._weighted_ap(order, truth, np.ones(1000)) == pytest.approx(ap["dyn"])
 

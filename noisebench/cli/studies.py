@@ -336,7 +336,9 @@ def leaderboard(
             stderr.print(f"note: --baseline {baseline}: {boards.LEGACY_BASELINE}", soft_wrap=True)
         from noisebench import detections as detection_boards
 
-        found_detections = detection_boards.collect(folders)
+        found_detections, unreadable = detection_boards.collect(folders)
+        for line in unreadable:
+            stderr.print(f"note: skipped an unreadable detection: {line}", soft_wrap=True)
         collected = boards.collect(folders, split, metric_names)
         if collected.complete == 0 and not found_detections:
             raise InputError(
