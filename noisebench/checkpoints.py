@@ -95,7 +95,14 @@ def load_checkpoint(path: Path, model, optimizer, schedule) -> dict:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        cause = f"it names {found.group(1)}" if found else "not a checkpoint"
+        named = found.group(1) if found else ""
+        cause = (
+            "numpy arrays: made by an older noisebench"
+            if named.startswith("numpy")
+            else f"it names {named}"
+            if named
+            else "not a checkpoint"
+        )
         raise InputError(
             f"{path}: refused: holds more than tensors and plain values ({cause}); "
             "delete its checkpoint/ folder to train from the start"

@@ -16,6 +16,7 @@ VALIDATION_LABELS = ("noisy", "clean")
 
 
 NOISE_SETTINGS = ("matrix", "entity_mix", "noise_profile")
+NOISES_WITHOUT_RATE = ("matrix", "profile")  # their file sets every flip probability
 
 # keys that ``TrainConfig.identity`` adds (they follow from the settings; not settings)
 DERIVED_IDENTITY_KEYS = ("validation_noise",)
@@ -131,10 +132,10 @@ class TrainConfig:
     @property
     def adds_noise(self) -> bool:
         """The training data is corrupted first: a ``--rate``, a matrix or a profile."""
-        return self.rate is not None or self.noise in ("matrix", "profile")
+        return self.rate is not None or self.noise in NOISES_WITHOUT_RATE
 
     @property
     def corrupts_validation(self) -> bool:
         """Simulated noise reaches the validation labels too (``--validation-labels noisy``)."""
-        changes_labels = bool(self.rate) or self.noise in ("matrix", "profile")
+        changes_labels = bool(self.rate) or self.noise in NOISES_WITHOUT_RATE
         return changes_labels and self.validation_labels == "noisy"

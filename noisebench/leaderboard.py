@@ -25,7 +25,12 @@ import numpy as np
 
 from noisebench import runs
 from noisebench.atomic import write_bytes_atomic, write_text_atomic
-from noisebench.config import DERIVED_IDENTITY_KEYS, TrainConfig
+from noisebench.config import (
+    DERIVED_IDENTITY_KEYS,
+    NOISE_SETTINGS,
+    NOISES_WITHOUT_RATE,
+    TrainConfig,
+)
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.methods import is_bound
@@ -83,7 +88,7 @@ NAMED_ELSEWHERE = (
 )
 # settings a config holds only where they apply (``TrainConfig.identity``): a run without
 # one has none, which differs from no other run's
-WHERE_THEY_APPLY = ("mask_warmup",)
+WHERE_THEY_APPLY = ("mask_warmup", *NOISE_SETTINGS)
 TUNED = ("lr", "q", "s")  # what ``sweep --tune`` varies and ``select_tuned`` chooses among
 SETTING_ORDER = tuple(f.name for f in fields(TrainConfig))
 LONG_FIELDS = (
@@ -203,9 +208,7 @@ def run_settings(results: dict) -> dict:
     """
     config = results["config"]
     settings = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
-    noisy = config.get("rate") is not None
-    settings["noise"] = config["noise"] if noisy else "none"
-    settings["rate"] = float(config["rate"]) if noisy else 0.0
+    settings["noise"], settings["rate"] = noise_and_rate(config)
     if config["loss"] == "ce":
         settings.pop("loss_warmup", None)
     else:
@@ -217,6 +220,24 @@ def run_settings(results: dict) -> dict:
     oracle = is_oracle(results)
     settings["validation_labels"] = "clean" if oracle else config.get("validation_labels", "noisy")
     return settings
+
+
+def noise_and_rate(config: dict) -> tuple[str, float]:
+    """The noise a run added to its data and its rate: ``("none", 0.0)`` without any;
+    a matrix or a profile sets every rate itself (shown as 0).
+
+    >>> noise_and_rate({"noise": "uniform", "rate": 0.4})
+    ('uniform', 0.4)
+    >>> noise_and_rate({"noise": "uniform", "rate": None})
+    ('none', 0.0)
+    >>> noise_and_rate({"noise": "matrix", "rate": None, "matrix": "flips.json"})
+    ('matrix', 0.0)
+    """
+    if config.get("noise") in NOISES_WITHOUT_RATE:
+        return config["noise"], 0.0
+    if config.get("rate") is None:
+        return "none", 0.0
+    return config["noise"], float(config["rate"])
 
 
 def _setting_text(settings: dict, name: str) -> str:
@@ -424,7 +445,7 @@ def _add_run(
     collected: Collected, run_dir: Path, results: dict, split: str, metric_names: list[str]
 ) -> None:
     config = results["config"]
-    noisy = config.get("rate") is not None
+    noise, rate = noise_and_rate(config)
     dataset = results.get("dataset") or dataset_name(config["data"])
     if is_oracle(results):  # an oracle run never mixes with others
         dataset += ORACLE_SUFFIX
@@ -432,8 +453,8 @@ def _add_run(
         "run": run_dir.name,
         "dataset": dataset,
         "model": Path(config["model"]).name if Path(config["model"]).exists() else config["model"],
-        "noise": config["noise"] if noisy else "none",
-        "rate": float(config["rate"]) if noisy else 0.0,
+        "noise": noise,
+        "rate": rate,
         "loss": config["loss"]
         + _warmup_label(config)
         + _span_label(config)

@@ -403,7 +403,9 @@ class WordSelection:
         self.group_counts = {g: {"disagree": 0, "left_out": 0} for g in self.groups}
         self.readings = {g: self.readings[g] for g in self.groups}
         self.thresholds = dict(state["thresholds"])
-        self.pending = {g: list(v) for g, v in state["pending"].items()}
+        # a checkpoint keeps the waiting confidences as CPU tensors: back to host arrays,
+        # which join the device's later ones in ``_disagreeing`` wherever training runs
+        self.pending = {g: [np.asarray(p) for p in v] for g, v in state["pending"].items()}
         self.fits = list(state["fits"])
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from noisebench import data, methods, profiles, runs, sources, targets
-from noisebench.config import VALIDATION_LABELS, TrainConfig
+from noisebench.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
 from noisebench.errors import InputError
 from noisebench.losses import build_loss
 from noisebench.noise import (
@@ -183,7 +183,7 @@ def ignored_words(split) -> int:
 def check_noise(config: TrainConfig) -> None:
     """The noise options combine as ``corrupt`` takes them (``noise.noise_choice``)."""
     noise_choice(config.noise, config.matrix, config.entity_mix, config.noise_profile)
-    if config.noise in ("matrix", "profile"):
+    if config.noise in NOISES_WITHOUT_RATE:
         NoiseConfig(
             noise=config.noise, rate=config.rate, matrix={} if config.matrix else None,
             profile={} if config.noise_profile else None,

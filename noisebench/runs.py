@@ -68,11 +68,12 @@ def legacy_run_name(config: dict, dataset: str) -> str:
 
 def run_dir(runs_dir: Path, config: dict, dataset: str) -> Path:
     """Where a run lives: its folder under the current name, or the folder an earlier
-    version made for the same run (same hash) where only that one exists, so finished
-    and interrupted runs are found, not trained again."""
+    version made for the same run (same hash) where only that one exists and it finished
+    or holds a checkpoint, so those runs are found, not trained again."""
     current = Path(runs_dir) / run_name(config, dataset)
     legacy = Path(runs_dir) / legacy_run_name(config, dataset)
-    return legacy if legacy != current and legacy.is_dir() and not current.exists() else current
+    started = (legacy / RESULTS).is_file() or (legacy / "checkpoint").is_dir()
+    return legacy if legacy != current and started and not current.exists() else current
 
 
 def _name(config: dict, dataset: str, noise: str) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 
 from noisebench import data, runs
 from noisebench.checkpoints import CHECKPOINT
-from noisebench.config import VALIDATION_LABELS, TrainConfig
+from noisebench.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
 from noisebench.losses import LOSSES
@@ -278,7 +278,7 @@ def _validate(config: SweepConfig) -> None:
     if not config.seeds:
         raise InputError("--seeds: give at least one seed")
     noise_choice(config.noise, config.matrix, config.entity_mix, config.noise_profile)
-    if config.noise in ("matrix", "profile") and any(g.rates != Grid().rates for g in config.grids):
+    if config.noise in NOISES_WITHOUT_RATE and any(g.rates != Grid().rates for g in config.grids):
         raise InputError(f"--rates has no effect with --noise {config.noise}: it sets every rate")
     for key, values in config.tune:
         if not values:
@@ -318,7 +318,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
     for (dataset, grid), labels in itertools.product(pairs, config.validation_labels):
         for loss, method, eps in itertools.product(grid.losses, grid.methods, grid.span_smoothing):
             settings = loss_settings(config, grid, loss, trials)
-            rates = (None,) if config.noise in ("matrix", "profile") else grid.rates
+            rates = (None,) if config.noise in NOISES_WITHOUT_RATE else grid.rates
             for rate, (lr, q, s), seed in itertools.product(rates, settings, config.seeds):
                 run = TrainConfig(
                     data=dataset,

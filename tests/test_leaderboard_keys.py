@@ -170,3 +170,20 @@ def test_tuning_chooses_among_runs_of_one_budget_only(runner, tmp_path):
         "ce epochs=2 lr=0.0001",
         "ce epochs=4 lr=1e-05",
     ]
+
+
+def test_a_matrix_run_is_its_own_noise_and_names_nothing_in_other_rows(tmp_path):
+    write_run(tmp_path, "ce", None, None, 0.4, 0, 0.60, 0.1)
+    matrix_run = write_run(tmp_path, "ce", None, None, 0.0, 0, 0.50, 0.1)
+    stored = json.loads((matrix_run / "config.json").read_text())
+    stored["config"].update(rate=None, noise="matrix", matrix="flips.json")
+    (matrix_run / "config.json").write_text(json.dumps(stored))
+    results = json.loads((matrix_run / "results.json").read_text())
+    results["config"] = stored["config"]
+    (matrix_run / "results.json").write_text(json.dumps(results))
+    cells = {row["noise"]: row for row in f1_cells(tmp_path)}
+    assert set(cells) == {"uniform", "matrix"}
+    assert cells["matrix"]["settings"]["matrix"] == "flips.json"
+    assert cells["uniform"]["loss"] == "ce" and cells["matrix"]["loss"] == "ce"
+    tables = boards.pivots(list(cells.values()), ["f1"])
+    assert len(tables) == 2 and all(table.rows == ["ce"] for table in tables)

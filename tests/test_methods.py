@@ -169,6 +169,24 @@ def test_checkpointed_confidences_refit_as_the_ones_kept_on_the_device():
     assert live.thresholds == saved.thresholds
 
 
+def test_confidences_back_from_a_checkpoint_file_are_host_arrays(tmp_path):
+    """``torch.load(weights_only=True)`` gives the saved arrays back as CPU tensors; they
+    must join the device's later confidences (a CUDA tensor and a CPU one cannot be
+    concatenated), so they come back as arrays."""
+    from noisebench.checkpoints import plain
+
+    logits = logits_for(PREDICTED, CONFIDENCE)
+    live = selection("mask-all")
+    for step in range(2):
+        live.select(logits, LABELS, None, step)
+    torch.save(plain(live.state_dict()), tmp_path / "state.pt")
+    saved = selection("mask-all")
+    saved.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert all(isinstance(p, np.ndarray) for p in saved.pending["all"])
+    saved.select(logits, LABELS, None, 2)  # a device tensor joins them
+    assert methods._disagreeing(saved.pending["all"]).tolist() == pytest.approx([0.5, 0.9, 0.6] * 3)
+
+
 def test_the_beta_mixture_finds_a_known_mixture():
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.beta(2, 6, 4000), rng.beta(12, 2, 2000)])

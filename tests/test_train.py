@@ -858,3 +858,22 @@ def test_without_a_terminal_train_prints_a_line_per_epoch(runner, ner_dir, tiny_
     epochs = [line for line in result.stderr.splitlines() if "train loss" in line]
     assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2"]
     assert all("train loss " in line and "validation F1 " in line for line in epochs)
+
+
+def test_an_empty_folder_under_the_legacy_name_is_not_taken_for_the_run(tmp_path):
+    config = {"loss": "ce", "seed": 0, "noise": "uniform", "rate": None}
+    legacy = tmp_path / runs.legacy_run_name(config, "d")
+    legacy.mkdir()  # an attempt that died before its first checkpoint
+    assert runs.run_dir(tmp_path, config, "d") == tmp_path / runs.run_name(config, "d")
+    (legacy / "checkpoint").mkdir()
+    assert runs.run_dir(tmp_path, config, "d") == legacy
+
+
+def test_a_checkpoint_of_an_older_version_is_refused_as_such(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    path = tmp_path / "state.pt"
+    torch.save({"model": model.state_dict(), "state": {"pending": [np.ones(3)]}}, path)
+    with pytest.raises(InputError, match="numpy arrays: made by an older noisebench"):
+        training.load_checkpoint(path, model, optimizer, schedule)

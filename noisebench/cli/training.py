@@ -144,11 +144,12 @@ def train(
 
     Example: [bold]noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4[/]
     """
+    # the options alone (nothing else is defined yet), each named as the field it sets
+    given = dict(locals())
     from noisebench import train as training
     from noisebench.noise import noise_choice
 
     with bad_input_exits():
-        given = dict(locals())  # every option named as the config field it sets
         given["labels"] = split_list(labels)
         given["noise"] = noise_choice(noise, matrix, entity_mix, noise_profile)
         given["matrix"] = None if matrix is None else str(matrix)
