@@ -7,7 +7,9 @@ config.identity()  # what config.json and results.json store; hashed into the ru
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from noisebench import methods, runs, targets
 from noisebench.errors import InputError
@@ -19,7 +21,7 @@ NOISE_SETTINGS = ("matrix", "entity_mix", "noise_profile")
 NOISES_WITHOUT_RATE = ("matrix", "profile")  # their file sets every flip probability
 
 # keys that ``TrainConfig.identity`` adds (they follow from the settings; not settings)
-DERIVED_IDENTITY_KEYS = ("validation_noise",)
+DERIVED_IDENTITY_KEYS = ("validation_noise", "matrix_crc32", "noise_profile_crc32")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ class TrainConfig:
         for key in NOISE_SETTINGS:
             if identity[key] is None:  # older runs keep their names
                 del identity[key]
+        for key in ("matrix", "noise_profile"):  # a file's content, not only its name
+            if identity.get(key) and Path(identity[key]).is_file():
+                content = Path(identity[key]).read_bytes()
+                identity[f"{key}_crc32"] = f"{zlib.crc32(content):08x}"
         if self.method != methods.AUTO:
             del identity["error_profile"]
         if self.method == "none":

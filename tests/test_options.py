@@ -187,3 +187,14 @@ def test_detect_reads_columns_by_name_and_takes_data(runner, tmp_path, monkeypat
     )
     twice = runner.invoke(app, ["detect", "a.conll", "--data", "b.conll"])
     assert twice.exit_code == 2 and "name the dataset once" in twice.stderr
+
+
+def test_a_matrix_run_is_keyed_by_the_files_content(tmp_path):
+    flips = tmp_path / "flips.json"
+    flips.write_text('{"O": {"O": 1.0}}')
+    run = TrainConfig(noise="matrix", matrix=str(flips))
+    before = run.identity()
+    flips.write_text('{"O": {"O": 0.5, "B-X": 0.5}}')
+    after = run.identity()
+    assert before["matrix_crc32"] != after["matrix_crc32"]
+    assert TrainConfig.from_identity(after) == run
