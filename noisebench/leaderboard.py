@@ -546,7 +546,8 @@ def aggregate(records: list[dict]) -> list[dict]:
     for record in records:
         cells.setdefault(cell_key(record), []).append(record)
     rows = []
-    for members in cells.values():
+    for everyone in cells.values():
+        members, repeated = one_per_seed(everyone)
         array = np.asarray([r["value"] for r in members], dtype=np.float64)
         std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
         half_width = (
@@ -567,9 +568,28 @@ def aggregate(records: list[dict]) -> list[dict]:
                 "still_improving": still_improving(
                     [r.get("validation_history") or [] for r in members]
                 ),
+                # runs left out: another run of the cell had the same seed (a copy)
+                "repeated_runs": repeated,
             }
         )
     return rows
+
+
+def one_per_seed(records: list[dict]) -> tuple[list[dict], list[str]]:
+    """A cell's records with one run per seed (the first by run name: two runs with the
+    same settings and seed are copies, not evidence), and the names of the others.
+
+    >>> one_per_seed([{"seed": 0, "run": "b"}, {"seed": 0, "run": "a"}, {"seed": 1, "run": "c"}])
+    ([{'seed': 0, 'run': 'a'}, {'seed': 1, 'run': 'c'}], ['b'])
+    """
+    kept: dict = {}
+    repeated = []
+    for record in sorted(records, key=lambda r: (r["seed"], r["run"])):
+        if record["seed"] in kept:
+            repeated.append(record["run"])
+        else:
+            kept[record["seed"]] = record
+    return list(kept.values()), repeated
 
 
 STILL_RISING = 0.01  # validation F1 gained at the last epoch that calls a run unfinished

@@ -317,6 +317,7 @@ def test_a_loss_with_a_ce_start_is_its_own_row(tmp_path):
     results["config"]["loss_warmup"] = 0.0
     (warmed / "results.json").write_text(json.dumps(results))
     del results["config"]["loss_warmup"]  # a run from before --loss-warmup had none
+    results["config"]["seed"] = 2
     old = write_run(tmp_path, "gce", 0.7, None, 0.4, 2, 0.40, 0.1)
     (old / "results.json").write_text(json.dumps(results | {"splits": {"test": {"f1": 0.4}}}))
     rows = boards.aggregate(boards.collect([tmp_path], "test", ["f1"]).records)

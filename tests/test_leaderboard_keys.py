@@ -187,3 +187,17 @@ def test_a_matrix_run_is_its_own_noise_and_names_nothing_in_other_rows(tmp_path)
     assert cells["uniform"]["loss"] == "ce" and cells["matrix"]["loss"] == "ce"
     tables = boards.pivots(list(cells.values()), ["f1"])
     assert len(tables) == 2 and all(table.rows == ["ce"] for table in tables)
+
+
+def test_a_copied_run_counts_once_and_is_named(runner, tmp_path):
+    write_run(tmp_path / "a", "ce", None, None, 0.4, 0, 0.60, 0.1)
+    write_run(tmp_path / "b", "ce", None, None, 0.4, 0, 0.80, 0.1)  # the same run, copied
+    records = boards.collect([tmp_path / "a", tmp_path / "b"], "test", ["f1"]).records
+    (cell,) = [row for row in boards.aggregate(records) if row["metric"] == "f1"]
+    assert (cell["n"], cell["mean"], cell["std"]) == (1, 0.60, 0.0)
+    assert len(cell["repeated_runs"]) == 1
+    result = runner.invoke(app, ["leaderboard", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert "1 run(s) left out of the tables: another run with the same settings and seed" in (
+        result.stderr.replace("\n", "")
+    )

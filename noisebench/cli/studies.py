@@ -403,6 +403,13 @@ def leaderboard(
             f"{collected.complete} complete runs; skipped {len(collected.incomplete)} incomplete",
             soft_wrap=True,
         )
+        repeated = sorted({run for row in aggregated for run in row["repeated_runs"]})
+        if repeated:
+            stderr.print(
+                f"note: {len(repeated)} run(s) left out of the tables: another run with the"
+                f" same settings and seed is counted instead ({', '.join(repeated)})",
+                soft_wrap=True,
+            )
         if gate is not None:
             _print_gate(boards, gate, failing)
     if failing:
