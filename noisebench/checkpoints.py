@@ -67,7 +67,7 @@ def initial_state() -> dict:
 
 def save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None:
     """Weights, optimizer, schedule, every random generator the loop draws from (the CPU's
-    and, where CUDA is in use, each GPU's) and the loop's state, as tensors and plain
+    and, where CUDA is in use, the run's GPU's) and the loop's state, as tensors and plain
     values only: ``load_checkpoint`` unpickles nothing else."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
@@ -77,7 +77,8 @@ def save_checkpoint(path: Path, model, optimizer, schedule, state: dict) -> None
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            # the run's GPU (the current device): resumable on another machine's GPU
+            "cuda_rng": [torch.cuda.get_rng_state()] if torch.cuda.is_initialized() else [],
             "state": plain(state),
         },
         temporary,
@@ -113,11 +114,9 @@ def load_checkpoint(path: Path, model, optimizer, schedule) -> dict:
     torch.set_rng_state(saved["torch_rng"])
     cuda_states = saved.get("cuda_rng") or []
     if cuda_states:
-        if not torch.cuda.is_available() or torch.cuda.device_count() < len(cuda_states):
-            raise InputError(
-                f"{path}: saved on {len(cuda_states)} GPU(s); resume it where they are visible"
-            )
-        torch.cuda.set_rng_state_all(cuda_states)
+        if not torch.cuda.is_available():
+            raise InputError(f"{path}: saved on a GPU; resume it where one is visible")
+        torch.cuda.set_rng_state(cuda_states[0])
     return saved["state"]
 
 
