@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_detect import detect_args
 
 from noisebench import detect
 from noisebench.cli import app
@@ -217,14 +218,6 @@ def test_a_weak_model_is_refused_and_the_refusal_can_be_overridden():
     assert "\n" not in str(raised.value)
     detect.check_strength(found, 0.0)  # overridden
     detect.check_strength(hand_made([("O", "O")], one_hot([0], 0.9)), detect.MIN_F1)  # unknown
-
-
-def detect_args(data, tiny_model, tmp_path, *extra):
-    return [
-        "detect", str(data), "--model", str(tiny_model), "--runs-dir", str(tmp_path / "runs"),
-        "--rate", "0.3", "--epochs", "2", "--lr", "5e-3", "--batch-size", "16",
-        "--device", "cpu", *map(str, extra),
-    ]  # fmt: skip
 
 
 def test_relabel_refuses_a_weak_model_writing_nothing_and_min_f1_lets_it_through(

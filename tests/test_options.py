@@ -122,11 +122,11 @@ def test_train_corrupts_with_a_matrix_and_names_the_run_after_it(
     assert with_rate.exit_code == 2 and "--rate has no effect with --matrix" in with_rate.stderr
 
 
-def test_sweep_and_detect_read_columns_by_name(runner, tmp_path, monkeypatch):
+def hub_like_parquet(tmp_path):
+    """Parquet splits as the Hub writes them: words in ``words``, integer tags in ``ner``
+    and no label names."""
     import datasets
 
-    monkeypatch.chdir(tmp_path)
-    names = ["O", "B-PER"]
     features = datasets.Features(
         {
             "words": datasets.List(datasets.Value("string")),
@@ -140,6 +140,13 @@ def test_sweep_and_detect_read_columns_by_name(runner, tmp_path, monkeypatch):
         datasets.Dataset.from_dict(rows, features=features).to_parquet(
             str(folder / f"{split}.parquet")
         )
+    return folder
+
+
+def test_sweep_reads_columns_by_name(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    names = ["O", "B-PER"]
+    folder = hub_like_parquet(tmp_path)
     columns = ["--token-column", "words", "--tag-column", "ner", "--labels", ",".join(names)]
     plan = runner.invoke(
         app, ["sweep", "--data", str(folder), "--losses", "ce", "--rates", "0", *columns,
@@ -155,21 +162,7 @@ def test_sweep_and_detect_read_columns_by_name(runner, tmp_path, monkeypatch):
 
 
 def test_detect_reads_columns_by_name_and_takes_data(runner, tmp_path, monkeypatch):
-    import datasets
-
-    features = datasets.Features(
-        {
-            "words": datasets.List(datasets.Value("string")),
-            "ner": datasets.List(datasets.Value("int64")),
-        }
-    )
-    folder = tmp_path / "hub-like"
-    folder.mkdir()
-    for split in ("train", "validation", "test"):
-        rows = {"words": [["ann", "sat"], ["bob", "ran"]], "ner": [[1, 0], [1, 0]]}
-        datasets.Dataset.from_dict(rows, features=features).to_parquet(
-            str(folder / f"{split}.parquet")
-        )
+    folder = hub_like_parquet(tmp_path)
     seen = []
 
     def capture(config, *rest):
