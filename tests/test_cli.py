@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -226,3 +227,22 @@ def test_corrupt_conll2003_as_the_mission_states(runner, tmp_path, monkeypatch):
     assert again.exit_code == 0
     for file in ("train.parquet", "validation.parquet", "test.parquet", "noise.json"):
         assert (out / file).read_bytes() == (tmp_path / "second" / file).read_bytes()
+
+
+def test_version_and_one_grammar_for_outputs_and_runs_dirs(runner):
+    from noisebench import __version__
+
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0 and shown.stdout == f"noisebench {__version__}\n"
+    import typer
+
+    commands = typer.main.get_command(app).commands
+    for name in ("corrupt", "profile", "detect", "leaderboard"):
+        assert {"--out", "-o"} <= {o for p in commands[name].params for o in p.opts}, name
+    kinds = {
+        name: next(
+            p.type_descriptor.annotation for p in commands[name].params if p.name == "runs_dir"
+        )
+        for name in ("train", "detect", "sweep")
+    }
+    assert set(kinds.values()) == {Path}, kinds

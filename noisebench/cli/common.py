@@ -53,6 +53,25 @@ app = typer.Typer(
     rich_markup_mode="rich",
     help="Benchmark label-noise-robust training of token classifiers (NER first).",
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from noisebench import __version__
+
+        sys.stdout.write(f"noisebench {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Benchmark label-noise-robust training of token classifiers (NER first)."""
+
+
 sources_app = typer.Typer(
     no_args_is_help=False,
     help="List the built-in sources and their cache status.\n\n"

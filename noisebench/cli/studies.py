@@ -96,7 +96,9 @@ def sweep(
     max_train_samples: Annotated[
         int | None, typer.Option(help="First K training sentences.")
     ] = None,
-    runs_dir: Annotated[str | None, typer.Option(help="Where run folders go.")] = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders go (default runs).")
+    ] = None,
     token_column: options.TokenColumn = None,
     tag_column: options.TagColumn = None,
     labels: options.Labels = None,
@@ -147,7 +149,7 @@ def sweep(
             "trials": trials,
             "batch_size": batch_size,
             "max_train_samples": max_train_samples,
-            "runs_dir": runs_dir,
+            "runs_dir": None if runs_dir is None else str(runs_dir),
             "jobs": _jobs(jobs),
             "backend": backend,
         }
@@ -273,6 +275,8 @@ def leaderboard(
     out: Annotated[
         Path | None,
         typer.Option(
+            "--out",
+            "-o",
             help="Write the tables, the verdict (and plots) here. Default: a 'leaderboard'"
             " folder inside the first runs folder, replaced as a whole (with --json: none).",
             show_default=False,
