@@ -209,6 +209,7 @@ def test_help_is_fast_to_reach_and_shows_examples(runner):
     assert module.returncode == 0 and "corrupt" in module.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_corrupt_conll2003_as_the_mission_states(runner, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -209,6 +209,7 @@ def detect_args(data, tiny_model, tmp_path, *extra):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_detect_trains_once_scores_against_the_truth_and_writes_a_review(
     runner, ner_dir, tiny_model, tmp_path
 ):
@@ -252,6 +253,7 @@ def test_detect_trains_once_scores_against_the_truth_and_writes_a_review(
     assert json.loads(retag.stdout)["detector"] == "retag"
 
 
+@pytest.mark.slow
 def test_cross_validation_trains_k_folds_and_scores_with_cleanlab(
     runner, ner_dir, tiny_model, tmp_path
 ):
@@ -265,6 +267,7 @@ def test_cross_validation_trains_k_folds_and_scores_with_cleanlab(
     assert again["cost"]["trainings"] == 0 and again["levels"] == document["levels"]
 
 
+@pytest.mark.slow
 def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
     runner, ner_dir, tiny_model, tmp_path
 ):

@@ -288,6 +288,7 @@ def fused_on_cpu(monkeypatch):
     monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu", "cuda"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_classes", [2, 9, 37])
 def test_fused_kernels_match_the_float64_reference(fused_on_cpu, num_classes):
     from torch._dynamo.utils import counters

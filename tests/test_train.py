@@ -603,6 +603,7 @@ def test_batches_prepared_ahead_arrive_in_order_and_carry_errors():
     assert len(made) <= 4  # it ran at most depth + 1 ahead
 
 
+@pytest.mark.slow
 def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
     runner, ner_dir, tiny_model, tmp_path, monkeypatch
 ):
@@ -752,6 +753,7 @@ def test_degenerate_advice_starts_from_the_runs_own_settings(capsys):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux only")
 def test_peak_memory_is_the_runs_own_not_the_process_before_it(
     runner, ner_dir, tiny_model, tmp_path

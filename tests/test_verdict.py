@@ -161,6 +161,7 @@ def test_paired_entity_ece_is_metrics_entity_ece_and_needs_spans(study):
         words.value("entity_ece")
 
 
+@pytest.mark.slow
 def test_a_robust_loss_that_wins_is_called_significant_or_not(tmp_path):
     for seed in (0, 1):
         write_run(tmp_path, "ce", seed, accuracy=0.6)
@@ -180,6 +181,7 @@ def test_a_robust_loss_that_wins_is_called_significant_or_not(tmp_path):
     assert line.endswith("not significant (the interval includes 0).") or "CE is best" in line
 
 
+@pytest.mark.slow
 def test_real_noise_is_compared_with_simulated_noise_of_the_same_level(tmp_path):
     write_run(tmp_path, "ce", 0, 0.6, dataset="noisebench-crowd", rate=0.0, entity_noise=0.366)
     write_run(tmp_path, "ce", 0, 0.9, dataset="conll2003", rate=0.4, entity_noise=0.38)
@@ -237,6 +239,7 @@ def test_the_gate_writes_junit_xml(runner, study, tmp_path):
     assert no_baseline.exit_code == 2 and "--junit needs --baseline FILE" in no_baseline.stderr
 
 
+@pytest.mark.slow
 def test_tuned_leaderboard_keeps_the_setting_with_the_best_validation_f1(runner, tmp_path):
     for seed in (0, 1):
         write_run(tmp_path, "ce", seed, 0.8, lr=1e-5)
