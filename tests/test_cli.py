@@ -247,3 +247,13 @@ def test_version_and_one_grammar_for_outputs_and_runs_dirs(runner):
         for name in ("train", "detect", "sweep")
     }
     assert set(kinds.values()) == {Path}, kinds
+
+
+def test_train_help_groups_every_option_in_a_panel():
+    import typer
+
+    train = typer.main.get_command(app).commands["train"]
+    panels = {p.name: p.rich_help_panel for p in train.params}
+    assert set(panels.values()) == {
+        "Data", "Model and budget", "Loss", "Method", "Evaluation", "Output"
+    }  # fmt: skip

@@ -12,22 +12,36 @@ import typer
 from noisebench.errors import InputError
 
 DATA_HELP = "Built-in name, file, folder or Hub id (org/name)."
+DATA_PANEL = "Data"  # where --help shows them
 
-DataOption = Annotated[str | None, typer.Option("--data", help=DATA_HELP, show_default=False)]
+DataOption = Annotated[
+    str | None,
+    typer.Option("--data", help=DATA_HELP, show_default=False, rich_help_panel=DATA_PANEL),
+]
 
 # -- columns: where the words and tags are, and the label names of integer tags
 TokenColumn = Annotated[
-    str | None, typer.Option(help="Word column: a name, or a 0-based index for CoNLL.")
+    str | None,
+    typer.Option(
+        rich_help_panel=DATA_PANEL, help="Word column: a name, or a 0-based index for CoNLL."
+    ),
 ]
 TagColumn = Annotated[
-    str | None, typer.Option(help="Tag column: a name, or a 0-based index for CoNLL.")
+    str | None,
+    typer.Option(
+        rich_help_panel=DATA_PANEL, help="Tag column: a name, or a 0-based index for CoNLL."
+    ),
 ]
-Labels = Annotated[str | None, typer.Option(help="Label names in id order: O,B-PER,I-PER,...")]
+Labels = Annotated[
+    str | None,
+    typer.Option(rich_help_panel=DATA_PANEL, help="Label names in id order: O,B-PER,I-PER,..."),
+]
 
 # -- noise added on the fly (corrupt writes it; train, detect and sweep corrupt first)
 Noise = Annotated[
     str | None,
     typer.Option(
+        rich_help_panel=DATA_PANEL,
         help="uniform, pair, entity, matrix or profile (default: uniform; matrix with"
         " --matrix, profile with --profile).",
         show_default=False,
@@ -35,19 +49,24 @@ Noise = Annotated[
 ]
 Matrix = Annotated[
     Path | None,
-    typer.Option(help='JSON noise matrix: {"B-PER": {"B-PER": 0.8, "B-ORG": 0.2}, ...}.'),
+    typer.Option(
+        rich_help_panel=DATA_PANEL,
+        help='JSON noise matrix: {"B-PER": {"B-PER": 0.8, "B-ORG": 0.2}, ...}.',
+    ),
 ]
 EntityMix = Annotated[
     str | None,
     typer.Option(
+        rich_help_panel=DATA_PANEL,
         help="Entity-noise event weights, e.g. missed=0.35,retyped=0.25,"
-        "boundary=0.3,spurious=0.1 (the default)."
+        "boundary=0.3,spurious=0.1 (the default).",
     ),
 ]
 Profile = Annotated[
     str | None,
     typer.Option(
         "--profile",
+        rich_help_panel=DATA_PANEL,
         help="Noise profile (implies --noise profile): a file from `noisebench profile`"
         " or a built-in one, noisebench:crowd, noisebench:weak, ...",
     ),
