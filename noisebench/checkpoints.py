@@ -17,8 +17,6 @@ from noisebench import runs
 from noisebench.errors import InputError
 from noisebench.resolve import Prepared
 
-CHECKPOINT = "checkpoint"
-
 
 def open_run_dir(prepared: Prepared, resume: bool, checkpoint_file: Path) -> None:
     """A fresh run folder with ``config.json`` (or the interrupted one, to resume).

@@ -32,6 +32,7 @@ SCHEMA_VERSION = 1
 # it rescued GCE and SGCE from the all-O solution on clean labels and never cost F1.
 DEFAULT_LOSS_WARMUP = 0.1
 RESULTS = "results.json"
+CHECKPOINT = "checkpoint"  # a checkpoint per epoch while the run trains
 CONFIG = "config.json"
 LOG = "log.jsonl"
 METADATA_KEY = b"noisebench"
@@ -72,7 +73,7 @@ def run_dir(runs_dir: Path, config: dict, dataset: str) -> Path:
     or holds a checkpoint, so those runs are found, not trained again."""
     current = Path(runs_dir) / run_name(config, dataset)
     legacy = Path(runs_dir) / legacy_run_name(config, dataset)
-    started = (legacy / RESULTS).is_file() or (legacy / "checkpoint").is_dir()
+    started = (legacy / RESULTS).is_file() or (legacy / CHECKPOINT).is_dir()
     return legacy if legacy != current and started and not current.exists() else current
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from noisebench import data, runs
-from noisebench.checkpoints import CHECKPOINT
 from noisebench.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
 from noisebench.data import dataset_name
 from noisebench.errors import InputError
@@ -419,7 +418,7 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
         run_dir = runs.run_dir(Path(config.runs_dir), run.identity(), dataset_name(run.data))
         if runs.is_complete(run_dir):
             status = "done"
-        elif (run_dir / CHECKPOINT / "state.pt").is_file():
+        elif (run_dir / runs.CHECKPOINT / "state.pt").is_file():
             status = "resume"
         else:
             status = "run"

@@ -27,7 +27,6 @@ import torch
 from noisebench import memory, methods, metrics, runs, sources, targets
 from noisebench.batches import Encoded, collate, encode, length_grouped_batches, prefetched
 from noisebench.checkpoints import (
-    CHECKPOINT,
     initial_state,
     load_checkpoint,
     open_run_dir,
@@ -114,7 +113,7 @@ def train(
     ``predictions-<name>.parquet``."""
     config, device, run_dir = prepared.config, prepared.device, prepared.run_dir
     report = progress or (lambda event: None)
-    checkpoint_file = run_dir / CHECKPOINT / "state.pt"
+    checkpoint_file = run_dir / runs.CHECKPOINT / "state.pt"
     open_run_dir(prepared, resume, checkpoint_file)
 
     torch.manual_seed(config.seed)
@@ -267,7 +266,7 @@ def train(
     results = finish(
         prepared, model, tokenizer, encoded, pad_id, state, save_model, best_validation
     )
-    shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)
+    shutil.rmtree(run_dir / runs.CHECKPOINT, ignore_errors=True)
     return results
 
 
