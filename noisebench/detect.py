@@ -58,7 +58,7 @@ most suspect sentences.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -551,7 +551,6 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
     """Train what ``config.detector`` needs on ``prepared`` (reusing finished trainings
     that recorded it) and score every training word."""
     import time
-    from dataclasses import replace
 
     config.check()
     started = time.perf_counter()
@@ -600,8 +599,6 @@ def detection_of_run(run_dir: Path, config: DetectConfig, clean, cost: dict) -> 
             f"--run {run_dir}: no {DYNAMICS_FILE} and predictions-{SUGGESTION_SPLIT}.parquet"
             " (only runs made by noisebench detect record them)"
         )
-    from dataclasses import replace
-
     run_dir = Path(run_dir)
     predictions = runs.read_predictions(run_dir / f"predictions-{SUGGESTION_SPLIT}.parquet")
     dynamics = load_dynamics(run_dir / DYNAMICS_FILE)
@@ -674,7 +671,6 @@ def clean_labels(split) -> np.ndarray | None:
 
 def _cross_validate(prepared, config: DetectConfig, clean, progress, started) -> Detection:
     import time
-    from dataclasses import replace
 
     import datasets
 
@@ -887,7 +883,8 @@ def relabelled(
     words keep their labels); tags without spans word by word. Returns the labels and
     the counts."""
     given, suggested, probs = detection.given, detection.suggested, detection.probs
-    learned = learned_labels(given, suggested, ~np.isnan(probs[:, 0]), len(detection.labels))
+    seen = ~np.isnan(probs[:, 0])  # the words the model saw
+    learned = learned_labels(given, suggested, seen, len(detection.labels))
     confident = confident_suggestions(given, suggested, probs, matrix)
     confident &= learned[given] & learned[suggested]
     cap = max(1, round(share * len(given)))
@@ -921,7 +918,7 @@ def relabelled(
     return out, {
         "relabelled_words": int((out != given).sum()),
         "relabelled_stretches": written_stretches,
-        "contradicted_words": int((~np.isnan(probs[:, 0]) & (suggested != given)).sum()),
+        "contradicted_words": int((seen & (suggested != given)).sum()),
         "confident_words": int(confident.sum()),
         "budget_words": cap,
         "unlearned_labels": [detection.labels[k] for k in np.flatnonzero(~learned)],

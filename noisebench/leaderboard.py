@@ -268,6 +268,14 @@ def _table(record: dict) -> tuple:
     return record["dataset"], record["model"], record["noise"]
 
 
+def _by_table(records: list[dict]) -> dict[tuple, list[dict]]:
+    """The records of each table (dataset, model, noise)."""
+    tables: dict[tuple, list[dict]] = {}
+    for record in records:
+        tables.setdefault(_table(record), []).append(record)
+    return tables
+
+
 def differing_settings(records: list[dict], always: tuple[str, ...] = ()) -> list[str]:
     """The settings in which the runs of ``records`` differ (a run that does not record a
     setting differs from one that does), beyond those their row labels and tables already
@@ -289,11 +297,8 @@ def label_settings(records: list[dict], always: tuple[str, ...] = ()) -> dict[tu
     (``ce epochs=4``), only then, so the rows and gate keys of a study of one set-up stay
     as they were; ``always`` is named in every row (``--tuned``: the chosen lr). Returns
     the names per table (dataset, model, noise)."""
-    tables: dict[tuple, list[dict]] = {}
-    for record in records:
-        tables.setdefault(_table(record), []).append(record)
     named = {}
-    for table, members in tables.items():
+    for table, members in _by_table(records).items():
         named[table] = differing_settings(members, always)
         for record in members:
             record["loss"] = _label(record, named[table])
@@ -304,11 +309,8 @@ def set_ups(records: list[dict]) -> dict[str, str]:
     """Run name -> its set-up (``epochs=4``), where the runs of its table differ in a
     setting that is neither a tuning trial's (lr, q, s) nor a method's own; "" elsewhere.
     The verdict compares losses within one set-up."""
-    tables: dict[tuple, list[dict]] = {}
-    for record in records:
-        tables.setdefault(_table(record), []).append(record)
     found = {}
-    for members in tables.values():
+    for members in _by_table(records).values():
         names = [n for n in differing_settings(members) if n not in (*TUNED, *WHERE_THEY_APPLY)]
         for record in members:
             found[record["run"]] = " ".join(_setting_text(record["settings"], n) for n in names)
