@@ -130,7 +130,6 @@ def detect(
     from noisebench import review, runs
     from noisebench import train as training
     from noisebench.cli.training import training_progress
-    from noisebench.noise import noise_choice
 
     with bad_input_exits():
         share = detection.parse_share(budget or ("5%" if fix else "10%"))
@@ -156,9 +155,8 @@ def detect(
             train_config = training.TrainConfig(
                 data=options.dataset(data, data_option), loss=loss, method=method,
                 model=model, rate=rate,
-                noise=noise_choice(noise, matrix, entity_mix, noise_profile),
-                matrix=None if matrix is None else str(matrix), entity_mix=entity_mix,
-                noise_profile=noise_profile, epochs=epochs, lr=lr, batch_size=batch_size,
+                **options.noise_fields(noise, matrix, entity_mix, noise_profile),
+                epochs=epochs, lr=lr, batch_size=batch_size,
                 max_train_samples=max_train_samples, seed=seed, token_column=token_column,
                 tag_column=tag_column, labels=split_list(labels),
             )  # fmt: skip

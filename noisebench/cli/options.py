@@ -82,3 +82,16 @@ def dataset(positional: str | None, option: str | None, default: str | None = "c
     if positional is not None and option is not None and positional != option:
         raise InputError(f"name the dataset once: '{positional}' or --data '{option}'")
     return positional or option or default
+
+
+def noise_fields(noise, matrix: Path | None, entity_mix, profile) -> dict:
+    """The run config's fields that the noise options set, the noise model chosen as
+    ``corrupt`` chooses it (``noise.noise_choice``)."""
+    from noisebench.noise import noise_choice
+
+    return {
+        "noise": noise_choice(noise, matrix, entity_mix, profile),
+        "matrix": None if matrix is None else str(matrix),
+        "entity_mix": entity_mix,
+        "noise_profile": profile,
+    }

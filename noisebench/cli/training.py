@@ -205,12 +205,10 @@ def train(
     # the options alone (nothing else is defined yet), each named as the field it sets
     given = dict(locals())
     from noisebench import train as training
-    from noisebench.noise import noise_choice
 
     with bad_input_exits():
         given["labels"] = split_list(labels)
-        given["noise"] = noise_choice(noise, matrix, entity_mix, noise_profile)
-        given["matrix"] = None if matrix is None else str(matrix)
+        given |= options.noise_fields(noise, matrix, entity_mix, noise_profile)
         config = training.TrainConfig(
             **{f.name: given[f.name] for f in fields(training.TrainConfig) if f.name in given}
         )
