@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import data, noise
+from noisebench.data import loading as data
+from noisebench.data import noise
 
 RATE = 0.4
 

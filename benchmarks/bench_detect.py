@@ -26,16 +26,18 @@ import numpy as np
 import torch
 from bench_methods import timed_step  # this folder is on the path when run as a script
 
-from noisebench import detect
+from noisebench.detection import detect
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 
 def recording(sentences: int) -> None:
-    from noisebench.batches import collate, encode, length_grouped_batches
-    from noisebench.evaluate import predict, tokens_of
-    from noisebench.losses import build_loss
-    from noisebench.train import TrainConfig, load_model, optimizer_and_schedule, prepare
+    from noisebench.training.batches import collate, encode, length_grouped_batches
+    from noisebench.training.config import TrainConfig
+    from noisebench.training.evaluate import load_model, predict, tokens_of
+    from noisebench.training.loop import optimizer_and_schedule
+    from noisebench.training.losses import build_loss
+    from noisebench.training.prepare import prepare
 
     with tempfile.TemporaryDirectory() as folder:
         config = TrainConfig(loss="ce", max_train_samples=sentences)

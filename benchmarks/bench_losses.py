@@ -31,8 +31,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from noisebench import losses
-from noisebench.losses import build_loss
+from noisebench.training import losses
+from noisebench.training.losses import build_loss
 
 
 def autograd_sgce(q: float, s: float):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import methods
+from noisebench.training import methods
 
 
 def timed_step(model, batch: dict, loss_fn, optimizer) -> tuple[torch.Tensor, float]:
@@ -36,9 +36,12 @@ def timed_step(model, batch: dict, loss_fn, optimizer) -> tuple[torch.Tensor, fl
 
 
 def main() -> None:
-    from noisebench.batches import collate, encode, length_grouped_batches
-    from noisebench.losses import build_loss
-    from noisebench.train import TrainConfig, load_model, optimizer_and_schedule, prepare
+    from noisebench.training.batches import collate, encode, length_grouped_batches
+    from noisebench.training.config import TrainConfig
+    from noisebench.training.evaluate import load_model
+    from noisebench.training.loop import optimizer_and_schedule
+    from noisebench.training.losses import build_loss
+    from noisebench.training.prepare import prepare
 
     with tempfile.TemporaryDirectory() as folder:
         config = TrainConfig(loss="ce", max_train_samples=640, rate=0.3)
@@ -76,9 +79,9 @@ def main() -> None:
 def span_smoothing(prepared, encoded, batches, collated, all_logits, step, tokenizer) -> None:
     from dataclasses import replace
 
-    from noisebench import targets
-    from noisebench.batches import collate
-    from noisebench.losses import build_loss
+    from noisebench.training import targets
+    from noisebench.training.batches import collate
+    from noisebench.training.losses import build_loss
 
     start = time.perf_counter()
     soft = targets.sentence_targets(encoded.tags, prepared.labels, prepared.scheme, 0.1, 1)

@@ -18,8 +18,12 @@ import time
 import numpy as np
 import torch
 
-from noisebench import data, evaluate, sources, train
-from noisebench.batches import encode
+from noisebench.data import loading as data
+from noisebench.data import sources
+from noisebench.training import evaluate
+from noisebench.training.batches import encode
+from noisebench.training.evaluate import load_model, predict
+from noisebench.training.prepare import resolve_model
 
 
 def padded_share(lengths: np.ndarray, padding: float) -> float:
@@ -36,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     split = data.load("conll2003")[args.split]
     labels = data.label_names(split)
-    model, tokenizer = train.load_model(train.resolve_model("minilm-l6"), labels)
+    model, tokenizer = load_model(resolve_model("minilm-l6"), labels)
     encoded = encode(tokenizer, split, 128, sources.home() / "tokenized")
     tokens = split.data.table.column("tokens").to_pylist()
     device = torch.device("cpu")
@@ -44,11 +48,11 @@ def main() -> None:
     timings, predictions = {}, {}
     for name, padding in (("previous (one budget)", 1.0), ("bucketed", evaluate.EVAL_PADDING)):
         evaluate.EVAL_PADDING = padding
-        train.predict(model, encoded, tokens, labels, device, tokenizer.pad_token_id)  # warm
+        predict(model, encoded, tokens, labels, device, tokenizer.pad_token_id)  # warm
         best = float("inf")
         for _ in range(args.repeats):
             start = time.perf_counter()
-            predictions[name] = train.predict(
+            predictions[name] = predict(
                 model, encoded, tokens, labels, device, tokenizer.pad_token_id
             )
             best = min(best, time.perf_counter() - start)

@@ -50,7 +50,8 @@ def model_flops(model, tokens: int, attention_tokens: int) -> float:
 def prepared_run(sentences: int, runs_dir: Path):
     import datasets
 
-    from noisebench.train import TrainConfig, prepare
+    from noisebench.training.config import TrainConfig
+    from noisebench.training.prepare import prepare
 
     config = TrainConfig(loss="ce", epochs=1, max_train_samples=sentences, batch_size=32)
     prepared = prepare(config, runs_dir, "cpu")
@@ -60,7 +61,7 @@ def prepared_run(sentences: int, runs_dir: Path):
 
 
 def ours(prepared) -> dict:
-    from noisebench.train import train
+    from noisebench.training.loop import train
 
     results = train(prepared)
     summary = results["train"]
@@ -75,9 +76,9 @@ def trainer(prepared, strategy: str, output: Path) -> dict:
     import datasets
     from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
-    from noisebench import sources
-    from noisebench.batches import encode
-    from noisebench.train import load_model
+    from noisebench.data import sources
+    from noisebench.training.batches import encode
+    from noisebench.training.evaluate import load_model
 
     torch.manual_seed(0)
     model, tokenizer = load_model(prepared.model_path, prepared.labels)
@@ -145,9 +146,9 @@ def main() -> None:
                     f" {steady:12.1f} {steady / baseline:18.2f}x  (first step: compiling)"
                 )
 
-        from noisebench import sources
-        from noisebench.batches import encode
-        from noisebench.train import load_model
+        from noisebench.data import sources
+        from noisebench.training.batches import encode
+        from noisebench.training.evaluate import load_model
 
         model, tokenizer = load_model(prepared.model_path, prepared.labels)
         encoded = encode(tokenizer, prepared.dataset["train"], 128, sources.home() / "tokenized")

@@ -25,7 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from noisebench import data, noise, profiles, realnoise
+from noisebench.data import loading as data
+from noisebench.data import noise, profiles, realnoise
 
 VARIANTS = ("expert", "crowdbest", "crowd", "distant", "weak", "llm")
 

@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
 
-from noisebench import methods, targets
-from noisebench.losses import build_loss
-from noisebench.schemes import detect_scheme
+from noisebench.data.schemes import detect_scheme
+from noisebench.training import methods, targets
+from noisebench.training.losses import build_loss
 
 IGNORE = methods.IGNORE
 LOG_PREFIX = "masking/"
@@ -197,7 +197,7 @@ def check_method(method: str, reading: str | None, error_profile) -> None:
 
 def _profile_choice(error_profile: str | Path) -> str:
     """mask-missing or mask-entity, by the profile's dominant error type."""
-    from noisebench import profiles
+    from noisebench.data import profiles
 
     choice, _ = methods.choose_from_profile(profiles.resolve(str(error_profile)))
     return choice

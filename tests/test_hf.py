@@ -15,9 +15,9 @@ from transformers import (
 )
 
 from noisebench.hf import NoiseRobustTrainer
-from noisebench.losses import build_loss
-from noisebench.methods import IGNORE, POSTERIOR_CUTOFF, WordSelection
-from noisebench.targets import span_targets
+from noisebench.training.losses import build_loss
+from noisebench.training.methods import IGNORE, POSTERIOR_CUTOFF, WordSelection
+from noisebench.training.targets import span_targets
 
 NAMES = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 NOISY_WORDS = {"john", "paris"}  # every fourth one is labelled O: missed entities

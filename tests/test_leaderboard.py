@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from noisebench import leaderboard as boards
 from noisebench.cli import app
+from noisebench.studies import leaderboard as boards
 
 # (loss, q, s, rate) -> test F1 / ECE per seed
 F1 = {

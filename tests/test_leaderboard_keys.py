@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from test_leaderboard import write_run
 
-from noisebench import leaderboard as boards
-from noisebench import verdict
 from noisebench.cli import app
+from noisebench.studies import leaderboard as boards
+from noisebench.studies import verdict
 
 # one setting, and two values of it; everything else (seed included) is equal
 DIFFERENCES = [("model", "tiny", "small"), ("epochs", 2, 4), ("max_train_samples", None, 200)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from noisebench.losses import LOSSES, GeneralizedCrossEntropy, build_loss
+from noisebench.training.losses import LOSSES, GeneralizedCrossEntropy, build_loss
 
 IGNORE = -100
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -283,7 +283,7 @@ def test_registry_and_build_loss_defaults():
 @pytest.fixture
 def fused_on_cpu(monkeypatch):
     """The compiled GCE/SGCE kernels (a GPU's path) run on the CPU, for exactness tests."""
-    from noisebench import losses
+    from noisebench.training import losses
 
     monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu", "cuda"})
 
@@ -316,7 +316,7 @@ def test_fused_kernels_match_the_float64_reference(fused_on_cpu, num_classes):
 
 
 def test_without_a_compiler_the_fused_path_falls_back_with_a_warning(monkeypatch):
-    from noisebench import losses
+    from noisebench.training import losses
 
     monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu"})
 
@@ -334,7 +334,7 @@ def test_without_a_compiler_the_fused_path_falls_back_with_a_warning(monkeypatch
 
 
 def test_an_error_that_is_not_the_compilers_keeps_the_fused_path(monkeypatch):
-    from noisebench import losses
+    from noisebench.training import losses
 
     monkeypatch.setattr(losses, "FUSED_DEVICES", {"cpu"})
 

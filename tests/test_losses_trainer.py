@@ -5,7 +5,7 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForTokenClassification, Trainer, TrainingArguments
 
-from noisebench.losses import build_loss, trainer_loss_func
+from noisebench.training.losses import build_loss, trainer_loss_func
 
 NUM_LABELS = 5
 # 4 sentences padded to 8 ids; very different numbers of labelled words per sentence,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from noisebench import methods
 from noisebench.cli import app
+from noisebench.training import methods
 
 OUT, X, Y = 0, 1, 2  # label ids: O, B-X, B-Y
 
@@ -83,8 +83,8 @@ def test_the_cutoff_moves_where_a_refit_puts_the_threshold():
 
 
 def test_the_reading_and_cutoff_name_a_run_only_when_not_the_defaults():
-    from noisebench import runs
-    from noisebench.config import TrainConfig
+    from noisebench.training import runs
+    from noisebench.training.config import TrainConfig
 
     plain = TrainConfig(method="mask-entity")
     assert "mask_cutoff" not in plain.identity() and "mask_reading" not in plain.identity()
@@ -173,7 +173,7 @@ def test_confidences_back_from_a_checkpoint_file_are_host_arrays(tmp_path):
     """``torch.load(weights_only=True)`` gives the saved arrays back as CPU tensors; they
     must join the device's later confidences (a CUDA tensor and a CPU one cannot be
     concatenated), so they come back as arrays."""
-    from noisebench.checkpoints import plain
+    from noisebench.training.checkpoints import plain
 
     logits = logits_for(PREDICTED, CONFIDENCE)
     live = selection("mask-all")
@@ -308,7 +308,7 @@ def test_mask_auto_overrules_missed_entities_and_reads_entity_labels_literally()
 
 
 def test_an_explicit_default_reading_keeps_the_runs_name():
-    from noisebench.config import TrainConfig
+    from noisebench.training.config import TrainConfig
 
     said = TrainConfig(method="mask-entity", mask_reading="overrule")
     assert said == TrainConfig(method="mask-entity")

@@ -9,9 +9,9 @@ from seqeval.metrics import classification_report, f1_score, precision_score, re
 from seqeval.scheme import IOB2
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from noisebench import metrics, paired
-from noisebench.runs import Predictions
-from noisebench.schemes import encode_spans
+from noisebench.data.schemes import encode_spans
+from noisebench.scoring import metrics, paired
+from noisebench.training.runs import Predictions
 
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"], ["O", "B-PER"]]
 PRED = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"], ["O", "I-PER"]]
@@ -268,7 +268,7 @@ def test_temperature_fit_finds_the_nll_minimum():
 
 
 def test_entity_level_calibration_against_a_hand_count():
-    from noisebench.runs import Predictions
+    from noisebench.training.runs import Predictions
 
     labels = ["O", "B-PER", "I-PER", "B-LOC"]
     # sentence 1: PER (words 0-1) right; LOC (word 3) predicted where gold says O

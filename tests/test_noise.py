@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noisebench import data, noise
+from noisebench.data import loading as data
+from noisebench.data import noise
+from noisebench.data.schemes import decode_spans
 from noisebench.errors import InputError
-from noisebench.schemes import decode_spans
 
 NAMES = ["O", "B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER"]
 

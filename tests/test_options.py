@@ -9,11 +9,11 @@ from dataclasses import fields
 import pytest
 import typer
 
-from noisebench import sweep
-from noisebench import train as training
 from noisebench.cli import app
-from noisebench.config import TrainConfig
 from noisebench.errors import InputError
+from noisebench.studies import sweep
+from noisebench.training import prepare as preparing
+from noisebench.training.config import TrainConfig
 
 # settings of the training loop that no command exposes (fixed at their defaults)
 NOT_OPTIONS = {"warmup_ratio", "weight_decay", "max_grad_norm"}
@@ -75,7 +75,7 @@ def test_the_child_command_line_gives_back_the_same_config(runner, monkeypatch, 
         seen.append(config)
         raise InputError("stop here")
 
-    monkeypatch.setattr(training, "prepare", capture)
+    monkeypatch.setattr(preparing, "prepare", capture)
     command = sweep.train_command(run, str(tmp_path), resume=False)
     assert command[1:4] == ["-m", "noisebench", "train"]
     result = runner.invoke(app, command[3:])
@@ -169,7 +169,7 @@ def test_detect_reads_columns_by_name_and_takes_data(runner, tmp_path, monkeypat
         seen.append(config)
         raise InputError("stop here")
 
-    monkeypatch.setattr(training, "prepare", capture)
+    monkeypatch.setattr(preparing, "prepare", capture)
     columns = ["--token-column", "words", "--tag-column", "ner", "--labels", "O,B-PER"]
     result = runner.invoke(app, ["detect", "--data", str(folder), *columns])
     assert result.exit_code == 2 and "stop here" in result.stderr

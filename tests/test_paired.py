@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from noisebench import metrics, paired
-from noisebench.runs import Predictions
+from noisebench.scoring import metrics, paired
+from noisebench.training.runs import Predictions
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 TOLERANCE = {"f1": 1e-12, "ece": 1e-9, "entity_ece": 1e-9}

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from conftest import files_under
 
-from noisebench import data, profiles, realnoise
 from noisebench.cli import app
+from noisebench.data import loading as data
+from noisebench.data import profiles, realnoise
+from noisebench.data.profiles import Outcome, outcome_of
+from noisebench.data.schemes import decode_spans, detect_scheme
 from noisebench.errors import InputError
-from noisebench.profiles import Outcome, outcome_of
-from noisebench.schemes import decode_spans, detect_scheme
 
 # ------------------------------------------------------------------------ outcomes
 

@@ -14,8 +14,9 @@ import pytest
 from conftest import files_under
 from seqeval.metrics import f1_score
 
-from noisebench import data, noise, realnoise, sources
 from noisebench.cli import app
+from noisebench.data import loading as data
+from noisebench.data import noise, realnoise, sources
 from noisebench.errors import InputError
 
 SOURCE = sources.SOURCES["noisebench"]
@@ -63,9 +64,9 @@ def test_shipped_labels_equal_noisebench_files(real_noise_dir):
     assert shipped.names == original.names
     for variant in realnoise.VARIANTS:
         np.testing.assert_array_equal(shipped.tags[variant], original.tags[variant])
-    assert (Path(realnoise.__file__).parent / "resources" / "NOISEBENCH-LICENSE").read_text() == (
-        real_noise_dir / "noisebench" / "LICENSE"
-    ).read_text()
+    assert (
+        Path(realnoise.__file__).parent.parent / "resources" / "NOISEBENCH-LICENSE"
+    ).read_text() == (real_noise_dir / "noisebench" / "LICENSE").read_text()
 
 
 def test_shipped_labels_shape():
@@ -102,7 +103,7 @@ def test_unknown_variant_and_bare_name_are_one_line_errors(runner, tmp_path, mon
     assert "unknown NoiseBench variant 'crowdd' (known: noisebench:clean," in result.stderr
     result = runner.invoke(app, ["corrupt", "noisebench", "--rate", "0.1"])
     assert result.exit_code == 2
-    assert "'noisebench' has seven label sets: name one (noisebench:clean" in result.stderr
+    assert "'noisebench' has 7 label sets: name one (noisebench:clean" in result.stderr
 
 
 # ------------------------------------------------------------------ the two builds

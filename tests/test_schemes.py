@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
-from noisebench.schemes import decode_spans, detect_scheme, encode_spans
+from noisebench.data.schemes import decode_spans, detect_scheme, encode_spans
 
 TYPES = ["PER", "LOC", "ORG"]
 

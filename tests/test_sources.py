@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from noisebench import sources
 from noisebench.cli import app
+from noisebench.data import sources
 from noisebench.errors import InputError
 
 FILES = {"train.txt": b"EU B-ORG\nrejects O\n\n", "test.txt": b"Japan B-LOC\n"}
@@ -99,7 +99,7 @@ def test_offline_and_uncached_gives_one_actionable_line(monkeypatch, isolated_ho
 def test_concurrent_first_fetches_agree(local_index, isolated_home, tmp_path):
     script = (
         "import json, sys\n"
-        "from noisebench import sources\n"
+        "from noisebench.data import sources\n"
         "spec = json.loads(sys.argv[1])\n"
         "files = {k: sources.SourceFile(*v) for k, v in spec.pop('files').items()}\n"
         "print(sources.fetch(sources.Source(files=files, **spec)))\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import write_ner_split
 
-from noisebench import sweep
 from noisebench.cli import app
 from noisebench.errors import InputError
+from noisebench.studies import sweep
 
 BASELINE = Path(__file__).parent / "baselines" / "tiny-sweep.json"
 REFRESH = os.environ.get("NOISEBENCH_REFRESH_BASELINE") == "1"
@@ -475,7 +475,7 @@ def test_ray_tasks_run_on_the_gpu_ray_gave_them(tmp_path, monkeypatch):
 # written: the interrupt lands at a known step, whatever the machine's load.
 INTERRUPT_AFTER_FIRST_CHECKPOINT = """
 import os, signal, sys
-from noisebench import train
+from noisebench.training import loop as train
 save = train.save_checkpoint
 def save_then_interrupt(*args):
     save(*args)
@@ -541,7 +541,7 @@ def test_dry_run_refuses_what_the_sweep_would_refuse(runner, tmp_path, monkeypat
     )
     for data, message in (
         ("noisebench:crowdd", "unknown NoiseBench variant 'crowdd'"),
-        ("noisebench", "'noisebench' has seven label sets: name one"),
+        ("noisebench", "'noisebench' has 7 label sets: name one"),
         ("minilm-l6", "'minilm-l6' is a built-in model, not a dataset"),
     ):
         result = runner.invoke(app, ["sweep", "--data", data, "--dry-run"])

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from noisebench.data.schemes import NO_SCHEME
 from noisebench.errors import InputError
-from noisebench.schemes import NO_SCHEME
-from noisebench.targets import check_span_smoothing, span_targets
+from noisebench.training.targets import check_span_smoothing, span_targets
 
 IOB2 = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -155,7 +155,7 @@ def span_args(data, tiny_model, runs_dir, *extra):
 def test_collate_lays_soft_targets_on_each_words_first_sub_token():
     import torch
 
-    from noisebench.batches import Encoded, collate
+    from noisebench.training.batches import Encoded, collate
 
     soft = [np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)]
     encoded = Encoded(

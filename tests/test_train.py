@@ -8,10 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from noisebench import evaluate, memory, runs
-from noisebench import train as training
 from noisebench.cli import app
 from noisebench.errors import InputError
+from noisebench.training import evaluate, memory, runs
+from noisebench.training import loop as training
+from noisebench.training.config import TrainConfig
 
 LOSSES = [
     ("ce", []),
@@ -521,7 +522,7 @@ def test_losses_read_in_batches_still_name_the_first_non_finite_step():
 
     import torch
 
-    from noisebench.train import TrainingFailed, _StepLog
+    from noisebench.training.loop import TrainingFailed, _StepLog
 
     log, events = io.StringIO(), []
     steps = _StepLog(log, events.append, epoch=2, epochs=3, steps=6, every=3)
@@ -545,9 +546,8 @@ def test_bucketed_evaluation_batches_change_no_prediction(ner_dir, tiny_model, m
     import numpy as np
     import torch
 
-    from noisebench import data
-    from noisebench import train as training
-    from noisebench.batches import encode
+    from noisebench.data import loading as data
+    from noisebench.training.batches import encode
 
     lengths = np.sort(np.random.default_rng(0).integers(3, 60, size=500))[::-1]
     batches = evaluate.evaluation_batches(lengths, 400, 0.1)
@@ -559,14 +559,14 @@ def test_bucketed_evaluation_batches_change_no_prediction(ner_dir, tiny_model, m
 
     split = data.load(str(ner_dir))["validation"]
     labels = data.label_names(split)
-    model, tokenizer = training.load_model(str(tiny_model), labels)
+    model, tokenizer = evaluate.load_model(str(tiny_model), labels)
     encoded = encode(tokenizer, split, 128, None)
     tokens = split.data.table.column("tokens").to_pylist()
     monkeypatch.setattr(evaluate, "EVAL_BATCH_TOKENS", 64)  # several batches of each kind
     cpu = torch.device("cpu")
-    bucketed = training.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
+    bucketed = evaluate.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
     monkeypatch.setattr(evaluate, "EVAL_PADDING", 1.0)  # the previous batching
-    previous = training.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
+    previous = evaluate.predict(model, encoded, tokens, labels, cpu, tokenizer.pad_token_id)
     np.testing.assert_allclose(bucketed.probs, previous.probs, atol=1e-6, rtol=0)
     assert np.array_equal(bucketed.predicted, previous.predicted)
 
@@ -574,7 +574,7 @@ def test_bucketed_evaluation_batches_change_no_prediction(ner_dir, tiny_model, m
 def test_batches_prepared_ahead_arrive_in_order_and_carry_errors():
     import threading
 
-    from noisebench.batches import prefetched
+    from noisebench.training.batches import prefetched
 
     assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
     assert list(prefetched([])) == []
@@ -647,11 +647,11 @@ def test_compiled_training_is_repeatable_and_a_failed_compile_falls_back(
 def test_cuda_batches_are_the_same_batches_in_the_same_order(ner_dir, tiny_model, monkeypatch):
     import numpy as np
 
-    from noisebench import data
-    from noisebench.batches import collate, encode, length_grouped_batches
+    from noisebench.data import loading as data
+    from noisebench.training.batches import collate, encode, length_grouped_batches
 
     split = data.load(str(ner_dir))["train"]
-    _, tokenizer = training.load_model(str(tiny_model), data.label_names(split))
+    _, tokenizer = evaluate.load_model(str(tiny_model), data.label_names(split))
     encoded = encode(tokenizer, split, 128, None)
     batches = length_grouped_batches(encoded.lengths(), 16, np.random.default_rng(0))
     pinned = []
@@ -700,20 +700,20 @@ def test_every_kind_of_run_rescores_and_reevaluates_to_its_own_numbers(
 
 
 def test_config_round_trips_through_its_identity_and_refuses_unknown_settings():
-    config = training.TrainConfig(loss="sgce", q=0.8, s=0.1, rate=0.4, labels=("O", "B-X"))
+    config = TrainConfig(loss="sgce", q=0.8, s=0.1, rate=0.4, labels=("O", "B-X"))
     assert config.identity()["validation_noise"] == "as train"
-    assert training.TrainConfig.from_identity(config.identity()) == config
+    assert TrainConfig.from_identity(config.identity()) == config
     older = {k: v for k, v in config.identity().items() if k != "loss_warmup"}
-    assert training.TrainConfig.from_identity(older).loss_warmup == 0.1
+    assert TrainConfig.from_identity(older).loss_warmup == 0.1
     with pytest.raises(InputError, match="unknown setting 'focal_gamma'"):
-        training.TrainConfig.from_identity({**config.identity(), "focal_gamma": 2.0})
+        TrainConfig.from_identity({**config.identity(), "focal_gamma": 2.0})
 
 
 def test_an_unexpected_error_is_one_line_and_exit_1(runner, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise TypeError("TrainConfig.__init__() got an unexpected keyword argument 'x'")
 
-    monkeypatch.setattr(training, "rescore", broken)
+    monkeypatch.setattr(evaluate, "rescore", broken)
     monkeypatch.delenv("NOISEBENCH_DEBUG", raising=False)
     result = runner.invoke(app, ["score", str(tmp_path)])
     assert result.exit_code == 1

@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noisebench import leaderboard, methods, metrics, paired, runs, verdict
 from noisebench.cli import app
-from noisebench.runs import Predictions
-from noisebench.train import TrainConfig, write_results
+from noisebench.scoring import metrics, paired
+from noisebench.studies import leaderboard, verdict
+from noisebench.training import methods, runs
+from noisebench.training.config import TrainConfig
+from noisebench.training.evaluate import write_results
+from noisebench.training.runs import Predictions
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SENTENCES = 120

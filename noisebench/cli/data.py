@@ -56,8 +56,9 @@ def corrupt(
     [bold]noisebench corrupt data/ --profile noisebench:crowd[/]
     """
     with bad_input_exits():
-        from noisebench import data, profiles
-        from noisebench import noise as noise_models
+        from noisebench.data import loading as data
+        from noisebench.data import noise as noise_models
+        from noisebench.data import profiles
 
         dataset = options.dataset(dataset, data_option)
         noise_name = noise_models.noise_choice(noise, matrix, entity_mix, profile)
@@ -124,7 +125,7 @@ def profile(
     Example: [bold]noisebench profile noisebench:crowd -o crowd.json[/], then
     [bold]noisebench corrupt my-data/ --profile crowd.json[/]
     """
-    from noisebench import profiles
+    from noisebench.data import profiles
 
     with bad_input_exits():
         noisy = options.dataset(noisy, data_option, default=None)

@@ -19,9 +19,9 @@ from noisebench.cli.common import (
     stderr,
     stdout,
 )
-from noisebench.detect import MIN_F1
+from noisebench.data.schemes import NO_SCHEME
+from noisebench.detection.detect import MIN_F1
 from noisebench.errors import InputError
-from noisebench.schemes import NO_SCHEME
 
 
 @app.command(rich_help_panel="Data")
@@ -126,10 +126,14 @@ def detect(
 
     Example: [bold]noisebench detect noisebench:crowd --epochs 2 --lr 3e-4 -o review[/]
     """
-    from noisebench import detect as detection
-    from noisebench import review, runs
-    from noisebench import train as training
     from noisebench.cli.training import training_progress
+    from noisebench.detection import detect as detection
+    from noisebench.detection import review
+    from noisebench.training import loop as training
+    from noisebench.training import runs
+    from noisebench.training.config import TrainConfig
+    from noisebench.training.evaluate import config_from_results
+    from noisebench.training.prepare import prepare
 
     with bad_input_exits():
         share = detection.parse_share(budget or ("5%" if fix else "10%"))
@@ -149,10 +153,10 @@ def detect(
             stored = runs.read_json(Path(run) / runs.RESULTS)
             if stored is None:
                 raise InputError(f"--run {run}: not a finished noisebench run (no results.json)")
-            train_config = training.config_from_results(stored)
-            prepared = training.prepare(train_config, Path(run).parent, device)
+            train_config = config_from_results(stored)
+            prepared = prepare(train_config, Path(run).parent, device)
         else:
-            train_config = training.TrainConfig(
+            train_config = TrainConfig(
                 data=options.dataset(data, data_option), loss=loss, method=method,
                 model=model, rate=rate,
                 **options.noise_fields(noise, matrix, entity_mix, noise_profile),
@@ -161,7 +165,7 @@ def detect(
                 tag_column=tag_column, labels=split_list(labels),
             )  # fmt: skip
             with stderr.status("loading data and model…"):
-                prepared = training.prepare(train_config, runs_dir, device)
+                prepared = prepare(train_config, runs_dir, device)
         for note in prepared.notes:
             stderr.print(f"note: {note}", soft_wrap=True)
         if run is not None:
@@ -209,7 +213,7 @@ def detect(
 
 
 def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> None:
-    from noisebench.detections import name_of
+    from noisebench.detection.detections import name_of
 
     report = document["levels"]
     cost = document["cost"]

@@ -87,7 +87,7 @@ def dataset(positional: str | None, option: str | None, default: str | None = "c
 def noise_fields(noise, matrix: Path | None, entity_mix, profile) -> dict:
     """The run config's fields that the noise options set, the noise model chosen as
     ``corrupt`` chooses it (``noise.noise_choice``)."""
-    from noisebench.noise import noise_choice
+    from noisebench.data.noise import noise_choice
 
     return {
         "noise": noise_choice(noise, matrix, entity_mix, profile),

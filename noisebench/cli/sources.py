@@ -25,7 +25,7 @@ def sources_list(
     """List the built-in datasets and models, whether they are cached, and their size."""
     if ctx.invoked_subcommand is not None:
         return
-    from noisebench import sources
+    from noisebench.data import sources
 
     rows = [
         {
@@ -86,7 +86,7 @@ def sources_fetch(
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from noisebench import sources
+    from noisebench.data import sources
 
     with bad_input_exits():
         source = sources.get_source(name)

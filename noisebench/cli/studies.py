@@ -117,8 +117,8 @@ def sweep(
 
     Example: [bold]noisebench sweep --preset quick[/]
     """
-    from noisebench import sweep as sweeps
-    from noisebench.noise import noise_choice
+    from noisebench.data.noise import noise_choice
+    from noisebench.studies import sweep as sweeps
 
     with bad_input_exits():
         overrides = {
@@ -325,7 +325,7 @@ def leaderboard(
 
     Gate: [bold]noisebench leaderboard --baseline b.json --fail-on f1:-0.5 --fail-on ece:+0.02[/]
     """
-    from noisebench import leaderboard as boards
+    from noisebench.studies import leaderboard as boards
 
     with bad_input_exits():
         folders = runs_dirs or [Path("runs")]
@@ -338,7 +338,7 @@ def leaderboard(
         reference = boards.read_baseline(baseline) if baseline is not None else None
         if reference is not None and boards.is_legacy(reference):
             stderr.print(f"note: --baseline {baseline}: {boards.LEGACY_BASELINE}", soft_wrap=True)
-        from noisebench import detections as detection_boards
+        from noisebench.detection import detections as detection_boards
 
         found_detections, unreadable = detection_boards.collect(folders)
         for line in unreadable:
@@ -437,7 +437,7 @@ def _print_detections(detect_rows: list[dict]) -> None:
         table.add_column(
             column, justify="left" if column in ("dataset", "detector", "level") else "right"
         )
-    from noisebench.detections import best_text, versus_text
+    from noisebench.detection.detections import best_text, versus_text
 
     for row in detect_rows:
         table.add_row(
@@ -457,7 +457,7 @@ def _print_detections(detect_rows: list[dict]) -> None:
 
 def _show_leaderboard(folders: list[Path], tuned: bool) -> None:
     """The end of a sweep: the leaderboard and verdict, shown and written beside the runs."""
-    from noisebench import leaderboard as boards
+    from noisebench.studies import leaderboard as boards
 
     metrics = ["f1", "ece", "mce"]
     collected = boards.collect(folders, "test", metrics)
@@ -479,9 +479,9 @@ def _write_tables(
     folder: Path, collected, tables, formats, findings, detect_rows, plots: bool
 ) -> list[Path]:
     """Tables, verdict, summary, detect table (and plots) in ``folder``; what was written."""
-    from noisebench import detections as detection_boards
-    from noisebench import leaderboard as boards
-    from noisebench import verdict as verdicts
+    from noisebench.detection import detections as detection_boards
+    from noisebench.studies import leaderboard as boards
+    from noisebench.studies import verdict as verdicts
 
     rendered = verdicts.markdown(findings) if findings is not None else None
     written = boards.write_outputs(folder, collected, tables, formats, findings, rendered)
@@ -499,7 +499,7 @@ def _save_leaderboard(out: Path | None, folders: list[Path], write) -> list[Path
     and no reader sees it half-written (``collect`` never takes it for a run). One line on
     stderr says where; a default place that cannot be written is a warning, not an error."""
     from noisebench.atomic import staged_directory
-    from noisebench.leaderboard import LEADERBOARD_DIR
+    from noisebench.studies.leaderboard import LEADERBOARD_DIR
 
     if out is not None:
         try:
@@ -535,7 +535,7 @@ def _print_tuning(tuning: list[dict]) -> None:
 
 def _verdict(collected, split: str, replicates: int) -> dict | None:
     """The verdict is about test scores: None on another split."""
-    from noisebench import verdict
+    from noisebench.studies import verdict
 
     return verdict.verdicts(collected, replicates) if split == "test" else None
 
@@ -543,7 +543,7 @@ def _verdict(collected, split: str, replicates: int) -> dict | None:
 def _print_verdict(findings: dict) -> None:
     from rich.markup import escape
 
-    from noisebench import verdict
+    from noisebench.studies import verdict
 
     stdout.print("[bold]Verdict[/]")
     for line in verdict.text(findings):
@@ -570,8 +570,8 @@ def _print_pivots(boards, tables) -> None:
 
 
 def _write_plots(out: Path, tables, collected) -> list[Path]:
-    from noisebench import plots as figures
-    from noisebench.leaderboard import reliability_panels
+    from noisebench.studies import plots as figures
+    from noisebench.studies.leaderboard import reliability_panels
 
     written = []
     for table in tables:

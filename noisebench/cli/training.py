@@ -204,21 +204,25 @@ def train(
     """
     # the options alone (nothing else is defined yet), each named as the field it sets
     given = dict(locals())
-    from noisebench import train as training
+    from noisebench.studies import plots
+    from noisebench.training import loop as training
+    from noisebench.training.config import TrainConfig
+    from noisebench.training.prepare import prepare
 
     with bad_input_exits():
         given["labels"] = split_list(labels)
         given |= options.noise_fields(noise, matrix, entity_mix, noise_profile)
-        config = training.TrainConfig(
-            **{f.name: given[f.name] for f in fields(training.TrainConfig) if f.name in given}
+        config = TrainConfig(
+            **{f.name: given[f.name] for f in fields(TrainConfig) if f.name in given}
         )
         with stderr.status("loading data and model…"):
-            prepared = training.prepare(config, runs_dir, device, compile_model)
+            prepared = prepare(config, runs_dir, device, compile_model)
         for note in prepared.notes:
             stderr.print(f"note: {note}", soft_wrap=True)
         results = runs_results_if_complete(prepared.run_dir, resume)
         if results is None:
             results = _train_with_progress(training, prepared, resume, save_model)
+            plots.run_figures(prepared.run_dir, results)
         else:
             stderr.print(f"{prepared.run_dir} is already complete; showing its results")
     warn_if_degenerate(results)
@@ -229,7 +233,7 @@ def train(
 
 
 def runs_results_if_complete(run_dir: Path, resume: bool) -> dict | None:
-    from noisebench import runs
+    from noisebench.training import runs
 
     if resume or not runs.is_complete(run_dir):
         return None
@@ -335,8 +339,8 @@ def degenerate_advice(config: dict) -> str:
     'try more epochs than its 3 (--epochs 6) or another learning rate than its 0.0003
     (--lr 0.00015 or 0.0006)'
     """
-    from noisebench import runs
-    from noisebench.losses import LOSSES
+    from noisebench.training import runs
+    from noisebench.training.losses import LOSSES
 
     loss = config.get("loss") or "ce"
     epochs, lr = config.get("epochs"), config.get("lr")
@@ -431,19 +435,23 @@ def score(
 
     A saved model on other data: [bold]noisebench score --model RUN --data other.conll[/]
     """
-    from noisebench import train as training
+    from noisebench.studies import plots
+    from noisebench.training.evaluate import eval_dir, evaluate_saved_model, rescore
 
     with bad_input_exits():
         if model is not None:
             if data is None:
                 raise InputError("--model needs --data (the dataset to evaluate on)")
-            all_results = [training.evaluate_saved_model(model, data, split, device=device)]
+            all_results = [evaluate_saved_model(model, data, split, device=device)]
             folders = [model]
+            plots.run_figures(eval_dir(model, data), all_results[0], f"{model.name} on {data}")
         else:
             if not run_dirs:
                 raise InputError("name at least one run folder (or --model RUN --data D)")
             folders = run_dirs
-            all_results = [training.rescore(d, bins, strict, calibrate) for d in folders]
+            all_results = [rescore(d, bins, strict, calibrate) for d in folders]
+            for folder, results in zip(folders, all_results, strict=True):
+                plots.run_figures(folder, results)
     for results in all_results:
         warn_if_degenerate(results)
     if json_output:

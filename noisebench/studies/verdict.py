@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import metrics, paired, runs
-from noisebench.leaderboard import (
+from noisebench.scoring import metrics, paired
+from noisebench.studies.leaderboard import (
     Collected,
     describe_noise,
     is_bound_label,
@@ -26,6 +26,7 @@ from noisebench.leaderboard import (
     set_ups,
     still_improving,
 )
+from noisebench.training import runs
 
 SAME_LEVEL = 0.05  # entity noise levels within 5 points count as "the same level"
 CE = "ce"

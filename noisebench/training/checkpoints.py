@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import runs
 from noisebench.errors import InputError
-from noisebench.resolve import Prepared
+from noisebench.training import runs
+from noisebench.training.prepare import Prepared
 
 
 def open_run_dir(prepared: Prepared, resume: bool, checkpoint_file: Path) -> None:

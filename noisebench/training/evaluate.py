@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import data, memory, metrics, runs, sources
-from noisebench.batches import Encoded, collate, encode
-from noisebench.config import TrainConfig
+from noisebench.data import loading as data
+from noisebench.data import sources
+from noisebench.data.noise import label_noise
+from noisebench.data.schemes import NO_SCHEME
 from noisebench.errors import InputError
-from noisebench.noise import label_noise
-from noisebench.resolve import Prepared, ignored_words, resolve_device
-from noisebench.schemes import NO_SCHEME
+from noisebench.scoring import metrics
+from noisebench.training import memory, runs
+from noisebench.training.batches import Encoded, collate, encode
+from noisebench.training.config import TrainConfig
+from noisebench.training.prepare import Prepared, ignored_words, resolve_device
 
 EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch, at most
 EVAL_PADDING = 0.05  # ... and at most this share of a batch's longest sentence is padding
@@ -174,21 +177,17 @@ def selection_labels(validation) -> str:
 def write_results(
     run_dir: Path, labels, scheme, config: TrainConfig, train_summary: dict, notes: list[str]
 ) -> dict:
-    """Score the saved predictions of ``run_dir`` and write plots and ``results.json``.
+    """Score the saved predictions of ``run_dir`` and write ``results.json``.
 
-    ``noisebench score`` calls this too, so its numbers are train's numbers.
+    ``noisebench score`` calls this too, so its numbers are train's numbers. Figures are
+    the study layer's (``studies.plots.run_figures``), drawn from what this returns.
     """
-    from noisebench import plots
-
     splits, saved = {}, {}
     for split in ("validation", "test"):
         path = run_dir / f"predictions-{split}.parquet"
         if path.is_file():
             saved[split] = runs.read_predictions(path)
             splits[split] = metrics.score_split(saved[split], scheme, config.strict, config.bins)
-            plots.reliability_diagram(
-                splits[split], f"{run_dir.name} ({split})", run_dir / f"reliability-{split}.png"
-            )
     calibration = None
     if config.calibrate == "temperature" and {"validation", "test"} <= set(saved):
         calibration = metrics.temperature_report(saved["validation"], saved["test"], config.bins)
@@ -225,8 +224,8 @@ def evaluate_saved_model(
 ) -> dict:
     """Score a run's saved model (``--save-model``) on another dataset's ``split``.
 
-    Writes ``<run_dir>/eval/<dataset>/`` (predictions, reliability diagram, results.json)
-    and returns its results. The data's label names must be the model's (any order).
+    Writes ``eval_dir(run_dir, spec)`` (predictions, results.json) and returns its
+    results. The data's label names must be the model's (any order).
     """
     model_dir = Path(run_dir) / "model"
     stored = runs.read_json(Path(run_dir) / runs.RESULTS)
@@ -256,16 +255,11 @@ def evaluate_saved_model(
         resolved_device,
         tokenizer.pad_token_id or 0,
     )
-    out = Path(run_dir) / "eval" / data.dataset_name(spec)
+    out = eval_dir(run_dir, spec)
     out.mkdir(parents=True, exist_ok=True)
     runs.write_predictions(out / f"predictions-{split}.parquet", predictions)
     scheme = data.scheme(dataset)
     scores = metrics.score_split(predictions, scheme, config.strict, config.bins)
-    from noisebench import plots
-
-    plots.reliability_diagram(
-        scores, f"{Path(run_dir).name} on {spec} ({split})", out / f"reliability-{split}.png"
-    )
     results = {
         "schema_version": runs.SCHEMA_VERSION,
         "run": Path(run_dir).name,
@@ -278,6 +272,11 @@ def evaluate_saved_model(
     }
     runs.write_json(out / runs.RESULTS, results)
     return results
+
+
+def eval_dir(run_dir: Path, spec: str) -> Path:
+    """Where ``evaluate_saved_model`` writes a saved model's scores on ``spec``."""
+    return Path(run_dir) / "eval" / data.dataset_name(spec)
 
 
 def rescore(

@@ -17,11 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import data, methods, profiles, runs, sources, targets
-from noisebench.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
-from noisebench.errors import InputError
-from noisebench.losses import build_loss
-from noisebench.noise import (
+from noisebench.data import loading as data
+from noisebench.data import profiles, sources
+from noisebench.data.noise import (
     NoiseConfig,
     corrupt_to_directory,
     default_output_dir,
@@ -29,7 +27,11 @@ from noisebench.noise import (
     parse_entity_mix,
     read_matrix,
 )
-from noisebench.schemes import NO_SCHEME
+from noisebench.data.schemes import NO_SCHEME
+from noisebench.errors import InputError
+from noisebench.training import methods, runs, targets
+from noisebench.training.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
+from noisebench.training.losses import build_loss
 
 VALIDATION_SHARE = 0.1
 
@@ -320,7 +322,7 @@ def _auto_choice(config: TrainConfig, labels: list[str], notes: list[str]) -> st
             " choose mask-missing or mask-entity"
         )
         return None
-    from noisebench import profiles
+    from noisebench.data import profiles
 
     profile = profiles.resolve(config.error_profile)
     choice, why = methods.choose_from_profile(profile)

@@ -23,18 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import runs
 from noisebench.atomic import write_bytes_atomic, write_text_atomic
-from noisebench.config import (
+from noisebench.data.loading import dataset_name
+from noisebench.errors import InputError
+from noisebench.scoring.paired import decimals
+from noisebench.training import runs
+from noisebench.training.config import (
     DERIVED_IDENTITY_KEYS,
     NOISE_SETTINGS,
     NOISES_WITHOUT_RATE,
     TrainConfig,
 )
-from noisebench.data import dataset_name
-from noisebench.errors import InputError
-from noisebench.methods import is_bound
-from noisebench.paired import decimals
+from noisebench.training.methods import is_bound
 
 HIGHER_IS_BETTER = {
     "f1": True,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisebench import data
+from noisebench.data import loading as data
 
 
 @dataclass

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import detect
-from noisebench.schemes import decode_spans
+from noisebench.data.schemes import decode_spans
+from noisebench.detection import detect
 
 LABEL_STUDIO_FROM, LABEL_STUDIO_TO = "label", "text"  # the names of a NER labelling config
 
@@ -159,7 +159,7 @@ def write(
         (temporary / "detection.json").write_text(json.dumps(document, indent=2) + "\n")
         pq.write_table(_word_table(detection), temporary / SCORES_FILE)
         if fixed is not None:
-            from noisebench import data
+            from noisebench.data import loading as data
 
             data.write_parquet(fixed, temporary)
         if out.exists():

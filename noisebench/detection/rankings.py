@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from noisebench.schemes import decode_spans
+from noisebench.data.schemes import decode_spans
 
 ENTITY_TYPES = ("missed", "spurious", "retyped", "boundary")
 BUDGETS = (0.01, 0.05, 0.10)  # review budgets: shares of each level's units

@@ -24,38 +24,29 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from noisebench import memory, methods, metrics, runs, sources, targets
-from noisebench.batches import Encoded, collate, encode, length_grouped_batches, prefetched
-from noisebench.checkpoints import (
+from noisebench.data import sources
+from noisebench.errors import one_line
+from noisebench.scoring import metrics
+from noisebench.training import memory, methods, runs, targets
+from noisebench.training.batches import Encoded, collate, encode, length_grouped_batches, prefetched
+from noisebench.training.checkpoints import (
     initial_state,
     load_checkpoint,
     open_run_dir,
     save_checkpoint,
 )
-from noisebench.config import TrainConfig
-from noisebench.errors import one_line
-from noisebench.evaluate import (  # noqa: F401  (the library API: noisebench.train.*)
+from noisebench.training.config import TrainConfig
+from noisebench.training.evaluate import (
     autocast,
-    config_from_results,
-    evaluate_saved_model,
     finish,
     load_model,
     pinned,
     predict,
-    rescore,
     to_device,
     tokens_of,
-    write_results,
 )
-from noisebench.losses import build_loss
-from noisebench.resolve import (  # noqa: F401
-    Prepared,
-    check_model,
-    corrupted_copy,
-    prepare,
-    resolve_device,
-    resolve_model,
-)
+from noisebench.training.losses import build_loss
+from noisebench.training.prepare import Prepared
 
 LOSS_READ_EVERY = 25  # on CUDA, steps between reads of the loss (host syncs)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import sources
+from noisebench.data import sources
 from noisebench.errors import InputError
 
 VARIANTS = ("clean", "expert", "crowd", "crowdbest", "distant", "weak", "llm")
@@ -51,7 +51,7 @@ PUBLISHED_ENTITY_NOISE = {
     "weak": 40.4,
     "llm": 45.6,
 }
-PACKAGED_LABELS = Path(__file__).parent / "resources" / "noisebench-labels.npz"
+PACKAGED_LABELS = Path(__file__).parent.parent / "resources" / "noisebench-labels.npz"
 DEV_DATE = "1996-08-24"
 DOCSTART = -1  # index value of a -DOCSTART- sentence
 SEARCH_WINDOW = 120  # sentences; CleanCoNLL's patch moves train sentences by at most 84
@@ -317,7 +317,7 @@ def available_build() -> tuple[str, str]:
     return "conll03", _FETCH_FAILED[home]
 
 
-def load(spec: str) -> RealNoise:
+def load(spec: str) -> RealNoise:  # registered below as the ``noisebench`` family
     """Build ``noisebench:<variant>``: exact where CleanCoNLL's files are cached or can be
     downloaded, else the offline build (and a note that says so)."""
     variant = parse_variant(spec)
@@ -488,3 +488,6 @@ def common_subsequence(a: list, b: list, same=operator.eq) -> list[tuple[int, in
         else:
             j += 1
     return pairs
+
+
+sources.register(sources.Family("noisebench", PREFIX, VARIANTS, parse_variant, dataset_name, load))

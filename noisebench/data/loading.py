@@ -30,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from noisebench import realnoise, sources
+from noisebench.data import sources
+from noisebench.data.schemes import detect_scheme
 from noisebench.errors import InputError, one_line
-from noisebench.schemes import detect_scheme
 
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("tags", "ner_tags", "labels", "label", "ner", "pos_tags", "chunk_tags")
@@ -104,8 +104,9 @@ def dataset_name(spec: str | Path) -> str:
         return path.resolve().name
     if path.is_file():
         return path.stem
-    if realnoise.parse_variant(str(spec)) is not None:
-        return realnoise.dataset_name(str(spec))
+    family = sources.family_of(str(spec))
+    if family is not None:
+        return family.name(str(spec))
     return str(spec).replace("/", "--")
 
 
@@ -314,17 +315,18 @@ def check(spec: str | Path, columns: Columns | None = None) -> None:
 
 
 def _kind(spec: str) -> str:
-    """What ``spec`` names: ``path``, ``realnoise``, ``builtin`` or ``hub``."""
+    """What ``spec`` names: ``path``, ``family`` (a registered family's dataset),
+    ``builtin`` or ``hub``."""
     if Path(spec).expanduser().exists():
         return "path"
-    if realnoise.parse_variant(spec) is not None:
-        return "realnoise"
+    if sources.family_of(spec) is not None:
+        return "family"
     if spec in sources.SOURCES:
         return "builtin"
     if HUB_ID.match(spec):
         return "hub"
     builtins = ", ".join(
-        f"{n}:<variant>" if n == "noisebench" else n
+        f"{sources.FAMILIES[n].prefix}<variant>" if n in sources.FAMILIES else n
         for n, s in sources.SOURCES.items()
         if s.kind == "dataset"
     )
@@ -336,8 +338,8 @@ def _read_any(spec: str, columns: Columns) -> dict[str, RawSplit]:
     if kind == "path":
         path = Path(spec).expanduser()
         return _read_directory(path, columns) if path.is_dir() else _read_single(path, columns)
-    if kind == "realnoise":
-        return _read_realnoise(spec)
+    if kind == "family":
+        return _read_family(spec)
     if kind == "builtin":
         return _read_directory(sources.fetch(_builtin_source(spec)), columns)
     return _read_hub(spec, columns)
@@ -347,14 +349,15 @@ def _builtin_source(name: str):
     source = sources.get_source(name)
     if source.kind != "dataset":
         raise InputError(f"'{name}' is a built-in model, not a dataset")
-    if name == "noisebench":
-        variants = ", ".join(realnoise.PREFIX + v for v in realnoise.VARIANTS)
-        raise InputError(f"'noisebench' has seven label sets: name one ({variants})")
+    family = sources.FAMILIES.get(name)
+    if family is not None:
+        variants = ", ".join(family.prefix + v for v in family.variants)
+        raise InputError(f"'{name}' has {len(family.variants)} label sets: name one ({variants})")
     return source
 
 
-def _read_realnoise(spec: str) -> dict[str, RawSplit]:
-    built = realnoise.load(spec)
+def _read_family(spec: str) -> dict[str, RawSplit]:
+    built = sources.family_of(spec).load(spec)
     raw = {}
     for split, text in built.splits.items():
         raw[split] = RawSplit(

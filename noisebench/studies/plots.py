@@ -8,6 +8,14 @@ from pathlib import Path
 from noisebench.atomic import write_bytes_atomic
 
 
+def run_figures(folder: Path, results: dict, title: str | None = None) -> None:
+    """A run's figures from its ``results.json``: one reliability diagram per split,
+    ``reliability-<split>.png`` in ``folder`` (a run folder or a saved model's eval folder)."""
+    name = title or Path(folder).name
+    for split, scores in results["splits"].items():
+        reliability_diagram(scores, f"{name} ({split})", Path(folder) / f"reliability-{split}.png")
+
+
 def reliability_diagram(split_scores: dict, title: str, path: Path) -> None:
     """Accuracy per confidence bin, the gap to the diagonal, ECE and MCE in the title.
 
@@ -88,7 +96,7 @@ def _save(figure, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> list
 def metric_vs_noise(table, stem: Path) -> list[Path]:
     """One line per loss configuration: mean over seeds against the noise rate, with a
     band of one standard deviation. ``table`` is a ``leaderboard.Pivot``."""
-    from noisebench.leaderboard import HIGHER_IS_BETTER, scale
+    from noisebench.studies.leaderboard import HIGHER_IS_BETTER, scale
 
     plt = _pyplot()
     unit = scale(table.metric)

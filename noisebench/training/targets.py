@@ -35,8 +35,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from noisebench.data.schemes import NO_SCHEME, Span, decode_spans, encode_spans
 from noisebench.errors import InputError
-from noisebench.schemes import NO_SCHEME, Span, decode_spans, encode_spans
 
 DEFAULT_DISTANCE = 1
 

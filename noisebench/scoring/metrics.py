@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from noisebench.schemes import NO_SCHEME, Span, decode_spans
+from noisebench.data.schemes import NO_SCHEME, Span, decode_spans
 
 NLL_FLOOR = 1e-12  # a probability of exactly 0 for the gold label costs -log(1e-12)
 
@@ -274,7 +274,7 @@ def degeneracy(predictions, scheme: str) -> dict | None:
     label predicted for at least 99% of the scored words while the gold labels give that
     label at most 95% of them (the all-``O`` solution on NER, where gold has ~83% ``O``).
 
-    >>> from noisebench.runs import Predictions
+    >>> from noisebench.training.runs import Predictions
     >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], dtype=np.float32)
     >>> p = Predictions(["O", "B-PER"], [["a", "b", "c"]], np.array([1, 0, 1]), probs,
     ...                 np.array([0, 3]))
@@ -311,7 +311,7 @@ def entity_word_calibration(predictions, bins: int = 10) -> dict | None:
     entity (not ``O``): token ECE is dominated by the ~83% of ``O`` words a model gets
     right with near-certainty. None without an ``O`` label.
 
-    >>> from noisebench.runs import Predictions
+    >>> from noisebench.training.runs import Predictions
     >>> probs = np.array([[0.9, 0.1], [0.38, 0.62], [0.25, 0.75]], dtype=np.float32)
     >>> p = Predictions(["O", "B-PER"], [["a", "b", "c"]], np.array([0, 0, 1]), probs,
     ...                 np.array([0, 3]))
@@ -336,7 +336,7 @@ def entity_calibration(
     product of its words' top-label probabilities (their joint probability, words
     independent given the sentence), correct when gold has exactly that span and type.
 
-    >>> from noisebench.runs import Predictions
+    >>> from noisebench.training.runs import Predictions
     >>> probs = np.array([[0.2, 0.8, 0.0], [0.1, 0.0, 0.9], [0.7, 0.3, 0.0]], np.float32)
     >>> p = Predictions(["O", "B-PER", "I-PER"], [["a", "b", "c"]], np.array([1, 2, 1]),
     ...                 probs, np.array([0, 3]))

@@ -41,10 +41,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from noisebench import __version__, data, profiles
+from noisebench import __version__
 from noisebench.atomic import staged_directory
-from noisebench.errors import InputError
-from noisebench.schemes import (
+from noisebench.data import loading as data
+from noisebench.data import profiles
+from noisebench.data.schemes import (
     NO_SCHEME,
     Span,
     decode_spans,
@@ -54,6 +55,7 @@ from noisebench.schemes import (
     require_span_scheme,
     split_label,
 )
+from noisebench.errors import InputError
 
 NOISE_MODELS = ("uniform", "pair", "matrix", "entity", "profile")
 ENTITY_EVENTS = ("missed", "retyped", "boundary", "spurious")

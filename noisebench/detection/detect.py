@@ -63,8 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench.errors import InputError
-from noisebench.rankings import (
+from noisebench.data.schemes import NO_SCHEME, decode_spans, encode_spans
+from noisebench.detection.rankings import (
     Ranking,
     entity_ranking,
     measure,
@@ -72,7 +72,7 @@ from noisebench.rankings import (
     sentence_ranking,
     word_ranking,
 )
-from noisebench.schemes import NO_SCHEME, decode_spans, encode_spans
+from noisebench.errors import InputError
 
 DETECTORS = ("dynamics", "retag", "cv")
 DYNAMICS_PASSES = ("train", "eval")  # recorded in the training passes, or one more per epoch
@@ -525,7 +525,7 @@ def check_method(method: str) -> None:
     """A detection trains with any ``--method`` but an oracle's: an oracle sees the clean
     labels the detection is scored against (an unknown method is ``prepare``'s to refuse,
     as for ``train``)."""
-    from noisebench import methods
+    from noisebench.training import methods
 
     if methods.is_bound(method):
         raise InputError(
@@ -554,7 +554,8 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
 
     config.check()
     started = time.perf_counter()
-    from noisebench import data, train
+    from noisebench.data import loading as data
+    from noisebench.training import loop as train
 
     train_split = prepared.dataset["train"]
     if data.IGNORE_COLUMN in train_split.column_names:
@@ -589,7 +590,7 @@ def run_detection(prepared, config: DetectConfig, progress=None) -> Detection:
 
 def detection_of_run(run_dir: Path, config: DetectConfig, clean, cost: dict) -> Detection:
     """``dynamics`` or ``retag`` from a finished run's artefacts (``--run``)."""
-    from noisebench import runs
+    from noisebench.training import runs
 
     config.check()
     if config.detector == "cv":
@@ -616,7 +617,7 @@ def detection_of_run(run_dir: Path, config: DetectConfig, clean, cost: dict) -> 
 
 def run_validation_f1(run_dir: Path) -> float | None:
     """A finished run's validation F1 (None where it has none)."""
-    from noisebench import runs
+    from noisebench.training import runs
 
     results = runs.read_json(Path(run_dir) / runs.RESULTS) or {}
     return (results.get("splits", {}).get("validation") or {}).get("f1")
@@ -645,7 +646,7 @@ def _has_artefacts(run_dir: Path, dynamics_pass: str) -> bool:
     """A finished detect run with what ``dynamics_pass`` reads (a run without the
     inference passes is trained again, to the same training-pass record, when they are
     asked for)."""
-    from noisebench import runs
+    from noisebench.training import runs
 
     stored = run_dir / DYNAMICS_FILE
     if not (
@@ -662,7 +663,7 @@ def _has_artefacts(run_dir: Path, dynamics_pass: str) -> bool:
 
 def clean_labels(split) -> np.ndarray | None:
     """The split's flat ``clean_tags`` (None without them)."""
-    from noisebench import data
+    from noisebench.data import loading as data
 
     if "clean_tags" not in split.column_names:
         return None
@@ -674,7 +675,9 @@ def _cross_validate(prepared, config: DetectConfig, clean, progress, started) ->
 
     import datasets
 
-    from noisebench import data, runs, train
+    from noisebench.data import loading as data
+    from noisebench.training import loop as train
+    from noisebench.training import runs
 
     split = prepared.dataset["train"]
     given, offsets = data.flat_tags(split)
@@ -734,7 +737,7 @@ def apply_fix(
     import datasets
     import pyarrow as pa
 
-    from noisebench import data
+    from noisebench.data import loading as data
 
     if fix not in FIXES:
         raise InputError(f"--fix {fix}: choose one of {', '.join(FIXES)}")
@@ -964,8 +967,8 @@ def _stretches(detection: Detection, scheme: str) -> list[tuple[int, int, int]]:
 def remaining_noise(split, scheme: str) -> dict | None:
     """The noise report of a training split's labels against its clean ones, over the
     words that count for training (those its ``ignore`` column keeps)."""
-    from noisebench import data
-    from noisebench.noise import label_noise
+    from noisebench.data import loading as data
+    from noisebench.data.noise import label_noise
 
     report = label_noise(split, scheme)
     if report is None or data.IGNORE_COLUMN not in split.column_names:

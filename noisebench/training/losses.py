@@ -1,6 +1,6 @@
 """Noise-robust classification losses for token classifiers, in pure torch.
 
-    from noisebench.losses import build_loss
+    from noisebench.training.losses import build_loss
     loss = build_loss("sgce", q=0.7, s=0.1)
     value = loss(logits, labels)          # logits (B, T, C) or (N, C); labels (B, T) or (N,)
 

@@ -43,8 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench.errors import InputError
-from noisebench.schemes import (
+from noisebench.data.schemes import (
     NO_SCHEME,
     Span,
     decode_spans,
@@ -52,6 +51,7 @@ from noisebench.schemes import (
     entity_types,
     require_span_scheme,
 )
+from noisebench.errors import InputError
 
 SCHEMA = "noisebench.profile"
 SCHEMA_VERSION = 1
@@ -269,7 +269,7 @@ def write(profile: dict, path: Path) -> None:
 
 def read(path: Path) -> dict:
     """A profile file, validated: one line naming the file for anything else."""
-    from noisebench import data
+    from noisebench.data import loading as data
 
     loaded = data.parse_json(Path(path), data.read_text(Path(path)))
     if not isinstance(loaded, dict) or loaded.get("schema") != SCHEMA:
@@ -449,7 +449,7 @@ def pair_from(noisy_spec: str, clean_spec: str | None = None) -> tuple[Pair, dic
     ``clean_tags`` (a corrupted folder, ``noisebench:<variant>``), or against
     ``clean_spec``'s ``tags``. Splits whose labels agree everywhere (an uncorrupted copy)
     are left out unless all agree. Returns the pair and where it came from."""
-    from noisebench import data
+    from noisebench.data import loading as data
 
     noisy = data.load(noisy_spec)
     if clean_spec is None:
@@ -513,9 +513,10 @@ def _check_same_words(noisy, clean, split: str, noisy_spec: str, clean_spec: str
 def resolve(spec: str) -> dict:
     """A profile from a file, or built in (``noisebench:<variant>``: learned from that
     variant's train and dev labels, once, and cached under ``$NOISEBENCH_HOME``)."""
-    from noisebench import data, realnoise, sources
+    from noisebench.data import loading as data
+    from noisebench.data import sources
 
-    if realnoise.parse_variant(spec) is None:
+    if sources.family_of(spec) is None:
         return read(Path(spec))
     cached = sources.home() / "profiles" / f"{data.dataset_name(spec)}.json"
     if cached.is_file():

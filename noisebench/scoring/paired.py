@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from noisebench.metrics import bin_index, entity_spans, predicted_entities
-from noisebench.schemes import NO_SCHEME
+from noisebench.data.schemes import NO_SCHEME
+from noisebench.scoring.metrics import bin_index, entity_spans, predicted_entities
 
 REPLICATES = 1000
 METRICS = ("f1", "ece", "entity_ece")

@@ -28,14 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import data, runs
-from noisebench.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
-from noisebench.data import dataset_name
+from noisebench.data import loading as data
+from noisebench.data.loading import dataset_name
+from noisebench.data.noise import noise_choice
 from noisebench.errors import InputError
-from noisebench.losses import LOSSES
-from noisebench.methods import METHODS
-from noisebench.noise import noise_choice
-from noisebench.resolve import check_model, corrupted_copy
+from noisebench.training import runs
+from noisebench.training.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
+from noisebench.training.losses import LOSSES
+from noisebench.training.methods import METHODS
+from noisebench.training.prepare import check_model, corrupted_copy
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
 BACKENDS = ("local", "ray")
@@ -500,7 +501,9 @@ def _run_in_process(
     starts, as with processes."""
     import torch
 
-    from noisebench import train as training
+    from noisebench.studies import plots
+    from noisebench.training import loop as training
+    from noisebench.training.prepare import prepare
 
     threads = int(_environment(1, gpu)["OMP_NUM_THREADS"])
     previous_threads = torch.get_num_threads()
@@ -509,8 +512,9 @@ def _run_in_process(
         for item in todo:
             report(item, "started")
             try:
-                prepared = training.prepare(item.config, Path(config.runs_dir))
-                training.train(prepared, resume=item.status == "resume")
+                prepared = prepare(item.config, Path(config.runs_dir))
+                results = training.train(prepared, resume=item.status == "resume")
+                plots.run_figures(prepared.run_dir, results)
             except InputError as error:
                 _record(item, 2, str(error), outcome, report)
             except training.TrainingFailed as error:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench import rankings, review
+from noisebench.detection import rankings, review
 from noisebench.errors import one_line
 
 DETECTION_FILE = "detection.json"

@@ -92,7 +92,7 @@ def choose_from_profile(profile: dict) -> tuple[str, str]:
     >>> choose_from_profile(profile)
     ('mask-missing', 'missed 30.0% of entities against retyped 10.0% + spurious 10.0%')
     """
-    from noisebench.profiles import summary
+    from noisebench.data.profiles import summary
 
     digest = summary(profile)
     missed, retyped = digest["outcomes"]["missed"], digest["outcomes"]["retyped"]

@@ -1,6 +1,6 @@
 """The settings of a training run: what names, hashes and reproduces it.
 
-from noisebench.config import TrainConfig
+from noisebench.training.config import TrainConfig
 config = TrainConfig(loss="sgce", q=0.8, s=0.1, rate=0.4)
 config.identity()  # what config.json and results.json store; hashed into the run name
 """
@@ -11,8 +11,8 @@ import zlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from noisebench import methods, runs, targets
 from noisebench.errors import InputError
+from noisebench.training import methods, runs, targets
 
 VALIDATION_LABELS = ("noisy", "clean")
 
