@@ -4,12 +4,14 @@ them alike (``noise.noise_choice`` checks how they combine, the same for all).""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_type_hints
 
 import typer
 
 from noisebench.errors import InputError
+from noisebench.training.config import TRAIN_FIELDS, TrainConfig, option_name
 
 DATA_HELP = "Built-in name, file, folder or Hub id (org/name)."
 DATA_PANEL = "Data"  # where --help shows them
@@ -19,58 +21,61 @@ DataOption = Annotated[
     typer.Option("--data", help=DATA_HELP, show_default=False, rich_help_panel=DATA_PANEL),
 ]
 
-# -- columns: where the words and tags are, and the label names of integer tags
-TokenColumn = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel=DATA_PANEL, help="Word column: a name, or a 0-based index for CoNLL."
-    ),
-]
-TagColumn = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel=DATA_PANEL, help="Tag column: a name, or a 0-based index for CoNLL."
-    ),
-]
-Labels = Annotated[
-    str | None,
-    typer.Option(rich_help_panel=DATA_PANEL, help="Label names in id order: O,B-PER,I-PER,..."),
-]
+# how the command line takes the settings whose Python type is not the option's own:
+# --noise is chosen together with --matrix and --profile (noise.noise_choice), --matrix
+# names a file, --labels is one comma-separated list
+CLI_TYPES = {"noise": str | None, "matrix": Path | None, "labels": str | None}
+CLI_DEFAULTS = {"noise": None}
 
-# -- noise added on the fly (corrupt writes it; train, detect and sweep corrupt first)
-Noise = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel=DATA_PANEL,
-        help="uniform, pair, entity, matrix or profile (default: uniform; matrix with"
-        " --matrix, profile with --profile).",
-        show_default=False,
-    ),
-]
-Matrix = Annotated[
-    Path | None,
-    typer.Option(
-        rich_help_panel=DATA_PANEL,
-        help='JSON noise matrix: {"B-PER": {"B-PER": 0.8, "B-ORG": 0.2}, ...}.',
-    ),
-]
-EntityMix = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel=DATA_PANEL,
-        help="Entity-noise event weights, e.g. missed=0.35,retyped=0.25,"
-        "boundary=0.3,spurious=0.1 (the default).",
-    ),
-]
-Profile = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        rich_help_panel=DATA_PANEL,
-        help="Noise profile (implies --noise profile): a file from `noisebench profile`"
-        " or a built-in one, noisebench:crowd, noisebench:weak, ...",
-    ),
-]
+
+def setting_option(name: str, help: str | None = None):
+    """The option of run setting ``name``, generated from its declaration in
+    ``TrainConfig`` (type, help, panel, option name); ``help`` overrides the help."""
+    field = TRAIN_FIELDS[name]
+    hint = CLI_TYPES.get(name) or get_type_hints(TrainConfig)[name]
+    option = typer.Option(
+        option_name(name),
+        help=help or field.metadata["help"],
+        rich_help_panel=field.metadata["panel"],
+        show_default=name not in CLI_DEFAULTS and field.default is not None,
+    )
+    return Annotated[hint, option]
+
+
+def with_settings(*names: str):
+    """Give a command the options of these run settings (every settable one when none
+    are named), each as a keyword argument named as its field, defaulting to the field's
+    default: the command reads them from ``**settings``."""
+
+    def add(command):
+        chosen = names or [n for n, f in TRAIN_FIELDS.items() if f.metadata["cli"]]
+        own = inspect.signature(command, eval_str=True).parameters.values()
+        generated = [
+            inspect.Parameter(
+                n,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=CLI_DEFAULTS.get(n, TRAIN_FIELDS[n].default),
+                annotation=setting_option(n),
+            )
+            for n in chosen
+        ]
+        kept = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        positional = [p for p in kept if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        keyword = [p for p in kept if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        command.__signature__ = inspect.Signature([*positional, *generated, *keyword])
+        return command
+
+    return add
+
+
+# the data options other commands share with train (corrupt, detect, sweep, profile)
+TokenColumn = setting_option("token_column")
+TagColumn = setting_option("tag_column")
+Labels = setting_option("labels")
+Noise = setting_option("noise")
+Matrix = setting_option("matrix")
+EntityMix = setting_option("entity_mix")
+Profile = setting_option("noise_profile")
 
 
 def dataset(positional: str | None, option: str | None, default: str | None = "conll2003"):
@@ -95,3 +100,14 @@ def noise_fields(noise, matrix: Path | None, entity_mix, profile) -> dict:
         "entity_mix": entity_mix,
         "noise_profile": profile,
     }
+
+
+def settings_config(settings: dict) -> TrainConfig:
+    """The run config of a command's setting options (``with_settings``): the noise
+    model chosen from the noise options, ``--labels`` split, ``--matrix`` as a path."""
+    from noisebench.cli.common import split_list
+
+    given = dict(settings, labels=split_list(settings.get("labels")) or None)
+    noise_options = ("noise", "matrix", "entity_mix", "noise_profile")
+    given |= noise_fields(*(settings.get(n) for n in noise_options))
+    return TrainConfig(**given)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,6 @@ from noisebench.cli.common import (
     app,
     bad_input_exits,
     print_json,
-    split_list,
     stderr,
     stdout,
 )
@@ -25,137 +23,9 @@ from noisebench.errors import InputError
 
 
 @app.command(rich_help_panel="Training")
+@options.with_settings()  # every run setting, declared once in TrainConfig
 def train(
-    loss: Annotated[
-        str,
-        typer.Option(
-            rich_help_panel="Loss", help="ce (the baseline), mae, gce, sgce, sce or nce+rce."
-        ),
-    ] = "ce",
-    data: Annotated[
-        str, typer.Option(rich_help_panel="Data", help="Built-in name, file, folder or Hub id.")
-    ] = "conll2003",
-    q: Annotated[
-        float | None, typer.Option(rich_help_panel="Loss", help="GCE/SGCE q (default 0.7).")
-    ] = None,
-    s: Annotated[
-        float | None, typer.Option(rich_help_panel="Loss", help="Label smoothing s in [0, 1).")
-    ] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            rich_help_panel="Model and budget", help="minilm-l6, a model folder or a Hub id."
-        ),
-    ] = "minilm-l6",
-    rate: Annotated[
-        float | None,
-        typer.Option(rich_help_panel="Data", help="Corrupt the training split at this rate first."),
-    ] = None,
-    noise: options.Noise = None,
-    matrix: options.Matrix = None,
-    entity_mix: options.EntityMix = None,
-    noise_profile: options.Profile = None,
-    epochs: Annotated[
-        int, typer.Option(rich_help_panel="Model and budget", help="Maximum epochs.")
-    ] = 3,
-    lr: Annotated[
-        float, typer.Option(rich_help_panel="Model and budget", help="Peak learning rate (AdamW).")
-    ] = 5e-5,
-    batch_size: Annotated[
-        int, typer.Option(rich_help_panel="Model and budget", help="Sentences per batch.")
-    ] = 32,
-    max_length: Annotated[
-        int,
-        typer.Option(rich_help_panel="Model and budget", help="Sub-tokens per training sentence."),
-    ] = 128,
-    max_train_samples: Annotated[
-        int | None,
-        typer.Option(rich_help_panel="Data", help="Keep the first K training sentences."),
-    ] = None,
-    seed: Annotated[
-        int, typer.Option(rich_help_panel="Model and budget", help="Seed of every random choice.")
-    ] = 0,
-    patience: Annotated[
-        int,
-        typer.Option(
-            rich_help_panel="Model and budget",
-            help="Stop after this many epochs without a better validation F1, counted only"
-            " once the F1 has left 0 (a slow starter is not stopped while still at 0). At"
-            " least 1; --patience equal to --epochs never stops early.",
-        ),
-    ] = 2,
-    loss_warmup: Annotated[
-        float,
-        typer.Option(
-            rich_help_panel="Loss",
-            help="Share of all steps that start with cross-entropy: gce/sgce ramp q from 0"
-            " (= CE) to --q over them; mae, sce and nce+rce use CE until they end.",
-        ),
-    ] = 0.1,
-    method: Annotated[
-        str,
-        typer.Option(
-            rich_help_panel="Method",
-            help="What each word contributes beside the loss: none, mask-missing,"
-            " mask-entity, mask-all, mask-auto (masking by error type), or a bound on data"
-            " with clean labels: oracle-mask, oracle-mask-disagree, oracle-clean.",
-        ),
-    ] = "none",
-    mask_warmup: Annotated[
-        float,
-        typer.Option(
-            rich_help_panel="Method", help="Share of steps before masking starts (mask-* methods)."
-        ),
-    ] = 0.1,
-    mask_cutoff: Annotated[
-        float,
-        typer.Option(
-            rich_help_panel="Method",
-            help="mask-*: a refit puts the threshold where the confident component's"
-            " posterior reaches this (default 0.3, the paper's).",
-        ),
-    ] = 0.3,
-    mask_reading: Annotated[
-        str | None,
-        typer.Option(
-            rich_help_panel="Method",
-            help="mask-*: overrule (a disagreeing prediction above the threshold leaves the"
-            " word out) or literal (the paper's text: words count while above it). Default:"
-            " overrule; mask-auto overrules missed entities and reads entity labels literally.",
-        ),
-    ] = None,
-    error_profile: Annotated[
-        str | None,
-        typer.Option(
-            rich_help_panel="Method",
-            help="mask-auto: a noise profile (noisebench profile -o FILE, or"
-            " noisebench:<variant>) whose dominant error type picks mask-missing or"
-            " mask-entity; without it the model's disagreements in the warm-up decide.",
-        ),
-    ] = None,
-    span_smoothing: Annotated[
-        float,
-        typer.Option(
-            rich_help_panel="Method",
-            help="Span-aware smoothing: move this share of each entity's mass to the spans"
-            " whose start or end is moved by up to --span-distance words (0: off; composes"
-            " with --s and every loss).",
-        ),
-    ] = 0.0,
-    span_distance: Annotated[
-        int,
-        typer.Option(
-            rich_help_panel="Method", help="Words an entity edge may move under --span-smoothing."
-        ),
-    ] = 1,
-    validation_labels: Annotated[
-        str,
-        typer.Option(
-            rich_help_panel="Evaluation",
-            help="Labels that choose the best epoch: noisy (the validation split's tags as"
-            " given; realistic) or clean (its clean_tags; an oracle).",
-        ),
-    ] = "noisy",
+    *,
     device: Annotated[
         str, typer.Option(rich_help_panel="Model and budget", help="auto, cpu or cuda.")
     ] = "auto",
@@ -172,49 +42,27 @@ def train(
     runs_dir: Annotated[
         Path, typer.Option(rich_help_panel="Output", help="Where run folders go.")
     ] = Path("runs"),
-    strict: Annotated[
-        bool,
-        typer.Option(
-            rich_help_panel="Evaluation", help="seqeval strict mode in the data's tag scheme."
-        ),
-    ] = False,
-    bins: Annotated[int, typer.Option(rich_help_panel="Evaluation", help="Calibration bins.")] = 10,
-    calibrate: Annotated[
-        str | None,
-        typer.Option(
-            rich_help_panel="Evaluation", help="'temperature': also report post-hoc scaled ECE/MCE."
-        ),
-    ] = None,
     save_model: Annotated[
         bool, typer.Option(rich_help_panel="Output", help="Keep the best model in <run>/model.")
     ] = False,
     resume: Annotated[
         bool, typer.Option(rich_help_panel="Output", help="Continue an interrupted run.")
     ] = False,
-    token_column: options.TokenColumn = None,
-    tag_column: options.TagColumn = None,
-    labels: options.Labels = None,
     json_output: Annotated[
         bool, typer.Option("--json", rich_help_panel="Output", help="Print JSON on stdout.")
     ] = False,
+    **settings,
 ) -> None:
     """Fine-tune an encoder with a (robust) loss; score F1 and calibration.
 
     Example: [bold]noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4[/]
     """
-    # the options alone (nothing else is defined yet), each named as the field it sets
-    given = dict(locals())
     from noisebench.studies import plots
     from noisebench.training import loop as training
-    from noisebench.training.config import TrainConfig
     from noisebench.training.prepare import prepare
 
     with bad_input_exits():
-        given["labels"] = split_list(labels)
-        given |= options.noise_fields(noise, matrix, entity_mix, noise_profile)
-        config = TrainConfig(
-            **{f.name: given[f.name] for f in fields(TrainConfig) if f.name in given}
-        )
+        config = options.settings_config(settings)
         with stderr.status("loading data and model…"):
             prepared = prepare(config, runs_dir, device, compile_model)
         for note in prepared.notes:

@@ -8,7 +8,7 @@ config.identity()  # what config.json and results.json store; hashed into the ru
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from noisebench.errors import InputError
@@ -24,60 +24,159 @@ NOISES_WITHOUT_RATE = ("matrix", "profile")  # their file sets every flip probab
 DERIVED_IDENTITY_KEYS = ("validation_noise", "matrix_crc32", "noise_profile_crc32")
 
 
+DATA, BUDGET, LOSS, METHOD, EVALUATION = (
+    "Data",
+    "Model and budget",
+    "Loss",
+    "Method",
+    "Evaluation",
+)  # the panels of ``train --help``, in this order
+
+
+def setting(default, help: str, panel: str, *, option: str | None = None, cli: bool = True):
+    """A run setting, declared once: its default, its help (``train --help``, the Python
+    API's ``help(nb.train)``), where ``--help`` shows it, and its option's name (default
+    ``--<name>``); ``cli=False``: fixed for every command (no option)."""
+    return field(
+        default=default, metadata={"help": help, "panel": panel, "option": option, "cli": cli}
+    )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a run; the resolved form of it names and hashes the run."""
+    """Every setting of a run; the resolved form of it names and hashes the run.
 
-    data: str = "conll2003"
-    loss: str = "ce"
-    q: float | None = None
-    s: float | None = None
-    model: str = "minilm-l6"
-    noise: str = "uniform"
-    rate: float | None = None  # None: train on the data as given
+    Each field is one setting, declared once (``setting``): it generates ``train``'s
+    option, the Python API's parameter and the sweep's child command line."""
+
+    data: str = setting("conll2003", "Built-in name, file, folder or Hub id.", DATA)
+    loss: str = setting("ce", "ce (the baseline), mae, gce, sgce, sce or nce+rce.", LOSS)
+    q: float | None = setting(None, "GCE/SGCE q (default 0.7).", LOSS)
+    s: float | None = setting(None, "Label smoothing s in [0, 1).", LOSS)
+    model: str = setting("minilm-l6", "minilm-l6, a model folder or a Hub id.", BUDGET)
+    noise: str = setting(
+        "uniform",
+        "uniform, pair, entity, matrix or profile (default: uniform; matrix with --matrix,"
+        " profile with --profile).",
+        DATA,
+    )
+    # None: train on the data as given
+    rate: float | None = setting(None, "Corrupt the training split at this rate first.", DATA)
     # the other noise models' settings (corrupt --matrix, --entity-mix, --profile); in
     # the identity only where given
-    matrix: str | None = None
-    entity_mix: str | None = None
-    noise_profile: str | None = None
-    epochs: int = 3
-    lr: float = 5e-5
-    batch_size: int = 32
-    max_length: int = 128
-    max_train_samples: int | None = None
-    seed: int = 0
-    patience: int = 2
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    strict: bool = False
-    bins: int = 10
-    calibrate: str | None = None  # "temperature"
-    token_column: str | None = None
-    tag_column: str | None = None
-    labels: tuple[str, ...] | None = None
+    matrix: str | None = setting(
+        None, 'JSON noise matrix: {"B-PER": {"B-PER": 0.8, "B-ORG": 0.2}, ...}.', DATA
+    )
+    entity_mix: str | None = setting(
+        None,
+        "Entity-noise event weights, e.g. missed=0.35,retyped=0.25,boundary=0.3,spurious=0.1"
+        " (the default).",
+        DATA,
+    )
+    noise_profile: str | None = setting(
+        None,
+        "Noise profile (implies --noise profile): a file from `noisebench profile` or a"
+        " built-in one, noisebench:crowd, noisebench:weak, ...",
+        DATA,
+        option="--profile",
+    )
+    epochs: int = setting(3, "Maximum epochs.", BUDGET)
+    lr: float = setting(5e-5, "Peak learning rate (AdamW).", BUDGET)
+    batch_size: int = setting(32, "Sentences per batch.", BUDGET)
+    max_length: int = setting(128, "Sub-tokens per training sentence.", BUDGET)
+    max_train_samples: int | None = setting(None, "Keep the first K training sentences.", DATA)
+    seed: int = setting(0, "Seed of every random choice.", BUDGET)
+    patience: int = setting(
+        2,
+        "Stop after this many epochs without a better validation F1, counted only once the"
+        " F1 has left 0 (a slow starter is not stopped while still at 0). At least 1;"
+        " --patience equal to --epochs never stops early.",
+        BUDGET,
+    )
+    warmup_ratio: float = setting(0.1, "Share of steps of linear lr warm-up.", BUDGET, cli=False)
+    weight_decay: float = setting(0.01, "AdamW weight decay.", BUDGET, cli=False)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.", BUDGET, cli=False)
+    strict: bool = setting(False, "seqeval strict mode in the data's tag scheme.", EVALUATION)
+    bins: int = setting(10, "Calibration bins.", EVALUATION)
+    calibrate: str | None = setting(
+        None, "'temperature': also report post-hoc scaled ECE/MCE.", EVALUATION
+    )
+    token_column: str | None = setting(
+        None, "Word column: a name, or a 0-based index for CoNLL.", DATA
+    )
+    tag_column: str | None = setting(
+        None, "Tag column: a name, or a 0-based index for CoNLL.", DATA
+    )
+    labels: tuple[str, ...] | None = setting(
+        None, "Label names in id order: O,B-PER,I-PER,...", DATA
+    )
     # Which validation labels choose the best epoch: "noisy" = the split's ``tags`` as
     # given (realistic: a user's dev labels are as noisy as the training labels), "clean"
     # = its ``clean_tags`` (an oracle, for comparison).
-    validation_labels: str = "noisy"
+    validation_labels: str = setting(
+        "noisy",
+        "Labels that choose the best epoch: noisy (the validation split's tags as given;"
+        " realistic) or clean (its clean_tags; an oracle).",
+        EVALUATION,
+    )
     # Share of all optimizer steps that start with cross-entropy: GCE/SGCE ramp q from 0
     # (exactly CE) to its target over them, MAE/SCE/NCE+RCE use CE until they end.
-    loss_warmup: float = runs.DEFAULT_LOSS_WARMUP
+    loss_warmup: float = setting(
+        runs.DEFAULT_LOSS_WARMUP,
+        "Share of all steps that start with cross-entropy: gce/sgce ramp q from 0 (= CE) to"
+        " --q over them; mae, sce and nce+rce use CE until they end.",
+        LOSS,
+    )
     # what each word contributes beside the loss (methods.py): "none" = the loss alone
-    method: str = "none"
-    mask_warmup: float = methods.DEFAULT_MASK_WARMUP  # share of steps without masking
+    method: str = setting(
+        "none",
+        "What each word contributes beside the loss: none, mask-missing, mask-entity,"
+        " mask-all, mask-auto (masking by error type), or a bound on data with clean labels:"
+        " oracle-mask, oracle-mask-disagree, oracle-clean.",
+        METHOD,
+    )
+    mask_warmup: float = setting(
+        methods.DEFAULT_MASK_WARMUP,
+        "Share of steps before masking starts (mask-* methods).",
+        METHOD,
+    )
     # where a refit puts the threshold (the confident component's posterior), and how the
     # rule is read (methods.READINGS; None: the method's default, methods.group_readings);
     # in the identity only when not the defaults
-    mask_cutoff: float = methods.POSTERIOR_CUTOFF
-    mask_reading: str | None = None
+    mask_cutoff: float = setting(
+        methods.POSTERIOR_CUTOFF,
+        "mask-*: a refit puts the threshold where the confident component's posterior"
+        " reaches this (default 0.3, the paper's).",
+        METHOD,
+    )
+    mask_reading: str | None = setting(
+        None,
+        "mask-*: overrule (a disagreeing prediction above the threshold leaves the word out)"
+        " or literal (the paper's text: words count while above it). Default: overrule;"
+        " mask-auto overrules missed entities and reads entity labels literally.",
+        METHOD,
+    )
     # mask-auto: a noise profile (file or noisebench:<variant>) that names the dominant
     # error type; None: the model's own disagreements during the warm-up decide
-    error_profile: str | None = None
+    error_profile: str | None = setting(
+        None,
+        "mask-auto: a noise profile (noisebench profile -o FILE, or noisebench:<variant>)"
+        " whose dominant error type picks mask-missing or mask-entity; without it the"
+        " model's disagreements in the warm-up decide.",
+        METHOD,
+    )
     # span-aware smoothing (targets.py): the share of each entity's mass moved to its
     # spans with a start or end up to span_distance words away; 0 = one-hot targets
-    span_smoothing: float = 0.0
-    span_distance: int = targets.DEFAULT_DISTANCE
+    span_smoothing: float = setting(
+        0.0,
+        "Span-aware smoothing: move this share of each entity's mass to the spans whose"
+        " start or end is moved by up to --span-distance words (0: off; composes with --s"
+        " and every loss).",
+        METHOD,
+    )
+    span_distance: int = setting(
+        targets.DEFAULT_DISTANCE, "Words an entity edge may move under --span-smoothing.", METHOD
+    )
 
     def __post_init__(self) -> None:
         if self.mask_reading == methods.READINGS[0] and self.method != methods.AUTO:
@@ -145,3 +244,15 @@ class TrainConfig:
         """Simulated noise reaches the validation labels too (``--validation-labels noisy``)."""
         changes_labels = bool(self.rate) or self.noise in NOISES_WITHOUT_RATE
         return changes_labels and self.validation_labels == "noisy"
+
+
+def option_name(name: str) -> str:
+    """A setting's command-line option: ``--profile`` for ``noise_profile``, else
+    ``--<name>`` with dashes."""
+    meta = TRAIN_FIELDS[name].metadata
+    return meta["option"] or "--" + name.replace("_", "-")
+
+
+TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
+# settings that no command exposes: fixed at their defaults
+FIXED_SETTINGS = tuple(n for n, f in TRAIN_FIELDS.items() if not f.metadata["cli"])
