@@ -58,22 +58,13 @@ def corrupt(
     with bad_input_exits():
         from noisebench.data import loading as data
         from noisebench.data import noise as noise_models
-        from noisebench.data import profiles
 
         dataset = options.dataset(dataset, data_option)
-        noise_name = noise_models.noise_choice(noise, matrix, entity_mix, profile)
-        config = noise_models.NoiseConfig(
-            noise=noise_name,
-            rate=rate,
-            seed=seed,
-            splits=split_list(splits) or (),
-            matrix=noise_models.read_matrix(matrix) if matrix is not None else None,
-            entity_mix=noise_models.parse_entity_mix(entity_mix) if entity_mix else None,
-            profile=profiles.resolve(profile) if profile else None,
-            profile_name=profile,
+        config = noise_models.noise_config(
+            noise, rate, seed, split_list(splits) or (), matrix, entity_mix, profile
         )
         columns = data.Columns(token_column, tag_column, split_list(labels))
-        with stderr.status(f"corrupting {dataset} ({noise_name} noise)…"):
+        with stderr.status(f"corrupting {dataset} ({config.noise} noise)…"):
             result = noise_models.corrupt_to_directory(dataset, config, out, columns, force)
     if json_output:
         print_json(

@@ -100,14 +100,3 @@ def noise_fields(noise, matrix: Path | None, entity_mix, profile) -> dict:
         "entity_mix": entity_mix,
         "noise_profile": profile,
     }
-
-
-def settings_config(settings: dict) -> TrainConfig:
-    """The run config of a command's setting options (``with_settings``): the noise
-    model chosen from the noise options, ``--labels`` split, ``--matrix`` as a path."""
-    from noisebench.cli.common import split_list
-
-    given = dict(settings, labels=split_list(settings.get("labels")) or None)
-    noise_options = ("noise", "matrix", "entity_mix", "noise_profile")
-    given |= noise_fields(*(settings.get(n) for n in noise_options))
-    return TrainConfig(**given)

@@ -59,10 +59,11 @@ def train(
     """
     from noisebench.studies import plots
     from noisebench.training import loop as training
+    from noisebench.training.config import TrainConfig
     from noisebench.training.prepare import prepare
 
     with bad_input_exits():
-        config = options.settings_config(settings)
+        config = TrainConfig.of_options(**settings)
         with stderr.status("loading data and model…"):
             prepared = prepare(config, runs_dir, device, compile_model)
         for note in prepared.notes:

@@ -294,6 +294,29 @@ def parse_entity_mix(text: str) -> dict[str, float]:
     return mix
 
 
+
+def noise_config(
+    noise: str | None = None,
+    rate: float | None = None,
+    seed: int = 0,
+    splits: Sequence[str] = ("train",),
+    matrix: Path | None = None,
+    entity_mix: str | None = None,
+    profile: str | None = None,
+) -> NoiseConfig:
+    """The noise that ``corrupt``'s options describe: the model chosen from them
+    (``noise_choice``), the matrix and profile read, the entity mix parsed."""
+    return NoiseConfig(
+        noise=noise_choice(noise, matrix, entity_mix, profile),
+        rate=rate,
+        seed=seed,
+        splits=tuple(splits),
+        matrix=read_matrix(Path(matrix)) if matrix is not None else None,
+        entity_mix=parse_entity_mix(entity_mix) if entity_mix else None,
+        profile=profiles.resolve(profile) if profile else None,
+        profile_name=profile,
+    )
+
 def entity_noise(
     tags: np.ndarray,
     offsets: np.ndarray,

@@ -234,6 +234,27 @@ class TrainConfig:
             stored["labels"] = tuple(stored["labels"])
         return cls(**stored)
 
+    @classmethod
+    def of_options(cls, **given) -> TrainConfig:
+        """The config of settings as the command line and the Python API give them:
+        ``labels`` one comma-separated list or a sequence, ``matrix`` a path, and the
+        noise model chosen from the noise options as ``corrupt`` chooses it (``--profile``
+        implies ``profile``, ``--matrix`` ``matrix``; ``noise.noise_choice``)."""
+        from noisebench.data.noise import noise_choice
+
+        labels, matrix = given.get("labels"), given.get("matrix")
+        if isinstance(labels, str):
+            labels = [part.strip() for part in labels.split(",") if part.strip()]
+        noise_options = (given.get(n) for n in ("noise", "matrix", "entity_mix", "noise_profile"))
+        return cls(
+            **given
+            | {
+                "noise": noise_choice(*noise_options),
+                "labels": tuple(labels) if labels else None,
+                "matrix": None if matrix is None else str(matrix),
+            }
+        )
+
     @property
     def adds_noise(self) -> bool:
         """The training data is corrupted first: a ``--rate``, a matrix or a profile."""
