@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from bench_methods import timed_step  # this folder is on the path when run as a script
 
-from noisebench.detection import detect
+from noisebench.detection.config import WORD_SCORES
+from noisebench.detection.record import DynamicsRecorder
+from noisebench.detection.score import Detection, cleanlab_scores, dynamics_scores, retag_scores
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
@@ -48,7 +50,7 @@ def recording(sentences: int) -> None:
         batches = length_grouped_batches(encoded.lengths(), 32, np.random.default_rng(0))
         optimizer, _ = optimizer_and_schedule(model, config, len(batches))
         loss_fn = build_loss("ce")
-        recorder = detect.DynamicsRecorder(np.array([len(t) for t in encoded.tags]), 1)
+        recorder = DynamicsRecorder(np.array([len(t) for t in encoded.tags]), 1)
         step_seconds, record_seconds = [], []
         model.train()
         started = time.perf_counter()
@@ -82,7 +84,7 @@ def recording(sentences: int) -> None:
         )
 
 
-def synthetic(sentences: int, seed: int = 0) -> tuple[detect.Detection, dict, np.ndarray]:
+def synthetic(sentences: int, seed: int = 0) -> tuple[Detection, dict, np.ndarray]:
     """A detection over ``sentences`` sentences of 14 words with plausible probabilities."""
     rng = np.random.default_rng(seed)
     words = sentences * 14
@@ -101,9 +103,9 @@ def synthetic(sentences: int, seed: int = 0) -> tuple[detect.Detection, dict, np
     }
     tokens = [["w"] * 14 for _ in range(sentences)]
     suggested = probs.argmax(axis=1)
-    found = detect.Detection(
+    found = Detection(
         "dynamics", "aum", LABELS, tokens, offsets, given, suggested,
-        detect.dynamics_scores(dynamics, "aum"), clean,
+        dynamics_scores(dynamics, "aum"), clean,
     )  # fmt: skip
     return found, dynamics, probs
 
@@ -118,12 +120,12 @@ def scoring(sentences: int) -> None:
     found, dynamics, probs = synthetic(sentences)
     words = len(found.given)
     print(f"scoring {sentences:,} sentences ({words:,} words):")
-    for score in detect.WORD_SCORES["dynamics"]:
+    for score in WORD_SCORES["dynamics"]:
         start = time.perf_counter()
-        detect.dynamics_scores(dynamics, score)
+        dynamics_scores(dynamics, score)
         print(f"  dynamics {score:12} {time.perf_counter() - start:7.3f} s")
     start = time.perf_counter()
-    detect.retag_scores(probs.astype(np.float64), found.given)
+    retag_scores(probs.astype(np.float64), found.given)
     print(f"  retag                 {time.perf_counter() - start:7.3f} s")
     start = time.perf_counter()
     report = found.report()
@@ -131,7 +133,7 @@ def scoring(sentences: int) -> None:
     entities = report["entity"]["units"]
     print(f"  rankings + measures (word, {entities:,} entity issues, sentence): {ranked:.3f} s")
     start = time.perf_counter()
-    detect.cleanlab_scores(probs, found.given, found.offsets, "self_confidence")
+    cleanlab_scores(probs, found.given, found.offsets, "self_confidence")
     seconds = time.perf_counter() - start
     print(f"  cleanlab's scores and find_label_issues (reference): {seconds:.3f} s")
 

@@ -10,13 +10,17 @@ import pytest
 import torch
 
 from noisebench.cli import app
-from noisebench.detection import detect, rankings, review
+from noisebench.detection import rankings, review
+from noisebench.detection.fix import reviewed_labels
+from noisebench.detection.record import DYNAMICS_FILE, DynamicsRecorder, load_dynamics
+from noisebench.detection.score import Detection, cleanlab_scores, dynamics_scores, retag_scores
+from noisebench.errors import InputError
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 
 def test_the_recorder_maps_scored_positions_to_words_and_records_margins():
-    recorder = detect.DynamicsRecorder(np.array([3, 2]), epochs=2)
+    recorder = DynamicsRecorder(np.array([3, 2]), epochs=2)
     # batch of sentences [1, 0]; sentence 0's third word was cut off by max_length
     labels = torch.tensor([[-100, 1, -100, 0, -100], [-100, 0, 3, -100, -100]])
     logits = torch.zeros(2, 5, 5)
@@ -39,7 +43,7 @@ def test_the_recorder_maps_scored_positions_to_words_and_records_margins():
 def test_recording_a_step_never_waits_for_the_device():
     """On the meta device any read of a value raises: recording keeps everything there
     until the recorder is read (or ``FLUSH_EVERY`` batches pile up)."""
-    recorder = detect.DynamicsRecorder(np.array([3, 2]), epochs=1)
+    recorder = DynamicsRecorder(np.array([3, 2]), epochs=1)
     labels = torch.tensor([[-100, 1, 0], [0, 3, -100]], device="meta")
     recorder(1, np.array([1, 0]), torch.zeros(2, 3, 5, device="meta"), labels)
     assert len(recorder.pending) == 1
@@ -52,11 +56,11 @@ def test_dynamics_scores_from_hand_made_epochs():
         "probability": np.array([[0.9, 0.2, np.nan], [0.7, 0.6, np.nan]]),
         "margin": np.array([[2.0, -1.0, np.nan], [1.0, 0.5, np.nan]]),
     }
-    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "aum")[:2], [-1.5, 0.25])
-    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "confidence")[:2], [0.2, 0.6])
-    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "variability")[:2], [0.1, 0.2])
-    np.testing.assert_allclose(detect.dynamics_scores(dynamics, "early")[:2], [0.1, 0.8])
-    assert np.isnan(detect.dynamics_scores(dynamics, "aum")[2])  # never seen: ranks last
+    np.testing.assert_allclose(dynamics_scores(dynamics, "aum")[:2], [-1.5, 0.25])
+    np.testing.assert_allclose(dynamics_scores(dynamics, "confidence")[:2], [0.2, 0.6])
+    np.testing.assert_allclose(dynamics_scores(dynamics, "variability")[:2], [0.1, 0.2])
+    np.testing.assert_allclose(dynamics_scores(dynamics, "early")[:2], [0.1, 0.8])
+    assert np.isnan(dynamics_scores(dynamics, "aum")[2])  # never seen: ranks last
 
 
 def test_the_inference_pass_records_the_given_labels_probability_and_margin(tmp_path):
@@ -64,7 +68,7 @@ def test_the_inference_pass_records_the_given_labels_probability_and_margin(tmp_
         probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [np.nan] * 3], dtype=np.float32)
         gold = np.array([0, 2, 1])
 
-    recorder = detect.DynamicsRecorder(np.array([2, 1]), epochs=2)
+    recorder = DynamicsRecorder(np.array([2, 1]), epochs=2)
     recorder.record_pass(2, lambda: Made)
     np.testing.assert_allclose(recorder.eval_probability[1][:2], [0.7, 0.3], rtol=1e-6)
     margins = [np.log(0.7 / 0.2), np.log(0.3 / 0.6)]  # log p(given) - log max other
@@ -72,23 +76,21 @@ def test_the_inference_pass_records_the_given_labels_probability_and_margin(tmp_
     assert recorder.eval_predicted[1].tolist() == [0, 1, -1]  # -1: a word never seen
     assert np.isnan(recorder.eval_probability[0]).all() and recorder.pass_seconds >= 0
     recorder.save(tmp_path / "d.npz", epochs_run=2)
-    stored = detect.load_dynamics(tmp_path / "d.npz")
+    stored = load_dynamics(tmp_path / "d.npz")
     np.testing.assert_array_equal(stored["eval_margin"], recorder.eval_margin)
     np.testing.assert_allclose(
-        detect.dynamics_scores(stored, "early", "eval")[:2], [np.nan, np.nan]
+        dynamics_scores(stored, "early", "eval")[:2], [np.nan, np.nan]
     )  # epoch 1 had no pass
-    np.testing.assert_allclose(
-        detect.dynamics_scores(stored, "aum", "eval")[:2], -np.array(margins)
-    )
-    plain = detect.DynamicsRecorder(np.array([2, 1]), epochs=1)
+    np.testing.assert_allclose(dynamics_scores(stored, "aum", "eval")[:2], -np.array(margins))
+    plain = DynamicsRecorder(np.array([2, 1]), epochs=1)
     plain.save(tmp_path / "plain.npz", epochs_run=1)
-    with pytest.raises(detect.InputError, match="--dynamics-pass eval"):
-        detect.dynamics_scores(detect.load_dynamics(tmp_path / "plain.npz"), "aum", "eval")
+    with pytest.raises(InputError, match="--dynamics-pass eval"):
+        dynamics_scores(load_dynamics(tmp_path / "plain.npz"), "aum", "eval")
 
 
 def test_retag_ranks_contradicted_words_first_by_confidence():
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.6, 0.4]])
-    scores = detect.retag_scores(probs, np.array([0, 0, 0, 0]))
+    scores = retag_scores(probs, np.array([0, 0, 0, 0]))
     assert np.argsort(-scores).tolist() == [1, 2, 3, 0]
     np.testing.assert_allclose(scores, [0.1, 1.7, 1.55, 0.4])
 
@@ -105,7 +107,7 @@ def test_cv_scores_are_cleanlabs_own():
     labels = [given[a:b].tolist() for a, b in itertools.pairwise(offsets)]
     pred = [probs[a:b] for a, b in itertools.pairwise(offsets)]
     for method in ("self_confidence", "normalized_margin"):
-        words, sentences, flags = detect.cleanlab_scores(probs, given, offsets, method)
+        words, sentences, flags = cleanlab_scores(probs, given, offsets, method)
         expected_sentences, expected_words = get_label_quality_scores(
             labels, pred, token_score_method=method
         )
@@ -192,12 +194,12 @@ def test_sentences_rank_by_their_worst_word_and_nan_words_rank_last():
 def test_reviewed_labels_apply_the_suggestions_and_stay_valid():
     given = np.array(ids("O B-PER I-PER O"))
     suggested = np.array(ids("O B-LOC I-PER O"))  # retype the first word only: invalid
-    found = detect.Detection(
+    found = Detection(
         "retag", "retag", NAMES, [["a", "b", "c", "d"]], np.array([0, 4]), given, suggested,
         np.zeros(4),
     )  # fmt: skip
     flagged = np.array([False, True, False, False])
-    reviewed = detect.reviewed_labels(found, flagged, "IOB2")
+    reviewed = reviewed_labels(found, flagged, "IOB2")
     assert [NAMES[t] for t in reviewed] == ["O", "B-LOC", "B-PER", "O"]
 
 
@@ -287,7 +289,7 @@ def test_the_eval_pass_is_the_models_own_prediction_and_leaves_training_alone(
     assert document["cost"]["trainings"] == 1 and document["cost"]["eval_pass_seconds"] > 0
     assert document["dynamics_pass"] == "eval" and plain["dynamics_pass"] == "train"
     run_dir = Path(document["run"])
-    dynamics = detect.load_dynamics(run_dir / detect.DYNAMICS_FILE)
+    dynamics = load_dynamics(run_dir / DYNAMICS_FILE)
     # the training passes are recorded exactly as without the extra pass (same weights)
     # trained again into a folder of its own: the training-pass run is kept as it was
     assert Path(plain["run"]).name == f"{run_dir.name}-train-pass"
@@ -358,7 +360,7 @@ def test_run_without_recorded_dynamics_is_refused(runner, ner_dir, tiny_model, t
 
 
 def test_a_review_written_twice_replaces_the_first(tmp_path):
-    found = detect.Detection(
+    found = Detection(
         "retag", "retag", NAMES, [["a", "b"]], np.array([0, 2]), np.array([0, 1]),
         np.array([1, 1]), np.array([0.9, 0.1]),
     )  # fmt: skip
@@ -463,7 +465,7 @@ def hand_made_detection(detector: str, score_name: str, noise: float, seed: int)
     clean[wrong] = (given[wrong] + 1) % 3
     scores = wrong + noise * rng.standard_normal(1000)
     tokens = [["w"] * 5 for _ in range(200)]
-    return detect.Detection(
+    return Detection(
         detector, score_name, ["O", "B-PER", "B-LOC"], tokens, offsets, given, clean, scores,
         clean, cost={"trainings": 1, "seconds": 2.0},
     )  # fmt: skip

@@ -12,8 +12,17 @@ import pytest
 from test_detect import detect_args
 
 from noisebench.cli import app
-from noisebench.data.schemes import decode_spans, encode_spans
-from noisebench.detection import detect
+from noisebench.data.schemes import NO_SCHEME, decode_spans, encode_spans
+from noisebench.detection.fix import (
+    MIN_F1,
+    check_strength,
+    confident_suggestions,
+    disagreements,
+    noise_matrix,
+    relabelled,
+    write_stretch,
+)
+from noisebench.detection.score import Detection
 from noisebench.errors import InputError
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -47,7 +56,7 @@ def hand_made(sentences: list[tuple[str, str]], probs: np.ndarray, agreed: str =
     scores = fields.pop("scores", np.arange(len(given) - extra, dtype=float))
     scores = np.concatenate([scores, np.full(extra, -1.0)])
     tokens = [["w"] * n for n in lengths]
-    return detect.Detection(
+    return Detection(
         "retag", "retag", NAMES, tokens, offsets, given, suggested, scores, probs=probs, **fields
     )
 
@@ -73,14 +82,14 @@ def test_a_suggestion_is_weighed_against_the_given_label_by_the_noise_rate():
     probs[1] = one_hot([1], 0.995)[0]
     probs[2] = np.nan  # a word the model never saw
     # p(B-PER) = 0.8 against p(O) = 0.05: enough where 30% of the labels are wrong ...
-    assert detect.confident_suggestions(given, suggested, probs, noise(0.3)).tolist() == [
+    assert confident_suggestions(given, suggested, probs, noise(0.3)).tolist() == [
         True, True, False,
     ]  # fmt: skip
     # ... not where 1% are (0.0025 * 0.8 < 0.99 * 0.05); 0.995 against 0.00125 is
-    assert detect.confident_suggestions(given, suggested, probs, noise(0.01)).tolist() == [
+    assert confident_suggestions(given, suggested, probs, noise(0.01)).tolist() == [
         False, True, False,
     ]  # fmt: skip
-    agreeing = detect.confident_suggestions(given, given, probs, noise(0.3))
+    agreeing = confident_suggestions(given, given, probs, noise(0.3))
     assert not agreeing.any()
 
 
@@ -95,7 +104,7 @@ def test_the_noise_matrix_is_cleanlabs_joint_read_per_true_label():
     probs = np.full((3000, 5), 0.02)
     probs[np.arange(3000), true] = 0.92
     probs[:5] = np.nan  # never seen: left out
-    matrix = detect.noise_matrix(given, probs)
+    matrix = noise_matrix(given, probs)
     joint = estimate_joint(given[5:], probs[5:])
     np.testing.assert_allclose(matrix[:, :3], joint[:, :3] / joint[:, :3].sum(axis=0))
     np.testing.assert_allclose(matrix[:, :3].sum(axis=0), 1.0)
@@ -110,7 +119,7 @@ def test_a_suggestion_no_more_likely_than_its_label_is_not_relabelled_within_the
     ]
     probs = np.vstack([one_hot(ids("O B-LOC I-LOC O"), 0.999), one_hot(ids("O O"), 0.6)])
     found = hand_made(sentences, probs, scores=np.array([0, 1, 1, 0, 9, 0.0]))
-    tags, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.01))
+    tags, counts = relabelled(found, 1.0, "IOB2", noise(0.01))
     assert names_of(tags, found.offsets)[:2] == [["O", "B-LOC", "I-LOC", "O"], ["B-LOC", "O"]]
     assert counts == {
         "relabelled_words": 2, "relabelled_stretches": 1, "contradicted_words": 3,
@@ -124,12 +133,12 @@ def test_the_budget_caps_the_words_changed_most_suspect_first():
     scores = np.zeros(14)
     scores[[1, 4, 7, 10]] = [0.2, 0.9, 0.5, 0.1]  # the second sentence is the most suspect
     found = hand_made(sentences, probs, scores=scores)
-    tags, counts = detect.relabelled(found, 2 / 44, "IOB2", noise(0.05))
+    tags, counts = relabelled(found, 2 / 44, "IOB2", noise(0.05))
     assert counts["budget_words"] == 2 and counts["relabelled_words"] == 2
     assert counts["confident_words"] == 4  # more than the budget allows: a cap, not a quota
     assert np.flatnonzero(tags != found.given).tolist() == [4, 7]
     # a budget beyond what is confident changes nothing more
-    everything, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.05))
+    everything, counts = relabelled(found, 1.0, "IOB2", noise(0.05))
     assert (everything != found.given).sum() == counts["relabelled_words"] == 4
     assert counts["budget_words"] == 44
 
@@ -150,7 +159,7 @@ def test_the_budget_caps_the_words_changed_most_suspect_first():
 def test_relabelled_spans_are_whole_and_stay_valid_iob2(given, suggested, expected):
     probs = one_hot(ids(suggested), 0.999)
     found = hand_made([(given, suggested)], probs)
-    tags, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.05))
+    tags, counts = relabelled(found, 1.0, "IOB2", noise(0.05))
     written = names_of(tags, found.offsets)[0]
     assert written == expected.split() and valid(written)
     assert counts["relabelled_stretches"] == 1
@@ -160,8 +169,8 @@ def test_only_the_disagreeing_stretch_changes_and_iobes_stays_valid():
     names = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "S-LOC"]
     given = ["S-PER", "O", "B-PER", "E-PER", "O"]
     suggested = ["S-LOC", "O", "B-PER", "E-PER", "S-PER"]  # retype one, miss one
-    assert detect.disagreements(given, suggested) == [(0, 1), (4, 5)]
-    written = detect.write_stretch(given, suggested, 4, 5, "IOBES")
+    assert disagreements(given, suggested) == [(0, 1), (4, 5)]
+    written = write_stretch(given, suggested, 4, 5, "IOBES")
     assert written == ["S-PER", "O", "B-PER", "E-PER", "S-PER"] and valid(written, "IOBES")
     assert all(label in names for label in written)
 
@@ -171,8 +180,8 @@ def test_a_stretch_next_to_a_label_invalid_in_the_given_data_is_left_alone():
     # merge the two into one entity the model never suggested
     sentences = [("O I-PER O", "B-PER B-PER O")]
     found = hand_made(sentences, one_hot(ids("B-PER B-PER O"), 0.999))
-    assert detect.write_stretch(["O", "I-PER", "O"], ["B-PER", "B-PER", "O"], 0, 1, "IOB2") is None
-    tags, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.05))
+    assert write_stretch(["O", "I-PER", "O"], ["B-PER", "B-PER", "O"], 0, 1, "IOB2") is None
+    tags, counts = relabelled(found, 1.0, "IOB2", noise(0.05))
     assert (tags == found.given).all() and counts["relabelled_words"] == 0
 
 
@@ -185,13 +194,13 @@ def test_tags_without_spans_are_relabelled_word_by_word():
             [0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0, 0, 1], [0.05, 0.9, 0.05],
         ]
     )  # fmt: skip
-    found = detect.Detection(
+    found = Detection(
         "retag", "retag", labels, [["a", "b"], ["c", "d"], ["e", "f", "g", "h"]],
         np.array([0, 2, 4, 8]), given, suggested, np.arange(8.0), probs=probs,
     )  # fmt: skip
     matrix = np.full((3, 3), 0.05)
     np.fill_diagonal(matrix, 0.9)
-    tags, counts = detect.relabelled(found, 1.0, detect.NO_SCHEME, matrix)
+    tags, counts = relabelled(found, 1.0, NO_SCHEME, matrix)
     assert tags.tolist() == [1, 0, 2, 1, 0, 1, 2, 1]  # the fourth word's 0.4 against 0.6: kept
     assert counts["relabelled_words"] == 1 and counts["contradicted_words"] == 2
 
@@ -202,10 +211,8 @@ def test_no_word_is_relabelled_from_or_to_a_label_the_model_has_not_learned():
     sentences = [("O B-PER I-PER O", "O B-PER B-PER O")] * 3
     probs = np.vstack([one_hot(ids("O B-PER B-PER O"), 0.999)] * 3)
     found = hand_made(sentences, probs, agreed="B-PER O B-LOC I-LOC O")
-    assert detect.confident_suggestions(
-        found.given, found.suggested, found.probs, noise(0.05)
-    ).any()
-    tags, counts = detect.relabelled(found, 1.0, "IOB2", noise(0.05))
+    assert confident_suggestions(found.given, found.suggested, found.probs, noise(0.05)).any()
+    tags, counts = relabelled(found, 1.0, "IOB2", noise(0.05))
     assert (tags == found.given).all() and counts["confident_words"] == 0
     assert counts["unlearned_labels"] == ["I-PER"]  # B-PER, B-LOC, I-LOC and O are learned
 
@@ -213,11 +220,11 @@ def test_no_word_is_relabelled_from_or_to_a_label_the_model_has_not_learned():
 def test_a_weak_model_is_refused_and_the_refusal_can_be_overridden():
     found = hand_made([("O B-PER", "O O")], one_hot(ids("O O"), 0.999), validation_f1=0.31)
     with pytest.raises(InputError, match=r"validation F1 is 0\.310, below --min-f1 0\.5") as raised:
-        detect.check_strength(found, detect.MIN_F1)
+        check_strength(found, MIN_F1)
     assert "--min-f1 0 to relabel anyway" in str(raised.value)
     assert "\n" not in str(raised.value)
-    detect.check_strength(found, 0.0)  # overridden
-    detect.check_strength(hand_made([("O", "O")], one_hot([0], 0.9)), detect.MIN_F1)  # unknown
+    check_strength(found, 0.0)  # overridden
+    check_strength(hand_made([("O", "O")], one_hot([0], 0.9)), MIN_F1)  # unknown
 
 
 def test_relabel_refuses_a_weak_model_writing_nothing_and_min_f1_lets_it_through(

@@ -20,7 +20,7 @@ from noisebench.cli.common import (
     stdout,
 )
 from noisebench.data.schemes import NO_SCHEME
-from noisebench.detection.detect import MIN_F1
+from noisebench.detection.fix import MIN_F1
 from noisebench.errors import InputError
 
 
@@ -126,35 +126,25 @@ def detect(
 
     Example: [bold]noisebench detect noisebench:crowd --epochs 2 --lr 3e-4 -o review[/]
     """
-    from noisebench.cli.training import training_progress
-    from noisebench.detection import detect as detection
     from noisebench.detection import review
-    from noisebench.training import loop as training
-    from noisebench.training import runs
+    from noisebench.detection.config import DetectConfig, check_method, parse_share
+    from noisebench.detection.fix import apply_fix, check_fix
+    from noisebench.detection.record import prepared_of_run
+    from noisebench.detection.score import detection_document
     from noisebench.training.config import TrainConfig
-    from noisebench.training.evaluate import config_from_results
     from noisebench.training.prepare import prepare
 
     with bad_input_exits():
-        share = detection.parse_share(budget or ("5%" if fix else "10%"))
-        config = detection.DetectConfig(detector, score, folds, share, dynamics_pass)
+        share = parse_share(budget or ("5%" if fix else "10%"))
+        config = DetectConfig(detector, score, folds, share, dynamics_pass)
         config.check()
-        detection.check_method(method)
+        check_method(method)
         if fix is not None:
-            if fix not in detection.FIXES:
-                raise InputError(f"--fix {fix}: choose one of {', '.join(detection.FIXES)}")
-            if out is None:
-                raise InputError("--fix writes a dataset: give the folder with -o DIR")
-            if not 0.0 <= min_f1 <= 1.0:
-                raise InputError(f"--min-f1 {min_f1:g}: give an F1 in [0, 1], e.g. 0.5")
+            check_fix(fix, out, min_f1)
         if out is not None and out.exists() and not force:
             raise InputError(f"-o {out}: exists; give --force to replace it")
         if run is not None:
-            stored = runs.read_json(Path(run) / runs.RESULTS)
-            if stored is None:
-                raise InputError(f"--run {run}: not a finished noisebench run (no results.json)")
-            train_config = config_from_results(stored)
-            prepared = prepare(train_config, Path(run).parent, device)
+            prepared = prepared_of_run(run, device)
         else:
             train_config = TrainConfig(
                 data=options.dataset(data, data_option), loss=loss, method=method,
@@ -168,39 +158,11 @@ def detect(
                 prepared = prepare(train_config, runs_dir, device)
         for note in prepared.notes:
             stderr.print(f"note: {note}", soft_wrap=True)
-        if run is not None:
-            clean = detection.clean_labels(prepared.dataset["train"])
-            found = detection.detection_of_run(Path(run), config, clean, {"trainings": 0})
-        else:
-            with training_progress() as update:
-                try:
-                    found = detection.run_detection(prepared, config, update)
-                except training.TrainingFailed as error:
-                    stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)))
-                    raise typer.Exit(1) from None
-        if prepared.scheme == NO_SCHEME:
-            found = replace(found, spans=False)
-            stderr.print(
-                f"note: no entity spans in {train_config.data}'s tags:"
-                " word and sentence levels only"
-            )
-        report = found.report()
-        document = {
-            "data": train_config.data,
-            "dataset": prepared.dataset_name,
-            "detector": config.detector,
-            "score": config.word_score,
-            "folds": config.folds if config.detector == "cv" else None,
-            "dynamics_pass": config.dynamics_pass if config.detector == "dynamics" else None,
-            "budget": config.budget,
-            "training": train_config.identity(),
-            "run": str(run if run is not None else found.run_dir or prepared.run_dir),
-            "cost": found.cost,
-            "levels": report,
-        }
+        found = _detection(prepared, config, run)
+        document = detection_document(found, config, prepared, run)
         fixed = None
         if fix is not None:
-            fixed, document["fix"] = detection.apply_fix(
+            fixed, document["fix"] = apply_fix(
                 prepared.dataset, found, fix, config.budget, prepared.scheme, min_f1
             )
         rows = None
@@ -209,42 +171,85 @@ def detect(
     if json_output:
         print_json({**document, "out": str(out) if out else None})
         return
-    _print_detection(found, document, rows or review.issue_rows(found, config.budget), top, out)
+    _print_detection(document, rows or review.issue_rows(found, config.budget), top, out)
 
 
-def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> None:
+def _detection(prepared, config, run: Path | None):
+    """The finished run's detection (``--run``), else what the detector trains for, with
+    its progress on stderr; word and sentence levels only for tags without spans."""
+    from noisebench.cli.training import training_progress
+    from noisebench.detection.record import clean_labels, detection_of_run, run_detection
+    from noisebench.training.loop import TrainingFailed
+
+    if run is not None:
+        clean = clean_labels(prepared.dataset["train"])
+        found = detection_of_run(Path(run), config, clean, {"trainings": 0})
+    else:
+        with training_progress() as update:
+            try:
+                found = run_detection(prepared, config, update)
+            except TrainingFailed as error:
+                stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)))
+                raise typer.Exit(1) from None
+    if prepared.scheme == NO_SCHEME:
+        found = replace(found, spans=False)
+        stderr.print(
+            f"note: no entity spans in {prepared.config.data}'s tags: word and sentence levels only"
+        )
+    return found
+
+
+def _print_detection(document: dict, rows: list[dict], top: int, out: Path | None) -> None:
     from noisebench.detection.detections import name_of
+    from noisebench.detection.fix import fix_summary
 
-    report = document["levels"]
     cost = document["cost"]
     stdout.print(
         f"{name_of(document)} on {document['dataset']}:"
         f" {cost.get('trainings', 0)} training(s), {cost.get('seconds', 0):.0f} s"
     )
-    if report is not None:
-        table = Table(title="Against the clean labels (AP: average precision)")
-        for column in ("level", "truly wrong", "AP", "P@5%", "R@5%", "P@k", "AUROC"):
-            table.add_column(column, justify="left" if column == "level" else "right")
-        for level, scores in report.items():
-            at5, at_k = scores["budgets"]["5%"], scores["budgets"]["k"]
-            table.add_row(
-                level,
-                f"{scores['truly_wrong']:,} of {scores['units']:,}",
-                f"{scores['ap']:.3f}",
-                f"{at5['precision']:.3f}",
-                f"{at5['recall']:.3f}",
-                f"{at_k['precision']:.3f}",
-                "—" if scores["auroc"] is None else f"{scores['auroc']:.3f}",
-            )
-        stdout.print(table)
+    if document["levels"] is not None:
+        stdout.print(_scores_table(document["levels"]))
     else:
         stdout.print("no clean labels: the ranking cannot be scored here")
+    for text in _suspect_sentences(rows, top):
+        stdout.print(text, soft_wrap=True)
+    fix = document.get("fix")
+    for line in fix_summary(fix) if fix is not None else []:
+        stdout.print(line)
+    if out is not None:
+        written = "issues.parquet, issues.jsonl, review.conll, labelstudio.json"
+        stdout.print(f"wrote {out}/ ({written}{', the fixed splits' if fix else ''})")
+
+
+def _scores_table(report: dict) -> Table:
+    """Each level's scores against the clean labels, one row per level."""
+    table = Table(title="Against the clean labels (AP: average precision)")
+    for column in ("level", "truly wrong", "AP", "P@5%", "R@5%", "P@k", "AUROC"):
+        table.add_column(column, justify="left" if column == "level" else "right")
+    for level, scores in report.items():
+        at5, at_k = scores["budgets"]["5%"], scores["budgets"]["k"]
+        table.add_row(
+            level,
+            f"{scores['truly_wrong']:,} of {scores['units']:,}",
+            f"{scores['ap']:.3f}",
+            f"{at5['precision']:.3f}",
+            f"{at5['recall']:.3f}",
+            f"{at_k['precision']:.3f}",
+            "—" if scores["auroc"] is None else f"{scores['auroc']:.3f}",
+        )
+    return table
+
+
+def _suspect_sentences(rows: list[dict], top: int) -> list[Text]:
+    """The ``top`` most suspect sentences, their flagged words marked with the given and
+    the suggested label."""
     words = {}
     for row in rows:
         if row["level"] == "word":
             words.setdefault(row["sentence"], set()).add(row["start"])
-    shown = [r for r in rows if r["level"] == "sentence"][:top]
-    for row in shown:
+    shown = []
+    for row in [r for r in rows if r["level"] == "sentence"][:top]:
         text = Text(f"#{row['sentence']} ({row['score']:.3f}): ")
         suspects = words.get(row["sentence"], set())
         for position, word in enumerate(row["words"]):
@@ -255,42 +260,5 @@ def _print_detection(found, document: dict, rows: list[dict], top: int, out) -> 
             else:
                 text.append(word)
             text.append(" ")
-        stdout.print(text, soft_wrap=True)
-    fix = document.get("fix")
-    if fix is not None and fix["fix"] == "relabel":
-        stdout.print(
-            f"--fix relabel: {fix['relabelled_words']:,} word(s) relabelled (at most"
-            f" {fix['budget_words']:,}: {fix['budget']:.0%} of the words); the model"
-            f" contradicts {fix['contradicted_words']:,}, {fix['confident_words']:,} of them"
-            " more likely right than their given label" + _unlearned(fix.get("unlearned_labels"))
-        )
-    if fix is not None:
-        before, after = fix["noise_before"], fix["noise_after"]
-        if before is not None and after is not None:
-            stdout.print(
-                f"--fix {fix['fix']} at {fix['budget']:.0%}: word error rate"
-                f" {before['token_error_rate']:.2%} -> {after['token_error_rate']:.2%}"
-                + _counted(after)
-                + _entity_noise(before, after)
-            )
-    if out is not None:
-        written = "issues.parquet, issues.jsonl, review.conll, labelstudio.json"
-        stdout.print(f"wrote {out}/ ({written}{', the fixed splits' if fix else ''})")
-
-
-def _unlearned(labels: list[str] | None) -> str:
-    if not labels:
-        return ""
-    return f" (none from or to a label it has not learned: {', '.join(labels)})"
-
-
-def _counted(after: dict) -> str:
-    if "token_error_rate_counted" not in after:
-        return ""
-    return f" ({after['token_error_rate_counted']:.2%} of the words that count)"
-
-
-def _entity_noise(before: dict, after: dict) -> str:
-    if before.get("entity_noise_level") is None or after.get("entity_noise_level") is None:
-        return ""
-    return f", entity noise {before['entity_noise_level']:.1%} -> {after['entity_noise_level']:.1%}"
+        shown.append(text)
+    return shown

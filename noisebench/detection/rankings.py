@@ -1,6 +1,6 @@
 """Rankings of one detection's units (words, entity issues, sentences) and their measures
 against the truth: average precision, AUROC, precision and recall at review budgets.
-``noisebench detect`` (detect.py) builds them from a detector's word scores:
+``noisebench detect`` (score.py) builds them from a detector's word scores:
 
     noisebench detect noisebench:crowd -o review/
 

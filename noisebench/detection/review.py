@@ -28,17 +28,18 @@ from pathlib import Path
 import numpy as np
 
 from noisebench.data.schemes import decode_spans
-from noisebench.detection import detect
+from noisebench.detection.fix import reviewed_labels
+from noisebench.detection.score import Detection, flagged_words, top_share
 
 LABEL_STUDIO_FROM, LABEL_STUDIO_TO = "label", "text"  # the names of a NER labelling config
 
 
-def issue_rows(detection: detect.Detection, share: float) -> list[dict]:
+def issue_rows(detection: Detection, share: float) -> list[dict]:
     """The most suspect ``share`` of each level's listed units, as issue rows."""
     rows = []
     names = detection.labels
     for level, ranking in detection.rankings().items():
-        for rank, unit in enumerate(detect.top_share(ranking, share), start=1):
+        for rank, unit in enumerate(top_share(ranking, share), start=1):
             sentence = int(ranking.sentence[unit])
             start, end = int(ranking.start[unit]), int(ranking.end[unit])
             begin = int(detection.offsets[sentence])
@@ -66,7 +67,7 @@ def issue_rows(detection: detect.Detection, share: float) -> list[dict]:
     return rows
 
 
-def conll_text(detection: detect.Detection, sentences: list[int], reviewed: np.ndarray,
+def conll_text(detection: Detection, sentences: list[int], reviewed: np.ndarray,
                flagged: np.ndarray) -> str:  # fmt: skip
     names, lines = detection.labels, []
     for sentence in sentences:
@@ -82,7 +83,7 @@ def conll_text(detection: detect.Detection, sentences: list[int], reviewed: np.n
 
 
 def label_studio_tasks(
-    detection: detect.Detection, sentences: list[int], reviewed: np.ndarray, scores: dict
+    detection: Detection, sentences: list[int], reviewed: np.ndarray, scores: dict
 ) -> list[dict]:
     """One task per sentence: its text (words joined by spaces) and the reviewed labels'
     entities as pre-annotations with character offsets."""
@@ -127,7 +128,7 @@ def label_studio_tasks(
 
 def write(
     out: Path,
-    detection: detect.Detection,
+    detection: Detection,
     share: float,
     scheme: str,
     document: dict,
@@ -148,8 +149,8 @@ def write(
             pa.Table.from_pylist(rows, schema=_issue_schema()), temporary / "issues.parquet"
         )
         (temporary / "issues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        flagged = detect.flagged_words(detection, share)
-        reviewed = detect.reviewed_labels(detection, flagged, scheme)
+        flagged = flagged_words(detection, share)
+        reviewed = reviewed_labels(detection, flagged, scheme)
         sentence_rows = [r for r in rows if r["level"] == "sentence"]
         sentences = [r["sentence"] for r in sentence_rows]
         scores = {r["sentence"]: r["score"] for r in sentence_rows}
@@ -173,7 +174,7 @@ def write(
 SCORES_FILE = "scores.parquet"
 
 
-def _word_table(detection: detect.Detection):
+def _word_table(detection: Detection):
     import pyarrow as pa
 
     sentence = np.repeat(np.arange(len(detection.offsets) - 1), np.diff(detection.offsets))
