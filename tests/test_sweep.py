@@ -12,7 +12,7 @@ from conftest import write_ner_split
 
 from noisebench.cli import app
 from noisebench.errors import InputError
-from noisebench.studies import sweep
+from noisebench.studies import backends, sweep
 
 BASELINE = Path(__file__).parent / "baselines" / "tiny-sweep.json"
 REFRESH = os.environ.get("NOISEBENCH_REFRESH_BASELINE") == "1"
@@ -107,7 +107,7 @@ def test_validation_labels_noisy_clean_or_both_in_one_study(tmp_path):
     command = sweep.train_command(clean_run, "runs", resume=False)
     assert command[command.index("--validation-labels") + 1] == "clean"
     # corrupt once per (data, noise, rate, seed, validation noise): 0.0 and 0.4 x 2 labels
-    assert len(sweep._unique_corruptions(runs)) == 3
+    assert len(sweep.unique_corruptions(runs)) == 3
     path = tmp_path / "study.toml"
     path.write_text('validation_labels = ["clean"]\n')
     assert sweep.build_config(None, path, {}).validation_labels == ("clean",)
@@ -161,28 +161,28 @@ def test_jobs_auto_packs_runs_by_free_gpu_memory_and_cores(monkeypatch, runner, 
     assert config.jobs == "auto"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi: no GPU
-    assert sweep.gpu_slots(config) == [None]  # one process on all cores
-    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 16)
+    assert backends.gpu_slots(config) == [None]  # one process on all cores
+    monkeypatch.setattr(backends.os, "cpu_count", lambda: 16)
     fake_nvidia_smi(monkeypatch, tmp_path, [140_000])
-    assert sweep.gpu_slots(config) == ["0"] * 12  # capped per GPU
+    assert backends.gpu_slots(config) == ["0"] * 12  # capped per GPU
     fake_nvidia_smi(monkeypatch, tmp_path, [5_000, 80_000])
     # memory-bound on GPU 0 (3), cores-bound on GPU 1 (16 / 2); the GPUs take turns
-    assert sweep.gpu_slots(config) == ["0", "1"] * 3 + ["1"] * 5
-    assert sweep.resolve_jobs(config) == 11
+    assert backends.gpu_slots(config) == ["0", "1"] * 3 + ["1"] * 5
+    assert backends.resolve_jobs(config) == 11
     fake_nvidia_smi(monkeypatch, tmp_path, [500])
-    assert sweep.gpu_slots(config) == ["0"]  # a nearly full GPU still runs one
+    assert backends.gpu_slots(config) == ["0"]  # a nearly full GPU still runs one
     fake_nvidia_smi(monkeypatch, tmp_path, [80_000, 80_000, 3_000, 80_000])
     # the GPUs this process was given, by the ids it was given them (index or UUID)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,GPU-0aaaa")
-    assert sweep.gpu_slots(config) == ["2", "GPU-0aaaa"] + ["GPU-0aaaa"] * 7  # 1 fits on 2
-    assert sweep.gpu_slots(sweep.build_config(None, None, {"jobs": 3})) == [
+    assert backends.gpu_slots(config) == ["2", "GPU-0aaaa"] + ["GPU-0aaaa"] * 7  # 1 fits on 2
+    assert backends.gpu_slots(sweep.build_config(None, None, {"jobs": 3})) == [
         "2",
         "GPU-0aaaa",
         "2",
     ]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert sweep.gpu_slots(config) == [None]  # an empty list hides every GPU
-    environment = sweep._environment(jobs=4, gpu="GPU-0aaaa")
+    assert backends.gpu_slots(config) == [None]  # an empty list hides every GPU
+    environment = backends._environment(jobs=4, gpu="GPU-0aaaa")
     assert environment["CUDA_VISIBLE_DEVICES"] == "GPU-0aaaa"
     assert environment["OMP_NUM_THREADS"] == "4"
     with pytest.raises(InputError, match="--jobs 0: a number of processes"):
@@ -440,7 +440,7 @@ def test_ray_tasks_run_on_the_gpu_ray_gave_them(tmp_path, monkeypatch):
     seen = tmp_path / "seen"
     seen.mkdir()
     monkeypatch.setattr(
-        sweep,
+        backends,
         "train_command",
         lambda run, runs_dir, resume: [
             sys.executable,
@@ -454,12 +454,12 @@ def test_ray_tasks_run_on_the_gpu_ray_gave_them(tmp_path, monkeypatch):
         sweep.PlannedRun(sweep.TrainConfig(loss=loss), tmp_path / loss, "run")
         for loss in ("ce", "mae")
     ]
-    outcome = sweep.SweepOutcome()
+    outcome = backends.SweepOutcome()
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # the driver's own GPU, set after the
     monkeypatch.setenv("DRIVER_ONLY", "1")  # cluster started: only shipping passes them on
     try:
-        sweep._run_with_ray(
+        backends._run_with_ray(
             sweep.SweepConfig(runs_dir=str(tmp_path)), todo, outcome, lambda *_: None
         )
     finally:
@@ -525,7 +525,7 @@ def test_the_sweep_summary_counts_degenerate_runs(tmp_path):
         folder.mkdir()
         (folder / "results.json").write_text(json.dumps({"degenerate": degenerate}))
     incomplete.mkdir()
-    outcome = sweep.SweepOutcome(completed=[learned, collapsed], skipped=[incomplete])
+    outcome = backends.SweepOutcome(completed=[learned, collapsed], skipped=[incomplete])
     assert outcome.degenerate() == [collapsed]
 
 

@@ -117,69 +117,91 @@ def sweep(
 
     Example: [bold]noisebench sweep --preset quick[/]
     """
-    from noisebench.data.noise import noise_choice
+    flags = dict(locals())  # every option by its parameter name, as typer passed it
     from noisebench.studies import sweep as sweeps
 
     with bad_input_exits():
-        overrides = {
-            "losses": split_list(losses),
-            "methods": split_list(methods),
-            "error_profile": error_profile,
-            "span_smoothing": float_list(span_smoothing),
-            "q": float_list(q),
-            "s": float_list(s),
-            "rates": float_list(rates),
-            "noise": noise_choice(noise, matrix, entity_mix, noise_profile)
-            if (matrix, entity_mix, noise_profile) != (None, None, None)
-            else noise,
-            "matrix": None if matrix is None else str(matrix),
-            "entity_mix": entity_mix,
-            "noise_profile": noise_profile,
-            "token_column": token_column,
-            "tag_column": tag_column,
-            "labels": split_list(labels),
-            "data": split_list(data),
-            "model": model,
-            "seeds": None if seeds is None else tuple(int(x) for x in float_list(seeds)),
-            "epochs": epochs,
-            "lr": lr,
-            "loss_warmup": loss_warmup,
-            "validation_labels": split_list(validation_labels),
-            "tune": sweeps.parse_tune(tune) if tune else None,
-            "trials": trials,
-            "batch_size": batch_size,
-            "max_train_samples": max_train_samples,
-            "runs_dir": None if runs_dir is None else str(runs_dir),
-            "jobs": _jobs(jobs),
-            "backend": backend,
-        }
-        config = sweeps.build_config(preset, config_file, overrides)
+        config = sweeps.build_config(preset, config_file, _sweep_overrides(flags))
         planned = sweeps.plan(config)
     if dry_run:
-        if json_output:
-            print_json([p.to_dict() for p in planned])
-            return
-        table = Table(title=f"Sweep plan: {len(planned)} runs in {config.runs_dir}")
-        columns = ("#", "data", "loss", "lr", "q", "s", "rate", "validation", "seed", "status")
-        for column in columns:
-            table.add_column(column)
-        for number, item in enumerate(planned, start=1):
-            run = item.config
-            table.add_row(
-                str(number),
-                run.data,
-                run.loss + ("" if run.method == "none" else f" +{run.method}"),
-                f"{run.lr:g}",
-                _maybe(run.q),
-                _maybe(run.s),
-                run.noise if run.rate is None else f"{run.rate:.2f}",
-                run.validation_labels,
-                str(run.seed),
-                item.status,
-            )
-        stdout.print(table)
+        _show_plan(config, planned, json_output)
         return
-    outcome = _sweep_with_progress(sweeps, config, planned)
+    outcome = _sweep_with_progress(config, planned)
+    _show_outcome(config, outcome, json_output)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _sweep_overrides(flags: dict) -> dict:
+    """The sweep's options as ``SweepConfig`` values: lists parsed, None where not given."""
+    from noisebench.data.noise import noise_choice
+    from noisebench.studies import sweep as sweeps
+
+    noise, matrix = flags["noise"], flags["matrix"]
+    entity_mix, noise_profile = flags["entity_mix"], flags["noise_profile"]
+    seeds, tune, runs_dir = flags["seeds"], flags["tune"], flags["runs_dir"]
+    return {
+        "losses": split_list(flags["losses"]),
+        "methods": split_list(flags["methods"]),
+        "error_profile": flags["error_profile"],
+        "span_smoothing": float_list(flags["span_smoothing"]),
+        "q": float_list(flags["q"]),
+        "s": float_list(flags["s"]),
+        "rates": float_list(flags["rates"]),
+        "noise": noise_choice(noise, matrix, entity_mix, noise_profile)
+        if (matrix, entity_mix, noise_profile) != (None, None, None)
+        else noise,
+        "matrix": None if matrix is None else str(matrix),
+        "entity_mix": entity_mix,
+        "noise_profile": noise_profile,
+        "token_column": flags["token_column"],
+        "tag_column": flags["tag_column"],
+        "labels": split_list(flags["labels"]),
+        "data": split_list(flags["data"]),
+        "model": flags["model"],
+        "seeds": None if seeds is None else tuple(int(x) for x in float_list(seeds)),
+        "epochs": flags["epochs"],
+        "lr": flags["lr"],
+        "loss_warmup": flags["loss_warmup"],
+        "validation_labels": split_list(flags["validation_labels"]),
+        "tune": sweeps.parse_tune(tune) if tune else None,
+        "trials": flags["trials"],
+        "batch_size": flags["batch_size"],
+        "max_train_samples": flags["max_train_samples"],
+        "runs_dir": None if runs_dir is None else str(runs_dir),
+        "jobs": _jobs(flags["jobs"]),
+        "backend": flags["backend"],
+    }
+
+
+def _show_plan(config, planned, json_output: bool) -> None:
+    """``--dry-run``: every planned run and its status, as JSON or as a table."""
+    if json_output:
+        print_json([p.to_dict() for p in planned])
+        return
+    table = Table(title=f"Sweep plan: {len(planned)} runs in {config.runs_dir}")
+    columns = ("#", "data", "loss", "lr", "q", "s", "rate", "validation", "seed", "status")
+    for column in columns:
+        table.add_column(column)
+    for number, item in enumerate(planned, start=1):
+        run = item.config
+        table.add_row(
+            str(number),
+            run.data,
+            run.loss + ("" if run.method == "none" else f" +{run.method}"),
+            f"{run.lr:g}",
+            _maybe(run.q),
+            _maybe(run.s),
+            run.noise if run.rate is None else f"{run.rate:.2f}",
+            run.validation_labels,
+            str(run.seed),
+            item.status,
+        )
+    stdout.print(table)
+
+
+def _show_outcome(config, outcome, json_output: bool) -> None:
+    """What the sweep did, as JSON or as counts and failures followed by the leaderboard."""
     degenerate = outcome.degenerate()
     if json_output:
         print_json(
@@ -190,19 +212,17 @@ def sweep(
                 "degenerate": [str(p) for p in degenerate],
             }
         )
-    else:
-        stdout.print(
-            f"{len(outcome.completed)} runs trained, {len(outcome.skipped)} already"
-            f" complete, {len(outcome.failed)} failed, {len(degenerate)} degenerate"
-            + (" (learned nothing; marked † in the leaderboard)" if degenerate else ""),
-            soft_wrap=True,
-        )
-        for run_dir, error in outcome.failed:
-            stdout.print(f"failed: {run_dir}: {error}", soft_wrap=True)
-        if outcome.completed or outcome.skipped:
-            _show_leaderboard([Path(config.runs_dir)], tuned=bool(config.tune))
-    if outcome.failed:
-        raise typer.Exit(1)
+        return
+    stdout.print(
+        f"{len(outcome.completed)} runs trained, {len(outcome.skipped)} already"
+        f" complete, {len(outcome.failed)} failed, {len(degenerate)} degenerate"
+        + (" (learned nothing; marked † in the leaderboard)" if degenerate else ""),
+        soft_wrap=True,
+    )
+    for run_dir, error in outcome.failed:
+        stdout.print(f"failed: {run_dir}: {error}", soft_wrap=True)
+    if outcome.completed or outcome.skipped:
+        _show_leaderboard([Path(config.runs_dir)], tuned=bool(config.tune))
 
 
 def _jobs(text: str | None) -> int | str | None:
@@ -218,7 +238,7 @@ def _maybe(value) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _sweep_with_progress(sweeps, config, planned):
+def _sweep_with_progress(config, planned):
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -227,6 +247,8 @@ def _sweep_with_progress(sweeps, config, planned):
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+
+    from noisebench.studies import backends
 
     todo = sum(1 for p in planned if p.status != "done")
     columns = (
@@ -259,7 +281,7 @@ def _sweep_with_progress(sweeps, config, planned):
 
         with bad_input_exits():
             try:
-                return sweeps.run_sweep(config, update)
+                return backends.run_sweep(config, update)
             except KeyboardInterrupt:
                 stderr.print("sweep stopped; run the same command again to resume", soft_wrap=True)
                 raise typer.Exit(130) from None

@@ -1,29 +1,23 @@
-"""Grids of runs: expand, corrupt each dataset once, run each config once, resumably.
+"""Planning a sweep: the grids expanded into runs, each with what to do about it.
 
     noisebench sweep --preset quick
     noisebench sweep study.toml --jobs 4
 
 A sweep is a list of grids (losses x q x s x rates) crossed with seeds. ``q`` applies
 only to the losses that take it (gce, sgce), ``s`` only to sgce; duplicate configs are
-dropped. Every run is a ``noisebench train``: one after another in the sweep's own
-process where runs go one at a time (no GPUs to share), else each in a process of its
-own (or Ray task). A run that has ``results.json`` is skipped, one with a checkpoint is
-resumed, any other is rerun, so a sweep stopped with Ctrl-C continues where it stopped
-when started again.
+dropped. A run that has ``results.json`` is skipped, one with a checkpoint is resumed,
+any other is rerun, so a sweep stopped with Ctrl-C continues where it stopped when
+started again. Every run is a ``noisebench train`` (``train_command``); running them is
+``studies.backends``.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import subprocess
 import sys
-import threading
 import zlib
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +30,7 @@ from noisebench.training import runs
 from noisebench.training.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
 from noisebench.training.losses import LOSSES
 from noisebench.training.methods import METHODS
-from noisebench.training.prepare import check_model, corrupted_copy
+from noisebench.training.prepare import check_model
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
 BACKENDS = ("local", "ray")
@@ -252,34 +246,56 @@ def _as_list(value, kind, key: str, origin: str) -> list:
 
 
 def _validate(config: SweepConfig) -> None:
+    """Refuse a study that a run would refuse, before any run starts."""
     for grid in config.grids:
-        for loss in grid.losses:
-            if loss not in LOSSES:
-                raise InputError(f"--losses: unknown loss '{loss}' (losses: {', '.join(LOSSES)})")
-        for method in grid.methods:
-            if method not in METHODS:
-                raise InputError(
-                    f"--methods: unknown method '{method}' (methods: {', '.join(METHODS)})"
-                )
-        for eps in grid.span_smoothing:
-            if not 0.0 <= eps < 1.0:
-                raise InputError(f"--span-smoothing: {eps:g} must be in [0, 1)")
-        for rate in grid.rates:
-            if not 0.0 <= rate <= 1.0:
-                raise InputError(f"--rates: {rate} is not a probability in [0, 1]")
-        for q in grid.q:
-            if q < 0:
-                raise InputError(f"--q: {q} must be >= 0")
-        for s in grid.s:
-            if not 0.0 <= s < 1.0:
-                raise InputError(f"--s: {s} must be in [0, 1)")
-        if not (grid.losses and grid.rates and grid.methods):
-            raise InputError("a grid needs at least one loss, one method and one rate")
+        _validate_grid(grid)
     if not config.seeds:
         raise InputError("--seeds: give at least one seed")
     noise_choice(config.noise, config.matrix, config.entity_mix, config.noise_profile)
     if config.noise in NOISES_WITHOUT_RATE and any(g.rates != Grid().rates for g in config.grids):
         raise InputError(f"--rates has no effect with --noise {config.noise}: it sets every rate")
+    _validate_tuning(config)
+    if not config.data:
+        raise InputError("--data: give at least one dataset")
+    for labels in config.validation_labels:
+        if labels not in VALIDATION_LABELS:
+            raise InputError(f"--validation-labels '{labels}': choose noisy, clean or both")
+    if not config.validation_labels:
+        raise InputError("--validation-labels: give noisy, clean or both")
+    if config.jobs != "auto" and not (isinstance(config.jobs, int) and config.jobs >= 1):
+        raise InputError(f"--jobs {config.jobs}: a number of processes (at least 1) or auto")
+    if config.backend not in BACKENDS:
+        raise InputError(f"--backend '{config.backend}': choose local or ray")
+
+
+def _validate_grid(grid: Grid) -> None:
+    """Refuse the losses, methods and values no run would take."""
+    for loss in grid.losses:
+        if loss not in LOSSES:
+            raise InputError(f"--losses: unknown loss '{loss}' (losses: {', '.join(LOSSES)})")
+    for method in grid.methods:
+        if method not in METHODS:
+            raise InputError(
+                f"--methods: unknown method '{method}' (methods: {', '.join(METHODS)})"
+            )
+    for eps in grid.span_smoothing:
+        if not 0.0 <= eps < 1.0:
+            raise InputError(f"--span-smoothing: {eps:g} must be in [0, 1)")
+    for rate in grid.rates:
+        if not 0.0 <= rate <= 1.0:
+            raise InputError(f"--rates: {rate} is not a probability in [0, 1]")
+    for q in grid.q:
+        if q < 0:
+            raise InputError(f"--q: {q} must be >= 0")
+    for s in grid.s:
+        if not 0.0 <= s < 1.0:
+            raise InputError(f"--s: {s} must be in [0, 1)")
+    if not (grid.losses and grid.rates and grid.methods):
+        raise InputError("a grid needs at least one loss, one method and one rate")
+
+
+def _validate_tuning(config: SweepConfig) -> None:
+    """Refuse tuned values, settings no studied loss takes, and trials without tuning."""
     for key, values in config.tune:
         if not values:
             raise InputError(f"--tune {key}: give at least one value")
@@ -297,17 +313,6 @@ def _validate(config: SweepConfig) -> None:
         raise InputError(f"--trials {config.trials}: must be at least 1")
     if config.trials is not None and not config.tune:
         raise InputError("--trials needs --tune")
-    if not config.data:
-        raise InputError("--data: give at least one dataset")
-    for labels in config.validation_labels:
-        if labels not in VALIDATION_LABELS:
-            raise InputError(f"--validation-labels '{labels}': choose noisy, clean or both")
-    if not config.validation_labels:
-        raise InputError("--validation-labels: give noisy, clean or both")
-    if config.jobs != "auto" and not (isinstance(config.jobs, int) and config.jobs >= 1):
-        raise InputError(f"--jobs {config.jobs}: a number of processes (at least 1) or auto")
-    if config.backend not in BACKENDS:
-        raise InputError(f"--backend '{config.backend}': choose local or ray")
 
 
 def expand(config: SweepConfig) -> list[TrainConfig]:
@@ -427,22 +432,6 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
     return planned
 
 
-@dataclass
-class SweepOutcome:
-    completed: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-    def degenerate(self) -> list[Path]:
-        """Complete runs whose model learned nothing (``results.json`` says degenerate)."""
-        found = []
-        for run_dir in [*self.completed, *self.skipped]:
-            results = runs.read_json(run_dir / runs.RESULTS)
-            if results and results.get("degenerate"):
-                found.append(run_dir)
-        return found
-
-
 # a config field whose train option is not named after it
 TRAIN_OPTION_NAMES = {"noise_profile": "--profile"}
 
@@ -465,69 +454,9 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
     return command + (["--resume"] if resume else [])
 
 
-Progress = Callable[[PlannedRun, str], None]
-
-
-def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepOutcome:
-    """Corrupt each dataset once, then train every run not yet done."""
-    planned = plan(config)
-    outcome = SweepOutcome(skipped=[p.run_dir for p in planned if p.status == "done"])
-    todo = [p for p in planned if p.status != "done"]
-    for run in _unique_corruptions(p.config for p in todo):
-        corrupted_copy(run)
-    report = progress or (lambda run, status: None)
-    if config.backend == "ray":
-        _run_with_ray(config, todo, outcome, report)
-    else:
-        gpus = gpu_slots(config)  # one nvidia-smi query per sweep
-        if len(gpus) == 1:
-            _run_in_process(config, todo, outcome, report, gpus[0])
-        else:
-            _run_locally(config, todo, outcome, report, gpus)
-    return outcome
-
-
-def _run_in_process(
-    config: SweepConfig,
-    todo: list[PlannedRun],
-    outcome: SweepOutcome,
-    report: Progress,
-    gpu: str | None,
-) -> None:
-    """One run after another in this process, where runs go one at a time: no process
-    start-up, imports and model loading per run. Each run seeds every generator it uses
-    itself (``train.train``) and gets the threads a process of its own would get, so its
-    results are that process's (tested); a run that fails is recorded and the next one
-    starts, as with processes."""
-    import torch
-
-    from noisebench.studies import plots
-    from noisebench.training import loop as training
-    from noisebench.training.prepare import prepare
-
-    threads = int(_environment(1, gpu)["OMP_NUM_THREADS"])
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for item in todo:
-            report(item, "started")
-            try:
-                prepared = prepare(item.config, Path(config.runs_dir))
-                results = training.train(prepared, resume=item.status == "resume")
-                plots.run_figures(prepared.run_dir, results)
-            except InputError as error:
-                _record(item, 2, str(error), outcome, report)
-            except training.TrainingFailed as error:
-                _record(item, 1, f"run failed: {error}", outcome, report)
-            except Exception as error:  # as a crashed process would: the sweep goes on
-                _record(item, 1, f"{type(error).__name__}: {error}", outcome, report)
-            else:
-                _record(item, 0, "", outcome, report)
-    finally:
-        torch.set_num_threads(previous_threads)
-
-
-def _unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:
+def unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:
+    """One run for each corrupted copy the runs need (the same data, noise and its
+    settings, seed, and validation labels share one), so each copy is written once."""
     seen: dict[tuple, TrainConfig] = {}
     for run in configs:
         if run.adds_noise:
@@ -537,226 +466,3 @@ def _unique_corruptions(configs: Iterable[TrainConfig]) -> list[TrainConfig]:
             )  # fmt: skip
             seen.setdefault(key, run)
     return list(seen.values())
-
-
-RUN_MEMORY_MB = 1024  # a minilm-l6 run peaks near 0.8 GB of GPU memory; a margin on top
-RESERVED_MB = 1024  # left free on each GPU
-MAX_RUNS_PER_GPU = 12  # measured: 12 concurrent runs still gained throughput on an H200
-
-
-def resolve_jobs(config: SweepConfig) -> int:
-    """How many runs go at once (see ``gpu_slots``)."""
-    return len(gpu_slots(config))
-
-
-def gpu_slots(config: SweepConfig) -> list[str | None]:
-    """One entry per concurrent run: the GPU it runs on (its ``CUDA_VISIBLE_DEVICES``
-    id, as the parent was given it) or None without GPUs.
-
-    ``--jobs auto``: on each GPU as many runs as its free memory holds (``RUN_MEMORY_MB``
-    each) and the CPU cores feed (one core a run), at most ``MAX_RUNS_PER_GPU``, at least
-    one; the GPUs take turns, so a few runs spread over all of them. Without a GPU, 1
-    (one process on all cores trains faster than several sharing them). ``--jobs N``:
-    N runs dealt over the visible GPUs in turn.
-    """
-    free = _free_gpu_memory_mb()
-    if config.jobs != "auto":
-        gpus = list(free) or [None]
-        return [gpus[slot % len(gpus)] for slot in range(int(config.jobs))]
-    if not free:
-        return [None]
-    cores = os.cpu_count() or 1
-    counts = {
-        gpu: max(1, min((mb - RESERVED_MB) // RUN_MEMORY_MB, MAX_RUNS_PER_GPU, cores // len(free)))
-        for gpu, mb in free.items()
-    }
-    return [gpu for turn in range(max(counts.values())) for gpu in counts if counts[gpu] > turn]
-
-
-def _free_gpu_memory_mb() -> dict[str, int]:
-    """Free memory in MiB of each GPU runs may use, keyed by the id a child process gets
-    in ``CUDA_VISIBLE_DEVICES``: the parent's own ids where it has that variable (indices
-    or UUIDs, in its order), else every GPU nvidia-smi lists. Empty without GPUs."""
-    command = ["nvidia-smi", "--query-gpu=index,uuid,memory.free", "--format=csv,noheader"]
-    try:
-        listed = subprocess.run(command, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    if listed.returncode != 0:
-        return {}
-    rows = {}
-    for line in listed.stdout.splitlines():
-        fields = [field.strip() for field in line.split(",")]
-        megabytes = fields[-1].split()[:1]  # "81000 MiB"
-        if len(fields) == 3 and megabytes and megabytes[0].isdigit():
-            rows[(fields[0], fields[1])] = int(megabytes[0])
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return {index: mb for (index, _), mb in rows.items()}
-    free = {}
-    for gpu in (d.strip() for d in visible.split(",")):
-        if not gpu:  # CUDA stops at the first invalid entry; an empty one hides the rest
-            break
-        match = [
-            mb
-            for (index, uuid), mb in rows.items()
-            if gpu in (index, uuid) or (gpu.startswith("GPU-") and uuid.startswith(gpu))
-        ]
-        if not match:
-            break
-        free[gpu] = match[0]
-    return free
-
-
-def _environment(jobs: int, gpu: str | None) -> dict:
-    """A run's environment: its GPU and its share of the cores."""
-    environment = dict(os.environ)
-    if gpu is not None:
-        environment["CUDA_VISIBLE_DEVICES"] = gpu
-    environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    return environment
-
-
-def _run_locally(
-    config: SweepConfig,
-    todo: list[PlannedRun],
-    outcome: SweepOutcome,
-    report: Progress,
-    gpus: list[str | None],
-) -> None:
-    jobs = len(gpus)
-    free_slots = list(range(jobs))[::-1]  # popped from the end: slot 0 first
-    lock = threading.Lock()
-    children: set[subprocess.Popen] = set()
-
-    def run_one(item: PlannedRun) -> tuple[PlannedRun, int, str]:
-        with lock:
-            slot = free_slots.pop()
-        try:
-            command = train_command(item.config, config.runs_dir, item.status == "resume")
-            child = subprocess.Popen(
-                command,
-                env=_environment(jobs, gpus[slot]),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-            with lock:
-                children.add(child)
-            _, errors = child.communicate()
-            with lock:
-                children.discard(child)
-            return item, child.returncode, _last_line(errors)
-        finally:
-            with lock:
-                free_slots.append(slot)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = set()
-        try:
-            for item in todo:
-                report(item, "started")
-                pending.add(pool.submit(run_one, item))
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    _record(*future.result(), outcome, report)
-        except KeyboardInterrupt:
-            for future in pending:
-                future.cancel()
-            with lock:
-                for child in children:
-                    os.killpg(child.pid, signal.SIGINT)  # train saves nothing half-done
-            raise
-
-
-def _record(
-    item: PlannedRun, returncode: int, error: str, outcome: SweepOutcome, report: Progress
-) -> None:
-    if returncode == 0:
-        outcome.completed.append(item.run_dir)
-        report(item, "completed")
-    else:
-        outcome.failed.append((item.run_dir, error or f"exit code {returncode}"))
-        report(item, "failed")
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-# what a run reads from its environment: the cache, the Hub's and torch's settings
-SHIPPED_PREFIXES = ("NOISEBENCH_", "HF_", "TRANSFORMERS_", "TORCHINDUCTOR_")
-
-
-def shipped_environment(driver: Mapping[str, str]) -> dict:
-    """The driver's variables a run needs, and no others: each Ray task runs on a node
-    with its own environment, paths and GPUs.
-
-    >>> shipped_environment({"HF_HOME": "/h", "CUDA_VISIBLE_DEVICES": "0", "HOME": "/r"})
-    {'HF_HOME': '/h'}
-    """
-    return {name: value for name, value in driver.items() if name.startswith(SHIPPED_PREFIXES)}
-
-
-def ray_task_environment(
-    shipped: dict, gpu_ids: list, node: Mapping[str, str] | None = None
-) -> dict:
-    """A Ray task's run: the node's environment, the shipped variables, and the GPUs Ray
-    gave this task (``ray.get_gpu_ids()``) as its ``CUDA_VISIBLE_DEVICES``; a CPU task
-    holds one core.
-
-    >>> ray_task_environment({"HF_HOME": "/h"}, [1], {"PATH": "/bin", "OMP_NUM_THREADS": "8"})
-    {'PATH': '/bin', 'OMP_NUM_THREADS': '8', 'HF_HOME': '/h', 'CUDA_VISIBLE_DEVICES': '1'}
-    >>> ray_task_environment({}, [], {"CUDA_VISIBLE_DEVICES": "0"})
-    {'CUDA_VISIBLE_DEVICES': '', 'OMP_NUM_THREADS': '1'}
-    """
-    environment = {**(os.environ if node is None else node), **shipped}
-    environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in gpu_ids)
-    if not gpu_ids:
-        environment.setdefault("OMP_NUM_THREADS", "1")
-    return environment
-
-
-def _run_with_ray(
-    config: SweepConfig, todo: list[PlannedRun], outcome: SweepOutcome, report: Progress
-) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--backend ray needs Ray: pip install 'noisebench[ray]'") from None
-    ray.init(
-        address=os.environ.get("RAY_ADDRESS"),
-        ignore_reinit_error=True,
-        log_to_driver=False,
-        include_dashboard=False,
-    )
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-
-    @ray.remote
-    def run_one(command: list[str], shipped: dict) -> tuple[int, str]:
-        environment = ray_task_environment(shipped, ray.get_gpu_ids())
-        completed = subprocess.run(command, env=environment, capture_output=True, text=True)
-        return completed.returncode, _last_line(completed.stderr)
-
-    task = run_one.options(num_gpus=1) if gpus else run_one.options(num_cpus=1)
-    environment = shipped_environment(os.environ)
-    futures = {}
-    for item in todo:
-        command = train_command(
-            item.config, str(Path(config.runs_dir).resolve()), item.status == "resume"
-        )
-        report(item, "started")
-        futures[task.remote(command, environment)] = item
-    try:
-        pending = list(futures)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            returncode, error = ray.get(ready[0])
-            _record(futures[ready[0]], returncode, error, outcome, report)
-    except KeyboardInterrupt:
-        for future in futures:
-            ray.cancel(future, force=True)
-        raise
