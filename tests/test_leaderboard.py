@@ -10,7 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from noisebench.cli import app
-from noisebench.studies import leaderboard as boards
+from noisebench.studies.leaderboard.cells import ENTRY_FIELDS, aggregate
+from noisebench.studies.leaderboard.labels import loss_label
+from noisebench.studies.leaderboard.outputs import LONG_FIELDS
+from noisebench.studies.leaderboard.records import LEADERBOARD_DIR, collect
+from noisebench.studies.leaderboard.render import pivot_markdown
+from noisebench.studies.leaderboard.settings import is_oracle
+from noisebench.studies.leaderboard.tables import pivots
 
 # (loss, q, s, rate) -> test F1 / ECE per seed
 F1 = {
@@ -83,26 +89,26 @@ def leaderboard(runner, *args):
 
 
 def test_aggregation_matches_numpy(runs_dir):
-    collected = boards.collect([runs_dir], "test", ["f1", "ece"])
+    collected = collect([runs_dir], "test", ["f1", "ece"])
     assert collected.complete == 12 and len(collected.incomplete) == 1
-    rows = {(r["loss"], r["rate"], r["metric"]): r for r in boards.aggregate(collected.records)}
+    rows = {(r["loss"], r["rate"], r["metric"]): r for r in aggregate(collected.records)}
     values = np.array(F1[("ce", None, None, 0.4)])
     row = rows[("ce", 0.4, "f1")]
     assert row["mean"] == pytest.approx(values.mean())
     assert row["std"] == pytest.approx(values.std(ddof=1))
     assert row["n"] == 3
     assert row["ci95"] == pytest.approx(4.303 * values.std(ddof=1) / np.sqrt(3))
-    single = boards.aggregate([{**collected.records[0], "value": 0.5}])[0]
+    single = aggregate([{**collected.records[0], "value": 0.5}])[0]
     assert single["n"] == 1 and single["std"] == 0.0 and single["ci95"] is None
 
 
 def test_pivot_highlights_the_best_in_the_right_direction(runs_dir):
-    aggregated = boards.aggregate(boards.collect([runs_dir], "test", ["f1", "ece"]).records)
-    f1, ece = boards.pivots(aggregated, ["f1", "ece"])
+    aggregated = aggregate(collect([runs_dir], "test", ["f1", "ece"]).records)
+    f1, ece = pivots(aggregated, ["f1", "ece"])
     assert f1.rows == ["ce", "gce q=0.7"] and f1.rates == [0.0, 0.4]
     assert f1.best == {0.0: "ce", 0.4: "gce q=0.7"}
     assert ece.best == {0.0: "gce q=0.7", 0.4: "gce q=0.7"}
-    markdown = boards.pivot_markdown(f1)
+    markdown = pivot_markdown(f1)
     assert "| ce | **91.0 ± 1.0 (n=3)** | 71.0 ± 2.6 (n=3) |" in markdown
     assert "f1 (percent, higher is better)" in markdown
 
@@ -129,18 +135,18 @@ def test_terminal_table_and_every_written_file_parses(runner, runs_dir, tmp_path
     long_json = json.loads((out / "runs.json").read_text())
     long_parquet = pq.read_table(out / "runs.parquet").to_pylist()
     assert len(long_csv) == len(long_json) == len(long_parquet) == 12 * 3
-    assert list(long_json[0]) == list(boards.LONG_FIELDS)
+    assert list(long_json[0]) == list(LONG_FIELDS)
     assert long_parquet[0]["value"] == pytest.approx(float(long_csv[0]["value"]))
     only_md = leaderboard(runner, runs_dir, "--out", tmp_path / "md", "--format", "md")
     assert only_md.exit_code == 0
     assert all(p.suffix == ".md" for p in (tmp_path / "md").iterdir())
-    assert not (runs_dir / boards.LEADERBOARD_DIR).exists()  # --out chose another place
+    assert not (runs_dir / LEADERBOARD_DIR).exists()  # --out chose another place
 
 
 def test_tables_and_verdict_are_written_beside_the_runs_by_default(runner, runs_dir):
     result = leaderboard(runner, runs_dir, "--bootstrap", "20")
     assert result.exit_code == 0, result.output
-    board = runs_dir / boards.LEADERBOARD_DIR
+    board = runs_dir / LEADERBOARD_DIR
     assert result.stderr.splitlines()[-1] == f"wrote the leaderboard to {board} (12 files)"
     assert {
         "summary.md",
@@ -158,7 +164,7 @@ def test_tables_and_verdict_are_written_beside_the_runs_by_default(runner, runs_
     again = leaderboard(runner, runs_dir, "--bootstrap", "20")
     assert "12 complete runs; skipped 1 incomplete" in again.stdout
     assert not (board / "stale.md").exists() and (board / "summary.md").exists()
-    collected = boards.collect([runs_dir], "test", ["f1"])
+    collected = collect([runs_dir], "test", ["f1"])
     assert collected.complete == 12 and len(collected.incomplete) == 1
     # a leaderboard that fails leaves the last one as it was, and nothing half-written
     before = {p.name: p.read_bytes() for p in board.iterdir()}
@@ -170,7 +176,7 @@ def test_tables_and_verdict_are_written_beside_the_runs_by_default(runner, runs_
 
 def test_json_output_writes_nothing_unless_asked(runner, runs_dir, tmp_path):
     document = json.loads(leaderboard(runner, runs_dir, "--json", "--no-verdict").stdout)
-    assert document["written"] == [] and not (runs_dir / boards.LEADERBOARD_DIR).exists()
+    assert document["written"] == [] and not (runs_dir / LEADERBOARD_DIR).exists()
     document = json.loads(
         leaderboard(runner, runs_dir, "--json", "--no-verdict", "--out", tmp_path / "lb").stdout
     )
@@ -181,7 +187,7 @@ def test_a_sweep_ends_with_the_leaderboard_written_beside_its_runs(runs_dir, cap
     from noisebench.cli import studies
 
     studies._show_leaderboard([runs_dir], tuned=False)
-    board = runs_dir / boards.LEADERBOARD_DIR
+    board = runs_dir / LEADERBOARD_DIR
     assert "## Verdict" in (board / "summary.md").read_text()
     assert (board / "toyner-tiny-uniform-ece.csv").is_file()
     assert f"wrote the leaderboard to {board}" in capsys.readouterr().err
@@ -192,7 +198,7 @@ def test_gate_passes_against_itself_and_fails_against_a_worse_sweep(runner, runs
     saved = leaderboard(runner, runs_dir, "--save-baseline", baseline)
     assert saved.exit_code == 0
     entries = json.loads(baseline.read_text())["entries"]
-    assert set(entries[0]) == {*boards.ENTRY_FIELDS, "mean", "std", "n"}
+    assert set(entries[0]) == {*ENTRY_FIELDS, "mean", "std", "n"}
     same = leaderboard(
         runner, runs_dir, "--baseline", baseline, "--fail-on", "f1:-0.5", "--fail-on", "ece:+0.02"
     )
@@ -269,7 +275,7 @@ def test_oracle_validation_runs_form_their_own_group(tmp_path):
     results = json.loads((oracle / "results.json").read_text())
     results["config"]["validation_labels"] = "clean"
     (oracle / "results.json").write_text(json.dumps(results))
-    rows = boards.aggregate(boards.collect([tmp_path], "test", ["f1"]).records)
+    rows = aggregate(collect([tmp_path], "test", ["f1"]).records)
     assert sorted((row["dataset"], row["mean"]) for row in rows) == [
         ("toyner", 0.70),
         ("toyner (oracle: clean validation labels)", 0.80),
@@ -279,11 +285,11 @@ def test_oracle_validation_runs_form_their_own_group(tmp_path):
     results = json.loads((old / "results.json").read_text())
     results["train"] = {"validation_labels": "clean"}
     (old / "results.json").write_text(json.dumps(results))
-    assert boards.is_oracle(results)
+    assert is_oracle(results)
     results["config"]["rate"] = 0.0  # without noise in train, clean labels are no oracle
-    assert not boards.is_oracle(results)
+    assert not is_oracle(results)
     results["config"]["rate"], results["train"]["validation_labels"] = 0.4, "noisy"
-    assert not boards.is_oracle(results)
+    assert not is_oracle(results)
 
 
 def test_degenerate_runs_are_marked_in_every_format(runner, tmp_path):
@@ -320,8 +326,8 @@ def test_a_loss_with_a_ce_start_is_its_own_row(tmp_path):
     results["config"]["seed"] = 2
     old = write_run(tmp_path, "gce", 0.7, None, 0.4, 2, 0.40, 0.1)
     (old / "results.json").write_text(json.dumps(results | {"splits": {"test": {"f1": 0.4}}}))
-    rows = boards.aggregate(boards.collect([tmp_path], "test", ["f1"]).records)
-    assert sorted((boards.loss_label(row), row["mean"], row["n"]) for row in rows) == [
+    rows = aggregate(collect([tmp_path], "test", ["f1"]).records)
+    assert sorted((loss_label(row), row["mean"], row["n"]) for row in rows) == [
         ("gce q=0.7", 0.50, 1),
         ("gce warmup=0 q=0.7", 0.50, 2),
     ]

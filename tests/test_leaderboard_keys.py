@@ -9,8 +9,11 @@ import pytest
 from test_leaderboard import write_run
 
 from noisebench.cli import app
-from noisebench.studies import leaderboard as boards
 from noisebench.studies import verdict
+from noisebench.studies.leaderboard.cells import aggregate
+from noisebench.studies.leaderboard.records import collect
+from noisebench.studies.leaderboard.settings import setting_text
+from noisebench.studies.leaderboard.tables import pivots
 
 # one setting, and two values of it; everything else (seed included) is equal
 DIFFERENCES = [("model", "tiny", "small"), ("epochs", 2, 4), ("max_train_samples", None, 200)]
@@ -24,7 +27,7 @@ def two_runs(folder: Path, name: str, first, second, drop: float = 0.0) -> None:
 
 
 def f1_cells(folder: Path) -> list[dict]:
-    rows = boards.aggregate(boards.collect([folder], "test", ["f1"]).records)
+    rows = aggregate(collect([folder], "test", ["f1"]).records)
     return sorted(rows, key=lambda row: row["mean"])
 
 
@@ -37,9 +40,9 @@ def test_runs_that_differ_in_one_setting_are_two_cells(tmp_path, name, first, se
         assert (low["model"], high["model"]) == ("tiny", "small")
         assert (low["loss"], high["loss"]) == ("ce", "ce")
     else:  # one table, whose rows say what differs
-        assert low["loss"] == f"ce {boards._setting_text({name: first}, name)}"
+        assert low["loss"] == f"ce {setting_text({name: first}, name)}"
         assert (low["settings"][name], high["settings"][name]) == (first, second)
-        (table,) = boards.pivots([low, high], ["f1"])
+        (table,) = pivots([low, high], ["f1"])
         assert table.rows == sorted([low["loss"], high["loss"]])
 
 
@@ -127,7 +130,7 @@ def test_where_the_model_lies_and_a_ce_start_for_ce_never_split_a_cell(tmp_path)
 def test_the_verdict_compares_within_a_set_up_and_says_what_it_left_out(tmp_path):
     two_runs(tmp_path / "runs", "epochs", 2, 4)
     write_run(tmp_path / "runs", "gce", 0.7, None, 0.4, 0, 0.70, 0.1, epochs=4)
-    found = verdict.verdicts(boards.collect([tmp_path / "runs"], "test", ["f1"]))["settings"]
+    found = verdict.verdicts(collect([tmp_path / "runs"], "test", ["f1"]))["settings"]
     assert [
         (s["setup"], sorted((m["loss"], m["n"], m["f1"]) for m in s["methods"])) for s in found
     ] == [
@@ -143,7 +146,7 @@ def test_the_verdict_compares_within_a_set_up_and_says_what_it_left_out(tmp_path
     model.mkdir(parents=True)
     copy = tmp_path / "copy"
     again = write_run(copy, "ce", None, None, 0.4, 0, 0.60, 0.1, epochs=2, model=str(model))
-    collected = boards.collect([tmp_path / "runs", copy], "test", ["f1"])
+    collected = collect([tmp_path / "runs", copy], "test", ["f1"])
     first = verdict.verdicts(collected)["settings"][0]
     assert first["setup"] == "epochs=2" and first["left_out"] == [again.name]
     assert (
@@ -185,15 +188,15 @@ def test_a_matrix_run_is_its_own_noise_and_names_nothing_in_other_rows(tmp_path)
     assert set(cells) == {"uniform", "matrix"}
     assert cells["matrix"]["settings"]["matrix"] == "flips.json"
     assert cells["uniform"]["loss"] == "ce" and cells["matrix"]["loss"] == "ce"
-    tables = boards.pivots(list(cells.values()), ["f1"])
+    tables = pivots(list(cells.values()), ["f1"])
     assert len(tables) == 2 and all(table.rows == ["ce"] for table in tables)
 
 
 def test_a_copied_run_counts_once_and_is_named(runner, tmp_path):
     write_run(tmp_path / "a", "ce", None, None, 0.4, 0, 0.60, 0.1)
     write_run(tmp_path / "b", "ce", None, None, 0.4, 0, 0.80, 0.1)  # the same run, copied
-    records = boards.collect([tmp_path / "a", tmp_path / "b"], "test", ["f1"]).records
-    (cell,) = [row for row in boards.aggregate(records) if row["metric"] == "f1"]
+    records = collect([tmp_path / "a", tmp_path / "b"], "test", ["f1"]).records
+    (cell,) = [row for row in aggregate(records) if row["metric"] == "f1"]
     assert (cell["n"], cell["mean"], cell["std"]) == (1, 0.60, 0.0)
     assert len(cell["repeated_runs"]) == 1
     result = runner.invoke(app, ["leaderboard", str(tmp_path / "a"), str(tmp_path / "b")])

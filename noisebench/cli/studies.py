@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from noisebench.atomic import write_text_atomic
 from noisebench.cli import options
 from noisebench.cli.common import (
     app,
@@ -347,98 +346,33 @@ def leaderboard(
 
     Gate: [bold]noisebench leaderboard --baseline b.json --fail-on f1:-0.5 --fail-on ece:+0.02[/]
     """
-    from noisebench.studies import leaderboard as boards
+    from noisebench.studies.leaderboard import board as boards
 
     with bad_input_exits():
-        folders = runs_dirs or [Path("runs")]
-        metric_names = list(split_list(metric) or ())
-        thresholds = boards.parse_thresholds(fail_on or [])
-        if plots and json_output and out is None:
-            raise InputError("--plots with --json needs --out DIR (--json writes no files)")
-        if fail_on and baseline is None:
-            raise InputError("--fail-on needs --baseline FILE")
-        reference = boards.read_baseline(baseline) if baseline is not None else None
-        if reference is not None and boards.is_legacy(reference):
-            stderr.print(f"note: --baseline {baseline}: {boards.LEGACY_BASELINE}", soft_wrap=True)
-        from noisebench.detection import detections as detection_boards
-
-        found_detections, unreadable = detection_boards.collect(folders)
-        for line in unreadable:
-            stderr.print(f"note: skipped an unreadable detection: {line}", soft_wrap=True)
-        collected = boards.collect(folders, split, metric_names)
-        if collected.complete == 0 and not found_detections:
-            raise InputError(
-                f"no complete runs in {', '.join(map(str, folders))}"
-                f" ({len(collected.incomplete)} incomplete)"
-            )
-        if bootstrap < 1:
-            raise InputError(f"--bootstrap {bootstrap}: must be at least 1")
-        if junit is not None and baseline is None:
-            raise InputError("--junit needs --baseline FILE")
-        tuning = boards.select_tuned(collected) if tuned else None
-        aggregated = boards.aggregate(collected.records)
-        tables = boards.pivots(aggregated, metric_names)
-        has_runs = collected.complete > 0
-        findings = _verdict(collected, split, bootstrap) if verdict and has_runs else None
-        detect_rows = detection_boards.rows(found_detections, bootstrap)
-        written = []
-        if out is not None or not json_output:
-            formats = list(split_list(format) or ())
-
-            def write(folder: Path) -> list[Path]:
-                return _write_tables(
-                    folder, collected, tables, formats, findings, detect_rows, plots
-                )
-
-            written = _save_leaderboard(out, folders, write)
-        if save_baseline is not None:
-            boards.save_baseline(save_baseline, aggregated)
-        gate = boards.compare(reference, aggregated, thresholds) if reference is not None else None
-    failing = _gate_failures(gate, strict) if gate is not None else []
-    if junit is not None:
-        boards.write_junit(junit, gate, failing)
-        written.append(junit)
-        stderr.print(f"wrote the gate to {junit}", soft_wrap=True)
-    if json_output:
-        document = {
-            "complete_runs": collected.complete,
-            "incomplete_runs": [str(p) for p in collected.incomplete],
-            "entries": aggregated,
-            "written": [str(p) for p in written],
-            "verdict": findings,
-            "tuning": tuning,
-            "detect": detect_rows,
-        }
-        if gate is not None:
-            document["gate"] = {
-                "rows": gate.rows,
-                "missing_in_current": gate.missing_in_current,
-                "missing_in_baseline": gate.missing_in_baseline,
-                "failed": [boards.describe_key(r) for r in failing],
-            }
-        print_json(document)
-    else:
-        if tuning is not None:
-            _print_tuning(tuning)
-        _print_pivots(boards, tables)
-        if findings is not None:
-            _print_verdict(findings)
-        if detect_rows:
-            _print_detections(detect_rows)
-        stdout.print(
-            f"{collected.complete} complete runs; skipped {len(collected.incomplete)} incomplete",
-            soft_wrap=True,
+        request = boards.Request(
+            runs_dirs=runs_dirs or [Path("runs")],
+            split=split,
+            metrics=list(split_list(metric) or ()),
+            out=out,
+            formats=list(split_list(format) or ()),
+            plots=plots,
+            baseline=baseline,
+            save_baseline=save_baseline,
+            fail_on=fail_on or [],
+            strict=strict,
+            verdict=verdict,
+            bootstrap=bootstrap,
+            junit=junit,
+            tuned=tuned,
+            json_output=json_output,
         )
-        repeated = sorted({run for row in aggregated for run in row["repeated_runs"]})
-        if repeated:
-            stderr.print(
-                f"note: {len(repeated)} run(s) left out of the tables: another run with the"
-                f" same settings and seed is counted instead ({', '.join(repeated)})",
-                soft_wrap=True,
-            )
-        if gate is not None:
-            _print_gate(boards, gate, failing)
-    if failing:
+        board = boards.make(request, _note)
+    boards.judge(board, request, _note)
+    if json_output:
+        print_json(boards.document(board))
+    else:
+        _print_board(board)
+    if board.failing:
         raise typer.Exit(1)
 
 
@@ -477,71 +411,53 @@ def _print_detections(detect_rows: list[dict]) -> None:
     stdout.print(table)
 
 
+def _note(line: str) -> None:
+    stderr.print(line, soft_wrap=True)
+
+
 def _show_leaderboard(folders: list[Path], tuned: bool) -> None:
     """The end of a sweep: the leaderboard and verdict, shown and written beside the runs."""
-    from noisebench.studies import leaderboard as boards
+    from noisebench.studies.leaderboard import board as boards
+    from noisebench.studies.leaderboard.outputs import FORMATS
 
-    metrics = ["f1", "ece", "mce"]
-    collected = boards.collect(folders, "test", metrics)
-    if tuned:
-        _print_tuning(boards.select_tuned(collected))
-    tables = boards.pivots(boards.aggregate(collected.records), metrics)
-    findings = _verdict(collected, "test", 1000)
-    _print_pivots(boards, tables)
-    _print_verdict(findings)
-    formats = list(boards.FORMATS)
-    _save_leaderboard(
-        None,
-        folders,
-        lambda folder: _write_tables(folder, collected, tables, formats, findings, [], False),
+    board = boards.of_sweep(folders, tuned)
+    _print_tables(board)
+    boards.save(board, None, folders, list(FORMATS), False, _note)
+
+
+def _print_board(board) -> None:
+    """The leaderboard on the terminal: its tables, how many runs, and the gate."""
+    _print_tables(board)
+    collected = board.collected
+    stdout.print(
+        f"{collected.complete} complete runs; skipped {len(collected.incomplete)} incomplete",
+        soft_wrap=True,
     )
+    repeated = board.repeated_runs()
+    if repeated:
+        stderr.print(
+            f"note: {len(repeated)} run(s) left out of the tables: another run with the"
+            f" same settings and seed is counted instead ({', '.join(repeated)})",
+            soft_wrap=True,
+        )
+    if board.gate is not None:
+        _print_gate(board.gate, board.failing)
 
 
-def _write_tables(
-    folder: Path, collected, tables, formats, findings, detect_rows, plots: bool
-) -> list[Path]:
-    """Tables, verdict, summary, detect table (and plots) in ``folder``; what was written."""
-    from noisebench.detection import detections as detection_boards
-    from noisebench.studies import leaderboard as boards
-    from noisebench.studies import verdict as verdicts
+def _print_tables(board) -> None:
+    """The choices of --tuned, the pivots with their footnotes, the verdict, detections."""
+    from noisebench.studies.leaderboard.render import footnotes, pivot_table
 
-    rendered = verdicts.markdown(findings) if findings is not None else None
-    written = boards.write_outputs(folder, collected, tables, formats, findings, rendered)
-    if detect_rows:
-        written.append(folder / "detect.md")
-        write_text_atomic(folder / "detect.md", detection_boards.markdown(detect_rows))
-    if plots:
-        written += _write_plots(folder, tables, collected)
-    return written
-
-
-def _save_leaderboard(out: Path | None, folders: list[Path], write) -> list[Path]:
-    """``write(folder)`` into ``out``, or by default into ``leaderboard`` inside the first
-    runs folder: built aside and swapped in whole, so it never mixes two leaderboards' files
-    and no reader sees it half-written (``collect`` never takes it for a run). One line on
-    stderr says where; a default place that cannot be written is a warning, not an error."""
-    from noisebench.atomic import staged_directory
-    from noisebench.studies.leaderboard import LEADERBOARD_DIR
-
-    if out is not None:
-        try:
-            written = write(out)
-        except OSError as error:
-            raise InputError(f"--out {out}: {error.strerror or error}") from None
-    else:
-        out = Path(folders[0]) / LEADERBOARD_DIR
-        try:
-            with staged_directory(out, replace=True) as staging:
-                written = [out / path.relative_to(staging) for path in write(staging)]
-        except OSError as error:
-            stderr.print(
-                f"warning: could not write the leaderboard to {out} ({error.strerror or error});"
-                " choose a place with --out DIR",
-                soft_wrap=True,
-            )
-            return []
-    stderr.print(f"wrote the leaderboard to {out} ({len(written)} files)", soft_wrap=True)
-    return written
+    if board.tuning is not None:
+        _print_tuning(board.tuning)
+    for table in board.tables:
+        stdout.print(pivot_table(table))
+        for footnote in footnotes(table):
+            stdout.print(footnote, soft_wrap=True)
+    if board.findings is not None:
+        _print_verdict(board.findings)
+    if board.detect_rows:
+        _print_detections(board.detect_rows)
 
 
 def _print_tuning(tuning: list[dict]) -> None:
@@ -555,13 +471,6 @@ def _print_tuning(tuning: list[dict]) -> None:
         )
 
 
-def _verdict(collected, split: str, replicates: int) -> dict | None:
-    """The verdict is about test scores: None on another split."""
-    from noisebench.studies import verdict
-
-    return verdict.verdicts(collected, replicates) if split == "test" else None
-
-
 def _print_verdict(findings: dict) -> None:
     from rich.markup import escape
 
@@ -572,71 +481,20 @@ def _print_verdict(findings: dict) -> None:
         stdout.print(escape(line), soft_wrap=True)
 
 
-def _print_pivots(boards, tables) -> None:
-    for table in tables:
-        unit = "%" if boards.scale(table.metric) == 100.0 else "fraction"
-        better = "higher" if boards.HIGHER_IS_BETTER[table.metric] else "lower"
-        rich_table = Table(title=f"{table.metric} ({unit}, {better} is better) — {table.title}")
-        rich_table.add_column("loss")
-        for rate in table.rates:
-            rich_table.add_column(table.header(rate), justify="right")
-        for row in table.rows:
-            cells = []
-            for rate in table.rates:
-                text = boards.format_cell(table.cells.get((row, rate)), table.metric)
-                cells.append(f"[bold green]{text}[/]" if table.best.get(rate) == row else text)
-            rich_table.add_row(row, *cells)
-        stdout.print(rich_table)
-        for footnote in boards.footnotes(table):
-            stdout.print(footnote, soft_wrap=True)
+def _print_gate(gate, failing) -> None:
+    from noisebench.studies.leaderboard.gate import describe_key
+    from noisebench.studies.leaderboard.render import gate_table
 
-
-def _write_plots(out: Path, tables, collected) -> list[Path]:
-    from noisebench.studies import plots as figures
-    from noisebench.studies.leaderboard import reliability_panels
-
-    written = []
-    for table in tables:
-        if table.metric in ("f1", "ece"):
-            written += figures.metric_vs_noise(table, out / f"{table.name}-vs-noise")
-    for (dataset, model, noise), panels in sorted(reliability_panels(collected).items()):
-        stem = out / f"{dataset}-{model}-{noise}-reliability".replace("/", "--")
-        written += figures.reliability_grid(panels, stem, f"{dataset}, {model}, {noise} noise")
-    return written
-
-
-def _gate_failures(gate, strict: bool) -> list[dict]:
-    failing = list(gate.regressions)
-    if strict:
-        failing += gate.missing_in_current + gate.missing_in_baseline
-    return failing
-
-
-def _print_gate(boards, gate, failing) -> None:
-    table = Table(title="Regression gate: current − baseline")
-    for column in ("key", "baseline", "current", "diff", "threshold", "status"):
-        table.add_column(column, justify="left" if column in ("key", "status") else "right")
-    for row in gate.rows:
-        style = {"regressed": "bold red", "ok": "green"}.get(row["status"], "")
-        threshold = "" if row["threshold"] is None else f"{row['threshold']:+g}"
-        table.add_row(
-            boards.describe_key(row),
-            f"{row['baseline']:.4f}",
-            f"{row['current']:.4f}",
-            f"{row['diff']:+.4f}",
-            threshold,
-            f"[{style}]{row['status']}[/]" if style else row["status"],
-        )
-    stdout.print(table)
+    stdout.print(gate_table(gate))
     for title, keys in (
         ("missing in current runs", gate.missing_in_current),
         ("missing in baseline", gate.missing_in_baseline),
     ):
         for key in keys:
-            stdout.print(f"{title}: {boards.describe_key(key)}", soft_wrap=True)
+            stdout.print(f"{title}: {describe_key(key)}", soft_wrap=True)
     if failing:
         stderr.print(f"gate failed: {len(failing)} keys", soft_wrap=True)
         for row in failing:
-            stderr.print(f"  {boards.describe_key(row)}", soft_wrap=True)
+            stderr.print(f"  {describe_key(row)}", soft_wrap=True)
     else:
         stdout.print("gate passed", soft_wrap=True)

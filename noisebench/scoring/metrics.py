@@ -26,6 +26,27 @@ import numpy as np
 from noisebench.data.schemes import NO_SCHEME, Span, decode_spans
 
 NLL_FLOOR = 1e-12  # a probability of exactly 0 for the gold label costs -log(1e-12)
+# the direction of every score a split records: what "better" means in tables, plots, gates
+HIGHER_IS_BETTER = {
+    "f1": True,
+    "precision": True,
+    "recall": True,
+    "ece": False,
+    "mce": False,
+    "brier": False,
+    "nll": False,
+    "entity_ece": False,  # predicted entities' joint confidence against exact match
+    "entity_mce": False,
+    "entity_word_ece": False,  # words whose prediction or gold label is an entity
+    "ece_equal_mass": False,  # equal-count bins (adaptive ECE)
+    "entity_ece_equal_mass": False,
+}
+PERCENT_METRICS = {"f1", "precision", "recall"}
+
+
+def scale(metric: str) -> float:
+    """Display and gate unit: percentage points for F1/P/R, fractions otherwise."""
+    return 100.0 if metric in PERCENT_METRICS else 1.0
 
 
 def span_scores(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from noisebench.atomic import write_bytes_atomic
+from noisebench.scoring.metrics import HIGHER_IS_BETTER, scale
 
 
 def run_figures(folder: Path, results: dict, title: str | None = None) -> None:
@@ -95,9 +96,7 @@ def _save(figure, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> list
 
 def metric_vs_noise(table, stem: Path) -> list[Path]:
     """One line per loss configuration: mean over seeds against the noise rate, with a
-    band of one standard deviation. ``table`` is a ``leaderboard.Pivot``."""
-    from noisebench.studies.leaderboard import HIGHER_IS_BETTER, scale
-
+    band of one standard deviation. ``table`` is a ``leaderboard.tables.Pivot``."""
     plt = _pyplot()
     unit = scale(table.metric)
     figure, axis = plt.subplots(figsize=(6, 4), dpi=120)

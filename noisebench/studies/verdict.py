@@ -17,15 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from noisebench.scoring import metrics, paired
-from noisebench.studies.leaderboard import (
-    Collected,
-    describe_noise,
-    is_bound_label,
-    loss_label,
-    real_noise_dataset,
-    set_ups,
-    still_improving,
-)
+from noisebench.studies.leaderboard.cells import still_improving
+from noisebench.studies.leaderboard.labels import describe_noise, is_bound_label, loss_label
+from noisebench.studies.leaderboard.records import Collected, real_noise_dataset
+from noisebench.studies.leaderboard.settings import set_ups
 from noisebench.training import runs
 
 SAME_LEVEL = 0.05  # entity noise levels within 5 points count as "the same level"
@@ -40,7 +35,7 @@ class Group:
     model: str
     noise: str
     rate: float
-    setup: str = ""  # where its table's runs differ: ``epochs=4`` (leaderboard.set_ups)
+    setup: str = ""  # where its table's runs differ: ``epochs=4`` (settings.set_ups)
     noisy_labels: bool = False  # the dataset's own labels are noisy (before added noise)
     methods: dict[str, dict[int, Path]] = field(default_factory=dict)
     # runs of a row and seed that another run already holds (the same settings and seed:
@@ -142,7 +137,9 @@ def verdicts(collected: Collected, replicates: int = paired.REPLICATES, seed: in
     }
 
 
-def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
+def _summary(group: Group, cache: _Runs) -> dict[str, dict]:
+    """Loss label -> its mean test scores over seeds (F1, ECE, entity ECE), its number of
+    seeds and of degenerate runs; a label without test scores has none."""
     summary = {}
     for label, seeds in group.methods.items():
         scores = [cache.results(d).get("splits", {}).get("test") for d in seeds.values()]
@@ -157,6 +154,13 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
             "entity_ece": _mean_or_none([s.get("entity_ece") for s in scores]),
             "degenerate": sum(bool(s.get("degenerate")) for s in scores),
         }
+    return summary
+
+
+def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
+    """One setting's verdict: the best losses, every loss against CE and the best (paired
+    differences), CE + temperature scaling, and its sentences."""
+    summary = _summary(group, cache)
     verdict = {
         "ce": None,
         "dataset": group.dataset,
@@ -225,7 +229,7 @@ def _recoverable_gap(summary: dict, ce: str | None) -> dict | None:
 
 def _still_improving(group: Group, cache: _Runs) -> dict[str, float]:
     """Loss label -> validation F1 gained at its last epoch, for the losses whose validation
-    F1 was still rising there (``leaderboard.still_improving``)."""
+    F1 was still rising there (``leaderboard.cells.still_improving``)."""
     rising = {}
     for label, seeds in group.methods.items():
         histories = [
