@@ -346,7 +346,7 @@ def leaderboard(
 
     Gate: [bold]noisebench leaderboard --baseline b.json --fail-on f1:-0.5 --fail-on ece:+0.02[/]
     """
-    from noisebench.studies.leaderboard import board as boards
+    from noisebench.studies import board as boards
 
     with bad_input_exits():
         request = boards.Request(
@@ -417,7 +417,7 @@ def _note(line: str) -> None:
 
 def _show_leaderboard(folders: list[Path], tuned: bool) -> None:
     """The end of a sweep: the leaderboard and verdict, shown and written beside the runs."""
-    from noisebench.studies.leaderboard import board as boards
+    from noisebench.studies import board as boards
     from noisebench.studies.leaderboard.outputs import FORMATS
 
     board = boards.of_sweep(folders, tuned)

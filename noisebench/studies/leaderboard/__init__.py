@@ -22,6 +22,7 @@ One module per step, each importing only those above it in this list:
 - ``gate``: baselines and the regression gate (JUnit XML for CI)
 - ``render``: pivots and the gate as text: cells, footnotes, Markdown, CSV, rich tables
 - ``outputs``: the four on-disk formats, written atomically, in a folder swapped in whole
-- ``board``: the whole leaderboard as the command makes it, verdict and detections
-  included (the one module here above ``verdict``)
+
+The whole leaderboard as the command makes it, verdict and detections included, is
+``studies.board``, above this package and ``studies.verdict``.
 """

@@ -1,7 +1,7 @@
 """One leaderboard as ``noisebench leaderboard`` makes it: the tables of the runs, their
 verdict and the detections below the same folders, written beside the runs, and the gate
-against a baseline. The one module of this package above ``verdict`` (which reads the
-records, labels and cells of the modules below).
+against a baseline. It sits above the ``leaderboard`` package and ``verdict`` (which
+reads the leaderboard's records, labels and cells).
 
     noisebench leaderboard runs --out lb --plots
 """
