@@ -294,7 +294,6 @@ def parse_entity_mix(text: str) -> dict[str, float]:
     return mix
 
 
-
 def noise_config(
     noise: str | None = None,
     rate: float | None = None,
@@ -316,6 +315,7 @@ def noise_config(
         profile=profiles.resolve(profile) if profile else None,
         profile_name=profile,
     )
+
 
 def entity_noise(
     tags: np.ndarray,
@@ -439,20 +439,9 @@ def corrupt(dataset_dict, config: NoiseConfig):
         noisy = given
         if corrupted:
             rng = split_generator(config.seed, split)
-            if config.noise == "uniform":
-                noisy = uniform_noise(given, len(names), config.rate, rng)
-            elif config.noise == "entity":
-                mix = config.entity_mix or DEFAULT_ENTITY_MIX
-                noisy, counts = entity_noise(given, offsets, names, scheme, config.rate, mix, rng)
-                events = {k: events[k] + counts[k] for k in events}
-            elif config.noise == "profile":
-                tokens = dataset["tokens"]
-                noisy, counts = profiles.apply_profile(
-                    tokens, given, offsets, names, scheme, config.profile, rng
-                )
-                events = {k: events.get(k, 0) + counts[k] for k in counts}
-            else:
-                noisy = matrix_noise(given, matrix, rng)
+            noisy, events = _noisy_tags(
+                config, dataset, given, offsets, names, scheme, matrix, rng, events
+            )
             clean_parts.append((clean, offsets))
             noisy_parts.append(noisy)
         offsets_array = pa.array(offsets.astype(np.int32))
@@ -468,17 +457,39 @@ def corrupt(dataset_dict, config: NoiseConfig):
     report = _report(config, names, scheme, matrix, per_split, clean_parts, noisy_parts)
     if config.noise in ("entity", "profile"):
         report.entity_events = events
-        if events["skipped"] and config.noise == "entity":
-            report.notes.append(
-                f"{events['skipped']} entity events had no room (a boundary with no O"
-                " neighbour and one word, or a sentence without a free word) and were skipped"
-            )
-        elif events["skipped"]:
-            report.notes.append(
-                f"{events['skipped']} entities drew only boundary moves with no room and were"
-                " kept as they were"
-            )
+        report.notes.extend(_skipped_events_notes(config.noise, events["skipped"]))
     return datasets.DatasetDict(result), report
+
+
+def _noisy_tags(config: NoiseConfig, dataset, given, offsets, names, scheme, matrix, rng, events):
+    """One split's tags with ``config``'s noise drawn from ``rng``, and ``events`` with the
+    entity events (entity and profile noise) of this split added."""
+    if config.noise == "uniform":
+        return uniform_noise(given, len(names), config.rate, rng), events
+    if config.noise == "entity":
+        mix = config.entity_mix or DEFAULT_ENTITY_MIX
+        noisy, counts = entity_noise(given, offsets, names, scheme, config.rate, mix, rng)
+        return noisy, {k: events[k] + counts[k] for k in events}
+    if config.noise == "profile":
+        noisy, counts = profiles.apply_profile(
+            dataset["tokens"], given, offsets, names, scheme, config.profile, rng
+        )
+        return noisy, {k: events.get(k, 0) + counts[k] for k in counts}
+    return matrix_noise(given, matrix, rng), events
+
+
+def _skipped_events_notes(noise: str, skipped: int) -> list[str]:
+    """What the report says of the entity events that had no room (none where none)."""
+    if skipped and noise == "entity":
+        return [
+            f"{skipped} entity events had no room (a boundary with no O"
+            " neighbour and one word, or a sentence without a free word) and were skipped"
+        ]
+    if skipped:
+        return [
+            f"{skipped} entities drew only boundary moves with no room and were kept as they were"
+        ]
+    return []
 
 
 def _with_every_span_label(names: list[str], scheme: str) -> list[str]:

@@ -19,7 +19,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -102,8 +103,47 @@ def train(
     --dynamics-pass eval``: one inference pass per epoch); ``extra_predictions`` (name ->
     split) are predicted by the best weights too and written as
     ``predictions-<name>.parquet``."""
+    run = _set_up(prepared, resume, progress or (lambda event: None))
+    best_validation = None  # validation predictions of the best epoch, if made in this process
+    with open(prepared.run_dir / runs.LOG, "a") as log:
+        while _another_epoch(run.state, prepared.config):
+            epoch = run.state["epoch"] + 1
+            mean_loss = _train_epoch(run, epoch, log, observe)
+            validation, best = _evaluate_epoch(run, epoch, mean_loss, observe_epoch)
+            if best:
+                best_validation = validation  # the best weights' predictions, kept for the end
+    return _finish(run, save_model, best_validation, extra_predictions)
+
+
+@dataclass
+class _Run:
+    """What the loop's steps share: the model, the encoded data, the optimizer and its
+    schedule, the word selection and the state a checkpoint keeps."""
+
+    prepared: Prepared
+    report: Progress
+    checkpoint_file: Path
+    model: torch.nn.Module
+    tokenizer: object
+    cache_root: Path
+    encoded: dict[str, Encoded]
+    train_set: Encoded  # with the clean labels and soft targets the steps read
+    lengths: np.ndarray  # (sentences,) tokens of each training sentence
+    pad_id: int
+    target_loss: torch.nn.Module
+    loss_warmup_steps: int
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    selection: methods.WordSelection
+    sync_every: int
+    state: dict
+    step_pass: _StepPass
+
+
+def _set_up(prepared: Prepared, resume: bool, report: Progress) -> _Run:
+    """The run folder, the model on its device, the encoded splits, the optimizer, the
+    word selection and the state (from the checkpoint with ``resume``)."""
     config, device, run_dir = prepared.config, prepared.device, prepared.run_dir
-    report = progress or (lambda event: None)
     checkpoint_file = run_dir / runs.CHECKPOINT / "state.pt"
     open_run_dir(prepared, resume, checkpoint_file)
 
@@ -118,23 +158,62 @@ def train(
         split: encode(tokenizer, prepared.dataset[split], config.max_length, cache_root)
         for split in prepared.dataset
     }
-    pad_id = tokenizer.pad_token_id or 0
     target_loss = build_loss(config.loss, q=config.q, s=config.s)
-    train_set = encoded["train"]
-    steps_per_epoch = math.ceil(len(train_set.input_ids) / config.batch_size)
-    optimizer, schedule = optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
-    warmup_steps = round(config.loss_warmup * steps_per_epoch * config.epochs)
+    steps_per_epoch = math.ceil(len(encoded["train"].input_ids) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer, schedule = optimizer_and_schedule(model, config, total_steps)
+    lengths = encoded["train"].lengths()
+    selection = _word_selection(prepared, total_steps)
+    train_set = _training_targets(prepared, encoded["train"], selection)
+    state = initial_state()
+    if resume:
+        state = load_checkpoint(checkpoint_file, model, optimizer, schedule)
+        if "method" in state:
+            selection.load_state_dict(state["method"])
+    state["peak_memory_scope"] = memory_scope
+    return _Run(
+        prepared=prepared,
+        report=report,
+        checkpoint_file=checkpoint_file,
+        model=model,
+        tokenizer=tokenizer,
+        cache_root=cache_root,
+        encoded=encoded,
+        train_set=train_set,
+        lengths=lengths,
+        pad_id=tokenizer.pad_token_id or 0,
+        target_loss=target_loss,
+        loss_warmup_steps=round(config.loss_warmup * steps_per_epoch * config.epochs),
+        optimizer=optimizer,
+        schedule=schedule,
+        selection=selection,
+        # the GPU runs ahead of the host: losses are read every so many steps, not each step
+        sync_every=1 if device.type == "cpu" else LOSS_READ_EVERY,
+        state=state,
+        step_pass=_StepPass(model, prepared.compile_model, prepared.notes),
+    )
 
-    lengths = train_set.lengths()
-    selection = methods.WordSelection(
+
+def _word_selection(prepared: Prepared, total_steps: int) -> methods.WordSelection:
+    """The run's ``--method`` over its ``total_steps`` optimizer steps."""
+    config, labels = prepared.config, prepared.labels
+    return methods.WordSelection(
         config.method,
-        prepared.labels.index("O") if "O" in prepared.labels else -1,
-        steps_per_epoch * config.epochs,
+        labels.index("O") if "O" in labels else -1,
+        total_steps,
         config.mask_warmup,
         prepared.method_choice,
         config.mask_cutoff,
         config.mask_reading,
     )
+
+
+def _training_targets(
+    prepared: Prepared, train_set: Encoded, selection: methods.WordSelection
+) -> Encoded:
+    """The training split with what the steps read beside the labels: its clean labels
+    where the word selection reads them, its span-smoothed targets where asked."""
+    config = prepared.config
     if not selection.active:  # clean labels ride along in the batches only where read
         train_set = replace(train_set, clean_tags=None)
     if config.span_smoothing:
@@ -146,118 +225,121 @@ def train(
             config.span_distance,
         )
         train_set = replace(train_set, soft_tags=soft)
-    # the GPU runs ahead of the host: losses are read every so many steps, not each step
-    sync_every = 1 if device.type == "cpu" else LOSS_READ_EVERY
-    state = initial_state()
-    if resume:
-        state = load_checkpoint(checkpoint_file, model, optimizer, schedule)
-        if "method" in state:
-            selection.load_state_dict(state["method"])
-    state["peak_memory_scope"] = memory_scope
+    return train_set
 
-    step_pass = _StepPass(model, prepared.compile_model, prepared.notes)
-    best_validation = None  # validation predictions of the best epoch, if made in this process
-    with open(run_dir / runs.LOG, "a") as log:
-        while _another_epoch(state, config):
-            epoch = state["epoch"] + 1
-            model.train()
-            batches = length_grouped_batches(
-                lengths, config.batch_size, np.random.default_rng([config.seed, epoch])
-            )
-            started = time.perf_counter()
-            steps = _StepLog(log, report, epoch, config.epochs, len(batches), sync_every)
-            host_batches = _host_batches(train_set, batches, pad_id, device)
-            for number, (indices, host_batch) in enumerate(host_batches, start=1):
-                batch = to_device(host_batch, device)
-                labels = batch.pop("labels")
-                clean = batch.pop("clean_labels", None)
-                soft = batch.pop("soft_labels", None)
-                loss_fn = scheduled_loss(config, target_loss, state["step"], warmup_steps)
 
-                def contribute(
-                    logits, given, step=state["step"], clean=clean, soft=soft, seen=(epoch, indices)
-                ):
-                    """Each word's label (or -100: left out) and target distribution."""
-                    if observe is not None:
-                        observe(*seen, logits.detach(), given)
-                    return selection.select(logits, given, clean, step), soft
+def _train_epoch(run: _Run, epoch: int, log, observe: Observer | None) -> float:
+    """One pass over the training batches (forward, loss, backward, clip, step, schedule),
+    each step's loss to ``log.jsonl`` and the progress events; returns the mean loss."""
+    config, device, state = run.prepared.config, run.prepared.device, run.state
+    run.model.train()
+    batches = length_grouped_batches(
+        run.lengths, config.batch_size, np.random.default_rng([config.seed, epoch])
+    )
+    started = time.perf_counter()
+    steps = _StepLog(log, run.report, epoch, config.epochs, len(batches), run.sync_every)
+    host_batches = _host_batches(run.train_set, batches, run.pad_id, device)
+    for number, (indices, host_batch) in enumerate(host_batches, start=1):
+        batch = to_device(host_batch, device)
+        labels = batch.pop("labels")
+        clean = batch.pop("clean_labels", None)
+        soft = batch.pop("soft_labels", None)
+        loss_fn = scheduled_loss(config, run.target_loss, state["step"], run.loss_warmup_steps)
 
-                loss = step_pass(batch, labels, loss_fn, device, contribute)
-                if state["step"] == 0:
-                    state["first_step_seconds"] = _first_step_seconds(started, device)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["step"] += 1
-                state["sentences"] += len(indices)
-                state["tokens"] += int(lengths[indices].sum())  # from the host: no sync
-                steps.add(number, state["step"], loss.detach(), schedule.get_last_lr()[0], indices)
-            epoch_loss = steps.flush()
-            state["seconds"] += time.perf_counter() - started
-            state["compiled"] = step_pass.is_compiled
-            log.flush()
+        def contribute(
+            logits, given, step=state["step"], clean=clean, soft=soft, seen=(epoch, indices)
+        ):
+            """Each word's label (or -100: left out) and target distribution."""
+            if observe is not None:
+                observe(*seen, logits.detach(), given)
+            return run.selection.select(logits, given, clean, step), soft
 
-            validation = predict(
-                model,
-                encoded["validation"],
-                tokens_of(prepared.dataset["validation"]),
-                prepared.labels,
-                device,
-                pad_id,
-            )
-            f1 = metrics.span_scores(
-                validation.sentences(validation.gold),
-                validation.sentences(validation.predicted),
-                prepared.scheme,
-                config.strict,
-            )["f1"]
-            if observe_epoch is not None:
-                observe_epoch(
-                    epoch,
-                    lambda: predict(
-                        model,
-                        encoded["train"],
-                        tokens_of(prepared.dataset["train"]),
-                        prepared.labels,
-                        device,
-                        pad_id,
-                    ),
-                )
-            if _end_epoch(state, model, epoch, f1, epoch_loss / len(batches)):
-                best_validation = validation  # the best weights' predictions, kept for the end
-            masking = selection.end_epoch()
-            if masking is not None:
-                state["history"][-1]["masking"] = masking
-            state["method"] = selection.state_dict()
-            report(
-                {
-                    "event": "epoch",
-                    "epoch": epoch,
-                    "validation_f1": f1,
-                    "loss": epoch_loss / len(batches),
-                }
-            )
-            if _another_epoch(state, config):
-                # (after the last epoch a checkpoint would be deleted at once: a run that
-                # dies before its results resumes from the one before, to the same results)
-                save_checkpoint(checkpoint_file, model, optimizer, schedule, state)
+        loss = run.step_pass(batch, labels, loss_fn, device, contribute)
+        if state["step"] == 0:
+            state["first_step_seconds"] = _first_step_seconds(started, device)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.max_grad_norm)
+        run.optimizer.step()
+        run.schedule.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        state["sentences"] += len(indices)
+        state["tokens"] += int(run.lengths[indices].sum())  # from the host: no sync
+        steps.add(number, state["step"], loss.detach(), run.schedule.get_last_lr()[0], indices)
+    epoch_loss = steps.flush()
+    state["seconds"] += time.perf_counter() - started
+    state["compiled"] = run.step_pass.is_compiled
+    log.flush()
+    return epoch_loss / len(batches)
 
-    model.load_state_dict(state["best_model"])
+
+def _evaluate_epoch(
+    run: _Run, epoch: int, mean_loss: float, observe_epoch: Callable | None
+) -> tuple[runs.Predictions, bool]:
+    """Validation entity F1 after an epoch, the best weights kept, the masking report,
+    the progress event and (but after the last epoch) a checkpoint; returns the
+    validation predictions and whether they are the best so far."""
+    prepared, state = run.prepared, run.state
+    validation = _predict_split(run, "validation")
+    f1 = metrics.span_scores(
+        validation.sentences(validation.gold),
+        validation.sentences(validation.predicted),
+        prepared.scheme,
+        prepared.config.strict,
+    )["f1"]
+    if observe_epoch is not None:
+        observe_epoch(epoch, lambda: _predict_split(run, "train"))
+    best = _end_epoch(state, run.model, epoch, f1, mean_loss)
+    masking = run.selection.end_epoch()
+    if masking is not None:
+        state["history"][-1]["masking"] = masking
+    state["method"] = run.selection.state_dict()
+    run.report({"event": "epoch", "epoch": epoch, "validation_f1": f1, "loss": mean_loss})
+    if _another_epoch(state, prepared.config):
+        # (after the last epoch a checkpoint would be deleted at once: a run that
+        # dies before its results resumes from the one before, to the same results)
+        save_checkpoint(run.checkpoint_file, run.model, run.optimizer, run.schedule, state)
+    return validation, best
+
+
+def _predict_split(run: _Run, split: str) -> runs.Predictions:
+    """Predictions of the current weights on a split of the run's data."""
+    prepared = run.prepared
+    return predict(
+        run.model,
+        run.encoded[split],
+        tokens_of(prepared.dataset[split]),
+        prepared.labels,
+        prepared.device,
+        run.pad_id,
+    )
+
+
+def _finish(run: _Run, save_model: bool, best_validation, extra_predictions: dict | None) -> dict:
+    """The best weights back, their predictions of ``extra_predictions``, then the
+    results (``evaluate.finish``); the checkpoint is removed last."""
+    prepared, config = run.prepared, run.prepared.config
+    run.model.load_state_dict(run.state["best_model"])
     for name, split in (extra_predictions or {}).items():
         made = predict(
-            model,
-            encode(tokenizer, split, config.max_length, cache_root),
+            run.model,
+            encode(run.tokenizer, split, config.max_length, run.cache_root),
             tokens_of(split),
             prepared.labels,
-            device,
-            pad_id,
+            prepared.device,
+            run.pad_id,
         )
-        runs.write_predictions(run_dir / f"predictions-{name}.parquet", made)
+        runs.write_predictions(prepared.run_dir / f"predictions-{name}.parquet", made)
     results = finish(
-        prepared, model, tokenizer, encoded, pad_id, state, save_model, best_validation
+        prepared,
+        run.model,
+        run.tokenizer,
+        run.encoded,
+        run.pad_id,
+        run.state,
+        save_model,
+        best_validation,
     )
-    shutil.rmtree(run_dir / runs.CHECKPOINT, ignore_errors=True)
+    shutil.rmtree(prepared.run_dir / runs.CHECKPOINT, ignore_errors=True)
     return results
 
 

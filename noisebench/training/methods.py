@@ -30,6 +30,12 @@ label differs from its clean label; ``oracle-mask-disagree`` only while the mode
 prediction also differs from the given label (what a perfect detector of the masking
 family could do); ``oracle-clean`` trains on the clean labels (the ceiling; ``prepare``
 swaps the labels, nothing happens here).
+
+In code, ``WordSelection(method, ...)`` makes the method's rule, one class each:
+``MaskMissing``, ``MaskEntity``, ``MaskAll`` and ``MaskAuto`` (its choice of one of the
+first two) on ``ThresholdMasking`` (thresholds, their refits, the warm-up, checkpoint
+state); ``OracleMask``, ``OracleMaskDisagree``; ``NoSelection``. Each epoch's counts
+(``EpochCounts``) become its report in ``diagnostics``.
 """
 
 from __future__ import annotations
@@ -212,9 +218,107 @@ def disagreement_groups(labels: torch.Tensor, predicted: torch.Tensor, outside: 
     return {"missing": missing, "entity": entity, "all": missing | entity}
 
 
+def entity_guard(labels: torch.Tensor, predicted: torch.Tensor, outside: int) -> torch.Tensor:
+    """Whether the batch's entity predictions reach ``ENTITY_GUARD`` of its entity labels
+    (a 0-d bool tensor, left on the device): the rule for entity labels applies only then.
+
+    >>> import torch
+    >>> labels = torch.tensor([1] * 11 + [0])
+    >>> bool(entity_guard(labels, torch.tensor([1] + [0] * 11), 0))
+    False
+    """
+    entity_labels = ((labels != IGNORE) & (labels != outside)).sum()
+    entity_predictions = ((labels != IGNORE) & (predicted != outside)).sum()
+    return entity_predictions >= ENTITY_GUARD * entity_labels
+
+
+class EpochCounts:
+    """One epoch's counts, kept as device tensors and read once at its end (``read``): the
+    scored words, those left out and, where clean labels exist, the truly wrong ones
+    (``wrong`` None without); per masked group, its disagreeing words and those left out."""
+
+    def __init__(self, groups: tuple[str, ...]) -> None:
+        self.words = {"scored": 0, "left_out": 0, "wrong": 0, "left_out_wrong": 0}
+        self.groups = {group: {"disagree": 0, "left_out": 0} for group in groups}
+
+    def add(self, scored, left_out, wrong) -> None:
+        """One step's words: ``scored``, ``left_out`` and ``wrong`` (or None), (B, T) bool."""
+        self.words["scored"] += scored.sum()
+        self.words["left_out"] += left_out.sum()
+        if wrong is not None:
+            self.words["wrong"] += wrong.sum()
+            self.words["left_out_wrong"] += (left_out & wrong).sum()
+        else:
+            self.words["wrong"] = None
+
+    def keep(self, groups: tuple[str, ...]) -> None:
+        """Count only ``groups`` from now on (their counts so far kept)."""
+        self.groups = {g: self.groups.get(g, {"disagree": 0, "left_out": 0}) for g in groups}
+
+    def read(self) -> tuple[dict, dict]:
+        """The word counts and the group counts as ints (one read of the device)."""
+        words = {k: v if v is None else int(v) for k, v in self.words.items()}
+        groups = {g: {k: int(v) for k, v in c.items()} for g, c in self.groups.items()}
+        return words, groups
+
+
+def diagnostics(
+    method: str, words: dict, groups: dict, thresholds: dict, readings: dict, choice: dict
+) -> dict:
+    """An epoch's report from its counts (``EpochCounts.read``): the share of scored words
+    left out (per group, and in all) and, where clean labels exist, precision and recall
+    of the leaving out against the words that are truly wrong; with the rule's
+    ``thresholds``, ``readings`` and (mask-auto) ``choice``.
+
+    >>> words = {"scored": 10, "left_out": 2, "wrong": 4, "left_out_wrong": 1}
+    >>> report = diagnostics("oracle-mask", words, {}, {}, {}, {})
+    >>> report["left_out_share"], report["precision"], report["recall"]
+    (0.2, 0.5, 0.25)
+    """
+    scored = words["scored"]
+
+    def share(count: int) -> float:
+        return count / scored if scored else 0.0
+
+    report = {
+        "method": method,
+        "scored_words": scored,
+        "left_out_share": share(words["left_out"]),
+        "thresholds": thresholds,
+        "readings": readings,
+        "groups": {
+            group: {
+                "disagreeing_share": share(c["disagree"]),
+                "left_out_share": share(c["left_out"]),
+            }
+            for group, c in groups.items()
+        },
+        "precision": None,
+        "recall": None,
+    } | choice
+    if words["wrong"] is not None:  # None: this run's data has no clean labels
+        report["truly_wrong_share"] = share(words["wrong"])
+        if words["left_out"]:
+            report["precision"] = words["left_out_wrong"] / words["left_out"]
+        if words["wrong"]:
+            report["recall"] = words["left_out_wrong"] / words["wrong"]
+    return report
+
+
 class WordSelection:
-    """Which training words count, step by step, for one run's ``--method``; keeps the
-    thresholds, the confidences waiting for the next fit, and per-epoch diagnostics."""
+    """Which training words count, step by step, for one run's ``--method``: the interface
+    the loop and ``hf.NoiseRobustTrainer`` call (``active``, ``select``, ``end_epoch``,
+    ``state_dict``, ``load_state_dict``), with one subclass per rule.
+    ``WordSelection(method, ...)`` makes the rule ``method`` names (``SELECTIONS``)."""
+
+    active = True
+    groups: tuple[str, ...] = ()  # the masked groups (``disagreement_groups``)
+
+    def __new__(cls, method: str = "none", *args, **kwargs) -> WordSelection:
+        # (``method`` has a default for ``copy`` and ``pickle``, which call it bare)
+        if cls is WordSelection:  # any other method (none, oracle-clean): every word counts
+            cls = SELECTIONS.get(method, NoSelection)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -226,32 +330,12 @@ class WordSelection:
         cutoff: float = POSTERIOR_CUTOFF,
         reading: str | None = None,
     ) -> None:
+        """``outside`` the id of ``O`` (-1 without), ``total_steps`` the run's optimizer
+        steps; the masking rules also read ``mask_warmup`` (a share of those steps),
+        ``choice`` (mask-auto's method from a profile), ``cutoff`` (the refit's
+        posterior) and ``reading`` (None: the method's default, ``group_readings``)."""
         self.method, self.outside = method, outside
-        self.cutoff = cutoff
-        self.readings = group_readings(method, reading)  # None: the method's default
-        # mask-auto: the masking method it uses, from a profile (``choice``) or, without
-        # one, from which group the model disagrees with more during the warm-up
-        self.chosen = choice
-        self.chosen_by = "profile" if choice else None
-        self.votes = {"missing": 0, "entity": 0}
-        if method == AUTO:
-            self.groups = MASKING[choice] if choice else ("missing", "entity")
-        else:
-            self.groups = MASKING.get(method, ())
-        self.warmup_steps = round(mask_warmup * total_steps)
-        self.refit_steps = sorted({max(1, round(s * total_steps)) for s in REFIT_SHARES})
-        self.thresholds = {g: INITIAL_THRESHOLD[g] for g in self.groups}
-        self.pending: dict[str, list[np.ndarray]] = {g: [] for g in self.groups}
-        self.fits: list[dict] = []
-        self._reset_counts()
-
-    @property
-    def active(self) -> bool:
-        return self.method in (*MASKING, AUTO, "oracle-mask", "oracle-mask-disagree")
-
-    def _reset_counts(self) -> None:
-        self.counts = {"scored": 0, "left_out": 0, "wrong": 0, "left_out_wrong": 0}
-        self.group_counts = {g: {"disagree": 0, "left_out": 0} for g in self.groups}
+        self.counts = EpochCounts(self.groups)
 
     def select(
         self, logits: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor | None, step: int
@@ -259,8 +343,6 @@ class WordSelection:
         """``labels`` with the words left out at optimizer step ``step`` (0-based) set to
         -100. ``logits`` (B, T, C) from this step's forward pass, ``clean`` the clean
         labels (same shape as ``labels``) where the data has them."""
-        if not self.active:
-            return labels
         import torch  # here, so that leaderboards read this module without torch
 
         with torch.no_grad():
@@ -268,34 +350,116 @@ class WordSelection:
             confidence, predicted = probs.max(dim=-1)
             scored = labels != IGNORE
             wrong = scored & (labels != clean) if clean is not None else None
-            if self.method == "oracle-mask":
-                left_out = wrong
-            elif self.method == "oracle-mask-disagree":
-                left_out = wrong & (predicted != labels)
-            else:
-                left_out = self._masking(labels, predicted, confidence, step)
-            self._count(scored, left_out, wrong)
-            if step + 1 in self.refit_steps:
-                self._refit()
+            left_out = self.left_out(labels, predicted, confidence, wrong, step)
+            self.counts.add(scored, left_out, wrong)
         return labels.masked_fill(left_out, IGNORE)
 
-    def _masking(self, labels, predicted, confidence, step: int) -> torch.Tensor:
+    def left_out(self, labels, predicted, confidence, wrong, step: int) -> torch.Tensor:
+        """The words (B, T) this rule leaves out at ``step``: ``predicted`` and its
+        ``confidence`` (B, T) from the forward pass, ``wrong`` where clean labels exist."""
+        raise NotImplementedError
+
+    def end_epoch(self) -> dict | None:
+        """This epoch's diagnostics (``diagnostics``), then counted afresh."""
+        words, groups = self.counts.read()
+        self.counts = EpochCounts(self.groups)
+        return diagnostics(self.method, words, groups, *self._report_entries())
+
+    def _report_entries(self) -> tuple[dict, dict, dict]:
+        """The rule's own report entries: thresholds, readings, mask-auto's choice."""
+        return {}, {}, {}
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps, in one layout for every method: the thresholds, the
+        confidences waiting for a fit and the fits of the masked groups, mask-auto's choice."""
+        return {
+            "thresholds": {},
+            "pending": {},
+            "fits": [],
+            "groups": (),
+            "chosen": None,
+            "chosen_by": None,
+            "votes": {"missing": 0, "entity": 0},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore but what a masking rule keeps."""
+
+
+class NoSelection(WordSelection):
+    """``none`` (the loss alone) and ``oracle-clean`` (``prepare`` swapped the labels):
+    every word counts, nothing is reported."""
+
+    active = False
+
+    def select(self, logits, labels, clean, step: int) -> torch.Tensor:
+        return labels
+
+    def end_epoch(self) -> None:
+        return None
+
+
+class OracleMask(WordSelection):
+    """``oracle-mask``: leaves out every word whose label differs from its clean label."""
+
+    def left_out(self, labels, predicted, confidence, wrong, step: int) -> torch.Tensor:
+        return wrong
+
+
+class OracleMaskDisagree(WordSelection):
+    """``oracle-mask-disagree``: leaves out a wrong word only while the model's prediction
+    also differs from its label (what a perfect detector of the masking family could do)."""
+
+    def left_out(self, labels, predicted, confidence, wrong, step: int) -> torch.Tensor:
+        return wrong & (predicted != labels)
+
+
+class ThresholdMasking(WordSelection):
+    """What the masking rules share: in each of the rule's ``groups``, after the warm-up, a
+    disagreeing word is left out by its confidence against the group's threshold (read
+    as ``readings`` says; entity groups only in a batch that passes ``entity_guard``), and
+    the thresholds are refitted at ``REFIT_SHARES`` of the run from the group's
+    disagreeing confidences since the last fit (``pending``)."""
+
+    def __init__(
+        self,
+        method: str,
+        outside: int,
+        total_steps: int,
+        mask_warmup: float = DEFAULT_MASK_WARMUP,
+        choice: str | None = None,
+        cutoff: float = POSTERIOR_CUTOFF,
+        reading: str | None = None,
+    ) -> None:
+        super().__init__(method, outside, total_steps, mask_warmup, choice, cutoff, reading)
+        readings = group_readings(method, reading)  # None: the method's default
+        self.readings = {group: readings[group] for group in self.groups}
+        self.cutoff = cutoff
+        self.warmup_steps = round(mask_warmup * total_steps)
+        self.refit_steps = sorted({max(1, round(s * total_steps)) for s in REFIT_SHARES})
+        self.thresholds = {group: INITIAL_THRESHOLD[group] for group in self.groups}
+        self.pending: dict[str, list] = {group: [] for group in self.groups}
+        self.fits: list[dict] = []
+
+    def select(self, logits, labels, clean, step: int) -> torch.Tensor:
+        kept = super().select(logits, labels, clean, step)
+        if step + 1 in self.refit_steps:
+            self._refit()
+        return kept
+
+    def left_out(self, labels, predicted, confidence, wrong, step: int) -> torch.Tensor:
+        disagreeing = disagreement_groups(labels, predicted, self.outside)
+        guarded = entity_guard(labels, predicted, self.outside)
+        return self._mask(disagreeing, confidence, guarded, step)
+
+    def _mask(self, disagreeing: dict, confidence, guarded, step: int) -> torch.Tensor:
         """Every decision and count stays on the device (the guard a 0-d tensor, the
         confidences kept in place with NaN elsewhere): on CUDA a step never waits."""
-        groups = disagreement_groups(labels, predicted, self.outside)
-        left_out = groups["all"].new_zeros(groups["all"].shape)  # (B, T) bool
-        entity_labels = ((labels != IGNORE) & (labels != self.outside)).sum()
-        entity_predictions = ((labels != IGNORE) & (predicted != self.outside)).sum()
-        guarded = entity_predictions >= ENTITY_GUARD * entity_labels
-        if self.method == AUTO and self.chosen is None:
-            for group in self.votes:
-                self.votes[group] = self.votes[group] + groups[group].sum()
-            if step >= self.warmup_steps:
-                self._choose()  # once per run: reads the votes
+        left_out = disagreeing["all"].new_zeros(disagreeing["all"].shape)  # (B, T) bool
         for group in self.groups:
-            members = groups[group]
+            members = disagreeing[group]
             self.pending[group].append(confidence.masked_fill(~members, float("nan")).flatten())
-            self.group_counts[group]["disagree"] += members.sum()
+            self.counts.groups[group]["disagree"] += members.sum()
             if step < self.warmup_steps:
                 continue
             if self.readings[group] == "literal":
@@ -304,35 +468,14 @@ class WordSelection:
                 chosen = members & (confidence > self.thresholds[group])
             if group != "missing":
                 chosen &= guarded
-            self.group_counts[group]["left_out"] += chosen.sum()
+            self.counts.groups[group]["left_out"] += chosen.sum()
             left_out |= chosen
         return left_out
 
-    def _choose(self) -> None:
-        """mask-auto without a profile, at the end of the warm-up: the group the model
-        disagreed with more (missing entities, or entity labels) is the one it masks."""
-        self.votes = {group: int(count) for group, count in self.votes.items()}
-        missing = self.votes["missing"] >= self.votes["entity"]
-        self.chosen = "mask-missing" if missing else "mask-entity"
-        self.chosen_by = "disagreements"
-        (group,) = MASKING[self.chosen]
-        self.groups = (group,)
-        self.thresholds = {group: self.thresholds[group]}
-        self.pending = {group: self.pending[group]}
-        self.group_counts = {group: self.group_counts[group]}
-        self.readings = {group: self.readings[group]}
-
-    def _count(self, scored, left_out, wrong) -> None:
-        """Counts as device tensors, read once an epoch (``end_epoch``)."""
-        self.counts["scored"] += scored.sum()
-        self.counts["left_out"] += left_out.sum()
-        if wrong is not None:
-            self.counts["wrong"] += wrong.sum()
-            self.counts["left_out_wrong"] += (left_out & wrong).sum()
-        else:
-            self.counts["wrong"] = None
-
     def _refit(self) -> None:
+        """Each group's threshold from a Beta mixture over its disagreeing confidences
+        since the last fit (kept where there are too few, or the posterior never reaches
+        the cutoff)."""
         for group in self.groups:
             values = _disagreeing(self.pending[group])
             self.pending[group] = []
@@ -343,70 +486,118 @@ class WordSelection:
                 self.thresholds[group] = threshold
             self.fits.append({"group": group, "words": len(values), "threshold": threshold})
 
-    def end_epoch(self) -> dict | None:
-        """This epoch's diagnostics (then counted afresh): thresholds, the share of scored
-        words left out (per group, and in all), and where clean labels exist, precision
-        and recall of the leaving out against the words that are truly wrong."""
-        if not self.active:
-            return None
-        counts = {k: v if v is None else int(v) for k, v in self.counts.items()}
-        group_counts = {
-            group: {k: int(v) for k, v in c.items()} for group, c in self.group_counts.items()
-        }
-        report = {
-            "method": self.method,
-            "scored_words": counts["scored"],
-            "left_out_share": counts["left_out"] / counts["scored"] if counts["scored"] else 0.0,
-            "thresholds": dict(self.thresholds),
-            "readings": {group: self.readings[group] for group in self.groups},
-            "groups": {
-                group: {
-                    "disagreeing_share": c["disagree"] / counts["scored"]
-                    if counts["scored"]
-                    else 0.0,
-                    "left_out_share": c["left_out"] / counts["scored"] if counts["scored"] else 0.0,
-                }
-                for group, c in group_counts.items()
-            },
-            "precision": None,
-            "recall": None,
-        }
-        if self.method == AUTO:
-            votes = {group: int(count) for group, count in self.votes.items()}
-            report |= {"chosen": self.chosen, "chosen_by": self.chosen_by, "votes": votes}
-        if counts["wrong"] is not None:  # None: this run's data has no clean labels
-            report["truly_wrong_share"] = (
-                counts["wrong"] / counts["scored"] if counts["scored"] else 0.0
-            )
-            if counts["left_out"]:
-                report["precision"] = counts["left_out_wrong"] / counts["left_out"]
-            if counts["wrong"]:
-                report["recall"] = counts["left_out_wrong"] / counts["wrong"]
-        self._reset_counts()
-        return report
+    def _keep(self, groups: tuple[str, ...]) -> None:
+        """Mask only ``groups`` from now on (mask-auto's choice, a checkpoint's groups)."""
+        self.groups = groups
+        self.readings = {group: self.readings[group] for group in groups}
+        self.thresholds = {group: self.thresholds[group] for group in groups}
+        self.pending = {group: self.pending[group] for group in groups}
+        self.counts.keep(groups)
+
+    def _report_entries(self) -> tuple[dict, dict, dict]:
+        return dict(self.thresholds), dict(self.readings), {}
 
     def state_dict(self) -> dict:
-        return {
+        return super().state_dict() | {
             "thresholds": dict(self.thresholds),
             "pending": {group: [_disagreeing(p)] for group, p in self.pending.items()},
             "fits": self.fits,
             "groups": self.groups,
-            "chosen": self.chosen,
-            "chosen_by": self.chosen_by,
-            "votes": {group: int(count) for group, count in self.votes.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.groups = tuple(state["groups"])
-        self.chosen, self.chosen_by = state["chosen"], state["chosen_by"]
-        self.votes = dict(state["votes"])
-        self.group_counts = {g: {"disagree": 0, "left_out": 0} for g in self.groups}
-        self.readings = {g: self.readings[g] for g in self.groups}
+        self._keep(tuple(state["groups"]))
         self.thresholds = dict(state["thresholds"])
         # a checkpoint keeps the waiting confidences as CPU tensors: back to host arrays,
         # which join the device's later ones in ``_disagreeing`` wherever training runs
         self.pending = {g: [np.asarray(p) for p in v] for g, v in state["pending"].items()}
         self.fits = list(state["fits"])
+
+
+class MaskMissing(ThresholdMasking):
+    """``mask-missing``: leaves out the confident disagreements on words labelled ``O``
+    that the model predicts as an entity (missed entities)."""
+
+    groups = MASKING["mask-missing"]
+
+
+class MaskEntity(ThresholdMasking):
+    """``mask-entity``: leaves out the confident disagreements on entity labels (spurious
+    and retyped entities, boundaries)."""
+
+    groups = MASKING["mask-entity"]
+
+
+class MaskAll(ThresholdMasking):
+    """``mask-all``: both groups as one, with one threshold."""
+
+    groups = MASKING["mask-all"]
+
+
+class MaskAuto(ThresholdMasking):
+    """``mask-auto``: mask-missing or mask-entity, by the dominant error type. A profile
+    chooses before training (``choice``, from ``choose_from_profile``); without one, both
+    groups are watched during the warm-up and the one the model disagreed with more
+    (``votes``) is the one it masks from the warm-up's end."""
+
+    def __init__(
+        self,
+        method: str,
+        outside: int,
+        total_steps: int,
+        mask_warmup: float = DEFAULT_MASK_WARMUP,
+        choice: str | None = None,
+        cutoff: float = POSTERIOR_CUTOFF,
+        reading: str | None = None,
+    ) -> None:
+        self.groups = MASKING[choice] if choice else ("missing", "entity")
+        self.chosen = choice
+        self.chosen_by = "profile" if choice else None
+        self.votes = {"missing": 0, "entity": 0}
+        super().__init__(method, outside, total_steps, mask_warmup, choice, cutoff, reading)
+
+    def _mask(self, disagreeing: dict, confidence, guarded, step: int) -> torch.Tensor:
+        if self.chosen is None:
+            for group in self.votes:
+                self.votes[group] = self.votes[group] + disagreeing[group].sum()
+            if step >= self.warmup_steps:
+                self._choose()  # once per run: reads the votes
+        return super()._mask(disagreeing, confidence, guarded, step)
+
+    def _choose(self) -> None:
+        """At the end of the warm-up: the group the model disagreed with more (missing
+        entities, or entity labels) is the one it masks."""
+        self.votes = {group: int(count) for group, count in self.votes.items()}
+        missing = self.votes["missing"] >= self.votes["entity"]
+        self.chosen = "mask-missing" if missing else "mask-entity"
+        self.chosen_by = "disagreements"
+        self._keep(MASKING[self.chosen])
+
+    def _choice(self) -> dict:
+        votes = {group: int(count) for group, count in self.votes.items()}
+        return {"chosen": self.chosen, "chosen_by": self.chosen_by, "votes": votes}
+
+    def _report_entries(self) -> tuple[dict, dict, dict]:
+        thresholds, readings, _ = super()._report_entries()
+        return thresholds, readings, self._choice()
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | self._choice()
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.chosen, self.chosen_by = state["chosen"], state["chosen_by"]
+        self.votes = dict(state["votes"])
+
+
+SELECTIONS: dict[str, type[WordSelection]] = {
+    "mask-missing": MaskMissing,
+    "mask-entity": MaskEntity,
+    "mask-all": MaskAll,
+    AUTO: MaskAuto,
+    "oracle-mask": OracleMask,
+    "oracle-mask-disagree": OracleMaskDisagree,
+}
 
 
 def _disagreeing(pending: list) -> np.ndarray:

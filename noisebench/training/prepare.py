@@ -95,6 +95,37 @@ def prepare(
     config: TrainConfig, runs_dir: Path, device: str = "auto", compile_model: bool = False
 ) -> Prepared:
     """Check everything that can be wrong before anything is written."""
+    _check_training_options(config)
+    _check_method_options(config)
+    resolved_device = resolve_device(device)
+    notes: list[str] = []
+    dataset, dataset_name, labels = _training_data(config, notes)
+    scheme = data.scheme(dataset)
+    targets.check_span_smoothing(config.span_smoothing, config.span_distance, scheme)
+    choice = _auto_choice(config, labels, notes)
+    model_path = resolve_model(config.model)
+    if compile_model:
+        notes.append(
+            "--compile: the first training step compiles the model (about a minute on"
+            " 2 CPU cores; cached under $NOISEBENCH_HOME/compiled for later runs)"
+        )
+    return Prepared(
+        config,
+        dataset,
+        dataset_name,
+        labels,
+        scheme,
+        model_path,
+        resolved_device,
+        runs.run_dir(Path(runs_dir), config.identity(), dataset_name),
+        notes,
+        compile_model,
+        choice,
+    )
+
+
+def _check_training_options(config: TrainConfig) -> None:
+    """The loss, the noise and the budget's numbers, each refused in one line."""
     try:
         build_loss(config.loss, q=config.q, s=config.s)
     except ValueError as error:
@@ -119,6 +150,10 @@ def prepare(
         raise InputError(f"--loss-warmup {config.loss_warmup}: must be a fraction in [0, 1]")
     if config.validation_labels not in VALIDATION_LABELS:
         raise InputError(f"--validation-labels '{config.validation_labels}': choose noisy or clean")
+
+
+def _check_method_options(config: TrainConfig) -> None:
+    """``--method`` and its options, and span smoothing (before the data's scheme is known)."""
     if config.method not in methods.METHODS:
         raise InputError(f"--method '{config.method}': choose one of {', '.join(methods.METHODS)}")
     if config.error_profile is not None and config.method != methods.AUTO:
@@ -134,9 +169,12 @@ def prepare(
             f"--mask-reading '{config.mask_reading}': choose one of {', '.join(methods.READINGS)}"
         )
     targets.check_span_smoothing(config.span_smoothing, config.span_distance)
-    resolved_device = resolve_device(device)
+
+
+def _training_data(config: TrainConfig, notes: list[str]) -> tuple[object, str, list[str]]:
+    """The run's data (corrupted on the fly where asked) with its splits for training and
+    the labels ``--method`` trains on; its name; its label names."""
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
-    notes: list[str] = []
     if config.adds_noise:
         dataset = data.load(corrupted_copy(config, notes))
     else:
@@ -152,28 +190,7 @@ def prepare(
             f"{ignored:,} of {words:,} training words ({ignored / words:.1%}) are left out of"
             f" training: the data's '{data.IGNORE_COLUMN}' column (noisebench detect --fix mask)"
         )
-    scheme = data.scheme(dataset)
-    targets.check_span_smoothing(config.span_smoothing, config.span_distance, scheme)
-    choice = _auto_choice(config, labels, notes)
-    model_path = resolve_model(config.model)
-    if compile_model:
-        notes.append(
-            "--compile: the first training step compiles the model (about a minute on"
-            " 2 CPU cores; cached under $NOISEBENCH_HOME/compiled for later runs)"
-        )
-    return Prepared(
-        config,
-        dataset,
-        dataset_name,
-        labels,
-        scheme,
-        model_path,
-        resolved_device,
-        runs.run_dir(Path(runs_dir), config.identity(), dataset_name),
-        notes,
-        compile_model,
-        choice,
-    )
+    return dataset, dataset_name, labels
 
 
 def ignored_words(split) -> int:
