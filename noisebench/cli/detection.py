@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -15,16 +14,43 @@ from noisebench.cli.common import (
     app,
     bad_input_exits,
     print_json,
-    split_list,
     stderr,
     stdout,
 )
-from noisebench.data.schemes import NO_SCHEME
 from noisebench.detection.fix import MIN_F1
-from noisebench.errors import InputError
+
+DETECT_SETTINGS = (
+    "model",
+    "loss",
+    "method",
+    "rate",
+    "noise",
+    "matrix",
+    "entity_mix",
+    "noise_profile",
+    "epochs",
+    "lr",
+    "batch_size",
+    "max_train_samples",
+    "seed",
+    "token_column",
+    "tag_column",
+    "labels",
+)  # fmt: skip  (the run settings detect's own training takes, as train does)
+DETECTION, FIX, OUTPUT = "Detection", "Fix", "Output"  # the panels of detect --help
 
 
 @app.command(rich_help_panel="Data")
+@options.with_settings(
+    *DETECT_SETTINGS,
+    help={
+        "epochs": "Epochs per training.",
+        "seed": "Seed of every random choice (and the folds).",
+        "method": "As --method of train (none, mask-missing, mask-entity, mask-all,"
+        " mask-auto): the trained model's suggestions come from the treatment. Oracles are"
+        " refused.",
+    },
+)
 def detect(
     data: Annotated[
         str | None,
@@ -36,167 +62,141 @@ def detect(
     detector: Annotated[
         str,
         typer.Option(
+            rich_help_panel=DETECTION,
             help="dynamics (one training run, recorded as it trains; default), retag (the"
             " trained model's contradictions) or cv (K-fold out-of-sample probabilities"
-            " scored by cleanlab)."
+            " scored by cleanlab).",
         ),
     ] = "dynamics",
     score: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=DETECTION,
             help="Word score: dynamics aum (default), confidence, variability or early;"
-            " cv self_confidence (default) or normalized_margin."
+            " cv self_confidence (default) or normalized_margin.",
         ),
     ] = None,
-    folds: Annotated[int, typer.Option(help="cv: folds (K trainings).")] = 5,
+    folds: Annotated[
+        int, typer.Option(rich_help_panel=DETECTION, help="cv: folds (K trainings).")
+    ] = 5,
     dynamics_pass: Annotated[
         str,
         typer.Option(
+            rich_help_panel=DETECTION,
             help="dynamics: eval (also one inference pass over the training words per"
             " epoch, dropout off; default) or train (the training passes only, dropout on;"
-            " no extra pass)."
+            " no extra pass).",
         ),
     ] = "eval",
     budget: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=DETECTION,
             help="Share of each level listed for review (default 10%); with --fix (default"
             " 5%) the most words relabelled (a cap: fewer where the model is unsure), or the"
-            " words masked or sentences dropped, e.g. 5% or 0.05."
+            " words masked or sentences dropped, e.g. 5% or 0.05.",
         ),
     ] = None,
     fix: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=FIX,
             help="Write a fixed dataset to -o: relabel (whole spans take the model's"
             " suggestions where those are more likely right than the given labels; --budget"
             " caps the words changed), mask (the most suspect words left out of training) or"
-            " drop (the most suspect sentences)."
+            " drop (the most suspect sentences).",
         ),
     ] = None,
     min_f1: Annotated[
         float,
         typer.Option(
+            rich_help_panel=FIX,
             help="--fix relabel refuses a detecting model below this validation F1 (its"
-            " suggestions are too weak to trust); 0 relabels anyway."
+            " suggestions are too weak to trust); 0 relabels anyway.",
         ),
     ] = MIN_F1,
     run: Annotated[
         Path | None,
-        typer.Option(help="Reuse a finished run that noisebench detect trained (no training)."),
+        typer.Option(
+            rich_help_panel=DETECTION,
+            help="Reuse a finished run that noisebench detect trained (no training).",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Folder for issues, review files and scores."),
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing -o folder.")] = False,
-    top: Annotated[int, typer.Option(help="Suspect sentences shown in the terminal.")] = 5,
-    model: Annotated[str, typer.Option(help="As train --model.")] = "minilm-l6",
-    loss: Annotated[str, typer.Option(help="As train --loss.")] = "ce",
-    method: Annotated[
-        str,
         typer.Option(
-            help="As train --method (none, mask-missing, mask-entity, mask-all, mask-auto):"
-            " the trained model's suggestions come from the treatment. Oracles are refused."
+            "--out",
+            "-o",
+            rich_help_panel=OUTPUT,
+            help="Folder for issues, review files and scores.",
         ),
-    ] = "none",
-    rate: Annotated[
-        float | None, typer.Option(help="Corrupt the data first (train --rate).")
     ] = None,
-    noise: options.Noise = None,
-    matrix: options.Matrix = None,
-    entity_mix: options.EntityMix = None,
-    noise_profile: options.Profile = None,
-    token_column: options.TokenColumn = None,
-    tag_column: options.TagColumn = None,
-    labels: options.Labels = None,
-    epochs: Annotated[int, typer.Option(help="Epochs per training.")] = 3,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
-    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
-    max_train_samples: Annotated[
-        int | None, typer.Option(help="Keep the first K training sentences.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice (and the folds).")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    runs_dir: Annotated[Path, typer.Option(help="Where the trainings go.")] = Path("runs"),
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", rich_help_panel=OUTPUT, help="Replace an existing -o folder.")
+    ] = False,
+    top: Annotated[
+        int, typer.Option(rich_help_panel=OUTPUT, help="Suspect sentences shown in the terminal.")
+    ] = 5,
+    device: Annotated[
+        str, typer.Option(rich_help_panel="Model and budget", help="auto, cpu or cuda.")
+    ] = "auto",
+    runs_dir: Annotated[
+        Path, typer.Option(rich_help_panel=OUTPUT, help="Where the trainings go.")
+    ] = Path("runs"),
+    json_output: Annotated[
+        bool, typer.Option("--json", rich_help_panel=OUTPUT, help="Print JSON on stdout.")
+    ] = False,
+    **settings,
 ) -> None:
     """Rank every training label by how likely it is wrong (words, entities, sentences);
     score the ranking against the clean labels where the data has them.
 
     Example: [bold]noisebench detect noisebench:crowd --epochs 2 --lr 3e-4 -o review[/]
     """
-    from noisebench.detection import review
-    from noisebench.detection.config import DetectConfig, check_method, parse_share
-    from noisebench.detection.fix import apply_fix, check_fix
+    from noisebench.detection.config import DetectConfig, parse_share
+    from noisebench.detection.detect import check_request
     from noisebench.detection.record import prepared_of_run
-    from noisebench.detection.score import detection_document
     from noisebench.training.config import TrainConfig
     from noisebench.training.prepare import prepare
 
     with bad_input_exits():
         share = parse_share(budget or ("5%" if fix else "10%"))
         config = DetectConfig(detector, score, folds, share, dynamics_pass)
-        config.check()
-        check_method(method)
-        if fix is not None:
-            check_fix(fix, out, min_f1)
-        if out is not None and out.exists() and not force:
-            raise InputError(f"-o {out}: exists; give --force to replace it")
+        check_request(config, settings["method"], fix, out, min_f1, force)
         if run is not None:
             prepared = prepared_of_run(run, device)
         else:
-            train_config = TrainConfig(
-                data=options.dataset(data, data_option), loss=loss, method=method,
-                model=model, rate=rate,
-                **options.noise_fields(noise, matrix, entity_mix, noise_profile),
-                epochs=epochs, lr=lr, batch_size=batch_size,
-                max_train_samples=max_train_samples, seed=seed, token_column=token_column,
-                tag_column=tag_column, labels=split_list(labels),
-            )  # fmt: skip
+            dataset = options.dataset(data, data_option)
+            train_config = TrainConfig.of_options(data=dataset, **settings)
             with stderr.status("loading data and model…"):
                 prepared = prepare(train_config, runs_dir, device)
         for note in prepared.notes:
             stderr.print(f"note: {note}", soft_wrap=True)
-        found = _detection(prepared, config, run)
-        document = detection_document(found, config, prepared, run)
-        fixed = None
-        if fix is not None:
-            fixed, document["fix"] = apply_fix(
-                prepared.dataset, found, fix, config.budget, prepared.scheme, min_f1
-            )
-        rows = None
-        if out is not None:
-            rows = review.write(out, found, config.budget, prepared.scheme, document, fixed)
+        detected = _detect(prepared, config, run, fix, min_f1, out)
     if json_output:
-        print_json({**document, "out": str(out) if out else None})
+        print_json({**detected.document, "out": str(out) if out else None})
         return
-    _print_detection(document, rows or review.issue_rows(found, config.budget), top, out)
+    _print_detection(detected.document, detected.rows, top, out)
 
 
-def _detection(prepared, config, run: Path | None):
-    """The finished run's detection (``--run``), else what the detector trains for, with
-    its progress on stderr; word and sentence levels only for tags without spans."""
+def _detect(prepared, config, run: Path | None, fix: str | None, min_f1: float, out):
+    """``detection.detect.detect`` with its training's progress on stderr."""
     from noisebench.cli.training import training_progress
-    from noisebench.detection.record import clean_labels, detection_of_run, run_detection
+    from noisebench.detection.detect import detect
     from noisebench.training.loop import TrainingFailed
 
-    if run is not None:
-        clean = clean_labels(prepared.dataset["train"])
-        found = detection_of_run(Path(run), config, clean, {"trainings": 0})
-    else:
-        with training_progress() as update:
-            try:
-                found = run_detection(prepared, config, update)
-            except TrainingFailed as error:
-                stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)))
-                raise typer.Exit(1) from None
-    if prepared.scheme == NO_SCHEME:
-        found = replace(found, spans=False)
-        stderr.print(
-            f"note: no entity spans in {prepared.config.data}'s tags: word and sentence levels only"
-        )
-    return found
+    def note(line: str) -> None:
+        stderr.print(f"note: {line}", soft_wrap=True)
+
+    with training_progress() as update:
+        try:
+            return detect(
+                prepared, config, run=run, fix=fix, min_f1=min_f1, out=out, progress=update,
+                note=note,
+            )  # fmt: skip
+        except TrainingFailed as error:
+            stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)))
+            raise typer.Exit(1) from None
 
 
 def _print_detection(document: dict, rows: list[dict], top: int, out: Path | None) -> None:

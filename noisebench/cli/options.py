@@ -42,10 +42,11 @@ def setting_option(name: str, help: str | None = None):
     return Annotated[hint, option]
 
 
-def with_settings(*names: str):
+def with_settings(*names: str, help: dict[str, str] | None = None):
     """Give a command the options of these run settings (every settable one when none
     are named), each as a keyword argument named as its field, defaulting to the field's
-    default: the command reads them from ``**settings``."""
+    default: the command reads them from ``**settings``. ``help``: a setting's help where
+    the command means something more particular by it."""
 
     def add(command):
         chosen = names or [n for n, f in TRAIN_FIELDS.items() if f.metadata["cli"]]
@@ -55,7 +56,7 @@ def with_settings(*names: str):
                 n,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=CLI_DEFAULTS.get(n, TRAIN_FIELDS[n].default),
-                annotation=setting_option(n),
+                annotation=setting_option(n, (help or {}).get(n)),
             )
             for n in chosen
         ]
