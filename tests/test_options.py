@@ -13,10 +13,11 @@ from noisebench.cli import app
 from noisebench.errors import InputError
 from noisebench.studies import sweep
 from noisebench.training import prepare as preparing
-from noisebench.training.config import TrainConfig
+from noisebench.training.config import FIXED_SETTINGS, TrainConfig, option_name
 
 # settings of the training loop that no command exposes (fixed at their defaults)
 NOT_OPTIONS = {"warmup_ratio", "weight_decay", "max_grad_norm"}
+assert set(FIXED_SETTINGS) == NOT_OPTIONS
 
 
 def command_options(name: str) -> set[str]:
@@ -29,7 +30,7 @@ def test_every_setting_of_a_run_is_a_train_option():
     for setting in fields(TrainConfig):
         if setting.name in NOT_OPTIONS:
             continue
-        option = sweep.TRAIN_OPTION_NAMES.get(setting.name, "--" + setting.name.replace("_", "-"))
+        option = option_name(setting.name)
         assert option in options, setting.name
 
 

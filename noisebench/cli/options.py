@@ -28,25 +28,29 @@ CLI_TYPES = {"noise": str | None, "matrix": Path | None, "labels": str | None}
 CLI_DEFAULTS = {"noise": None}
 
 
-def setting_option(name: str, help: str | None = None):
+def setting_option(name: str, help: str | None = None, unset: bool = False):
     """The option of run setting ``name``, generated from its declaration in
-    ``TrainConfig`` (type, help, panel, option name); ``help`` overrides the help."""
+    ``TrainConfig`` (type, help, panel, option name); ``help`` overrides the help;
+    ``unset``: optional, not given by default."""
     field = TRAIN_FIELDS[name]
     hint = CLI_TYPES.get(name) or get_type_hints(TrainConfig)[name]
     option = typer.Option(
         option_name(name),
         help=help or field.metadata["help"],
         rich_help_panel=field.metadata["panel"],
-        show_default=name not in CLI_DEFAULTS and field.default is not None,
+        show_default=not unset and name not in CLI_DEFAULTS and field.default is not None,
     )
+    if unset:
+        hint = hint | None
     return Annotated[hint, option]
 
 
-def with_settings(*names: str, help: dict[str, str] | None = None):
+def with_settings(*names: str, help: dict[str, str] | None = None, unset: bool = False):
     """Give a command the options of these run settings (every settable one when none
     are named), each as a keyword argument named as its field, defaulting to the field's
     default: the command reads them from ``**settings``. ``help``: a setting's help where
-    the command means something more particular by it."""
+    the command means something more particular by it. ``unset``: every default None
+    (not given; the command layers them over a preset, as ``sweep``)."""
 
     def add(command):
         chosen = names or [n for n, f in TRAIN_FIELDS.items() if f.metadata["cli"]]
@@ -55,8 +59,8 @@ def with_settings(*names: str, help: dict[str, str] | None = None):
             inspect.Parameter(
                 n,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=CLI_DEFAULTS.get(n, TRAIN_FIELDS[n].default),
-                annotation=setting_option(n, (help or {}).get(n)),
+                default=None if unset else CLI_DEFAULTS.get(n, TRAIN_FIELDS[n].default),
+                annotation=setting_option(n, (help or {}).get(n), unset),
             )
             for n in chosen
         ]

@@ -17,110 +17,119 @@ from noisebench.cli.common import (
     stderr,
     stdout,
 )
-from noisebench.errors import InputError
 
+GRID, TUNING, RUNNING = "Grid", "Tuning", "Running"  # sweep --help's own panels
 
-def float_list(text: str | None) -> tuple[float, ...] | None:
-    parts = split_list(text)
-    if parts is None:
-        return None
-    try:
-        return tuple(float(p) for p in parts)
-    except ValueError:
-        raise InputError(f"'{text}' is not a comma-separated list of numbers") from None
+# the run settings a sweep's runs share, one value each (None: the preset's or the TOML's)
+SWEEP_SETTINGS = (
+    "model", "epochs", "lr", "loss_warmup", "batch_size", "max_train_samples", "error_profile",
+    "noise", "matrix", "entity_mix", "noise_profile", "token_column", "tag_column", "labels",
+)  # fmt: skip
 
 
 @app.command(rich_help_panel="Studies")
+@options.with_settings(
+    *SWEEP_SETTINGS,
+    unset=True,
+    help={"error_profile": "Noise profile for the mask-auto runs (train --help)."},
+)
 def sweep(
     config_file: Annotated[
         Path | None, typer.Argument(help="TOML file with the same keys as the flags.")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="quick (laptop) or study (GPU).")] = None,
-    losses: Annotated[str | None, typer.Option(help="e.g. ce,gce,sgce")] = None,
+    preset: Annotated[
+        str | None, typer.Option(rich_help_panel=GRID, help="quick (laptop) or study (GPU).")
+    ] = None,
+    losses: Annotated[
+        str | None, typer.Option(rich_help_panel=GRID, help="e.g. ce,gce,sgce")
+    ] = None,
     methods: Annotated[
         str | None,
-        typer.Option(help="--method values crossed with the losses, e.g. none,mask-missing"),
-    ] = None,
-    error_profile: Annotated[
-        str | None, typer.Option(help="Noise profile for the mask-auto runs (train --help).")
+        typer.Option(
+            rich_help_panel=GRID,
+            help="--method values crossed with the losses, e.g. none,mask-missing",
+        ),
     ] = None,
     span_smoothing: Annotated[
         str | None,
-        typer.Option(help="--span-smoothing values crossed with the losses, e.g. 0,0.1"),
+        typer.Option(
+            rich_help_panel=GRID, help="--span-smoothing values crossed with the losses, e.g. 0,0.1"
+        ),
     ] = None,
-    q: Annotated[str | None, typer.Option(help="q values for gce/sgce, e.g. 0.2,0.4")] = None,
-    s: Annotated[str | None, typer.Option(help="s values for sgce, e.g. 0,0.1")] = None,
-    rates: Annotated[str | None, typer.Option(help="Noise rates, e.g. 0,0.2,0.4")] = None,
-    noise: options.Noise = None,
-    matrix: options.Matrix = None,
-    entity_mix: options.EntityMix = None,
-    noise_profile: options.Profile = None,
-    seeds: Annotated[str | None, typer.Option(help="e.g. 0,1,2")] = None,
+    q: Annotated[
+        str | None, typer.Option(rich_help_panel=GRID, help="q values for gce/sgce, e.g. 0.2,0.4")
+    ] = None,
+    s: Annotated[
+        str | None, typer.Option(rich_help_panel=GRID, help="s values for sgce, e.g. 0,0.1")
+    ] = None,
+    rates: Annotated[
+        str | None, typer.Option(rich_help_panel=GRID, help="Noise rates, e.g. 0,0.2,0.4")
+    ] = None,
+    seeds: Annotated[str | None, typer.Option(rich_help_panel=GRID, help="e.g. 0,1,2")] = None,
     data: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=GRID,
             help="Datasets, comma-separated (default conll2003), e.g."
-            " conll2003,noisebench:crowd,noisebench:weak."
+            " conll2003,noisebench:crowd,noisebench:weak.",
         ),
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Model (default minilm-l6).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs per run.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    loss_warmup: Annotated[
-        float | None,
-        typer.Option(help="Share of steps that start with CE (see `train --help`)."),
     ] = None,
     validation_labels: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=GRID,
             help="Labels that choose each run's best epoch: noisy (the same noise as train;"
-            " default), clean (oracle), or noisy,clean for both."
+            " default), clean (oracle), or noisy,clean for both.",
         ),
     ] = None,
     tune: Annotated[
         list[str] | None,
         typer.Option(
+            rich_help_panel=TUNING,
             help="Tune per loss on validation F1: NAME=V1,V2 for lr (every loss), q"
-            " (gce/sgce) or s (sgce); repeat, e.g. --tune lr=1e-5,5e-5,2e-4 --tune q=0.3,0.7."
+            " (gce/sgce) or s (sgce); repeat, e.g. --tune lr=1e-5,5e-5,2e-4 --tune q=0.3,0.7.",
         ),
     ] = None,
     trials: Annotated[
         int | None,
         typer.Option(
+            rich_help_panel=TUNING,
             help="Settings per loss when tuning (default: the smallest loss's search space,"
-            " so every loss gets the same number; larger spaces are sampled, seeded)."
+            " so every loss gets the same number; larger spaces are sampled, seeded).",
         ),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sentences per batch.")] = None,
-    max_train_samples: Annotated[
-        int | None, typer.Option(help="First K training sentences.")
-    ] = None,
     runs_dir: Annotated[
-        Path | None, typer.Option(help="Where run folders go (default runs).")
+        Path | None,
+        typer.Option(rich_help_panel=RUNNING, help="Where run folders go (default runs)."),
     ] = None,
-    token_column: options.TokenColumn = None,
-    tag_column: options.TagColumn = None,
-    labels: options.Labels = None,
     jobs: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=RUNNING,
             help="Runs in parallel processes, or auto (default): on GPUs as many per GPU as"
-            " its free memory and the cores allow, else 1."
+            " its free memory and the cores allow, else 1.",
         ),
     ] = None,
-    backend: Annotated[str | None, typer.Option(help="local or ray.")] = None,
-    dry_run: Annotated[bool, typer.Option(help="Print the plan; run nothing.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    backend: Annotated[
+        str | None, typer.Option(rich_help_panel=RUNNING, help="local or ray.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(rich_help_panel=RUNNING, help="Print the plan; run nothing.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", rich_help_panel=RUNNING, help="Print JSON on stdout.")
+    ] = False,
+    **settings,
 ) -> None:
     """Run a grid of trainings (losses x q x s x rates x seeds), resumably.
 
     Example: [bold]noisebench sweep --preset quick[/]
     """
-    flags = dict(locals())  # every option by its parameter name, as typer passed it
+    flags = {**locals(), **settings}  # every option by its parameter name, as typer passed it
     from noisebench.studies import sweep as sweeps
 
     with bad_input_exits():
-        config = sweeps.build_config(preset, config_file, _sweep_overrides(flags))
+        config = sweeps.build_config(preset, config_file, sweeps.options_overrides(flags))
         planned = sweeps.plan(config)
     if dry_run:
         _show_plan(config, planned, json_output)
@@ -129,48 +138,6 @@ def sweep(
     _show_outcome(config, outcome, json_output)
     if outcome.failed:
         raise typer.Exit(1)
-
-
-def _sweep_overrides(flags: dict) -> dict:
-    """The sweep's options as ``SweepConfig`` values: lists parsed, None where not given."""
-    from noisebench.data.noise import noise_choice
-    from noisebench.studies import sweep as sweeps
-
-    noise, matrix = flags["noise"], flags["matrix"]
-    entity_mix, noise_profile = flags["entity_mix"], flags["noise_profile"]
-    seeds, tune, runs_dir = flags["seeds"], flags["tune"], flags["runs_dir"]
-    return {
-        "losses": split_list(flags["losses"]),
-        "methods": split_list(flags["methods"]),
-        "error_profile": flags["error_profile"],
-        "span_smoothing": float_list(flags["span_smoothing"]),
-        "q": float_list(flags["q"]),
-        "s": float_list(flags["s"]),
-        "rates": float_list(flags["rates"]),
-        "noise": noise_choice(noise, matrix, entity_mix, noise_profile)
-        if (matrix, entity_mix, noise_profile) != (None, None, None)
-        else noise,
-        "matrix": None if matrix is None else str(matrix),
-        "entity_mix": entity_mix,
-        "noise_profile": noise_profile,
-        "token_column": flags["token_column"],
-        "tag_column": flags["tag_column"],
-        "labels": split_list(flags["labels"]),
-        "data": split_list(flags["data"]),
-        "model": flags["model"],
-        "seeds": None if seeds is None else tuple(int(x) for x in float_list(seeds)),
-        "epochs": flags["epochs"],
-        "lr": flags["lr"],
-        "loss_warmup": flags["loss_warmup"],
-        "validation_labels": split_list(flags["validation_labels"]),
-        "tune": sweeps.parse_tune(tune) if tune else None,
-        "trials": flags["trials"],
-        "batch_size": flags["batch_size"],
-        "max_train_samples": flags["max_train_samples"],
-        "runs_dir": None if runs_dir is None else str(runs_dir),
-        "jobs": _jobs(flags["jobs"]),
-        "backend": flags["backend"],
-    }
 
 
 def _show_plan(config, planned, json_output: bool) -> None:
@@ -222,15 +189,6 @@ def _show_outcome(config, outcome, json_output: bool) -> None:
         stdout.print(f"failed: {run_dir}: {error}", soft_wrap=True)
     if outcome.completed or outcome.skipped:
         _show_leaderboard([Path(config.runs_dir)], tuned=bool(config.tune))
-
-
-def _jobs(text: str | None) -> int | str | None:
-    if text is None or text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"--jobs {text}: a number of processes (at least 1) or auto") from None
 
 
 def _maybe(value) -> str:

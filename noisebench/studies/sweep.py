@@ -27,7 +27,13 @@ from noisebench.data.loading import dataset_name
 from noisebench.data.noise import noise_choice
 from noisebench.errors import InputError
 from noisebench.training import runs
-from noisebench.training.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
+from noisebench.training.config import (
+    NOISES_WITHOUT_RATE,
+    TRAIN_FIELDS,
+    VALIDATION_LABELS,
+    TrainConfig,
+    option_name,
+)
 from noisebench.training.losses import LOSSES
 from noisebench.training.methods import METHODS
 from noisebench.training.prepare import check_model
@@ -201,6 +207,72 @@ def _tune(table, origin: str) -> tuple[tuple[str, tuple[float, ...]], ...]:
     )
 
 
+# the sweep's options that take one value for the whole study, as SweepConfig holds them
+SCALAR_OPTIONS = (
+    "error_profile", "model", "epochs", "lr", "loss_warmup", "trials", "batch_size",
+    "max_train_samples", "token_column", "tag_column", "backend", "entity_mix",
+    "noise_profile",
+)  # fmt: skip
+TEXT_LISTS = ("losses", "methods", "data", "validation_labels", "labels")
+NUMBER_LISTS = ("span_smoothing", "q", "s", "rates")
+
+
+def options_overrides(options: dict) -> dict:
+    """The sweep's options (the command's, or the Python API's parameters) as
+    ``SweepConfig`` values: each list as comma-separated text or a sequence, ``tune`` as
+    ``NAME=V1,V2`` texts or a mapping, None where not given (``build_config``)."""
+    noise, matrix = options.get("noise"), options.get("matrix")
+    entity_mix, profile = options.get("entity_mix"), options.get("noise_profile")
+    seeds, tune, runs_dir = options.get("seeds"), options.get("tune"), options.get("runs_dir")
+    if isinstance(tune, dict):
+        tune = [f"{name}={','.join(map(str, values))}" for name, values in tune.items()]
+    seed_numbers = _numbers(seeds)
+    return (
+        {name: options.get(name) for name in SCALAR_OPTIONS}
+        | {name: _texts(options.get(name)) for name in TEXT_LISTS}
+        | {name: _numbers(options.get(name)) for name in NUMBER_LISTS}
+        | {
+            "noise": noise_choice(noise, matrix, entity_mix, profile)
+            if (matrix, entity_mix, profile) != (None, None, None)
+            else noise,
+            "matrix": None if matrix is None else str(matrix),
+            "seeds": None if seed_numbers is None else tuple(int(x) for x in seed_numbers),
+            "tune": parse_tune(tune) if tune else None,
+            "runs_dir": None if runs_dir is None else str(runs_dir),
+            "jobs": parse_jobs(options.get("jobs")),
+        }
+    )
+
+
+def _texts(value) -> tuple[str, ...] | None:
+    """``"a,b"`` or ``["a", "b"]`` -> ``("a", "b")``; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(str(part) for part in value)
+
+
+def _numbers(value) -> tuple[float, ...] | None:
+    texts = _texts(value)
+    if texts is None:
+        return None
+    try:
+        return tuple(float(text) for text in texts)
+    except ValueError:
+        raise InputError(f"'{value}' is not a comma-separated list of numbers") from None
+
+
+def parse_jobs(value) -> int | str | None:
+    """``--jobs``: a number of processes, or ``auto`` (None: not given)."""
+    if value is None or value == "auto" or isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"--jobs {value}: a number of processes (at least 1) or auto") from None
+
+
 def parse_tune(specs: list[str]) -> dict[str, list[float]]:
     """``["lr=1e-5,5e-5", "q=0.3,0.7"]`` -> ``{"lr": [1e-05, 5e-05], "q": [0.3, 0.7]}``."""
     table = {}
@@ -315,6 +387,16 @@ def _validate_tuning(config: SweepConfig) -> None:
         raise InputError("--trials needs --tune")
 
 
+# the run settings every run of a sweep shares, as SweepConfig holds them (its fields named
+# as TrainConfig's): a setting becomes one by a field of that name here; the grid's axes,
+# the tuned lr and mask-auto's error profile are set per run (``expand``)
+SHARED_SETTINGS = tuple(
+    f.name
+    for f in fields(SweepConfig)
+    if f.name in TRAIN_FIELDS and f.name not in ("data", "lr", "error_profile", "validation_labels")
+)
+
+
 def expand(config: SweepConfig) -> list[TrainConfig]:
     """Every run of the sweep, in grid order, without duplicates."""
     planned: dict[TrainConfig, None] = {}
@@ -326,6 +408,7 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
             rates = (None,) if config.noise in NOISES_WITHOUT_RATE else grid.rates
             for rate, (lr, q, s), seed in itertools.product(rates, settings, config.seeds):
                 run = TrainConfig(
+                    **{name: getattr(config, name) for name in SHARED_SETTINGS},
                     data=dataset,
                     loss=loss,
                     method=method,
@@ -333,22 +416,10 @@ def expand(config: SweepConfig) -> list[TrainConfig]:
                     span_smoothing=eps,
                     q=q,
                     s=s,
-                    model=config.model,
-                    noise=config.noise,
                     rate=rate,
-                    epochs=config.epochs,
                     lr=lr,
-                    batch_size=config.batch_size,
-                    max_train_samples=config.max_train_samples,
                     seed=seed,
-                    loss_warmup=config.loss_warmup,
                     validation_labels=labels,
-                    matrix=config.matrix,
-                    entity_mix=config.entity_mix,
-                    noise_profile=config.noise_profile,
-                    token_column=config.token_column,
-                    tag_column=config.tag_column,
-                    labels=config.labels,
                 )
                 planned[run] = None
     return list(planned)
@@ -432,10 +503,6 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
     return planned
 
 
-# a config field whose train option is not named after it
-TRAIN_OPTION_NAMES = {"noise_profile": "--profile"}
-
-
 def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
     """The ``noisebench train`` command line of ``run``: every setting that differs from
     its default, generated from the config's fields (a new setting needs no line here)."""
@@ -444,7 +511,7 @@ def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
         value = getattr(run, setting.name)
         if value == setting.default:
             continue
-        option = TRAIN_OPTION_NAMES.get(setting.name, "--" + setting.name.replace("_", "-"))
+        option = option_name(setting.name)
         if isinstance(value, bool):
             command.append(option if value else "--no-" + option[2:])
         elif isinstance(value, tuple):
