@@ -22,9 +22,15 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from noisebench.detection.config import DETECT_SETTINGS
+from noisebench.detection.fix import MIN_F1
 from noisebench.errors import InputError
-from noisebench.training.config import TRAIN_FIELDS, TrainConfig, option_name
+from noisebench.training.config import SWEEP_SETTINGS, TRAIN_FIELDS, TrainConfig, option_name
+
+if TYPE_CHECKING:
+    from noisebench.detection.detect import Detected
 
 # ---------------------------------------------------------------------------- results
 
@@ -83,7 +89,7 @@ class Run:
 def _named_parameters(function: Callable) -> Iterator[None]:
     """Re-raise ``InputError`` with each ``--option`` of ``function``'s parameters
     written as the parameter's name (``--max-train-samples 0`` -> ``max_train_samples 0``)."""
-    names = set(inspect.signature(function).parameters) | set(_SETTING_PARAMETERS)
+    names = set(inspect.signature(function).parameters) | set(map(_parameter_name, TRAIN_FIELDS))
 
     def parameter(match: re.Match) -> str:
         name = match.group(1).replace("-", "_")
@@ -150,12 +156,57 @@ def corrupt(
     )
 
 
-# the settings' parameters: named as their options (noise_profile is --profile)
-_SETTING_PARAMETERS = {
-    option_name(n)[2:].replace("-", "_"): n for n, f in TRAIN_FIELDS.items() if f.metadata["cli"]
-}
+def _parameter_name(setting: str) -> str:
+    """A run setting's parameter: named as its option (``noise_profile`` is ``profile``)."""
+    return option_name(setting)[2:].replace("-", "_")
 
 
+def _with_settings(settings: Sequence[str], *, unset: bool = False):
+    """Give an API function these run settings as keyword parameters named as their
+    options, with their declarations' defaults (``unset``: None, not given) and help; the
+    function receives them as ``settings``, keyed by field name, every one present."""
+
+    def wrap(function: Callable) -> Callable:
+        names = {_parameter_name(s): s for s in settings}
+        generated = [_setting_parameter(name, setting, unset) for name, setting in names.items()]
+        own = [p for p in inspect.signature(function).parameters.values() if p.name != "settings"]
+        positional = [p for p in own if p.kind is not p.KEYWORD_ONLY]
+        keyword = [p for p in own if p.kind is p.KEYWORD_ONLY]
+
+        @functools.wraps(function)
+        def call(*args, **kwargs):
+            unknown = sorted(set(kwargs) - {p.name for p in own} - set(names))
+            if unknown:
+                raise TypeError(
+                    f"{function.__name__}() got an unexpected keyword argument '{unknown[0]}'"
+                )
+            given = {p.name: kwargs.pop(p.name, p.default) for p in generated}
+            with _named_parameters(call):
+                return function(*args, settings={names[k]: v for k, v in given.items()}, **kwargs)
+
+        call.__signature__ = inspect.Signature(
+            [*positional, *generated, *keyword],
+            return_annotation=inspect.signature(function).return_annotation,
+        )
+        lines = [f"    {n}: {TRAIN_FIELDS[s].metadata['help']}" for n, s in names.items()]
+        call.__doc__ = f"{function.__doc__}\n    Run settings:\n\n" + "\n".join(lines) + "\n"
+        return call
+
+    return wrap
+
+
+def _setting_parameter(name: str, setting: str, unset: bool) -> inspect.Parameter:
+    field = TRAIN_FIELDS[setting]
+    default = None if unset or setting == "noise" else field.default  # noise: noise_choice
+    annotation = "str | None" if setting == "noise" else field.type
+    if unset and "None" not in annotation:
+        annotation += " | None"
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+@_with_settings([n for n, f in TRAIN_FIELDS.items() if f.metadata["cli"]])
 def train(
     *,
     device: str = "auto",
@@ -164,7 +215,7 @@ def train(
     save_model: bool = False,
     resume: bool = False,
     progress: Callable[[dict], None] | None = None,
-    **settings,
+    settings: dict,
 ) -> Run:
     """Fine-tune a model on ``data`` with a (robust) loss and score it; a finished run
     with the same settings is read back, not retrained (as ``noisebench train``).
@@ -177,13 +228,7 @@ def train(
     from noisebench.training import loop, runs
     from noisebench.training.prepare import prepare
 
-    unknown = sorted(set(settings) - set(_SETTING_PARAMETERS))
-    if unknown:
-        raise TypeError(f"train() got an unexpected keyword argument '{unknown[0]}'")
-    given = {_SETTING_PARAMETERS[k]: v for k, v in settings.items()}
-    given.setdefault("noise", None)  # chosen from the other noise options, as the CLI does
-    config = TrainConfig.of_options(**given)
-    prepared = prepare(config, Path(runs_dir), device, compile)
+    prepared = prepare(TrainConfig.of_options(**settings), Path(runs_dir), device, compile)
     if not resume and runs.is_complete(prepared.run_dir):
         return Run.of(prepared.run_dir, runs.read_json(prepared.run_dir / runs.RESULTS))
     results = loop.train(prepared, resume=resume, save_model=save_model, progress=progress)
@@ -191,30 +236,207 @@ def train(
     return Run.of(prepared.run_dir, results)
 
 
-def _parameter(name: str) -> inspect.Parameter:
-    setting = _SETTING_PARAMETERS[name]
-    field = TRAIN_FIELDS[setting]
-    default = None if setting == "noise" else field.default
-    annotation = "str | None" if setting == "noise" else field.type
-    return inspect.Parameter(
-        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+@_with_settings(DETECT_SETTINGS)
+def detect(
+    data: str = "conll2003",
+    *,
+    detector: str = "dynamics",
+    score: str | None = None,
+    folds: int = 5,
+    dynamics_pass: str = "eval",
+    budget: str | float | None = None,
+    fix: str | None = None,
+    min_f1: float = MIN_F1,
+    run: str | Path | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    device: str = "auto",
+    runs_dir: str | Path = "runs",
+    progress: Callable[[dict], None] | None = None,
+    settings: dict,
+) -> Detected:
+    """Rank every training label of ``data`` by how likely it is wrong, score the
+    ranking against the clean labels where the data has them, fix the data (``fix``:
+    relabel, mask or drop, written to ``out``) and write the review files to ``out``.
+
+    Returns a ``Detected``: the ``detection`` (every word's score and suggestion), its
+    ``document`` (``detection.json``: each level's scores under ``levels``, the fix's
+    report under ``fix``), the issue ``rows``, the ``fixed`` dataset and ``out``.
+    """
+    from noisebench.detection.config import DetectConfig, parse_share
+    from noisebench.detection.detect import check_request
+    from noisebench.detection.detect import detect as detected
+    from noisebench.detection.record import prepared_of_run
+    from noisebench.training.prepare import prepare
+
+    share = parse_share(str(budget) if budget is not None else ("5%" if fix else "10%"))
+    config = DetectConfig(detector, score, folds, share, dynamics_pass)
+    out = Path(out) if out is not None else None
+    check_request(config, settings["method"], fix, out, min_f1, force)
+    if run is not None:
+        prepared = prepared_of_run(Path(run), device)
+    else:
+        config_of_run = TrainConfig.of_options(**settings | {"data": data})
+        prepared = prepare(config_of_run, Path(runs_dir), device)
+    return detected(
+        prepared, config, run=run, fix=fix, min_f1=min_f1, out=out, progress=progress
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep's runs: each ``planned`` run with its status before the sweep ("done",
+    "resume", "run"), and what happened to them (``dry_run``: nothing)."""
+
+    runs_dir: Path
+    planned: list
+    completed: list[Path]
+    skipped: list[Path]
+    failed: list[tuple[Path, str]]
+    degenerate: list[Path]
+
+
+@_with_settings(SWEEP_SETTINGS, unset=True)
+def sweep(
+    config_file: str | Path | None = None,
+    *,
+    preset: str | None = None,
+    losses: str | Sequence[str] | None = None,
+    methods: str | Sequence[str] | None = None,
+    span_smoothing: str | Sequence[float] | None = None,
+    q: str | Sequence[float] | None = None,
+    s: str | Sequence[float] | None = None,
+    rates: str | Sequence[float] | None = None,
+    seeds: str | Sequence[int] | None = None,
+    data: str | Sequence[str] | None = None,
+    validation_labels: str | Sequence[str] | None = None,
+    tune: dict[str, Sequence[float]] | Sequence[str] | None = None,
+    trials: int | None = None,
+    runs_dir: str | Path | None = None,
+    jobs: int | str | None = None,
+    backend: str | None = None,
+    dry_run: bool = False,
+    progress: Callable | None = None,
+    settings: dict,
+) -> Sweep:
+    """Run a grid of trainings (losses x methods x q x s x rates x seeds over datasets),
+    resumably: a preset, then ``config_file`` (TOML), then the parameters given. Lists
+    are sequences or comma-separated text; ``tune`` maps lr, q or s to the values to try.
+    ``nb.leaderboard(sweep.runs_dir)`` tabulates the runs.
+
+    ``progress(planned_run, status)`` hears each run start and finish.
+    """
+    from noisebench.studies import backends
+    from noisebench.studies import sweep as sweeps
+
+    options = {k: v for k, v in locals().items() if k not in ("settings", "progress")}
+    overrides = sweeps.options_overrides(options | settings)
+    config = sweeps.build_config(
+        preset, Path(config_file) if config_file is not None else None, overrides
     )
+    planned = sweeps.plan(config)
+    if dry_run:
+        return Sweep(Path(config.runs_dir), planned, [], [], [], [])
+    outcome = backends.run_sweep(config, progress)
+    done = (outcome.completed, outcome.skipped, outcome.failed)
+    return Sweep(Path(config.runs_dir), planned, *done, outcome.degenerate())
 
 
-def _documented(function: Callable, own: Callable) -> Callable:
-    """``function`` with ``own``'s parameters after the settings' (their declarations'
-    defaults), and each setting's help in its docstring: what ``help(nb.train)`` shows."""
-    settings = [_parameter(name) for name in _SETTING_PARAMETERS]
-    kept = [p for p in inspect.signature(own).parameters.values() if p.kind is not p.VAR_KEYWORD]
-    function.__signature__ = inspect.Signature([*settings, *kept], return_annotation="Run")
-    lines = [
-        f"    {name}: {TRAIN_FIELDS[setting].metadata['help']}"
-        for name, setting in _SETTING_PARAMETERS.items()
-    ]
-    function.__doc__ = (
-        (own.__doc__ or "") + "\n    Settings (as train's options):\n\n" + "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a leaderboard: a metric's mean over seeds of one set-up (the runs whose
+    settings are equal apart from the seed), with its spread."""
+
+    dataset: str
+    model: str
+    noise: str
+    rate: float | None
+    loss: str  # the row label: the loss and what else tells the set-up apart
+    q: float | None
+    s: float | None
+    settings: dict
+    split: str
+    metric: str
+    mean: float
+    std: float
+    n: int  # seeds
+    ci95: float | None  # half-width of the 95% interval (n >= 3)
+    degenerate: int  # runs that learned nothing
+    noisy_labels: bool  # scored against labels that are themselves noisy
+    still_improving: float | None  # validation F1 still rising at the last epoch by this
+    repeated_runs: list[str]  # runs left out: another run of the cell had the same seed
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """A leaderboard: its ``cells``, the ``verdict`` (as ``verdict.json`` holds it, and
+    as text), the files ``written``, and the gate's ``failing`` keys (with a baseline)."""
+
+    cells: list[Cell]
+    verdict: dict | None
+    verdict_text: str | None
+    tuning: list[dict] | None
+    written: list[Path]
+    failing: list[dict]
+    complete_runs: int
+
+    @property
+    def passed(self) -> bool:
+        """The gate passed (or there was none)."""
+        return not self.failing
+
+
+@_api
+def leaderboard(
+    runs_dirs: str | Path | Sequence[str | Path] = "runs",
+    *,
+    split: str = "test",
+    metric: str | Sequence[str] = "f1,ece,mce",
+    out: str | Path | None = None,
+    format: str | Sequence[str] = "md,csv,json,parquet",
+    plots: bool = False,
+    baseline: str | Path | None = None,
+    save_baseline: str | Path | None = None,
+    fail_on: Sequence[str] = (),
+    strict: bool = False,
+    verdict: bool = True,
+    bootstrap: int = 1000,
+    junit: str | Path | None = None,
+    tuned: bool = False,
+) -> Leaderboard:
+    """Tables over losses, q, s, rates and seeds of the runs in ``runs_dirs``, written to
+    ``out`` (default: ``leaderboard/`` in the first runs folder), with the verdict and,
+    against a ``baseline``, the regression gate (``fail_on``: e.g. ``["f1:-0.5"]``).
+    As ``noisebench leaderboard``."""
+    from noisebench.studies import board as boards
+    from noisebench.studies.verdict import markdown
+
+    folders = [runs_dirs] if isinstance(runs_dirs, (str, Path)) else list(runs_dirs)
+    optional = {"out": out, "baseline": baseline, "save_baseline": save_baseline, "junit": junit}
+    paths = {k: Path(v) if v is not None else None for k, v in optional.items()}
+    request = boards.Request(
+        runs_dirs=[Path(f) for f in folders],
+        split=split,
+        metrics=list(_listed(metric) or ()),
+        formats=list(_listed(format) or ()),
+        plots=plots,
+        fail_on=list(fail_on),
+        strict=strict,
+        verdict=verdict,
+        bootstrap=bootstrap,
+        tuned=tuned,
+        json_output=False,
+        **paths,
     )
-    return function
-
-
-train = _documented(_api(train), train)
+    board = boards.make(request, lambda line: None)
+    boards.judge(board, request, lambda line: None)
+    findings = board.findings
+    return Leaderboard(
+        cells=[Cell(**row) for row in board.aggregated],
+        verdict=findings,
+        verdict_text=markdown(findings) if findings is not None else None,
+        tuning=board.tuning,
+        written=board.written,
+        failing=board.failing,
+        complete_runs=board.collected.complete,
+    )

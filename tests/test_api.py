@@ -1,6 +1,7 @@
 """The Python API (``import noisebench as nb``): the commands as functions, typed
 results equal to what the commands write, errors naming the parameter."""
 
+import dataclasses
 import json
 import re
 import runpy
@@ -47,18 +48,94 @@ def test_train_returns_the_run_the_command_makes(runner, ner_dir, tiny_model, tm
     assert Path(json.loads(cli.stdout)["run_dir"]) == run.run_dir
 
 
-def test_train_takes_every_option_of_the_command_by_name():
+@pytest.mark.parametrize("name", ["corrupt", "train", "detect", "sweep", "leaderboard"])
+def test_every_function_takes_its_commands_options_by_name(name):
     import inspect
 
     import typer.main
 
-    command = typer.main.get_command(app).commands["train"]
+    command = typer.main.get_command(app).commands[name]
     options = {p.opts[0].lstrip("-").replace("-", "_") for p in command.params}
+    arguments = {p.name for p in command.params if not p.opts[0].startswith("-")}
+    expected = options - {"json", "help", "top"} | arguments  # the API returns, not prints
+    if name == "corrupt":
+        expected -= {"data"}  # --data: the dataset argument's other name
+    parameters = inspect.signature(getattr(nb, name)).parameters
+    assert set(parameters) - {"progress"} == expected
+    assert "noise_profile" not in parameters
+
+
+def test_train_parameters_are_the_settings_declarations():
+    import inspect
+
     parameters = inspect.signature(nb.train).parameters
-    assert set(parameters) - {"progress"} == options - {"json", "help"}
-    assert "profile" in parameters and "noise_profile" not in parameters
     assert parameters["epochs"].default == TRAIN_FIELDS["epochs"].default
+    assert parameters["noise"].default is None  # chosen from matrix/profile, as the CLI does
     assert "mask_cutoff: mask-*: a refit puts the threshold" in nb.train.__doc__
+
+
+def test_sweep_plans_what_the_command_plans(runner, ner_dir, tiny_model, tmp_path):
+    options = {"losses": "ce,gce", "rates": [0.2, 0.4], "seeds": (0, 1), "epochs": 1}
+    planned = nb.sweep(
+        data=str(ner_dir), model=str(tiny_model), runs_dir=tmp_path, dry_run=True, **options
+    ).planned
+    cli = runner.invoke(
+        app,
+        ["sweep", "--data", str(ner_dir), "--model", str(tiny_model), "--runs-dir", str(tmp_path),
+         "--losses", "ce,gce", "--rates", "0.2,0.4", "--seeds", "0,1", "--epochs", "1",
+         "--dry-run", "--json"],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    assert [p.to_dict() for p in planned] == json.loads(cli.stdout) and len(planned) == 8
+    assert not list(tmp_path.iterdir())  # a plan writes nothing
+    tuned = nb.sweep(data=str(ner_dir), losses="gce", tune={"q": [0.3, 0.7]}, dry_run=True)
+    assert {p.config.q for p in tuned.planned} == {0.3, 0.7}
+
+
+@pytest.mark.slow
+def test_sweep_then_leaderboard_equal_the_commands(runner, ner_dir, tiny_model, tmp_path):
+    runs_dir = tmp_path / "runs"
+    done = nb.sweep(
+        data=str(ner_dir), model=str(tiny_model), runs_dir=runs_dir, losses=["ce", "gce"],
+        rates="0.2", epochs=1, lr=5e-3, batch_size=16, jobs=1,
+    )  # fmt: skip
+    assert isinstance(done, nb.Sweep) and len(done.completed) == 2 and not done.failed
+    board = nb.leaderboard(runs_dir, out=tmp_path / "api")
+    assert isinstance(board.cells[0], nb.Cell) and board.passed and board.complete_runs == 2
+    cli = runner.invoke(app, ["leaderboard", str(runs_dir), "--out", tmp_path / "cli", "--json"])
+    assert cli.exit_code == 0, cli.output
+    document = json.loads(cli.stdout)
+    assert [dataclasses.asdict(c) for c in board.cells] == document["entries"]
+    assert board.verdict == document["verdict"]
+    written = sorted(p.name for p in (tmp_path / "api").glob("*.md"))
+    assert (
+        "verdict.md" in written
+        and sorted(p.name for p in board.written if p.suffix == ".md") == written
+    )
+    for name in written:
+        assert (tmp_path / "api" / name).read_text() == (tmp_path / "cli" / name).read_text()
+    assert {(c.loss, c.q) for c in board.cells if c.metric == "f1"} == {("ce", None), ("gce", 0.7)}
+
+
+@pytest.mark.slow
+def test_detect_finds_what_the_command_finds(runner, ner_dir, tiny_model, tmp_path):
+    settings = {"rate": 0.3, "epochs": 2, "lr": 5e-3, "batch_size": 16, "device": "cpu"}
+    runs_dir = tmp_path / "runs"
+    found = nb.detect(str(ner_dir), model=str(tiny_model), runs_dir=runs_dir, out=tmp_path / "r",
+                      **settings)  # fmt: skip
+    assert isinstance(found, nb.Detected) and found.out == tmp_path / "r"
+    assert (tmp_path / "r" / "review.conll").is_file()
+    assert found.document["levels"]["word"]["ap"] > 0
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    cli = runner.invoke(
+        app,
+        ["detect", str(ner_dir), "--model", str(tiny_model), "--runs-dir", str(runs_dir),
+         *options, "--json"],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    document = json.loads(cli.stdout)
+    assert document["cost"]["trainings"] == 0  # the API's training, found and reused
+    assert document["levels"] == found.document["levels"]
 
 
 @pytest.mark.parametrize(

@@ -17,26 +17,9 @@ from noisebench.cli.common import (
     stderr,
     stdout,
 )
+from noisebench.detection.config import DETECT_SETTINGS
 from noisebench.detection.fix import MIN_F1
 
-DETECT_SETTINGS = (
-    "model",
-    "loss",
-    "method",
-    "rate",
-    "noise",
-    "matrix",
-    "entity_mix",
-    "noise_profile",
-    "epochs",
-    "lr",
-    "batch_size",
-    "max_train_samples",
-    "seed",
-    "token_column",
-    "tag_column",
-    "labels",
-)  # fmt: skip  (the run settings detect's own training takes, as train does)
 DETECTION, FIX, OUTPUT = "Detection", "Fix", "Output"  # the panels of detect --help
 
 

@@ -17,14 +17,9 @@ from noisebench.cli.common import (
     stderr,
     stdout,
 )
+from noisebench.training.config import SWEEP_SETTINGS
 
 GRID, TUNING, RUNNING = "Grid", "Tuning", "Running"  # sweep --help's own panels
-
-# the run settings a sweep's runs share, one value each (None: the preset's or the TOML's)
-SWEEP_SETTINGS = (
-    "model", "epochs", "lr", "loss_warmup", "batch_size", "max_train_samples", "error_profile",
-    "noise", "matrix", "entity_mix", "noise_profile", "token_column", "tag_column", "labels",
-)  # fmt: skip
 
 
 @app.command(rich_help_panel="Studies")

@@ -24,6 +24,26 @@ WORD_SCORES = {
 LEVELS = ("word", "entity", "sentence")
 
 
+DETECT_SETTINGS = (
+    "model",
+    "loss",
+    "method",
+    "rate",
+    "noise",
+    "matrix",
+    "entity_mix",
+    "noise_profile",
+    "epochs",
+    "lr",
+    "batch_size",
+    "max_train_samples",
+    "seed",
+    "token_column",
+    "tag_column",
+    "labels",
+)  # fmt: skip  (the run settings detect's own training takes, as train does)
+
+
 @dataclass(frozen=True)
 class DetectConfig:
     detector: str = "dynamics"

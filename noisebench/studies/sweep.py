@@ -29,7 +29,7 @@ from noisebench.errors import InputError
 from noisebench.training import runs
 from noisebench.training.config import (
     NOISES_WITHOUT_RATE,
-    TRAIN_FIELDS,
+    SWEEP_SETTINGS,
     VALIDATION_LABELS,
     TrainConfig,
     option_name,
@@ -387,14 +387,9 @@ def _validate_tuning(config: SweepConfig) -> None:
         raise InputError("--trials needs --tune")
 
 
-# the run settings every run of a sweep shares, as SweepConfig holds them (its fields named
-# as TrainConfig's): a setting becomes one by a field of that name here; the grid's axes,
-# the tuned lr and mask-auto's error profile are set per run (``expand``)
-SHARED_SETTINGS = tuple(
-    f.name
-    for f in fields(SweepConfig)
-    if f.name in TRAIN_FIELDS and f.name not in ("data", "lr", "error_profile", "validation_labels")
-)
+# the run settings every run of a sweep shares (config.SWEEP_SETTINGS, each a SweepConfig
+# field); the tuned lr and mask-auto's error profile are set per run, as the grid's axes
+SHARED_SETTINGS = tuple(n for n in SWEEP_SETTINGS if n not in ("lr", "error_profile"))
 
 
 def expand(config: SweepConfig) -> list[TrainConfig]:

@@ -277,3 +277,10 @@ def option_name(name: str) -> str:
 TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
 # settings that no command exposes: fixed at their defaults
 FIXED_SETTINGS = tuple(n for n, f in TRAIN_FIELDS.items() if not f.metadata["cli"])
+# the settings a sweep takes one value of for all its runs (``SweepConfig`` has a field of
+# each name; None there: the preset's or the TOML's); its grid's axes (data, loss, method,
+# span_smoothing, q, s, rate, seed, validation_labels) are its own options
+SWEEP_SETTINGS = (
+    "model", "noise", "epochs", "loss_warmup", "batch_size", "max_train_samples", "matrix",
+    "entity_mix", "noise_profile", "token_column", "tag_column", "labels", "lr", "error_profile",
+)  # fmt: skip
