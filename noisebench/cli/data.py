@@ -142,15 +142,23 @@ def profile(
 
 def profile_report(learned: dict) -> list:
     """Tables and lines that show a profile."""
-    summary = learned["summary"]
     source = learned["source"]
-    lines: list = [
+    return [
         f"Noise profile of {source.get('noisy')} against {source.get('clean')}"
         f" ({', '.join(source.get('splits', []))}): {learned['sentences']:,} sentences,"
         f" {learned['words']:,} words, {learned['entities']:,} gold entities",
         f"Entity noise level {learned['entity_noise_level']:.4f} (1 − entity F1 of noisy"
         f" against clean); token error rate {learned['token_error_rate']:.4f}",
+        _outcomes_table(learned),
+        _retype_table(learned["retype"]),
+        _boundary_line(learned),
+        _spurious_line(learned),
+        _consistency_line(learned["consistency"]),
     ]
+
+
+def _outcomes_table(learned: dict) -> Table:
+    summary = learned["summary"]
     table = Table(title="What happened to each gold entity (shares)")
     for column in ("by", "entities", *OUTCOME_COLUMNS):
         table.add_column(column, justify="left" if column == "by" else "right")
@@ -159,16 +167,22 @@ def profile_report(learned: dict) -> list:
         for key, row in rows.items():
             label = f"{key} word{'s' if key != '1' else ''}" if group == "length" else key
             table.add_row(label, f"{row['entities']:,}", *_shares(row))
-    lines.append(table)
+    return table
+
+
+def _retype_table(retyped: dict) -> Table:
     retype = Table(title="Retyped entities: gold type → noisy type (counts)")
-    types = sorted({t for row in learned["retype"].values() for t in row} | set(learned["retype"]))
+    types = sorted({t for row in retyped.values() for t in row} | set(retyped))
     retype.add_column("gold")
     for t in types:
         retype.add_column(t, justify="right")
-    for gold, row in learned["retype"].items():
+    for gold, row in retyped.items():
         retype.add_row(gold, *(f"{row.get(t, 0):,}" if t != gold else "·" for t in types))
-    lines.append(retype)
-    boundary = summary["boundary"]
+    return retype
+
+
+def _boundary_line(learned: dict) -> str:
+    boundary = learned["summary"]["boundary"]
     move_counts: Counter = Counter()
     for move in learned["boundary"]:
         move_counts[(move["left"], move["right"], move["pieces"])] += move["count"]
@@ -176,22 +190,27 @@ def profile_report(learned: dict) -> list:
         f"{left:+d}/{right:+d}" + (f" in {pieces} pieces" if pieces > 1 else "") + f" ({n:,})"
         for (left, right, pieces), n in move_counts.most_common(5)
     )
-    lines.append(
+    return (
         f"Boundary errors: left edge grown {boundary['grown_left']:.0%} / shrunk"
         f" {boundary['shrunk_left']:.0%}, right edge grown {boundary['grown_right']:.0%} /"
         f" shrunk {boundary['shrunk_right']:.0%}, split {boundary['split']:.0%}, new type"
         f" {boundary['type_changed']:.0%}, {boundary['mean_words_moved']:.2f} words moved on"
         f" average; most common moves (left/right edge shift): {moves or 'none'}"
     )
-    spurious = learned["spurious"]
-    lines.append(
+
+
+def _spurious_line(learned: dict) -> str:
+    summary, spurious = learned["summary"], learned["spurious"]
+    return (
         f"Spurious entities: {summary['spurious_per_sentence']:.3f} per sentence"
         f" ({summary['spurious_per_entity']:.1%} of the gold count); types "
         + (", ".join(f"{t} {n:,}" for t, n in spurious["types"].items()) or "none")
         + "; lengths "
         + (", ".join(f"{k} word(s) {n:,}" for k, n in spurious["lengths"].items()) or "none")
     )
-    consistency = learned["consistency"]
+
+
+def _consistency_line(consistency: dict) -> str:
     kappa = consistency["kappa"]
     verdict = (
         "systematic"
@@ -200,13 +219,12 @@ def profile_report(learned: dict) -> list:
         if kappa >= 0.2
         else "mostly independent of the surface form"
     )
-    lines.append(
+    return (
         f"Consistency: {consistency['repeated_forms']:,} surface forms occur more than once;"
         f" two occurrences share their outcome {consistency['pair_agreement']:.1%} of the"
         f" time ({consistency['pair_agreement_if_independent']:.1%} if independent):"
         f" kappa {kappa:.2f}, {verdict}"
     )
-    return lines
 
 
 OUTCOME_COLUMNS = ("kept", "missed", "retyped", "boundary")

@@ -239,58 +239,85 @@ def _sweep_with_progress(config, planned):
                 raise typer.Exit(130) from None
 
 
+TABLES, GATE, OUTPUT = "Tables", "Gate", "Output"  # leaderboard --help's panels
+
+
 @app.command(rich_help_panel="Studies")
 def leaderboard(
     runs_dirs: Annotated[
         list[Path] | None, typer.Argument(help="Runs folders (default: runs).", show_default=False)
     ] = None,
-    split: Annotated[str, typer.Option(help="Split to rank on.")] = "test",
-    metric: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "f1,ece,mce",
+    split: Annotated[str, typer.Option(rich_help_panel=TABLES, help="Split to rank on.")] = "test",
+    metric: Annotated[
+        str, typer.Option(rich_help_panel=TABLES, help="Comma-separated metrics.")
+    ] = "f1,ece,mce",
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
+            rich_help_panel=OUTPUT,
             help="Write the tables, the verdict (and plots) here. Default: a 'leaderboard'"
             " folder inside the first runs folder, replaced as a whole (with --json: none).",
             show_default=False,
         ),
     ] = None,
     format: Annotated[
-        str, typer.Option(help="Any of md,csv,json,parquet.")
+        str, typer.Option(rich_help_panel=OUTPUT, help="Any of md,csv,json,parquet.")
     ] = "md,csv,json,parquet",
     plots: Annotated[
-        bool, typer.Option(help="Also metric-vs-noise and reliability plots (PNG, SVG).")
+        bool,
+        typer.Option(
+            rich_help_panel=OUTPUT, help="Also metric-vs-noise and reliability plots (PNG, SVG)."
+        ),
     ] = False,
-    baseline: Annotated[Path | None, typer.Option(help="Baseline JSON to compare with.")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(rich_help_panel=GATE, help="Baseline JSON to compare with.")
+    ] = None,
     save_baseline: Annotated[
-        Path | None, typer.Option(help="Store this leaderboard as a baseline.")
+        Path | None,
+        typer.Option(rich_help_panel=GATE, help="Store this leaderboard as a baseline."),
     ] = None,
     fail_on: Annotated[
-        list[str] | None, typer.Option(help="METRIC:DELTA, e.g. f1:-0.5 or ece:+0.02 (repeat).")
+        list[str] | None,
+        typer.Option(
+            rich_help_panel=GATE, help="METRIC:DELTA, e.g. f1:-0.5 or ece:+0.02 (repeat)."
+        ),
     ] = None,
-    strict: Annotated[bool, typer.Option(help="Keys missing on either side fail too.")] = False,
+    strict: Annotated[
+        bool, typer.Option(rich_help_panel=GATE, help="Keys missing on either side fail too.")
+    ] = False,
     verdict: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=TABLES,
             help="End with the verdict: best loss per setting, paired bootstrap intervals"
-            " against CE, CE + temperature scaling, degenerate runs."
+            " against CE, CE + temperature scaling, degenerate runs.",
         ),
     ] = True,
     bootstrap: Annotated[
-        int, typer.Option(help="Paired bootstrap replicates for the verdict's intervals.")
+        int,
+        typer.Option(
+            rich_help_panel=TABLES, help="Paired bootstrap replicates for the verdict's intervals."
+        ),
     ] = 1000,
     junit: Annotated[
-        Path | None, typer.Option(help="With --baseline: write the gate as JUnit XML here.")
+        Path | None,
+        typer.Option(
+            rich_help_panel=GATE, help="With --baseline: write the gate as JUnit XML here."
+        ),
     ] = None,
     tuned: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=TABLES,
             help="Per loss, keep the setting (lr, q, s) with the best mean validation F1"
-            " over seeds, and show its test scores (the runs of a sweep --tune)."
+            " over seeds, and show its test scores (the runs of a sweep --tune).",
         ),
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", rich_help_panel=OUTPUT, help="Print JSON on stdout.")
+    ] = False,
 ) -> None:
     """Tables over losses, q, s, rates and seeds, written to runs/leaderboard; a regression
     gate for CI.
