@@ -192,3 +192,29 @@ def test_a_matrix_run_is_keyed_by_the_files_content(tmp_path):
     after = run.identity()
     assert before["matrix_crc32"] != after["matrix_crc32"]
     assert TrainConfig.from_identity(after) == run
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("epochs", 0, "--epochs 0: must be at least 1"),
+        ("max_length", 7, "--max-length 7: must be at least 8"),
+        ("max_train_samples", 0, "--max-train-samples 0: must be at least 1"),
+        ("lr", 0.0, "--lr 0.0: must be positive"),
+        ("calibrate", "platt", "--calibrate 'platt': the only method is temperature"),
+        ("validation_labels", "gold", "--validation-labels 'gold': choose noisy or clean"),
+        ("loss_warmup", 1.5, "--loss-warmup 1.5: must be a fraction in [0, 1]"),
+        ("method", "mask", "--method 'mask': choose one of none, mask-missing,"),
+        ("mask_cutoff", 1.0, "--mask-cutoff 1.0: must be a posterior in (0, 1)"),
+        ("mask_reading", "loose", "--mask-reading 'loose': choose one of overrule, literal"),
+    ],
+)
+def test_each_setting_is_checked_as_declared(runner, setting, value, message):
+    """The check lives in the setting's declaration; train refuses in one line, exit 2,
+    before anything loads."""
+    with pytest.raises(InputError) as raised:
+        TrainConfig(**{setting: value}).check()
+    assert str(raised.value).startswith(message)
+    TrainConfig().check()  # the defaults pass
+    result = runner.invoke(app, ["train", option_name(setting), str(value)])
+    assert result.exit_code == 2 and message in result.stderr

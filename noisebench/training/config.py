@@ -33,13 +33,44 @@ DATA, BUDGET, LOSS, METHOD, EVALUATION = (
 )  # the panels of ``train --help``, in this order
 
 
-def setting(default, help: str, panel: str, *, option: str | None = None, cli: bool = True):
+def setting(
+    default,
+    help: str,
+    panel: str,
+    *,
+    check=None,
+    option: str | None = None,
+    cli: bool = True,
+):
     """A run setting, declared once: its default, its help (``train --help``, the Python
-    API's ``help(nb.train)``), where ``--help`` shows it, and its option's name (default
+    API's ``help(nb.train)``), where ``--help`` shows it, its ``check`` (value -> what is
+    wrong with it, or None; ``TrainConfig.check``) and its option's name (default
     ``--<name>``); ``cli=False``: fixed for every command (no option)."""
-    return field(
-        default=default, metadata={"help": help, "panel": panel, "option": option, "cli": cli}
-    )
+    metadata = {"help": help, "panel": panel, "check": check, "option": option, "cli": cli}
+    return field(default=default, metadata=metadata)
+
+
+def at_least(low: int):
+    """A check: a number at least ``low`` (None passes: not set)."""
+    return lambda value: None if value is None or value >= low else f"must be at least {low}"
+
+
+def positive(value) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+def fraction(value) -> str | None:
+    return None if 0.0 <= value <= 1.0 else "must be a fraction in [0, 1]"
+
+
+def posterior(value) -> str | None:
+    return None if 0.0 < value < 1.0 else "must be a posterior in (0, 1)"
+
+
+def one_of(choices, problem: str | None = None):
+    """A check: one of ``choices`` (``problem``: what to say otherwise)."""
+    named = ", ".join(c for c in choices if c is not None)
+    return lambda value: None if value in choices else problem or f"choose one of {named}"
 
 
 @dataclass(frozen=True)
@@ -80,11 +111,13 @@ class TrainConfig:
         DATA,
         option="--profile",
     )
-    epochs: int = setting(3, "Maximum epochs.", BUDGET)
-    lr: float = setting(5e-5, "Peak learning rate (AdamW).", BUDGET)
-    batch_size: int = setting(32, "Sentences per batch.", BUDGET)
-    max_length: int = setting(128, "Sub-tokens per training sentence.", BUDGET)
-    max_train_samples: int | None = setting(None, "Keep the first K training sentences.", DATA)
+    epochs: int = setting(3, "Maximum epochs.", BUDGET, check=at_least(1))
+    lr: float = setting(5e-5, "Peak learning rate (AdamW).", BUDGET, check=positive)
+    batch_size: int = setting(32, "Sentences per batch.", BUDGET, check=at_least(1))
+    max_length: int = setting(128, "Sub-tokens per training sentence.", BUDGET, check=at_least(8))
+    max_train_samples: int | None = setting(
+        None, "Keep the first K training sentences.", DATA, check=at_least(1)
+    )
     seed: int = setting(0, "Seed of every random choice.", BUDGET)
     patience: int = setting(
         2,
@@ -92,14 +125,18 @@ class TrainConfig:
         " F1 has left 0 (a slow starter is not stopped while still at 0). At least 1;"
         " --patience equal to --epochs never stops early.",
         BUDGET,
+        check=at_least(1),  # 0 would stop before any epoch counted
     )
     warmup_ratio: float = setting(0.1, "Share of steps of linear lr warm-up.", BUDGET, cli=False)
     weight_decay: float = setting(0.01, "AdamW weight decay.", BUDGET, cli=False)
     max_grad_norm: float = setting(1.0, "Gradient clipping norm.", BUDGET, cli=False)
     strict: bool = setting(False, "seqeval strict mode in the data's tag scheme.", EVALUATION)
-    bins: int = setting(10, "Calibration bins.", EVALUATION)
+    bins: int = setting(10, "Calibration bins.", EVALUATION, check=at_least(1))
     calibrate: str | None = setting(
-        None, "'temperature': also report post-hoc scaled ECE/MCE.", EVALUATION
+        None,
+        "'temperature': also report post-hoc scaled ECE/MCE.",
+        EVALUATION,
+        check=one_of((None, "temperature"), "the only method is temperature"),
     )
     token_column: str | None = setting(
         None, "Word column: a name, or a 0-based index for CoNLL.", DATA
@@ -118,6 +155,7 @@ class TrainConfig:
         "Labels that choose the best epoch: noisy (the validation split's tags as given;"
         " realistic) or clean (its clean_tags; an oracle).",
         EVALUATION,
+        check=one_of(VALIDATION_LABELS, "choose noisy or clean"),
     )
     # Share of all optimizer steps that start with cross-entropy: GCE/SGCE ramp q from 0
     # (exactly CE) to its target over them, MAE/SCE/NCE+RCE use CE until they end.
@@ -126,6 +164,7 @@ class TrainConfig:
         "Share of all steps that start with cross-entropy: gce/sgce ramp q from 0 (= CE) to"
         " --q over them; mae, sce and nce+rce use CE until they end.",
         LOSS,
+        check=fraction,
     )
     # what each word contributes beside the loss (methods.py): "none" = the loss alone
     method: str = setting(
@@ -134,11 +173,13 @@ class TrainConfig:
         " mask-all, mask-auto (masking by error type), or a bound on data with clean labels:"
         " oracle-mask, oracle-mask-disagree, oracle-clean.",
         METHOD,
+        check=one_of(methods.METHODS),
     )
     mask_warmup: float = setting(
         methods.DEFAULT_MASK_WARMUP,
         "Share of steps before masking starts (mask-* methods).",
         METHOD,
+        check=fraction,
     )
     # where a refit puts the threshold (the confident component's posterior), and how the
     # rule is read (methods.READINGS; None: the method's default, methods.group_readings);
@@ -148,6 +189,7 @@ class TrainConfig:
         "mask-*: a refit puts the threshold where the confident component's posterior"
         " reaches this (default 0.3, the paper's).",
         METHOD,
+        check=posterior,
     )
     mask_reading: str | None = setting(
         None,
@@ -155,6 +197,7 @@ class TrainConfig:
         " or literal (the paper's text: words count while above it). Default: overrule;"
         " mask-auto overrules missed entities and reads entity labels literally.",
         METHOD,
+        check=one_of((None, *methods.READINGS)),
     )
     # mask-auto: a noise profile (file or noisebench:<variant>) that names the dominant
     # error type; None: the model's own disagreements during the warm-up decide
@@ -233,6 +276,16 @@ class TrainConfig:
         if stored.get("labels"):
             stored["labels"] = tuple(stored["labels"])
         return cls(**stored)
+
+    def check(self) -> None:
+        """Each setting against its declaration's check, in field order: the first
+        problem as one line naming the option, ``--epochs 0: must be at least 1``."""
+        for name, declared in TRAIN_FIELDS.items():
+            check, value = declared.metadata["check"], getattr(self, name)
+            problem = check(value) if check is not None else None
+            if problem is not None:
+                shown = repr(value) if isinstance(value, str) else value
+                raise InputError(f"{option_name(name)} {shown}: {problem}")
 
     @classmethod
     def of_options(cls, **given) -> TrainConfig:

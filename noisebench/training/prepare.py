@@ -30,7 +30,7 @@ from noisebench.data.noise import (
 from noisebench.data.schemes import NO_SCHEME
 from noisebench.errors import InputError
 from noisebench.training import methods, runs, targets
-from noisebench.training.config import NOISES_WITHOUT_RATE, VALIDATION_LABELS, TrainConfig
+from noisebench.training.config import NOISES_WITHOUT_RATE, TrainConfig
 from noisebench.training.losses import build_loss
 
 VALIDATION_SHARE = 0.1
@@ -131,42 +131,14 @@ def _check_training_options(config: TrainConfig) -> None:
     except ValueError as error:
         raise InputError(f"--loss {config.loss}: {error}") from None
     check_noise(config)
-    for name, value, low in (
-        ("--epochs", config.epochs, 1),
-        ("--batch-size", config.batch_size, 1),
-        ("--max-length", config.max_length, 8),
-        ("--bins", config.bins, 1),
-        ("--patience", config.patience, 1),  # 0 would stop before any epoch counted
-    ):
-        if value < low:
-            raise InputError(f"{name} {value}: must be at least {low}")
-    if config.max_train_samples is not None and config.max_train_samples < 1:
-        raise InputError(f"--max-train-samples {config.max_train_samples}: must be at least 1")
-    if not config.lr > 0:
-        raise InputError(f"--lr {config.lr}: must be positive")
-    if config.calibrate not in (None, "temperature"):
-        raise InputError(f"--calibrate '{config.calibrate}': the only method is temperature")
-    if not 0.0 <= config.loss_warmup <= 1.0:
-        raise InputError(f"--loss-warmup {config.loss_warmup}: must be a fraction in [0, 1]")
-    if config.validation_labels not in VALIDATION_LABELS:
-        raise InputError(f"--validation-labels '{config.validation_labels}': choose noisy or clean")
+    config.check()  # each setting against its declaration (config.setting)
 
 
 def _check_method_options(config: TrainConfig) -> None:
     """``--method`` and its options, and span smoothing (before the data's scheme is known)."""
-    if config.method not in methods.METHODS:
-        raise InputError(f"--method '{config.method}': choose one of {', '.join(methods.METHODS)}")
     if config.error_profile is not None and config.method != methods.AUTO:
         raise InputError(
             f"--error-profile is for --method mask-auto (this run's method: {config.method})"
-        )
-    if not 0.0 <= config.mask_warmup <= 1.0:
-        raise InputError(f"--mask-warmup {config.mask_warmup}: must be a fraction in [0, 1]")
-    if not 0.0 < config.mask_cutoff < 1.0:
-        raise InputError(f"--mask-cutoff {config.mask_cutoff}: must be a posterior in (0, 1)")
-    if config.mask_reading not in (None, *methods.READINGS):
-        raise InputError(
-            f"--mask-reading '{config.mask_reading}': choose one of {', '.join(methods.READINGS)}"
         )
     targets.check_span_smoothing(config.span_smoothing, config.span_distance)
 
