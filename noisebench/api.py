@@ -85,6 +85,9 @@ class Run:
 # ----------------------------------------------------------------------------- errors
 
 
+SHORT_OPTIONS = {"-o": "out"}
+
+
 @contextlib.contextmanager
 def _named_parameters(function: Callable) -> Iterator[None]:
     """Re-raise ``InputError`` with each ``--option`` of ``function``'s parameters
@@ -92,13 +95,14 @@ def _named_parameters(function: Callable) -> Iterator[None]:
     names = set(inspect.signature(function).parameters) | set(map(_parameter_name, TRAIN_FIELDS))
 
     def parameter(match: re.Match) -> str:
-        name = match.group(1).replace("-", "_")
+        name = SHORT_OPTIONS.get(match.group(0)) or match.group(1).replace("-", "_")
         return name if name in names else match.group(0)
 
     try:
         yield
     except InputError as error:
-        raise InputError(re.sub(r"--([a-z][a-z0-9-]*)", parameter, str(error))) from error
+        message = re.sub(r"(?<![\w-])(?:--([a-z][a-z0-9-]*)|-o\b)", parameter, str(error))
+        raise InputError(message) from error
 
 
 def _api(function: Callable) -> Callable:
@@ -123,7 +127,7 @@ def _listed(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 @_api
 def corrupt(
-    dataset: str = "conll2003",
+    data: str = "conll2003",
     *,
     rate: float | None = None,
     noise: str | None = None,
@@ -138,7 +142,7 @@ def corrupt(
     labels: str | Sequence[str] | None = None,
     force: bool = False,
 ):
-    """Inject label noise into ``dataset`` and write it as Parquet with ``noise.json``.
+    """Inject label noise into ``data`` and write it as Parquet with ``noise.json``.
 
     Returns a ``CorruptResult``: ``out`` (the folder, a valid ``data`` for ``train``),
     ``report`` (a ``NoiseReport``: realised token error rate, entity noise level,
@@ -152,7 +156,7 @@ def corrupt(
     )
     columns = loading.Columns(token_column, tag_column, _listed(labels))
     return noise_models.corrupt_to_directory(
-        dataset, config, Path(out) if out is not None else None, columns, force
+        data, config, Path(out) if out is not None else None, columns, force
     )
 
 
@@ -231,8 +235,13 @@ def train(
     prepared = prepare(TrainConfig.of_options(**settings), Path(runs_dir), device, compile)
     if not resume and runs.is_complete(prepared.run_dir):
         return Run.of(prepared.run_dir, runs.read_json(prepared.run_dir / runs.RESULTS))
-    results = loop.train(prepared, resume=resume, save_model=save_model, progress=progress)
-    plots.run_figures(prepared.run_dir, results)
+    results = loop.train(
+        prepared,
+        resume=resume,
+        save_model=save_model,
+        progress=progress,
+        figures=plots.run_figures,
+    )
     return Run.of(prepared.run_dir, results)
 
 
@@ -397,7 +406,7 @@ def leaderboard(
     plots: bool = False,
     baseline: str | Path | None = None,
     save_baseline: str | Path | None = None,
-    fail_on: Sequence[str] = (),
+    fail_on: str | Sequence[str] = (),
     strict: bool = False,
     verdict: bool = True,
     bootstrap: int = 1000,
@@ -420,7 +429,7 @@ def leaderboard(
         metrics=list(_listed(metric) or ()),
         formats=list(_listed(format) or ()),
         plots=plots,
-        fail_on=list(fail_on),
+        fail_on=[fail_on] if isinstance(fail_on, str) else list(fail_on),
         strict=strict,
         verdict=verdict,
         bootstrap=bootstrap,

@@ -17,7 +17,7 @@ TRAIN = {"lr": 5e-3, "batch_size": 16, "device": "cpu", "epochs": 1}
 
 
 def test_corrupt_writes_what_the_command_writes(runner, ner_dir, tmp_path):
-    result = nb.corrupt(str(ner_dir), rate=0.3, seed=1, out=tmp_path / "api")
+    result = nb.corrupt(data=str(ner_dir), rate=0.3, seed=1, out=tmp_path / "api")
     assert isinstance(result, nb.CorruptResult) and result.out == tmp_path / "api"
     assert result.report.requested_rate == 0.3 and not result.up_to_date
     cli = runner.invoke(
@@ -58,8 +58,8 @@ def test_every_function_takes_its_commands_options_by_name(name):
     options = {p.opts[0].lstrip("-").replace("-", "_") for p in command.params}
     arguments = {p.name for p in command.params if not p.opts[0].startswith("-")}
     expected = options - {"json", "help", "top"} | arguments  # the API returns, not prints
-    if name == "corrupt":
-        expected -= {"data"}  # --data: the dataset argument's other name
+    if name == "corrupt":  # the dataset: an argument or --data, the API's `data`
+        expected = expected - {"dataset"} | {"data"}
     parameters = inspect.signature(getattr(nb, name)).parameters
     assert set(parameters) - {"progress"} == expected
     assert "noise_profile" not in parameters
@@ -146,6 +146,12 @@ def test_detect_finds_what_the_command_finds(runner, ner_dir, tiny_model, tmp_pa
         (lambda d, m: nb.corrupt(d, rate=0.1, splits="nope"), "splits: no split 'nope'"),
         (lambda d, m: nb.train(data=d, model=m, patience=0), "patience 0: must be at least 1"),
         (lambda d, m: nb.train(data=d, model=m, loss="xe"), "loss xe:"),
+        (
+            lambda d, m: nb.detect(d, fix="relabel"),
+            "fix writes a dataset: give the folder with out",
+        ),
+        (lambda d, m: nb.leaderboard(".", fail_on="f1:-0.5"), "fail_on needs baseline FILE"),
+        (lambda d, m: nb.leaderboard(".", fail_on="f1"), "fail_on 'f1'"),
     ],
 )
 def test_bad_input_names_the_parameter(ner_dir, tiny_model, tmp_path, monkeypatch, call, message):

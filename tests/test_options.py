@@ -218,3 +218,19 @@ def test_each_setting_is_checked_as_declared(runner, setting, value, message):
     TrainConfig().check()  # the defaults pass
     result = runner.invoke(app, ["train", option_name(setting), str(value)])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_bool_settings_take_their_negative_form_and_empty_labels_are_refused(runner):
+    """--strict/--no-strict both parse (the child command line writes either); --labels ''
+    is an empty list, refused as corrupt refuses it, not silently dropped."""
+    for flag in ("--strict", "--no-strict"):
+        result = runner.invoke(app, ["train", flag, "--epochs", "0"])
+        assert result.exit_code == 2 and "--epochs 0: must be at least 1" in result.stderr
+    assert TrainConfig.of_options(labels="").labels == ()
+    assert TrainConfig.of_options(labels="O, B-X").labels == ("O", "B-X")
+    assert TrainConfig.of_options(labels=None).labels is None
+
+
+def test_the_sweep_checks_each_run_as_train_does(runner):
+    result = runner.invoke(app, ["sweep", "--losses", "ce", "--epochs", "0", "--dry-run"])
+    assert result.exit_code == 2 and "--epochs 0: must be at least 1" in result.stderr

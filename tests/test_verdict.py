@@ -379,3 +379,30 @@ def test_leaderboard_never_imports_the_verdict():
             for alias in node.names
         } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not any(name and "verdict" in name for name in imported), module.name
+
+
+def test_a_runs_figures_are_drawn_before_results_json_marks_it_complete(tmp_path):
+    """A run killed while its figures are drawn is not complete (no results.json), so it is
+    trained or scored again rather than left without them; a failing figure leaves none."""
+    from noisebench.studies import plots
+
+    run_dir = write_run(tmp_path, "ce", 0, 0.8)
+    config = TrainConfig.from_identity(json.loads((run_dir / runs.RESULTS).read_text())["config"])
+    (run_dir / runs.RESULTS).unlink()
+    seen = []
+
+    def figures(folder: Path, results: dict) -> None:
+        seen.append((folder, (folder / runs.RESULTS).exists(), set(results["splits"])))
+        plots.run_figures(folder, results)
+
+    write_results(run_dir, LABELS, "IOB2", config, {}, [], figures)
+    assert seen == [(run_dir, False, {"validation", "test"})]
+    assert (run_dir / "reliability-test.png").is_file() and (run_dir / runs.RESULTS).is_file()
+
+    def broken(folder: Path, results: dict) -> None:
+        raise OSError("disk full")
+
+    (run_dir / runs.RESULTS).unlink()
+    with pytest.raises(OSError):
+        write_results(run_dir, LABELS, "IOB2", config, {}, [], broken)
+    assert not (run_dir / runs.RESULTS).exists()

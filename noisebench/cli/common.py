@@ -57,7 +57,7 @@ app = typer.Typer(
 
 def _print_version(asked: bool) -> None:
     if asked:
-        from noisebench import __version__
+        from noisebench._version import __version__
 
         sys.stdout.write(f"noisebench {__version__}\n")
         raise typer.Exit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -171,7 +172,8 @@ def _detect(prepared, config, run: Path | None, fix: str | None, min_f1: float, 
     def note(line: str) -> None:
         stderr.print(f"note: {line}", soft_wrap=True)
 
-    with training_progress() as update:
+    trains = run is None  # --run reads a finished run: no progress to show
+    with training_progress() if trains else contextlib.nullcontext() as update:
         try:
             return detect(
                 prepared, config, run=run, fix=fix, min_f1=min_f1, out=out, progress=update,

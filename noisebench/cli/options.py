@@ -34,8 +34,11 @@ def setting_option(name: str, help: str | None = None, unset: bool = False):
     ``unset``: optional, not given by default."""
     field = TRAIN_FIELDS[name]
     hint = CLI_TYPES.get(name) or get_type_hints(TrainConfig)[name]
+    flag = option_name(name)
+    if hint is bool:  # --strict/--no-strict: the child command line says either
+        flag = f"{flag}/--no-{flag[2:]}"
     option = typer.Option(
-        option_name(name),
+        flag,
         help=help or field.metadata["help"],
         rich_help_panel=field.metadata["panel"],
         show_default=not unset and name not in CLI_DEFAULTS and field.default is not None,
@@ -92,16 +95,3 @@ def dataset(positional: str | None, option: str | None, default: str | None = "c
     if positional is not None and option is not None and positional != option:
         raise InputError(f"name the dataset once: '{positional}' or --data '{option}'")
     return positional or option or default
-
-
-def noise_fields(noise, matrix: Path | None, entity_mix, profile) -> dict:
-    """The run config's fields that the noise options set, the noise model chosen as
-    ``corrupt`` chooses it (``noise.noise_choice``)."""
-    from noisebench.data.noise import noise_choice
-
-    return {
-        "noise": noise_choice(noise, matrix, entity_mix, profile),
-        "matrix": None if matrix is None else str(matrix),
-        "entity_mix": entity_mix,
-        "noise_profile": profile,
-    }

@@ -116,7 +116,8 @@ def sweep(
     ] = False,
     **settings,
 ) -> None:
-    """Run a grid of trainings (losses x q x s x rates x seeds), resumably.
+    """Run a grid of trainings (losses x q x s x rates x seeds), resumably. A run setting
+    not given takes the preset's (or the TOML file's) value, else train's default.
 
     Example: [bold]noisebench sweep --preset quick[/]
     """

@@ -57,7 +57,6 @@ def train(
 
     Example: [bold]noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4[/]
     """
-    from noisebench.studies import plots
     from noisebench.training import loop as training
     from noisebench.training.config import TrainConfig
     from noisebench.training.prepare import prepare
@@ -71,7 +70,6 @@ def train(
         results = runs_results_if_complete(prepared.run_dir, resume)
         if results is None:
             results = _train_with_progress(training, prepared, resume, save_model)
-            plots.run_figures(prepared.run_dir, results)
         else:
             stderr.print(f"{prepared.run_dir} is already complete; showing its results")
     warn_if_degenerate(results)
@@ -90,9 +88,17 @@ def runs_results_if_complete(run_dir: Path, resume: bool) -> dict | None:
 
 
 def _train_with_progress(training, prepared, resume: bool, save_model: bool) -> dict:
+    from noisebench.studies import plots
+
     with training_progress() as update:
         try:
-            return training.train(prepared, resume=resume, save_model=save_model, progress=update)
+            return training.train(
+                prepared,
+                resume=resume,
+                save_model=save_model,
+                progress=update,
+                figures=plots.run_figures,
+            )
         except training.TrainingFailed as error:
             stderr.print(Text.assemble(("run failed: ", "bold red"), str(error)), soft_wrap=True)
             raise typer.Exit(1) from None
@@ -285,22 +291,23 @@ def score(
     A saved model on other data: [bold]noisebench score --model RUN --data other.conll[/]
     """
     from noisebench.studies import plots
-    from noisebench.training.evaluate import eval_dir, evaluate_saved_model, rescore
+    from noisebench.training.evaluate import evaluate_saved_model, rescore
 
     with bad_input_exits():
         if model is not None:
             if data is None:
                 raise InputError("--model needs --data (the dataset to evaluate on)")
-            all_results = [evaluate_saved_model(model, data, split, device=device)]
+
+            def figures(folder: Path, results: dict) -> None:
+                plots.run_figures(folder, results, f"{model.name} on {data}")
+
+            all_results = [evaluate_saved_model(model, data, split, device, figures)]
             folders = [model]
-            plots.run_figures(eval_dir(model, data), all_results[0], f"{model.name} on {data}")
         else:
             if not run_dirs:
                 raise InputError("name at least one run folder (or --model RUN --data D)")
             folders = run_dirs
-            all_results = [rescore(d, bins, strict, calibrate) for d in folders]
-            for folder, results in zip(folders, all_results, strict=True):
-                plots.run_figures(folder, results)
+            all_results = [rescore(d, bins, strict, calibrate, plots.run_figures) for d in folders]
     for results in all_results:
         warn_if_degenerate(results)
     if json_output:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from noisebench import __version__
+from noisebench._version import __version__
 from noisebench.atomic import staged_directory
 from noisebench.data import loading as data
 from noisebench.data import profiles

@@ -50,8 +50,8 @@ class DetectConfig:
     score: str | None = None  # None: the detector's first (aum, retag, self_confidence)
     folds: int = 5
     budget: float = 0.10  # share of each level's units listed as issues for review
-    # eval (default): also one inference pass per epoch, dropout off (it ranks better: README);
-    # train: the training forward passes only, no extra pass
+    # eval (default): also one inference pass per epoch, dropout off (it ranks better:
+    # docs/results/detection.md); train: the training forward passes only, no extra pass
     dynamics_pass: str = "eval"
 
     @property

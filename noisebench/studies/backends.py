@@ -76,7 +76,7 @@ def _run_in_process(
 ) -> None:
     """One run after another in this process, where runs go one at a time: no process
     start-up, imports and model loading per run. Each run seeds every generator it uses
-    itself (``train.train``) and gets the threads a process of its own would get, so its
+    itself (``loop.train``) and gets the threads a process of its own would get, so its
     results are that process's (tested); a run that fails is recorded and the next one
     starts, as with processes."""
     import torch
@@ -93,8 +93,7 @@ def _run_in_process(
             report(item, "started")
             try:
                 prepared = prepare(item.config, Path(config.runs_dir))
-                results = training.train(prepared, resume=item.status == "resume")
-                plots.run_figures(prepared.run_dir, results)
+                training.train(prepared, resume=item.status == "resume", figures=plots.run_figures)
             except InputError as error:
                 _record(item, 2, str(error), outcome, report)
             except training.TrainingFailed as error:

@@ -89,12 +89,12 @@ class SweepConfig:
 
 PRESETS = {
     # The laptop check (6 runs, 783 s on 2 CPU cores where a plain Trainer runs 38.4
-    # sentences/s, about 9.4 minutes at 53; README): under real annotation noise
-    # (NoiseBench's crowd labels) CE, GCE, SGCE and the treatment that works there (CE +
-    # mask-missing); under simulated noise of the same entity noise level on the same
-    # sentences (uniform noise on 10% of the words of the clean labels) CE and SGCE (the
-    # better bounded loss there); each on its first 2,000 training sentences, the best
-    # epoch chosen on the noisy validation labels.
+    # sentences/s; docs/results/quick-study.md): under real annotation noise (NoiseBench's
+    # crowd labels) CE, GCE, SGCE and the treatment that works there (CE + mask-missing);
+    # under simulated noise of the same entity noise level on the same sentences (uniform
+    # noise on 10% of the words of the clean labels) CE and SGCE (the better bounded loss
+    # there); each on its first 2,000 training sentences, the best epoch chosen on the
+    # noisy validation labels.
     "quick": SweepConfig(
         grids=(
             Grid(("ce", "gce", "sgce"), ("noisebench:crowd",), q=(0.7,), s=(0.1,), rates=(0.0,)),
@@ -487,6 +487,7 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
     check_inputs(config)
     planned = []
     for run in expand(config):
+        run.check()  # each setting as train checks it (--epochs 0 is refused here too)
         run_dir = runs.run_dir(Path(config.runs_dir), run.identity(), dataset_name(run.data))
         if runs.is_complete(run_dir):
             status = "done"

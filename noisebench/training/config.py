@@ -296,14 +296,14 @@ class TrainConfig:
         from noisebench.data.noise import noise_choice
 
         labels, matrix = given.get("labels"), given.get("matrix")
-        if isinstance(labels, str):
+        if isinstance(labels, str):  # "" stays an (empty, refused) list, as corrupt's
             labels = [part.strip() for part in labels.split(",") if part.strip()]
         noise_options = (given.get(n) for n in ("noise", "matrix", "entity_mix", "noise_profile"))
         return cls(
             **given
             | {
                 "noise": noise_choice(*noise_options),
-                "labels": tuple(labels) if labels else None,
+                "labels": tuple(labels) if labels is not None else None,
                 "matrix": None if matrix is None else str(matrix),
             }
         )

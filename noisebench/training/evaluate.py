@@ -6,6 +6,7 @@ are train's numbers.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -117,10 +118,24 @@ def pinned(tensor: torch.Tensor) -> torch.Tensor:
     return tensor if tensor.is_pinned() else tensor.pin_memory()
 
 
+# (folder, results) -> None: the study layer's figures of a run (studies.plots.run_figures),
+# drawn before results.json marks the run complete
+Figures = Callable[[Path, dict], None]
+
+
 def finish(
-    prepared: Prepared, model, tokenizer, encoded, pad_id, state, save_model, best_validation=None
+    prepared: Prepared,
+    model,
+    tokenizer,
+    encoded,
+    pad_id,
+    state,
+    save_model,
+    best_validation=None,
+    figures: Figures | None = None,
 ) -> dict:
-    """Predict with the best weights, write predictions and plots, then results.json."""
+    """Predict with the best weights, write the predictions, the ``figures``, then
+    results.json."""
     config, run_dir, device = prepared.config, prepared.run_dir, prepared.device
     predictions = {"validation": best_validation} if best_validation is not None else {}
     for split in ("validation", "test"):
@@ -161,7 +176,7 @@ def finish(
         "ignored_words": ignored_words(prepared.dataset["train"]),
     }
     return write_results(
-        run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes
+        run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes, figures
     )
 
 
@@ -175,12 +190,18 @@ def selection_labels(validation) -> str:
 
 
 def write_results(
-    run_dir: Path, labels, scheme, config: TrainConfig, train_summary: dict, notes: list[str]
+    run_dir: Path,
+    labels,
+    scheme,
+    config: TrainConfig,
+    train_summary: dict,
+    notes: list[str],
+    figures: Figures | None = None,
 ) -> dict:
-    """Score the saved predictions of ``run_dir`` and write ``results.json``.
+    """Score the saved predictions of ``run_dir``, draw the ``figures`` of those scores
+    (the caller's: figures are the study layer's), and write ``results.json`` last.
 
-    ``noisebench score`` calls this too, so its numbers are train's numbers. Figures are
-    the study layer's (``studies.plots.run_figures``), drawn from what this returns.
+    ``noisebench score`` calls this too, so its numbers are train's numbers.
     """
     splits, saved = {}, {}
     for split in ("validation", "test"):
@@ -207,6 +228,8 @@ def write_results(
         # splits whose predictions are not a model's work (metrics.degeneracy), or None
         "degenerate": {s: v["degenerate"] for s, v in splits.items() if v["degenerate"]} or None,
     }
+    if figures is not None:
+        figures(run_dir, results)
     runs.write_json(run_dir / runs.RESULTS, results)
     return results
 
@@ -221,6 +244,7 @@ def evaluate_saved_model(
     split: str = "test",
     columns: data.Columns | None = None,
     device: str = "auto",
+    figures: Figures | None = None,
 ) -> dict:
     """Score a run's saved model (``--save-model``) on another dataset's ``split``.
 
@@ -270,6 +294,8 @@ def evaluate_saved_model(
         "bins": config.bins,
         "splits": {split: scores},
     }
+    if figures is not None:
+        figures(out, results)
     runs.write_json(out / runs.RESULTS, results)
     return results
 
@@ -280,7 +306,11 @@ def eval_dir(run_dir: Path, spec: str) -> Path:
 
 
 def rescore(
-    run_dir: Path, bins: int | None = None, strict: bool | None = None, calibrate: str | None = None
+    run_dir: Path,
+    bins: int | None = None,
+    strict: bool | None = None,
+    calibrate: str | None = None,
+    figures: Figures | None = None,
 ) -> dict:
     """Recompute every score of a run from its saved predictions; rewrite results.json."""
     run_dir = Path(run_dir)
@@ -298,5 +328,11 @@ def rescore(
     }
     config = config_from_results(stored, **overrides)
     return write_results(
-        run_dir, stored["labels"], stored["scheme"], config, stored["train"], stored["notes"]
+        run_dir,
+        stored["labels"],
+        stored["scheme"],
+        config,
+        stored["train"],
+        stored["notes"],
+        figures,
     )

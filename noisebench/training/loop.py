@@ -38,6 +38,7 @@ from noisebench.training.checkpoints import (
 )
 from noisebench.training.config import TrainConfig
 from noisebench.training.evaluate import (
+    Figures,
     autocast,
     finish,
     load_model,
@@ -93,8 +94,10 @@ def train(
     observe: Observer | None = None,
     observe_epoch: Callable[[int, Callable[[], runs.Predictions]], None] | None = None,
     extra_predictions: dict | None = None,
+    figures: Figures | None = None,
 ) -> dict:
-    """Run the whole training; returns the ``results.json`` document.
+    """Run the whole training; returns the ``results.json`` document (``figures`` of it
+    drawn before it is written: ``evaluate.finish``).
 
     ``observe(epoch, sentence indices, logits, given labels)`` sees every training
     batch's logits (``noisebench detect`` records training dynamics with it; no extra
@@ -112,7 +115,7 @@ def train(
             validation, best = _evaluate_epoch(run, epoch, mean_loss, observe_epoch)
             if best:
                 best_validation = validation  # the best weights' predictions, kept for the end
-    return _finish(run, save_model, best_validation, extra_predictions)
+    return _finish(run, save_model, best_validation, extra_predictions, figures)
 
 
 @dataclass
@@ -314,7 +317,9 @@ def _predict_split(run: _Run, split: str) -> runs.Predictions:
     )
 
 
-def _finish(run: _Run, save_model: bool, best_validation, extra_predictions: dict | None) -> dict:
+def _finish(
+    run: _Run, save_model: bool, best_validation, extra_predictions: dict | None, figures
+) -> dict:
     """The best weights back, their predictions of ``extra_predictions``, then the
     results (``evaluate.finish``); the checkpoint is removed last."""
     prepared, config = run.prepared, run.prepared.config
@@ -338,6 +343,7 @@ def _finish(run: _Run, save_model: bool, best_validation, extra_predictions: dic
         run.state,
         save_model,
         best_validation,
+        figures,
     )
     shutil.rmtree(prepared.run_dir / runs.CHECKPOINT, ignore_errors=True)
     return results

@@ -62,7 +62,7 @@ POSTERIOR_CUTOFF = 0.3
 # above tau, so the unconfident disagreements are left out)
 READINGS = ("overrule", "literal")
 # mask-auto without --mask-reading reads each group the way that did not cost F1 where it
-# was measured (README, "Which reading of the rule"; crowd, LLM, distant and weak labels):
+# was measured (docs/results/masking.md; crowd, LLM, distant and weak labels):
 # missed entities overruled (+1.5 to +2.6 points on crowd, the default the most), entity
 # labels literally (-0.4 against -5.9 on LLM, -0.1 against -13.9 on weak, -9.0 against
 # -18.5 on crowd). The explicit methods keep "overrule" as their default.

@@ -11,7 +11,7 @@ a profile, the model and the device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +24,8 @@ from noisebench.data.noise import (
     corrupt_to_directory,
     default_output_dir,
     noise_choice,
-    parse_entity_mix,
-    read_matrix,
 )
+from noisebench.data.noise import noise_config as noise_config_of
 from noisebench.data.schemes import NO_SCHEME
 from noisebench.errors import InputError
 from noisebench.training import methods, runs, targets
@@ -191,17 +190,13 @@ def corrupted_copy(config: TrainConfig, notes: list[str] | None = None) -> Path:
     split, the one carved from train later is noisy anyway.
     """
     columns = data.Columns(config.token_column, config.tag_column, config.labels)
-    noise_config = NoiseConfig(
-        noise=config.noise,
-        rate=config.rate,
-        seed=config.seed,
-        matrix=read_matrix(Path(config.matrix)) if config.matrix else None,
-        entity_mix=parse_entity_mix(config.entity_mix) if config.entity_mix else None,
-        profile=profiles.resolve(config.noise_profile) if config.noise_profile else None,
-        profile_name=config.noise_profile,
-    )
+    splits = ["train"]
     if config.corrupts_validation and "validation" in data.load(config.data, columns):
-        noise_config = replace(noise_config, splits=("train", "validation"))
+        splits.append("validation")
+    noise_config = noise_config_of(
+        config.noise, config.rate, config.seed, splits, config.matrix, config.entity_mix,
+        config.noise_profile,
+    )  # fmt: skip
     cached = sources.home() / "datasets" / default_output_dir(config.data, noise_config).name
     result = corrupt_to_directory(config.data, noise_config, cached, columns, force=True)
     if notes is not None:
@@ -311,7 +306,6 @@ def _auto_choice(config: TrainConfig, labels: list[str], notes: list[str]) -> st
             " choose mask-missing or mask-entity"
         )
         return None
-    from noisebench.data import profiles
 
     profile = profiles.resolve(config.error_profile)
     choice, why = methods.choose_from_profile(profile)

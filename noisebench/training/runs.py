@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from noisebench import __version__
+from noisebench._version import __version__
 from noisebench.atomic import write_bytes_atomic, write_text_atomic
 from noisebench.errors import InputError
 
