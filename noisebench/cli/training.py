@@ -301,7 +301,7 @@ def score(
             def figures(folder: Path, results: dict) -> None:
                 plots.run_figures(folder, results, f"{model.name} on {data}")
 
-            all_results = [evaluate_saved_model(model, data, split, device, figures)]
+            all_results = [evaluate_saved_model(model, data, split, device=device, figures=figures)]
             folders = [model]
         else:
             if not run_dirs:
