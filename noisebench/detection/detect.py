@@ -80,5 +80,6 @@ def detect(
         )
     if out is None:
         return Detected(found, document, review.issue_rows(found, config.budget), fixed)
-    rows = review.write(out, found, config.budget, prepared.scheme, document, fixed)
+    source = review.source_of(prepared)
+    rows = review.write(out, found, config.budget, prepared.scheme, document, fixed, source)
     return Detected(found, document, rows, fixed, Path(out))

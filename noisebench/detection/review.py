@@ -9,7 +9,13 @@ folder renamed into place, so a failed run leaves nothing half-written):
   label (the given one with the flagged words' suggestions, written back valid in the
   scheme), and ``*`` on flagged words;
 - ``labelstudio.json``: the same sentences as Label Studio tasks (plain JSON import),
-  the reviewed labels' entities as pre-annotations (``predictions``);
+  the reviewed labels' entities as pre-annotations (``predictions``), with
+  ``labelstudio-config.xml``, the project's labelling config;
+- ``manifest.json``: the data the sentences come from (as ``--data`` names it: the data
+  as given, or the cached corrupted copy when detect added the noise), its fingerprint
+  and the sentences listed, so ``noisebench review merge`` reads the review back as it
+  reads a ``review sample`` (the review files number sentences as the rows of that
+  data's train split, also where a validation share was carved from it);
 - ``detection.json``: the settings, the cost, and the scores against the truth;
 - ``scores.parquet``: every training word's score, given and suggested label and truth
   (what ``leaderboard`` compares detectors with, paired over sentences);
@@ -23,15 +29,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from noisebench.data.schemes import decode_spans
+from noisebench.data import review as data_review
 from noisebench.detection.fix import reviewed_labels
 from noisebench.detection.score import Detection, flagged_words, top_share
-
-LABEL_STUDIO_FROM, LABEL_STUDIO_TO = "label", "text"  # the names of a NER labelling config
 
 
 def issue_rows(detection: Detection, share: float) -> list[dict]:
@@ -67,63 +72,82 @@ def issue_rows(detection: Detection, share: float) -> list[dict]:
     return rows
 
 
-def conll_text(detection: Detection, sentences: list[int], reviewed: np.ndarray,
-               flagged: np.ndarray) -> str:  # fmt: skip
+def conll_text(
+    detection: Detection,
+    sentences: list[int],
+    reviewed: np.ndarray,
+    flagged: np.ndarray,
+    numbers: np.ndarray,
+) -> str:
+    """``review.conll``: the ``sentences`` (numbered as the data's rows, ``numbers``)."""
     names, lines = detection.labels, []
     for sentence in sentences:
         begin, end = detection.offsets[sentence], detection.offsets[sentence + 1]
-        lines.append(f"# sentence {sentence}")
-        for word, position in zip(detection.tokens[sentence], range(begin, end), strict=True):
-            mark = "\t*" if flagged[position] else ""
-            lines.append(
-                f"{word}\t{names[detection.given[position]]}\t{names[reviewed[position]]}{mark}"
-            )
-        lines.append("")
+        lines += data_review.conll_block(
+            int(numbers[sentence]),
+            detection.tokens[sentence],
+            [names[t] for t in detection.given[begin:end]],
+            [names[t] for t in reviewed[begin:end]],
+            flagged[begin:end].tolist(),
+        )
     return "\n".join(lines) + ("\n" if lines else "")
 
 
 def label_studio_tasks(
-    detection: Detection, sentences: list[int], reviewed: np.ndarray, scores: dict
+    detection: Detection,
+    sentences: list[int],
+    reviewed: np.ndarray,
+    scores: dict,
+    scheme: str,
+    numbers: np.ndarray,
 ) -> list[dict]:
-    """One task per sentence: its text (words joined by spaces) and the reviewed labels'
-    entities as pre-annotations with character offsets."""
+    """One task per sentence (numbered as the data's rows, ``numbers``): its text (words
+    joined by spaces) and the reviewed labels' entities as pre-annotations."""
     tasks = []
     for sentence in sentences:
-        words = detection.tokens[sentence]
         begin, end = detection.offsets[sentence], detection.offsets[sentence + 1]
-        starts = np.concatenate([[0], np.cumsum([len(w) + 1 for w in words])])
-        text = " ".join(words)
-        result = []
-        labels = [detection.labels[t] for t in reviewed[begin:end]]
-        for number, (first, stop, type_) in enumerate(decode_spans(labels)):
-            char_start, char_end = int(starts[first]), int(starts[stop] - 1)
-            result.append(
-                {
-                    "id": f"s{sentence}e{number}",
-                    "from_name": LABEL_STUDIO_FROM,
-                    "to_name": LABEL_STUDIO_TO,
-                    "type": "labels",
-                    "value": {
-                        "start": char_start,
-                        "end": char_end,
-                        "text": text[char_start:char_end],
-                        "labels": [type_],
-                    },
-                }
-            )
+        prediction = {
+            "model_version": f"noisebench-detect-{detection.detector}",
+            "score": scores.get(sentence),
+        }
         tasks.append(
-            {
-                "data": {"text": text, "sentence": sentence},
-                "predictions": [
-                    {
-                        "model_version": f"noisebench-detect-{detection.detector}",
-                        "score": scores.get(sentence),
-                        "result": result,
-                    }
-                ],
-            }
+            data_review.label_studio_task(
+                int(numbers[sentence]),
+                detection.tokens[sentence],
+                [detection.labels[t] for t in reviewed[begin:end]],
+                scheme,
+                {},
+                prediction,
+            )
         )
     return tasks
+
+
+@dataclass(frozen=True)
+class Source:
+    """The dataset a detection's training sentences come from, as ``review merge``
+    loads it, and the row of its train split each training sentence is."""
+
+    origin: data_review.Origin
+    rows: np.ndarray  # (S,) training sentence -> row of the data's train split
+
+
+def source_of(prepared) -> Source:
+    """The data a prepared run trains on, named as ``--data`` takes it: the data as given,
+    or its corrupted copy in the cache when the run adds noise."""
+    from noisebench.data import loading
+    from noisebench.training.prepare import corrupted_copy, training_rows
+
+    config = prepared.config
+    if config.adds_noise:
+        spec, columns = str(corrupted_copy(config)), None
+    else:
+        spec = config.data
+        columns = loading.Columns(config.token_column, config.tag_column, config.labels)
+    dataset_dict = loading.load(spec, columns)
+    return Source(
+        data_review.Origin.of(spec, dataset_dict, "train"), training_rows(dataset_dict, config)
+    )
 
 
 def write(
@@ -133,9 +157,11 @@ def write(
     scheme: str,
     document: dict,
     fixed=None,
+    source: Source | None = None,
 ) -> list[dict]:
     """Write every file into ``out`` (replacing it) by way of a temporary folder, and the
-    ``fixed`` DatasetDict's splits where given; returns the issue rows."""
+    ``fixed`` DatasetDict's splits where given; returns the issue rows. With ``source``
+    the review files number sentences as its rows and ``manifest.json`` names it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -151,12 +177,8 @@ def write(
         (temporary / "issues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         flagged = flagged_words(detection, share)
         reviewed = reviewed_labels(detection, flagged, scheme)
-        sentence_rows = [r for r in rows if r["level"] == "sentence"]
-        sentences = [r["sentence"] for r in sentence_rows]
-        scores = {r["sentence"]: r["score"] for r in sentence_rows}
-        (temporary / "review.conll").write_text(conll_text(detection, sentences, reviewed, flagged))
-        tasks = label_studio_tasks(detection, sentences, reviewed, scores)
-        (temporary / "labelstudio.json").write_text(json.dumps(tasks, indent=1) + "\n")
+        scores = {r["sentence"]: r["score"] for r in rows if r["level"] == "sentence"}
+        _write_review_files(temporary, detection, scheme, source, flagged, reviewed, scores)
         (temporary / "detection.json").write_text(json.dumps(document, indent=2) + "\n")
         pq.write_table(_word_table(detection), temporary / SCORES_FILE)
         if fixed is not None:
@@ -169,6 +191,31 @@ def write(
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return rows
+
+
+def _write_review_files(
+    folder: Path,
+    detection: Detection,
+    scheme: str,
+    source: Source | None,
+    flagged: np.ndarray,
+    reviewed: np.ndarray,
+    scores: dict,
+) -> None:
+    """``review.conll``, ``labelstudio.json``, the labelling config and (with ``source``)
+    ``manifest.json``, for the sentences in ``scores``."""
+    sentences = list(scores)
+    numbers = np.arange(len(detection.tokens)) if source is None else source.rows
+    conll = conll_text(detection, sentences, reviewed, flagged, numbers)
+    (folder / data_review.CONLL).write_text(conll)
+    tasks = label_studio_tasks(detection, sentences, reviewed, scores, scheme, numbers)
+    (folder / data_review.TASKS).write_text(json.dumps(tasks, indent=1) + "\n")
+    types = data_review.entity_types(detection.labels, scheme)
+    (folder / data_review.LABELLING_CONFIG).write_text(data_review.labelling_config(types))
+    if source is not None:
+        listed = [int(source.rows[s]) for s in sentences]
+        manifest = source.origin.manifest("detect", "train", listed, None, len(listed))
+        (folder / data_review.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 SCORES_FILE = "scores.parquet"

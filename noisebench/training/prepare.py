@@ -212,23 +212,41 @@ def _splits_for_training(dataset, config: TrainConfig, notes: list[str]):
     train = dataset["train"]
     result = dict(dataset)
     if "validation" not in dataset:
-        order = np.random.default_rng([config.seed, 10]).permutation(len(train))
-        size = max(1, round(VALIDATION_SHARE * len(train)))
+        validation_rows, _ = carved_validation(len(train), config.seed)
         # flatten_indices: later code reads the Arrow table, which a bare select leaves whole
-        result["validation"] = train.select(np.sort(order[:size])).flatten_indices()
-        train = train.select(np.sort(order[size:])).flatten_indices()
+        result["validation"] = train.select(validation_rows).flatten_indices()
         notes.append(
-            f"no validation split: {size} sentences (a seeded 10% of train) became validation"
+            f"no validation split: {len(validation_rows)} sentences (a seeded 10% of train)"
+            " became validation"
         )
     result["validation"] = _validation_labels(result["validation"], config, notes)
-    if config.max_train_samples is not None and config.max_train_samples < len(train):
-        train = train.select(range(config.max_train_samples)).flatten_indices()
+    rows = training_rows(dataset, config)
+    if len(rows) < len(train):
+        train = train.select(rows).flatten_indices()
     if len(train) == 0:
         raise InputError(f"{config.data}: no training sentences left")
     result["train"] = train
     if "test" not in result:
         notes.append("no test split: test scores are absent")
     return datasets.DatasetDict(result)
+
+
+def carved_validation(sentences: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a train split of ``sentences`` that become validation (a seeded 10%)
+    where the data has none, and the rows left for training; both sorted."""
+    order = np.random.default_rng([seed, 10]).permutation(sentences)
+    size = max(1, round(VALIDATION_SHARE * sentences))
+    return np.sort(order[:size]), np.sort(order[size:])
+
+
+def training_rows(dataset, config: TrainConfig) -> np.ndarray:
+    """Which rows of the data's train split a run trains on, in order: all, less the
+    validation carved from them where the data has none, cut at ``--max-train-samples``
+    (so a training sentence's position maps back to the data: ``rows[position]``)."""
+    rows = np.arange(len(dataset["train"]))
+    if "validation" not in dataset:
+        rows = carved_validation(len(rows), config.seed)[1]
+    return rows[: config.max_train_samples]
 
 
 def _validation_labels(validation, config: TrainConfig, notes: list[str]):
