@@ -369,7 +369,7 @@ def test_a_bad_command_is_named_with_its_line(tmp_path):
         f"{page}:16: 'noisebench leaderboard' has no option --gate,"
         " in: noisebench leaderboard runs --fail-on f1:-2 --gate",
         f"{page}:1: 'noisebench' has no command 'trian' (it has corrupt, detect, leaderboard,"
-        " profile, score, sources, sweep, train), in: noisebench trian",
+        " profile, review, score, sources, sweep, train), in: noisebench trian",
         f"{page}:20: link to missing.md: {tmp_path / 'missing.md'} does not exist",
         f"{page}:20: link to #nowhere: no heading '#nowhere' in {page}",
     ]

@@ -181,12 +181,25 @@ def merge_report(report: dict) -> list:
     agreement = report["agreement"]
     if agreement["tasks"]:
         lines.append(_agreement_table(agreement))
-    lines += [f"not reviewed: {row['task']} (sentence {row['sentence']}): {row['why']}"
-              for row in report["unreviewed"]]  # fmt: skip
-    for row in report["ties"]:
-        tied = ", ".join(f"'{s['text']}' {s['type']}" for s in row["spans"])
-        lines.append(f"tie: {row['task']} (sentence {row['sentence']}): {tied}")
-    return lines
+    if counts["tasks"] and not counts["annotations"]:
+        lines.append(
+            f"no task of {report['reviewed_file']} has an annotation: export the reviewed"
+            " project from Label Studio with Export → JSON"
+        )
+    unreviewed = [f"not reviewed: {row['task']} (sentence {row['sentence']}): {row['why']}"
+                  for row in report["unreviewed"]]  # fmt: skip
+    ties = [
+        f"tie: {row['task']} (sentence {row['sentence']}): "
+        + ", ".join(f"'{s['text']}' {s['type']}" for s in row["spans"])
+        for row in report["ties"]
+    ]
+    return lines + _first(unreviewed) + _first(ties)
+
+
+def _first(lines: list[str], shown: int = 10) -> list[str]:
+    """At most ``shown`` lines, and how many more ``review.json`` lists."""
+    more = len(lines) - shown
+    return lines[:shown] + ([f"… and {more:,} more in review.json"] if more > 0 else [])
 
 
 def _agreement_table(agreement: dict) -> Table:

@@ -309,7 +309,7 @@ class Annotation:
 class ReviewedTask:
     """A task of the export (or a block of the CoNLL file) and its annotations."""
 
-    name: str  # how messages name it: "task 17", "review.conll:12"
+    name: str  # how messages name it: "task 17" (Label Studio's id), "line 12"
     sentence: int
     annotations: list[Annotation]
     cancelled: int = 0
@@ -373,11 +373,11 @@ def reviewable(
 ) -> Reviewable:
     """Check that ``manifest`` was drawn from ``dataset_dict`` (``spec``), and gather
     the words its sentences are checked against."""
-    if manifest["fingerprint"] != loading.fingerprint(dataset_dict):
+    fingerprint = loading.fingerprint(dataset_dict)
+    if manifest["fingerprint"] != fingerprint:
         raise InputError(
             f"{manifest_path}: drawn from another dataset ({manifest.get('data')}, fingerprint"
-            f" {str(manifest['fingerprint'])[:12]}) than {spec} (fingerprint"
-            f" {loading.fingerprint(dataset_dict)[:12]})"
+            f" {str(manifest['fingerprint'])[:12]}) than {spec} (fingerprint {fingerprint[:12]})"
         )
     split = manifest["split"]
     if split not in dataset_dict:
