@@ -431,7 +431,7 @@ def test_validation_labels_choose_the_best_epoch_and_are_recorded(
         ),
     )
     assert result.exit_code == 2
-    assert "--validation-labels 'gold': choose noisy or clean" in result.stderr
+    assert "--validation-labels 'gold': choose noisy, clean or reviewed" in result.stderr
 
 
 def test_simulated_noise_reaches_validation_unless_clean_labels_are_asked_for(

@@ -41,7 +41,38 @@ HIGHER_IS_BETTER = {
     "ece_equal_mass": False,  # equal-count bins (adaptive ECE)
     "entity_ece_equal_mass": False,
 }
+# the same scores on a split's reviewed sentences alone, against their reviewed labels
+# (``results.json``: ``splits[split]["reviewed"]``; noisebench review merge)
+REVIEWED = "reviewed_"
+HIGHER_IS_BETTER |= {REVIEWED + name: higher for name, higher in HIGHER_IS_BETTER.items()}
 PERCENT_METRICS = {"f1", "precision", "recall"}
+PERCENT_METRICS |= {REVIEWED + name for name in PERCENT_METRICS}
+# shown beside the given labels' scores wherever a split has reviewed sentences
+REVIEWED_SHOWN = (REVIEWED + "f1", REVIEWED + "entity_ece")
+
+
+def metric_title(metric: str) -> str:
+    """A metric as tables name it.
+
+    >>> metric_title("f1"), metric_title("reviewed_entity_ece")
+    ('f1', 'entity_ece on the reviewed sentences')
+    """
+    if metric.startswith(REVIEWED):
+        return f"{metric[len(REVIEWED) :]} on the reviewed sentences"
+    return metric
+
+
+def metric_value(split_scores: dict, metric: str) -> float | None:
+    """A metric of a ``results.json`` split entry; ``reviewed_*`` from its reviewed part.
+
+    >>> metric_value({"f1": 0.5, "reviewed": {"f1": 0.75}}, "reviewed_f1")
+    0.75
+    >>> metric_value({"f1": 0.5}, "reviewed_f1") is None
+    True
+    """
+    if metric.startswith(REVIEWED):
+        return (split_scores.get("reviewed") or {}).get(metric[len(REVIEWED) :])
+    return split_scores.get(metric)
 
 
 def scale(metric: str) -> float:

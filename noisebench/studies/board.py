@@ -15,6 +15,7 @@ from pathlib import Path
 from noisebench.atomic import write_text_atomic
 from noisebench.detection import detections
 from noisebench.errors import InputError
+from noisebench.scoring.metrics import REVIEWED_SHOWN
 from noisebench.studies import plots as figures
 from noisebench.studies import verdict as verdicts
 from noisebench.studies.leaderboard.cells import aggregate
@@ -145,7 +146,8 @@ def tabulate(
     and, with ``verdict``, its verdict (``replicates`` bootstrap replicates)."""
     tuning = select_tuned(collected) if tuned else None
     aggregated = aggregate(collected.records)
-    tables = pivots(aggregated, metric_names)
+    reviewed = [m for m in REVIEWED_SHOWN if any(r["metric"] == m for r in collected.records)]
+    tables = pivots(aggregated, list(dict.fromkeys([*metric_names, *reviewed])))
     findings = verdict_of(collected, split, replicates) if verdict else None
     return Board(collected, aggregated, tables, tuning, findings)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from noisebench.atomic import write_bytes_atomic
-from noisebench.scoring.metrics import HIGHER_IS_BETTER, scale
+from noisebench.scoring.metrics import HIGHER_IS_BETTER, metric_title, scale
 
 
 def run_figures(folder: Path, results: dict, title: str | None = None) -> None:
@@ -116,7 +116,8 @@ def metric_vs_noise(table, stem: Path) -> list[Path]:
             alpha=0.15,
         )
     better = "higher" if HIGHER_IS_BETTER[table.metric] else "lower"
-    label = f"{table.metric} ({'%' if unit == 100.0 else 'fraction'}; {better} is better)"
+    unit_name = "%" if unit == 100.0 else "fraction"
+    label = f"{metric_title(table.metric)} ({unit_name}; {better} is better)"
     axis.set_xlabel(f"{'added ' if table.noisy_labels else ''}{table.noise} noise rate")
     axis.set_ylabel(label)
     axis.set_title(f"{table.metric} vs noise: {table.dataset}, {table.model}", fontsize=10)

@@ -331,7 +331,9 @@ def _validate(config: SweepConfig) -> None:
         raise InputError("--data: give at least one dataset")
     for labels in config.validation_labels:
         if labels not in VALIDATION_LABELS:
-            raise InputError(f"--validation-labels '{labels}': choose noisy, clean or both")
+            raise InputError(
+                f"--validation-labels '{labels}': choose noisy, clean, reviewed or several"
+            )
     if not config.validation_labels:
         raise InputError("--validation-labels: give noisy, clean or both")
     if config.jobs != "auto" and not (isinstance(config.jobs, int) and config.jobs >= 1):

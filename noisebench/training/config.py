@@ -14,7 +14,7 @@ from pathlib import Path
 from noisebench.errors import InputError
 from noisebench.training import methods, runs, targets
 
-VALIDATION_LABELS = ("noisy", "clean")
+VALIDATION_LABELS = ("noisy", "clean", "reviewed")
 
 
 NOISE_SETTINGS = ("matrix", "entity_mix", "noise_profile")
@@ -153,9 +153,10 @@ class TrainConfig:
     validation_labels: str = setting(
         "noisy",
         "Labels that choose the best epoch: noisy (the validation split's tags as given;"
-        " realistic) or clean (its clean_tags; an oracle).",
+        " realistic), clean (its clean_tags; an oracle) or reviewed (its reviewed sentences"
+        " only, with their reviewed labels: noisebench review merge).",
         EVALUATION,
-        check=one_of(VALIDATION_LABELS, "choose noisy or clean"),
+        check=one_of(VALIDATION_LABELS, "choose noisy, clean or reviewed"),
     )
     # Share of all optimizer steps that start with cross-entropy: GCE/SGCE ramp q from 0
     # (exactly CE) to its target over them, MAE/SCE/NCE+RCE use CE until they end.

@@ -149,6 +149,7 @@ def finish(
                 pad_id,
             )
         if split in predictions:
+            predictions[split] = with_review(predictions[split], prepared.dataset[split])
             runs.write_predictions(run_dir / f"predictions-{split}.parquet", predictions[split])
     if save_model:
         model.save_pretrained(run_dir / "model")
@@ -169,7 +170,9 @@ def finish(
         "first_step_seconds": state.get("first_step_seconds"),
         "compiled": state.get("compiled", False),
         "history": state["history"],
-        "validation_labels": selection_labels(prepared.dataset["validation"]),
+        "validation_labels": "reviewed"
+        if config.validation_labels == "reviewed"
+        else selection_labels(prepared.dataset["validation"]),
         # the training labels used, against their clean version (None: no clean labels)
         "label_noise": label_noise(prepared.dataset["train"], prepared.scheme),
         # words the data's ignore column left out of training (detect --fix mask)
@@ -178,6 +181,16 @@ def finish(
     return write_results(
         run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes, figures
     )
+
+
+def with_review(predictions: runs.Predictions, split) -> runs.Predictions:
+    """``predictions`` with the split's reviewed sentences and labels (review merge), so
+    they are scored apart (``write_results``); as they were where it has none."""
+    if data.REVIEWED_COLUMN not in split.column_names:
+        return predictions
+    reviewed = np.asarray(split[data.REVIEWED_COLUMN], dtype=bool)
+    reviewed_gold, _ = data.flat_tags(split, data.REVIEWED_TAGS_COLUMN)
+    return replace(predictions, reviewed=reviewed, reviewed_gold=reviewed_gold)
 
 
 def selection_labels(validation) -> str:
@@ -209,6 +222,11 @@ def write_results(
         if path.is_file():
             saved[split] = runs.read_predictions(path)
             splits[split] = metrics.score_split(saved[split], scheme, config.strict, config.bins)
+            reviewed = saved[split].reviewed_part()
+            if reviewed is not None:  # the truth where the data has it: review merge
+                splits[split]["reviewed"] = metrics.score_split(
+                    reviewed, scheme, config.strict, config.bins
+                )
     calibration = None
     if config.calibrate == "temperature" and {"validation", "test"} <= set(saved):
         calibration = metrics.temperature_report(saved["validation"], saved["test"], config.bins)

@@ -251,6 +251,8 @@ def training_rows(dataset, config: TrainConfig) -> np.ndarray:
 
 def _validation_labels(validation, config: TrainConfig, notes: list[str]):
     """The validation split with the labels that choose the best epoch in ``tags``."""
+    if config.validation_labels == "reviewed":
+        return _reviewed_validation(validation, config, notes)
     if "clean_tags" not in validation.column_names:
         if config.validation_labels == "clean":
             raise InputError(
@@ -270,6 +272,33 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
             " words differ from the clean ones); --validation-labels clean for an oracle"
         )
     return validation
+
+
+def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
+    """``--validation-labels reviewed``: the reviewed validation sentences alone, their
+    reviewed labels as the ``tags`` (and ``clean_tags``) that choose the best epoch."""
+    reviewed = (
+        np.asarray(validation[data.REVIEWED_COLUMN], dtype=bool)
+        if data.REVIEWED_COLUMN in validation.column_names
+        else np.zeros(len(validation), dtype=bool)
+    )
+    if not reviewed.any():
+        raise InputError(
+            f"--validation-labels reviewed: {config.data} has no reviewed validation sentences"
+            " (noisebench review sample --split validation, then noisebench review merge)"
+        )
+    table = validation.select(np.flatnonzero(reviewed)).flatten_indices().data.table
+    labels = table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks()
+    notes.append(
+        f"the best epoch is chosen on {int(reviewed.sum())} reviewed validation sentences"
+        f" (of {len(validation)}), against their reviewed labels"
+    )
+    return data.make_split(
+        table.column("tokens").combine_chunks(),
+        labels,
+        data.label_names(validation),
+        clean_tags=labels,
+    )
 
 
 def _clean_labels_as_tags(split):

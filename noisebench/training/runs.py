@@ -154,6 +154,10 @@ class Predictions:
     gold: np.ndarray  # (W,) label ids
     probs: np.ndarray  # (W, C) float32
     offsets: np.ndarray  # (S + 1,)
+    # where the split has reviewed sentences (review merge): which (S,), and the reviewed
+    # labels (W,; the given ones elsewhere, never read there)
+    reviewed: np.ndarray | None = None
+    reviewed_gold: np.ndarray | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -164,6 +168,24 @@ class Predictions:
         outside = self.labels.index("O") if "O" in self.labels else 0
         safe = np.where(self.scored[:, None], self.probs, -1.0)
         return np.where(self.scored, safe.argmax(axis=1), outside) if len(self.probs) else safe
+
+    def reviewed_part(self) -> Predictions | None:
+        """The reviewed sentences alone, scored against their reviewed labels (None where
+        the split has none)."""
+        if self.reviewed is None or not self.reviewed.any():
+            return None
+        rows = np.flatnonzero(self.reviewed)
+        words = np.concatenate(
+            [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
+        ).astype(np.int64)
+        counts = np.diff(self.offsets)[rows]
+        return Predictions(
+            labels=self.labels,
+            tokens=[self.tokens[r] for r in rows],
+            gold=self.reviewed_gold[words],
+            probs=self.probs[words],
+            offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        )
 
     def sentences(self, ids: np.ndarray) -> list[list[str]]:
         names = np.array(self.labels, dtype=object)[ids]
@@ -193,6 +215,12 @@ def write_predictions(path: Path, predictions: Predictions) -> None:
             "probs": pa.ListArray.from_arrays(offsets, probs),
         }
     )
+    if predictions.reviewed is not None:
+        reviewed_gold = names[predictions.reviewed_gold].tolist()
+        table = table.append_column("reviewed", pa.array(predictions.reviewed, type=pa.bool_()))
+        table = table.append_column(
+            "reviewed_gold", pa.ListArray.from_arrays(offsets, pa.array(reviewed_gold))
+        )
     metadata = json.dumps({"labels": predictions.labels, "schema_version": SCHEMA_VERSION})
     table = table.replace_schema_metadata({METADATA_KEY: metadata.encode()})
     sink = pa.BufferOutputStream()
@@ -213,10 +241,17 @@ def read_predictions(path: Path) -> Predictions:
     gold = np.array([index[g] for g in gold_column.values.to_pylist()], dtype=np.int64)
     probs_column = table.column("probs").combine_chunks()
     probs = np.asarray(probs_column.values.values, dtype=np.float32).reshape(-1, len(labels))
+    reviewed = reviewed_gold = None
+    if "reviewed" in table.column_names:
+        reviewed = np.asarray(table.column("reviewed").to_pylist(), dtype=bool)
+        names = table.column("reviewed_gold").combine_chunks().values.to_pylist()
+        reviewed_gold = np.array([index[name] for name in names], dtype=np.int64)
     return Predictions(
         labels=labels,
         tokens=table.column("tokens").to_pylist(),
         gold=gold,
         probs=probs,
         offsets=np.asarray(gold_column.offsets, dtype=np.int64),
+        reviewed=reviewed,
+        reviewed_gold=reviewed_gold,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from noisebench.data.loading import dataset_name
 from noisebench.errors import InputError
-from noisebench.scoring.metrics import HIGHER_IS_BETTER
+from noisebench.scoring.metrics import HIGHER_IS_BETTER, REVIEWED_SHOWN, metric_value
 from noisebench.studies.leaderboard.labels import base_loss
 from noisebench.studies.leaderboard.settings import (
     is_oracle,
@@ -92,11 +92,13 @@ def _add_run(
     identity["validation_history"] = [epoch["validation_f1"] for epoch in history]
     identity["base_loss"] = identity["loss"]  # before the settings that differ join it
     identity["validation_f1"] = (results["splits"].get("validation") or {}).get("f1")
-    for metric in metric_names:
-        if scores.get(metric) is None:  # runs scored before the metric existed, or no spans
+    shown = [*metric_names, *(m for m in REVIEWED_SHOWN if "reviewed" in scores)]
+    for metric in dict.fromkeys(shown):
+        value = metric_value(scores, metric)
+        if value is None:  # runs scored before the metric existed, or no spans
             continue
         collected.records.append(
-            {**identity, "split": split, "metric": metric, "value": float(scores[metric])}
+            {**identity, "split": split, "metric": metric, "value": float(value)}
         )
     collected.reliability[run_dir.name] = scores
 

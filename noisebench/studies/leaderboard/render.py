@@ -8,7 +8,7 @@ import io
 
 from rich.table import Table
 
-from noisebench.scoring.metrics import HIGHER_IS_BETTER, scale
+from noisebench.scoring.metrics import HIGHER_IS_BETTER, metric_title, scale
 from noisebench.scoring.paired import decimals
 from noisebench.studies.leaderboard.cells import STILL_RISING
 from noisebench.studies.leaderboard.gate import GateResult, describe_key
@@ -68,7 +68,7 @@ def pivot_markdown(table: Pivot) -> str:
     unit = "percent" if scale(table.metric) == 100.0 else "fraction"
     direction = "higher" if HIGHER_IS_BETTER[table.metric] else "lower"
     lines = [
-        f"### {table.metric} ({unit}, {direction} is better): {table.title}",
+        f"### {metric_title(table.metric)} ({unit}, {direction} is better): {table.title}",
         "",
         "| loss | " + " | ".join(table.header(rate) for rate in table.rates) + " |",
         "|---|" + "---:|" * len(table.rates),
@@ -85,7 +85,8 @@ def pivot_table(table: Pivot) -> Table:
     """A pivot as a rich table for the terminal (its footnotes are printed under it)."""
     unit = "%" if scale(table.metric) == 100.0 else "fraction"
     better = "higher" if HIGHER_IS_BETTER[table.metric] else "lower"
-    rich_table = Table(title=f"{table.metric} ({unit}, {better} is better) — {table.title}")
+    title = f"{metric_title(table.metric)} ({unit}, {better} is better) — {table.title}"
+    rich_table = Table(title=title)
     rich_table.add_column("loss")
     for rate in table.rates:
         rich_table.add_column(table.header(rate), justify="right")

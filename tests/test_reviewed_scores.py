@@ -1,0 +1,126 @@
+"""Reviewed sentences decide (issue 28, item 3, first part): a run scores each split's
+reviewed sentences apart, against their reviewed labels; ``--validation-labels reviewed``
+chooses the best epoch on the reviewed validation sentences; leaderboards show the
+reviewed scores beside the scores against the given labels."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from noisebench.cli import app
+from noisebench.scoring import metrics
+from noisebench.training import runs
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC"]
+
+
+def predictions_with_review() -> runs.Predictions:
+    """Three sentences; the second and third reviewed, the third's reviewed labels differ
+    from the given ones (the given PER entity is really a LOC)."""
+    gold = np.array([1, 2, 0, 0, 1, 0, 3, 0])
+    reviewed_gold = np.array([1, 2, 0, 0, 1, 0, 3, 0])
+    reviewed_gold[4] = 3  # "the given B-PER of sentence 2 is a LOC"
+    predicted = np.array([1, 2, 0, 0, 3, 0, 3, 0])
+    probs = np.full((8, 4), 0.1, dtype=np.float32)
+    probs[np.arange(8), predicted] = 0.7
+    return runs.Predictions(
+        labels=LABELS,
+        tokens=[["a", "b", "c"], ["d", "e", "f"], ["g", "h"]],
+        gold=gold,
+        probs=probs,
+        offsets=np.array([0, 3, 6, 8]),
+        reviewed=np.array([False, True, True]),
+        reviewed_gold=reviewed_gold,
+    )
+
+
+def test_the_reviewed_part_is_its_sentences_against_their_reviewed_labels(tmp_path):
+    made = predictions_with_review()
+    part = made.reviewed_part()
+    assert part.tokens == [["d", "e", "f"], ["g", "h"]]
+    assert part.gold.tolist() == [0, 3, 0, 3, 0] and part.offsets.tolist() == [0, 3, 5]
+    # by hand: the model's two LOCs are both right against the reviewed labels (F1 1.0),
+    # while against the given labels one of them is a PER it missed (F1 2/3 there)
+    assert metrics.score_split(part, "IOB2", False, 10)["f1"] == 1.0
+    given = runs.Predictions(LABELS, made.tokens[1:], made.gold[3:], made.probs[3:],
+                             np.array([0, 3, 5]))  # fmt: skip
+    assert abs(metrics.score_split(given, "IOB2", False, 10)["f1"] - 0.5) < 1e-9
+    # the columns survive the predictions file
+    runs.write_predictions(tmp_path / "p.parquet", made)
+    back = runs.read_predictions(tmp_path / "p.parquet")
+    assert back.reviewed.tolist() == [False, True, True]
+    assert back.reviewed_gold.tolist() == made.reviewed_gold.tolist()
+    assert (
+        runs.Predictions(LABELS, [], np.zeros(0), np.zeros((0, 4)), np.array([0])).reviewed_part()
+        is None
+    )
+
+
+def test_a_metric_on_the_reviewed_sentences_reads_their_part():
+    scores = {"f1": 0.5, "entity_ece": 0.2, "reviewed": {"f1": 0.8, "entity_ece": 0.1}}
+    assert metrics.metric_value(scores, "reviewed_f1") == 0.8
+    assert metrics.metric_value(scores, "f1") == 0.5
+    assert metrics.HIGHER_IS_BETTER["reviewed_f1"] and metrics.scale("reviewed_f1") == 100.0
+    assert not metrics.HIGHER_IS_BETTER["reviewed_entity_ece"]
+
+
+def run(runner, *args, code=0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def reviewed_copy(runner, data: Path, tmp_path: Path) -> Path:
+    """``data`` with 10 validation and 10 test sentences reviewed, the reviewer changing
+    every sentence's first entity label to B-LOC where it was B-PER."""
+    merged = data
+    for split in ("validation", "test"):
+        review = tmp_path / f"review-{split}"
+        run(runner, "review", "sample", merged, "--split", split, "-n", 10, "-o", review)
+        conll = review / "review.conll"
+        lines = conll.read_text().splitlines()
+        changed = [
+            "\t".join([*line.split("\t")[:2], "B-LOC"]) if line.endswith("\tB-PER") else line
+            for line in lines
+        ]
+        conll.write_text("\n".join(changed) + "\n")
+        out = tmp_path / f"merged-{split}"
+        run(runner, "review", "merge", merged, conll, "-o", out)
+        merged = out
+    return merged
+
+
+@pytest.mark.slow
+def test_reviewed_sentences_choose_the_epoch_and_are_scored_apart(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    data = reviewed_copy(runner, ner_dir, tmp_path)
+    common = ["--data", data, "--model", tiny_model, "--runs-dir", tmp_path / "runs",
+              "--epochs", 2, "--lr", "5e-3", "--batch-size", 16, "--device", "cpu",
+              "--json"]  # fmt: skip
+    result = run(runner, "train", *common, "--validation-labels", "reviewed")
+    assert "best epoch is chosen on 10 reviewed validation sentences" in result.stderr
+    document = json.loads(result.stdout)
+    assert document["train"]["validation_labels"] == "reviewed"
+    assert document["splits"]["validation"]["n_sentences"] == 10  # the reviewed ones only
+    test = document["splits"]["test"]
+    assert test["reviewed"]["n_sentences"] == 10 and test["n_sentences"] > 10
+    # the reviewed part is the run's own predictions scored against the reviewed labels
+    saved = runs.read_predictions(Path(document["run_dir"]) / "predictions-test.parquet")
+    assert test["reviewed"] == metrics.score_split(saved.reviewed_part(), "IOB2", False, 10)
+    # data without reviewed validation sentences is refused in one line
+    refused = run(runner, "train", *common[:-1], "--data", ner_dir, "--validation-labels",
+                  "reviewed", code=2)  # fmt: skip
+    assert "has no reviewed validation sentences" in refused.stderr
+    # a run choosing on the given labels is another run; the leaderboard shows both, with
+    # the reviewed scores in tables of their own
+    run(runner, "train", *common)
+    board = json.loads(run(runner, "leaderboard", tmp_path / "runs", "--json").stdout)
+    reviewed_f1 = [e for e in board["entries"] if e["metric"] == "reviewed_f1"]
+    assert len(reviewed_f1) == 2
+    assert {e["settings"].get("validation_labels") for e in reviewed_f1} == {"noisy", "reviewed"}
+    run(runner, "leaderboard", tmp_path / "runs", "--out", tmp_path / "lb")
+    written = "\n".join(p.read_text() for p in (tmp_path / "lb").glob("*.md"))
+    assert "### f1 on the reviewed sentences (percent, higher is better)" in written
