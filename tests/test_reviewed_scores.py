@@ -121,6 +121,62 @@ def test_reviewed_sentences_choose_the_epoch_and_are_scored_apart(
     reviewed_f1 = [e for e in board["entries"] if e["metric"] == "reviewed_f1"]
     assert len(reviewed_f1) == 2
     assert {e["settings"].get("validation_labels") for e in reviewed_f1} == {"noisy", "reviewed"}
+    verdict = next(s for s in board["verdict"]["settings"] if s["reviewed"])
+    assert verdict["reviewed"]["sentences"] == 10
+    assert verdict["text"][1].startswith("On 10 reviewed test sentences (their reviewed labels)")
     run(runner, "leaderboard", tmp_path / "runs", "--out", tmp_path / "lb")
     written = "\n".join(p.read_text() for p in (tmp_path / "lb").glob("*.md"))
     assert "### f1 on the reviewed sentences (percent, higher is better)" in written
+
+
+def write_reviewed_run(folder: Path, method: str, predicted_type: str) -> Path:
+    """A complete run on 40 one-entity test sentences whose given labels say PER and whose
+    first 30, reviewed, are really LOC; the model predicts ``predicted_type`` everywhere."""
+    from noisebench.training.config import TrainConfig
+    from noisebench.training.evaluate import write_results
+
+    config = TrainConfig(data="toyner", method=method)
+    run_dir = folder / runs.run_name(config.identity(), "toyner")
+    run_dir.mkdir(parents=True)
+    sentences = 40
+    gold = np.tile([LABELS.index("B-PER"), 0], sentences)
+    reviewed_gold = gold.copy()
+    reviewed_gold[0 : 2 * 30 : 2] = LABELS.index("B-LOC")
+    predicted = np.tile([LABELS.index(predicted_type), 0], sentences)
+    probs = np.full((2 * sentences, len(LABELS)), 0.05, dtype=np.float32)
+    probs[np.arange(2 * sentences), predicted] = 0.85
+    made = runs.Predictions(
+        LABELS, [["w", "x"]] * sentences, gold, probs, np.arange(0, 2 * sentences + 1, 2),
+        reviewed=np.arange(sentences) < 30, reviewed_gold=reviewed_gold,
+    )  # fmt: skip
+    for split in ("validation", "test"):
+        runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
+    write_results(run_dir, LABELS, "IOB2", config, {"validation_labels": "noisy"}, [])
+    (run_dir / runs.CONFIG).write_text(json.dumps({"config": config.identity()}))
+    return run_dir
+
+
+def test_the_verdict_ranks_by_the_reviewed_sentences_and_says_when_the_given_labels_differ(
+    tmp_path,
+):
+    from noisebench.studies import board as boards
+    from noisebench.studies.leaderboard.records import collect
+
+    write_reviewed_run(tmp_path, "none", "B-PER")  # right by the given labels
+    write_reviewed_run(tmp_path, "mask-missing", "B-LOC")  # right by the reviewed ones
+    collected = collect([tmp_path], "test", ["f1"])
+    setting = boards.verdict_of(collected, "test", 200)["settings"][0]
+    reviewed = setting["reviewed"]
+    assert reviewed["sentences"] == 30 and reviewed["best_f1"] == "ce +mask-missing"
+    assert setting["best_f1"] == "ce" and reviewed["given_labels_differ"]
+    # by hand: on the reviewed sentences CE finds no LOC (F1 0), mask-missing all 30 (F1 1)
+    assert reviewed["f1"] == {"ce": 0.0, "ce +mask-missing": 1.0}
+    entry = reviewed["vs_ce"]["ce +mask-missing"]
+    assert entry["difference"] == 1.0 and entry["significant"]
+    assert entry["sentences_needed"] is None
+    text = setting["text"]
+    assert text[1] == (
+        "On 30 reviewed test sentences (their reviewed labels): best is ce +mask-missing"
+        " (100.0), +100.00 [+100.00, +100.00] points over CE: significant."
+    ), text
+    assert text[2].startswith("The given labels rank otherwise: on them the best is ce;")

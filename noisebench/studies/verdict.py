@@ -73,7 +73,7 @@ class _Runs:
     """Each run's results and per-sentence test statistics, read once."""
 
     def __init__(self) -> None:
-        self.cache: dict[tuple[Path, bool], paired.SentenceStats | None] = {}
+        self.cache: dict[tuple, paired.SentenceStats | None] = {}
         self.documents: dict[Path, dict] = {}
         self.predictions: dict[tuple[Path, str], runs.Predictions | None] = {}
         self.temperatures: dict[Path, float] = {}
@@ -92,14 +92,20 @@ class _Runs:
             )
         return self.predictions[(run_dir, name)]
 
-    def stats(self, run_dir: Path, scaled: bool = False) -> paired.SentenceStats | None:
-        if (run_dir, scaled) not in self.cache:
-            self.cache[(run_dir, scaled)] = self._stats(run_dir, scaled)
-        return self.cache[(run_dir, scaled)]
+    def stats(
+        self, run_dir: Path, scaled: bool = False, reviewed: bool = False
+    ) -> paired.SentenceStats | None:
+        """Per-sentence test statistics; ``reviewed``: of the reviewed test sentences
+        alone, against their reviewed labels (None where the run has none)."""
+        if (run_dir, scaled, reviewed) not in self.cache:
+            self.cache[(run_dir, scaled, reviewed)] = self._stats(run_dir, scaled, reviewed)
+        return self.cache[(run_dir, scaled, reviewed)]
 
-    def _stats(self, run_dir: Path, scaled: bool) -> paired.SentenceStats | None:
+    def _stats(self, run_dir: Path, scaled: bool, reviewed: bool) -> paired.SentenceStats | None:
         results = self.results(run_dir)
         predictions = self.split(run_dir, "test")
+        if predictions is not None and reviewed:
+            predictions = predictions.reviewed_part()
         if predictions is None:
             return None
         probs = None
@@ -185,10 +191,12 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
     best_ece = min(methods, key=lambda k: summary[k][calibration])
     verdict |= {"best_f1": best_f1, "best_ece": best_ece, "calibration_metric": calibration}
 
-    def compare(a: str, b: str, metric: str, scaled_b: bool = False) -> dict | None:
+    def compare(
+        a: str, b: str, metric: str, scaled_b: bool = False, reviewed: bool = False
+    ) -> dict | None:
         common = sorted(set(group.methods[a]) & set(group.methods[b]))
-        first = [cache.stats(group.methods[a][s]) for s in common]
-        second = [cache.stats(group.methods[b][s], scaled_b) for s in common]
+        first = [cache.stats(group.methods[a][s], reviewed=reviewed) for s in common]
+        second = [cache.stats(group.methods[b][s], scaled_b, reviewed) for s in common]
         if not common or any(x is None or not x.has(metric) for x in first + second):
             return None
         if len({len(x.counts) for x in first + second}) != 1:
@@ -207,8 +215,87 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
     }
     verdict["still_improving"] = _still_improving(group, cache)
     verdict["recoverable_gap"] = _recoverable_gap(summary, ce)
+    verdict["reviewed"] = _reviewed(group, cache, verdict, compare)
     verdict["text"] = _sentences(group, verdict, summary)
+    if verdict["reviewed"] is not None:  # the truth first: the reviewed sentences decide
+        title, *rest = verdict["text"]
+        verdict["text"] = [title, *verdict["reviewed"]["text"], *rest]
     return verdict
+
+
+def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None:
+    """The verdict on the reviewed test sentences (review merge), where every run has
+    them: the best method by F1 there, each method against CE (paired over those
+    sentences), whether the given labels rank otherwise, and how many reviewed sentences
+    an unresolved difference of the observed size would need (``sentences_needed``)."""
+    parts = {
+        label: [cache.stats(d, reviewed=True) for d in seeds.values()]
+        for label, seeds in group.methods.items()
+    }
+    if not parts or any(s is None for stats in parts.values() for s in stats):
+        return None
+    sentences = len(next(iter(parts.values()))[0].counts)
+    f1 = {label: float(np.mean([s.value("f1") for s in stats])) for label, stats in parts.items()}
+    methods = [label for label in f1 if not is_bound_label(label)] or list(f1)
+    best = max(methods, key=f1.get)
+    ce = verdict["ce"]
+    vs_ce = {}
+    if ce is not None:
+        for label in f1:
+            if label != ce:
+                entry = compare(label, ce, "f1", reviewed=True)
+                if entry is not None:
+                    entry["sentences_needed"] = sentences_needed(entry, sentences)
+                vs_ce[label] = entry
+    reviewed = {
+        "sentences": sentences,
+        "f1": f1,
+        "best_f1": best,
+        "vs_ce": vs_ce,
+        "given_labels_differ": best != verdict["best_f1"],
+    }
+    return reviewed | {"text": _reviewed_sentences(reviewed, verdict, ce)}
+
+
+def sentences_needed(entry: dict, sentences: int) -> int | None:
+    """Reviewed sentences that would resolve a paired difference of the observed size:
+    the interval's half-width shrinks as 1/sqrt(n), so ``n * (half-width / |d|)^2`` (None
+    where it is resolved already or the difference is 0).
+
+    >>> sentences_needed({"difference": 0.01, "ci95": [-0.01, 0.03], "significant": False}, 200)
+    800
+    """
+    low, high = entry["ci95"]
+    if entry["significant"] or entry["difference"] == 0:
+        return None
+    half_width = (high - low) / 2
+    return int(np.ceil(sentences * (half_width / abs(entry["difference"])) ** 2))
+
+
+def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[str]:
+    n, best = reviewed["sentences"], reviewed["best_f1"]
+    lines = []
+    head = f"On {n} reviewed test sentences (their reviewed labels): best is {best}"
+    head += f" ({_points(reviewed['f1'][best])})"
+    entry = reviewed["vs_ce"].get(best) if ce is not None and best != ce else None
+    if entry is None:
+        lines.append(head + ".")
+    else:
+        difference = f"{_difference(entry, 100.0, 2)} points over CE"
+        if entry["significant"]:
+            lines.append(f"{head}, {difference}: significant.")
+        else:
+            needed = entry["sentences_needed"]
+            lines.append(
+                f"{head}, {difference}: not resolved by {n} sentences"
+                + (f"; a difference this size needs about {needed:,}." if needed else ".")
+            )
+    if reviewed["given_labels_differ"]:
+        lines.append(
+            f"The given labels rank otherwise: on them the best is {verdict['best_f1']};"
+            " trust the reviewed sentences."
+        )
+    return lines
 
 
 def _recoverable_gap(summary: dict, ce: str | None) -> dict | None:
