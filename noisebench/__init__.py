@@ -24,6 +24,8 @@ _API = {
     "detect": "noisebench.api",
     "sweep": "noisebench.api",
     "leaderboard": "noisebench.api",
+    "review_sample": "noisebench.api",
+    "review_merge": "noisebench.api",
     "Run": "noisebench.api",
     "Scores": "noisebench.api",
     "Sweep": "noisebench.api",

@@ -449,3 +449,51 @@ def leaderboard(
         failing=board.failing,
         complete_runs=board.collected.complete,
     )
+
+
+@_api
+def review_sample(
+    data: str = "conll2003",
+    *,
+    split: str = "validation",
+    n: int = 300,
+    seed: int = 0,
+    out: str | Path,
+    token_column: str | None = None,
+    tag_column: str | None = None,
+    labels: str | Sequence[str] | None = None,
+    force: bool = False,
+):
+    """Draw ``n`` sentences of ``split`` uniformly at random (seeded) and write them for
+    review into ``out``: Label Studio tasks, the labelling config, an editable CoNLL file
+    and the manifest. As ``noisebench review sample``; returns a ``Sample`` (``out``,
+    ``manifest``, ``notes``)."""
+    from noisebench.data import loading, review
+
+    columns = loading.Columns(token_column, tag_column, _listed(labels))
+    return review.sample(data, split, n, seed, Path(out), columns, force)
+
+
+@_api
+def review_merge(
+    data: str,
+    reviewed: str | Path,
+    *,
+    out: str | Path,
+    resolve: str = "latest",
+    manifest: str | Path | None = None,
+    token_column: str | None = None,
+    tag_column: str | None = None,
+    labels: str | Sequence[str] | None = None,
+    force: bool = False,
+):
+    """Bring reviewed labels back: a Label Studio JSON export (or the edited CoNLL file)
+    of a review of ``data``, checked against its manifest, written to ``out`` with the
+    reviewed sentences marked (``reviewed``, ``reviewed_tags``). As ``noisebench review
+    merge``; returns a ``Merged`` (``dataset``, ``report``: counts, agreement, ties,
+    ``out``)."""
+    from noisebench.data import loading, review
+
+    columns = loading.Columns(token_column, tag_column, _listed(labels))
+    manifest_path = Path(manifest) if manifest is not None else None
+    return review.merge(data, Path(reviewed), Path(out), resolve, manifest_path, columns, force)

@@ -48,19 +48,23 @@ def test_train_returns_the_run_the_command_makes(runner, ner_dir, tiny_model, tm
     assert Path(json.loads(cli.stdout)["run_dir"]) == run.run_dir
 
 
-@pytest.mark.parametrize("name", ["corrupt", "train", "detect", "sweep", "leaderboard"])
+@pytest.mark.parametrize(
+    "name", ["corrupt", "train", "detect", "sweep", "leaderboard", "review sample", "review merge"]
+)
 def test_every_function_takes_its_commands_options_by_name(name):
     import inspect
 
     import typer.main
 
-    command = typer.main.get_command(app).commands[name]
+    command = typer.main.get_command(app)
+    for word in name.split():
+        command = command.commands[word]
     options = {p.opts[0].lstrip("-").replace("-", "_") for p in command.params}
     arguments = {p.name for p in command.params if not p.opts[0].startswith("-")}
     expected = options - {"json", "help", "top"} | arguments  # the API returns, not prints
-    if name == "corrupt":  # the dataset: an argument or --data, the API's `data`
+    if name in ("corrupt", "review sample", "review merge"):  # the API's `data`
         expected = expected - {"dataset"} | {"data"}
-    parameters = inspect.signature(getattr(nb, name)).parameters
+    parameters = inspect.signature(getattr(nb, name.replace(" ", "_"))).parameters
     assert set(parameters) - {"progress"} == expected
     assert "noise_profile" not in parameters
 
@@ -183,3 +187,20 @@ def test_the_documented_example_runs(ner_dir, tiny_model, tmp_path, monkeypatch,
     runpy.run_path(str(script))
     printed = capsys.readouterr().out
     assert re.search(r"^ce F1 \d+\.\d, ECE \d\.\d{3}$", printed, re.M), printed
+
+
+def test_review_sample_and_merge_round_trip(ner_dir, tmp_path):
+    drawn = nb.review_sample(str(ner_dir), n=5, seed=3, out=tmp_path / "review")
+    assert len(drawn.manifest["sentences"]) == 5 and drawn.manifest["seed"] == 3
+    conll = tmp_path / "review" / "review.conll"
+    lines = conll.read_text().splitlines()
+    changed = ["\t".join([*x.split("\t")[:2], "O"]) if "\t" in x else x for x in lines]
+    conll.write_text("\n".join(changed) + "\n")  # the reviewer: no entities at all
+    merged = nb.review_merge(str(ner_dir), conll, out=tmp_path / "merged")
+    assert merged.report["counts"]["reviewed_sentences"] == 5
+    validation = merged.dataset["validation"]
+    rows = [r for r in range(len(validation)) if validation[r]["reviewed"]]
+    assert sorted(rows) == sorted(drawn.manifest["sentences"])
+    assert all(set(validation[r]["reviewed_tags"]) == {0} for r in rows)  # all O
+    with pytest.raises(nb.InputError, match=r"^out .*exists; give force to replace it"):
+        nb.review_merge(str(ner_dir), conll, out=tmp_path / "merged")
