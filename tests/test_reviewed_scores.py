@@ -180,3 +180,37 @@ def test_the_verdict_ranks_by_the_reviewed_sentences_and_says_when_the_given_lab
         " (100.0), +100.00 [+100.00, +100.00] points over CE: significant."
     ), text
     assert text[2].startswith("The given labels rank otherwise: on them the best is ce;")
+
+
+def test_a_profile_of_reviewed_data_is_learned_from_the_reviewed_sentences(
+    runner, ner_dir, tmp_path
+):
+    """The reviewer relabelled every PER as LOC: against the reviewed labels, those gold
+    LOC entities were given as PER (retyped); every other entity was kept."""
+    from noisebench.data import loading
+    from noisebench.data.schemes import decode_spans
+
+    data = reviewed_copy(runner, ner_dir, tmp_path)
+    document = json.loads(
+        run(runner, "profile", data, "-o", tmp_path / "own.json", "--json").stdout
+    )
+    merged = loading.load(data)
+    retyped = entities = sentences = 0
+    for split in ("validation", "test"):
+        names = loading.label_names(merged[split])
+        for row in merged[split]:
+            if row["reviewed"]:
+                sentences += 1
+                given = decode_spans([names[t] for t in row["tags"]])
+                entities += len(given)
+                retyped += sum(span[2] == "PER" for span in given)
+    assert document["sentences"] == sentences == 20 and document["entities"] == entities
+    outcomes = document["summary"]["outcomes"]
+    assert outcomes["retyped"] == retyped / entities and outcomes["kept"] == 1 - retyped / entities
+    assert document["source"]["reviewed_sentences"] == 20
+    low, high = document["intervals"]["outcomes"]["retyped"]
+    assert low <= retyped / entities <= high and document["intervals"]["sentences"] == 20
+    shown = run(runner, "profile", data).stdout
+    assert "On 20 reviewed sentences, 95% bootstrap intervals" in shown
+    # the profile is a profile: corrupt takes it
+    run(runner, "corrupt", ner_dir, "--profile", tmp_path / "own.json", "-o", tmp_path / "c")

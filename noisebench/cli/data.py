@@ -154,6 +154,22 @@ def profile_report(learned: dict) -> list:
         _boundary_line(learned),
         _spurious_line(learned),
         _consistency_line(learned["consistency"]),
+        *_interval_lines(learned.get("intervals")),
+    ]
+
+
+def _interval_lines(intervals: dict | None) -> list[str]:
+    """A profile learned from reviewed sentences: its rates' 95% bootstrap intervals."""
+    if intervals is None:
+        return []
+    outcomes = ", ".join(
+        f"{kind} [{low:.1%}, {high:.1%}]" for kind, (low, high) in intervals["outcomes"].items()
+    )
+    low, high = intervals["spurious_per_sentence"]
+    return [
+        f"On {intervals['sentences']:,} reviewed sentences, 95% bootstrap intervals"
+        f" ({intervals['replicates']} replicates over sentences): {outcomes}; spurious"
+        f" entities per sentence [{low:.3f}, {high:.3f}]"
     ]
 
 

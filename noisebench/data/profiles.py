@@ -172,6 +172,8 @@ def learn(pair: Pair, origin: dict | None = None) -> dict:
         "consistency": _consistency(forms, cells),
     }
     profile["summary"] = summary(profile)
+    if (origin or {}).get("reviewed_sentences"):  # a sample: say how far off it can be
+        profile["intervals"] = intervals(pair)
     return profile
 
 
@@ -452,6 +454,9 @@ def pair_from(noisy_spec: str, clean_spec: str | None = None) -> tuple[Pair, dic
     from noisebench.data import loading as data
 
     noisy = data.load(noisy_spec)
+    reviewed = [s for s in noisy if data.REVIEWED_COLUMN in noisy[s].column_names]
+    if clean_spec is None and reviewed:  # the user's own truth: the reviewed sentences
+        return _reviewed_pair(noisy, noisy_spec, reviewed)
     if clean_spec is None:
         with_clean = [s for s in noisy if "clean_tags" in noisy[s].column_names]
         if not with_clean:
@@ -485,6 +490,60 @@ def pair_from(noisy_spec: str, clean_spec: str | None = None) -> tuple[Pair, dic
         pair.clean += texts[split][1]
     origin = {"noisy": noisy_spec, "clean": clean_spec or f"{noisy_spec} (clean_tags)"}
     return pair, origin | {"splits": differing}
+
+
+def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dict]:
+    """The given labels against the reviewed ones, on the reviewed sentences alone."""
+    from noisebench.data import loading as data
+
+    pair = Pair([], [], [])
+    for split in splits:
+        rows = np.flatnonzero(np.asarray(noisy[split][data.REVIEWED_COLUMN], dtype=bool))
+        chosen = noisy[split].select(rows)
+        pair.tokens += chosen["tokens"]
+        pair.noisy += _strings(chosen, "tags")
+        pair.clean += _strings(chosen, data.REVIEWED_TAGS_COLUMN)
+    if not pair.tokens:
+        raise InputError(f"{noisy_spec}: no reviewed sentences to profile")
+    origin = {
+        "noisy": noisy_spec,
+        "clean": f"{noisy_spec} (its {len(pair.tokens)} reviewed sentences)",
+        "reviewed_sentences": len(pair.tokens),
+    }
+    return pair, origin | {"splits": splits}
+
+
+def intervals(pair: Pair, replicates: int = 1000, seed: int = 0) -> dict:
+    """95% percentile bootstrap intervals over ``pair``'s sentences (seeded) of the
+    outcome rates (each a share of the gold entities) and of the spurious entities per
+    sentence: how far a profile learned from a sample of reviewed sentences can be off.
+
+    >>> pair = Pair([["a", "b"]] * 4, [["B-X", "O"], ["O", "O"], ["B-X", "O"], ["B-X", "O"]],
+    ...             [["B-X", "O"]] * 4)
+    >>> found = intervals(pair, 200)
+    >>> found["sentences"], found["outcomes"]["kept"][1], found["outcomes"]["retyped"]
+    (4, 1.0, [0.0, 0.0])
+    """
+    counts = np.zeros((len(pair.tokens), len(OUTCOMES) + 1))  # outcomes..., spurious
+    for row, (noisy_tags, clean_tags) in enumerate(zip(pair.noisy, pair.clean, strict=True)):
+        gold, noisy = decode_spans(clean_tags), decode_spans(noisy_tags)
+        for span in gold:
+            counts[row, OUTCOMES.index(outcome_of(span, noisy).kind)] += 1
+        counts[row, -1] = sum(not any(s[0] < g[1] and g[0] < s[1] for g in gold) for s in noisy)
+    rng = np.random.default_rng([seed, 28])
+    drawn = rng.integers(0, len(counts), size=(replicates, len(counts)))
+    totals = np.stack([counts[d].sum(axis=0) for d in drawn])  # (R, outcomes + 1)
+    entities = np.maximum(totals[:, :-1].sum(axis=1), 1)
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [float(v) for v in np.percentile(values, [2.5, 97.5])]
+
+    return {
+        "sentences": len(counts),
+        "replicates": replicates,
+        "outcomes": {k: interval(totals[:, i] / entities) for i, k in enumerate(OUTCOMES)},
+        "spurious_per_sentence": interval(totals[:, -1] / len(counts)),
+    }
 
 
 def _strings(dataset, column: str) -> list[list[str]]:
