@@ -40,3 +40,22 @@ def test_gpu_check_runs_its_cpu_fallback(ner_dir, tiny_model):
     assert [int(row[0]) for row in rows] == [1, 2] and all(float(row[2]) > 0 for row in rows)
     assert "study preset, training only, at the best total:" in out
     assert "sgce q=0.7 s=0.1" in out  # the loss table ran
+
+
+def test_the_review_simulation_on_hand_made_runs():
+    """Run A finds every entity of 200 one-entity sentences, run B none: every sample ranks
+    them right, none is confidently wrong, and a full review is significant."""
+    import numpy as np
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import review_simulation
+
+    from noisebench.scoring.paired import SentenceStats
+
+    sentences = 200
+    bins = np.zeros((sentences, 10, 3))
+    a = SentenceStats(np.tile([1.0, 1.0, 1.0], (sentences, 1)), bins)
+    b = SentenceStats(np.tile([0.0, 0.0, 1.0], (sentences, 1)), bins)
+    found = review_simulation.simulate(a, b, 1.0, 20, 50, 200, 0)
+    assert found["right"] == 1.0 and found["confidently_wrong"] == 0.0
+    assert found["significant"] == 1.0
