@@ -117,6 +117,19 @@ def write_ner_split(path: Path, sentences: int, seed: int) -> None:
     path.write_text("\n\n".join(blocks) + "\n")
 
 
+def write_tagged_splits(folder: Path, splits: dict[str, list[tuple[str, str]]]) -> Path:
+    """``folder/<split>.txt`` in CoNLL format from (words, tags) pairs, each a string of
+    space-separated items."""
+    folder.mkdir(parents=True)
+    for name, sentences in splits.items():
+        blocks = [
+            "\n".join(f"{w} {t}" for w, t in zip(words.split(), tags.split(), strict=True))
+            for words, tags in sentences
+        ]
+        (folder / f"{name}.txt").write_text("\n\n".join(blocks) + "\n")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def ner_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ner")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import files_under, write_ner_split
+from conftest import files_under, write_ner_split, write_tagged_splits
 
 from noisebench.cli import app
 from noisebench.data import loading
@@ -43,16 +43,10 @@ def in_scheme(sentences, scheme):
 
 
 def write_data(folder: Path, scheme: str = "IOB2") -> Path:
-    folder.mkdir(parents=True)
-    for name, sentences in (("train", TRAIN), ("valid", VALIDATION), ("test", TEST)):
-        if scheme != "IOB2":
-            sentences = in_scheme(sentences, scheme)
-        blocks = [
-            "\n".join(f"{w} {t}" for w, t in zip(words.split(), tags.split(), strict=True))
-            for words, tags in sentences
-        ]
-        (folder / f"{name}.txt").write_text("\n\n".join(blocks) + "\n")
-    return folder
+    splits = {"train": TRAIN, "valid": VALIDATION, "test": TEST}
+    if scheme != "IOB2":
+        splits = {name: in_scheme(sentences, scheme) for name, sentences in splits.items()}
+    return write_tagged_splits(folder, splits)
 
 
 @pytest.fixture

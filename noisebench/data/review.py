@@ -518,15 +518,25 @@ def _annotator(completed_by: object) -> tuple[str | None, str | None]:
 
 
 def _time(annotation: dict, where: str) -> datetime | None:
-    from datetime import timezone
-
     stamp = annotation.get("updated_at") or annotation.get("created_at")
     if stamp is None:
         return None
     try:
-        moment = datetime.fromisoformat(str(stamp))
+        return iso_time(str(stamp))
     except ValueError:
         raise InputError(f"{where}: '{stamp}' is not an ISO time") from None
+
+
+def iso_time(stamp: str) -> datetime:
+    """A time as Label Studio exports it, in UTC where it names no zone. Its ``Z`` for
+    UTC is read here: Python 3.10's ``fromisoformat`` refuses it.
+
+    >>> iso_time("2026-12-03T09:36:02.846797Z")
+    datetime.datetime(2026, 12, 3, 9, 36, 2, 846797, tzinfo=datetime.timezone.utc)
+    """
+    from datetime import timezone
+
+    moment = datetime.fromisoformat(stamp[:-1] + "+00:00" if stamp.endswith("Z") else stamp)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
