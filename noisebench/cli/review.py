@@ -52,6 +52,14 @@ def sample(
     tag_column: options.TagColumn = None,
     labels: options.Labels = None,
     force: Force = False,
+    compare: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Draw from the sentences where these runs (repeat: --compare A --compare"
+            " B) predict differently: fewer reviewed sentences rank them (review merge"
+            " then estimates their difference in right and wrong entities without bias).",
+        ),
+    ] = None,
     json_output: Json = False,
 ) -> None:
     """Write a seeded random sample of a split's sentences for review.
@@ -69,8 +77,11 @@ def sample(
 
         dataset = options.dataset(dataset, data_option)
         columns = loading.Columns(token_column, tag_column, split_list(labels))
+        from noisebench.studies.focus import Disagreement
+
+        focus = Disagreement(list(compare)) if compare else None
         with stderr.status(f"sampling {dataset}…"):
-            made = review.sample(dataset, split, n, seed, out, columns, force)
+            made = review.sample(dataset, split, n, seed, out, columns, force, focus)
     if json_output:
         print_json({"out": str(made.out), "manifest": made.manifest, "notes": made.notes})
         return
@@ -143,8 +154,12 @@ def merge(
         from noisebench.data import loading, review
 
         columns = loading.Columns(token_column, tag_column, split_list(labels))
+        from noisebench.studies import focus
+
         with stderr.status(f"merging {reviewed} into {dataset}…"):
-            merged = review.merge(dataset, reviewed, out, resolve, manifest, columns, force)
+            merged = review.merge(
+                dataset, reviewed, out, resolve, manifest, columns, force, focus.estimate
+            )
     if json_output:
         print_json({"out": str(out), **merged.report})
         return

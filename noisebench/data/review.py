@@ -203,6 +203,18 @@ class Origin:
         }
 
 
+class Focus:
+    """Where a focused sample draws from (``studies.focus.Disagreement``): ``rows(split,
+    name)`` the split's rows to draw from, ``describe(pool, size)`` what the manifest
+    records about it."""
+
+    def rows(self, split, name: str) -> np.ndarray:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+    def describe(self, pool: int, size: int) -> dict:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+
 def sample_rows(sentences: int, n: int, seed: int) -> np.ndarray:
     """``n`` rows of ``sentences`` drawn uniformly without replacement, in the order
     drawn (so the first k are themselves a uniform sample, and a larger ``n`` with the
@@ -233,9 +245,11 @@ def sample(
     out: Path,
     columns: loading.Columns | None = None,
     force: bool = False,
+    focus: Focus | None = None,
 ) -> Sample:
     """Draw ``n`` sentences of ``split`` and write them for review into ``out`` (all
-    files at once: complete or not at all)."""
+    files at once: complete or not at all); with ``focus``, from its rows alone (the
+    sentences where runs disagree: ``studies.focus``)."""
     out = Path(out)
     if n < 1:
         raise InputError(f"-n {n}: sample at least one sentence")
@@ -246,11 +260,16 @@ def sample(
     if split not in dataset_dict:
         raise InputError(f"--split {split}: {spec} has no such split ({', '.join(dataset_dict)})")
     size = len(dataset_dict[split])
-    rows = sample_rows(size, n, seed)
-    if n >= size:
-        notes.append(f"-n {n}: the {split} split has {size:,} sentences; all of them are listed")
+    pool = np.arange(size) if focus is None else focus.rows(dataset_dict[split], split)
+    rows = pool[sample_rows(len(pool), n, seed)]
+    if n >= len(pool):
+        where = "sentences" if focus is None else "sentences where the runs disagree"
+        notes.append(f"-n {n}: the {split} split has {len(pool):,} {where}; all of them are listed")
     origin = Origin.of(spec, dataset_dict, split)
-    manifest = origin.manifest("sample", split, rows.tolist(), seed, n)
+    kind = "sample" if focus is None else "compare"
+    manifest = origin.manifest(kind, split, rows.tolist(), seed, n)
+    if focus is not None:
+        manifest["compare"] = focus.describe(len(pool), size)
     write_review(out, origin, manifest, _sentences(dataset_dict[split], rows, origin.labels))
     return Sample(out, manifest, notes)
 
@@ -657,9 +676,12 @@ def merge(
     manifest_path: Path | None = None,
     columns: loading.Columns | None = None,
     force: bool = False,
+    estimate=None,
 ) -> Merged:
     """Read the reviewed labels in ``reviewed_path`` back into ``spec`` and write the
-    dataset to ``out`` (complete or not at all); see the module's docstring."""
+    dataset to ``out`` (complete or not at all); see the module's docstring.
+    ``estimate(manifest, merged split, scheme)``: what a focused review estimates
+    (``studies.focus.estimate``), recorded as the report's ``compare``."""
     rule, out, reviewed_path = check_rule(rule), Path(out), Path(reviewed_path)
     if out.exists() and not force:
         raise InputError(f"-o {out}: exists; give --force to replace it")
@@ -690,6 +712,8 @@ def merge(
     }
     import datasets
 
+    if estimate is not None:  # a focused review: what it estimates (studies.focus)
+        report["compare"] = estimate(manifest, merged[checks.split], checks.scheme)
     result = Merged(datasets.DatasetDict(merged), report, out)
     with staged_directory(out, replace=True) as staging:
         loading.write_parquet(result.dataset, staging)

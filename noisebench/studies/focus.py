@@ -1,0 +1,148 @@
+"""A review focused where two runs disagree, and what it estimates without bias.
+
+    noisebench review sample my-data --split test -n 100 --compare runs/A runs/B -o review
+
+Two runs predict the same labels on most sentences; only the others (the *disagreement
+stratum*, D) can tell them apart. On a sentence outside D both runs find exactly the same
+entities, so the difference in correctly found entities over the whole split is
+
+    ΔTP = TP_A − TP_B = Σ_{s ∈ D} (tp_A(s) − tp_B(s))
+
+and a uniform sample of n of D's |D| sentences, reviewed, estimates it without bias:
+
+    ΔTP^ = |D| / n · Σ_{s ∈ sample} (tp_A(s) − tp_B(s)),
+
+with the usual without-replacement standard error |D| · sqrt((1 − n/|D|) · var / n). The
+difference in predicted entities, ΔP, needs no review (it is counted on every sentence),
+so the difference in wrong predictions is ΔFP^ = ΔP − ΔTP^, unbiased too. These are
+differences in *counts*; F1 on the reviewed sentences of a focused sample is not an
+estimate of F1 on the split (those sentences are the hard ones), so use a random sample
+(``review sample`` without ``--compare``) for scores, and a focused one to rank two runs
+with fewer reviewed sentences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from noisebench.data import loading
+from noisebench.data.review import Focus
+from noisebench.errors import InputError
+from noisebench.scoring.metrics import entity_spans
+from noisebench.training import runs
+
+Z_975 = 1.959964  # the normal 97.5% quantile
+
+
+@dataclass
+class Disagreement(Focus):
+    """The sentences of a split on which some of ``run_dirs`` predict differently."""
+
+    run_dirs: list[Path]
+
+    def predictions(self, split, name: str) -> list[runs.Predictions]:
+        """Each run's saved predictions of split ``name``, checked against its words."""
+        if len(self.run_dirs) < 2:
+            raise InputError("--compare: name at least two runs")
+        words = split["tokens"]
+        found = []
+        for run_dir in self.run_dirs:
+            path = Path(run_dir) / f"predictions-{name}.parquet"
+            if not path.is_file():
+                raise InputError(f"--compare {run_dir}: no predictions of the {name} split")
+            made = runs.read_predictions(path)
+            if made.tokens != words:
+                raise InputError(
+                    f"--compare {run_dir}: its {name} predictions are of other sentences than"
+                    f" the data's {name} split"
+                )
+            found.append(made)
+        return found
+
+    def rows(self, split, name: str) -> np.ndarray:
+        made = self.predictions(split, name)
+        first = made[0].sentences(made[0].predicted)
+        differ = np.zeros(len(first), dtype=bool)
+        for other in made[1:]:
+            labels = other.sentences(other.predicted)
+            differ |= np.array([a != b for a, b in zip(first, labels, strict=True)], dtype=bool)
+        if not differ.any():
+            raise InputError(
+                f"--compare: the runs predict the same labels on every {name} sentence"
+            )
+        return np.flatnonzero(differ)
+
+    def describe(self, pool: int, size: int) -> dict:
+        return {
+            "runs": [str(r) for r in self.run_dirs],
+            "disagreement_sentences": pool,
+            "split_sentences": size,
+        }
+
+
+def estimate(manifest: dict, split, scheme: str) -> dict | None:
+    """The unbiased estimates a focused review gives (the module's docstring), from the
+    merged ``split`` (its ``reviewed``/``reviewed_tags``); None for other reviews."""
+    compare = manifest.get("compare")
+    if manifest.get("kind") != "compare" or not compare or len(compare["runs"]) != 2:
+        return None
+    runs_a, runs_b = (Path(r) for r in compare["runs"])
+    made = Disagreement([runs_a, runs_b]).predictions(split, manifest["split"])
+    names = loading.label_names(split)
+    reviewed = np.asarray(split[loading.REVIEWED_COLUMN], dtype=bool)
+    rows = [r for r in manifest["sentences"] if reviewed[r]]
+    if not rows:
+        return None
+    truth = entity_spans(
+        [[names[t] for t in split[r][loading.REVIEWED_TAGS_COLUMN]] for r in rows], scheme
+    )
+    found = [_entities(p, rows, scheme) for p in made]
+    differences = np.array(
+        [len(a & gold) - len(b & gold) for a, b, gold in zip(*found, truth, strict=True)],
+        dtype=np.float64,
+    )
+    pool, n = compare["disagreement_sentences"], len(rows)
+    total, error = stratum_total(differences, pool)
+    predicted = [sum(len(s) for s in entity_spans(p.sentences(p.predicted), scheme)) for p in made]
+    return {
+        "runs": compare["runs"],
+        "reviewed_sentences": n,
+        "disagreement_sentences": pool,
+        "correct_entities": _interval(total, error),  # ΔTP = TP_A − TP_B
+        "predicted_entities": predicted[0] - predicted[1],  # ΔP, counted, no review needed
+        "wrong_entities": _interval(predicted[0] - predicted[1] - total, error),  # ΔFP
+    }
+
+
+def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float]:
+    """The total over a stratum of ``pool`` units estimated from a uniform sample without
+    replacement of its values ``sampled``: ``pool · mean`` (unbiased), and its standard
+    error ``pool · sqrt((1 − n/pool) · s² / n)`` (0 when the sample is the whole stratum).
+
+    >>> stratum_total(np.array([1.0, 0.0, 2.0]), 6)
+    (6.0, 2.449489742783178)
+    >>> stratum_total(np.array([1.0, 0.0, 2.0]), 3)
+    (3.0, 0.0)
+    """
+    n = len(sampled)
+    variance = float(sampled.var(ddof=1)) if n > 1 else 0.0
+    error = pool * math.sqrt(max(0.0, 1 - n / pool) * variance / n)
+    return float(pool * sampled.mean()), error
+
+
+def _entities(predictions: runs.Predictions, rows: list[int], scheme: str) -> list[set]:
+    labels = predictions.sentences(predictions.predicted)
+    return entity_spans([labels[r] for r in rows], scheme)
+
+
+def _interval(value: float, error: float) -> dict:
+    return {
+        "estimate": value,
+        "standard_error": error,
+        "ci95": [value - Z_975 * error, value + Z_975 * error],
+        "significant": abs(value) > Z_975 * error,
+    }
