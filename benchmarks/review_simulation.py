@@ -28,6 +28,7 @@ import numpy as np
 
 from noisebench.data import loading
 from noisebench.scoring import paired
+from noisebench.studies.focus import stratum_total
 from noisebench.studies.verdict import sentences_needed
 from noisebench.training import runs
 
@@ -77,6 +78,25 @@ def simulate(a, b, truth: float, n: int, draws: int, replicates: int, seed: int)
     }
 
 
+def simulate_focused(a, b, truth: float, differ: np.ndarray, n: int, draws: int, seed: int):
+    """``draws`` samples of ``n`` of the sentences where the runs disagree (``review sample
+    --compare``): the unbiased estimate of the difference in correctly found entities
+    (``studies.focus``), its sign against the full truth, and its 95% interval."""
+    rng = np.random.default_rng([seed, n, 1])
+    values = a.counts[differ, 0] - b.counts[differ, 0]  # tp_A - tp_B per sentence
+    n = min(n, len(values))
+    right = significant = wrong = 0
+    for _ in range(draws):
+        total, error = stratum_total(values[rng.choice(len(values), n, replace=False)],
+                                     len(values))  # fmt: skip
+        agrees = np.sign(total) == np.sign(truth)
+        resolved = abs(total) > 1.96 * error
+        right, significant = right + bool(agrees), significant + resolved
+        wrong += resolved and not agrees
+    return {"right": right / draws, "significant": significant / draws,
+            "confidently_wrong": wrong / draws}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs=2, type=Path)
@@ -95,25 +115,28 @@ def main() -> None:
     sentences = len(clean_a.counts)
     truth = float(clean_a.value("f1") - clean_b.value("f1"))
     given = float(noisy_a.value("f1") - noisy_b.value("f1"))
-    differ = int(sum(
+    differ = np.array([
         not np.array_equal(a.predicted[s:e], b.predicted[s:e])
         for s, e in zip(a.offsets[:-1], a.offsets[1:], strict=True)
-    ))  # fmt: skip
+    ])  # fmt: skip
     full = paired.paired_difference([clean_a], [clean_b], "f1", args.replicates, args.seed)
     print(f"{args.runs[0].name} - {args.runs[1].name}, {args.split}, {sentences} sentences"
-          f" ({differ} where the two predict differently)")  # fmt: skip
+          f" ({differ.sum()} where the two predict differently)")  # fmt: skip
     print(f"all clean labels: {100 * truth:+.2f} [{100 * full.low:+.2f}, {100 * full.high:+.2f}]"
           f" F1 points; the noisy labels as given: {100 * given:+.2f}")  # fmt: skip
-    print("| reviewed sentences | ranks as all clean labels | significant | significant and"
-          " wrong | median 'needs about N' |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|")
+    print("| reviewed sentences | random: ranks as all clean labels | significant | significant"
+          " and wrong | median 'needs about N' | focused: ranks right | significant |"
+          " significant and wrong |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     sizes = [sentences if x == "all" else min(int(x), sentences) for x in args.n.split(",")]
     for n in sizes:
         draws = 1 if n == sentences else args.draws
         found = simulate(clean_a, clean_b, truth, n, draws, args.replicates, args.seed)
         needed = "—" if found["needed_median"] is None else f"{found['needed_median']:,.0f}"
+        focused = simulate_focused(clean_a, clean_b, truth, differ, n, draws, args.seed)
         print(f"| {n:,} | {found['right']:.0%} | {found['significant']:.0%} |"
-              f" {found['confidently_wrong']:.0%} | {needed} |")  # fmt: skip
+              f" {found['confidently_wrong']:.0%} | {needed} | {focused['right']:.0%} |"
+              f" {focused['significant']:.0%} | {focused['confidently_wrong']:.0%} |")  # fmt: skip
     print(f"({args.draws} draws per n, {args.replicates} bootstrap replicates, seed"
           f" {args.seed}; {time.perf_counter() - started:.0f} s)")  # fmt: skip
 
