@@ -463,15 +463,19 @@ def review_sample(
     tag_column: str | None = None,
     labels: str | Sequence[str] | None = None,
     force: bool = False,
+    compare: Sequence[str | Path] | None = None,
 ):
     """Draw ``n`` sentences of ``split`` uniformly at random (seeded) and write them for
     review into ``out``: Label Studio tasks, the labelling config, an editable CoNLL file
-    and the manifest. As ``noisebench review sample``; returns a ``Sample`` (``out``,
-    ``manifest``, ``notes``)."""
+    and the manifest; with ``compare`` (two or more run folders), from the sentences where
+    those runs predict differently. As ``noisebench review sample``; returns a ``Sample``
+    (``out``, ``manifest``, ``notes``)."""
     from noisebench.data import loading, review
+    from noisebench.studies.focus import Disagreement
 
     columns = loading.Columns(token_column, tag_column, _listed(labels))
-    return review.sample(data, split, n, seed, Path(out), columns, force)
+    focus = Disagreement([Path(r) for r in compare]) if compare else None
+    return review.sample(data, split, n, seed, Path(out), columns, force, focus)
 
 
 @_api

@@ -23,12 +23,7 @@ from noisebench.errors import InputError
 
 @app.command(rich_help_panel="Data")
 def corrupt(
-    dataset: Annotated[
-        str | None,
-        typer.Argument(
-            help=options.DATA_HELP + " Or --data; default conll2003.", show_default=False
-        ),
-    ] = None,
+    dataset: options.DatasetArgument = None,
     data_option: options.DataOption = None,
     rate: Annotated[float | None, typer.Option(help="Noise rate, a probability in [0, 1].")] = None,
     noise: options.Noise = None,

@@ -36,12 +36,7 @@ DETECTION, FIX, OUTPUT = "Detection", "Fix", "Output"  # the panels of detect --
     },
 )
 def detect(
-    data: Annotated[
-        str | None,
-        typer.Argument(
-            help=options.DATA_HELP + " Or --data; default conll2003.", show_default=False
-        ),
-    ] = None,
+    data: options.DatasetArgument = None,
     data_option: options.DataOption = None,
     detector: Annotated[
         str,

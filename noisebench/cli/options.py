@@ -16,6 +16,11 @@ from noisebench.training.config import TRAIN_FIELDS, TrainConfig, option_name
 DATA_HELP = "Built-in name, file, folder or Hub id (org/name)."
 DATA_PANEL = "Data"  # where --help shows them
 
+# the dataset as a command's first argument (or --data, DataOption; options.dataset)
+DatasetArgument = Annotated[
+    str | None,
+    typer.Argument(help=DATA_HELP + " Or --data; default conll2003.", show_default=False),
+]
 DataOption = Annotated[
     str | None,
     typer.Option("--data", help=DATA_HELP, show_default=False, rich_help_panel=DATA_PANEL),

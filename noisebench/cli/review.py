@@ -26,12 +26,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 @review_app.command()
 def sample(
-    dataset: Annotated[
-        str | None,
-        typer.Argument(
-            help=options.DATA_HELP + " Or --data; default conll2003.", show_default=False
-        ),
-    ] = None,
+    dataset: options.DatasetArgument = None,
     data_option: options.DataOption = None,
     split: Annotated[str, typer.Option(help="The split to sample sentences of.")] = "validation",
     n: Annotated[
