@@ -202,7 +202,11 @@ def test_a_matrix_run_is_keyed_by_the_files_content(tmp_path):
         ("max_train_samples", 0, "--max-train-samples 0: must be at least 1"),
         ("lr", 0.0, "--lr 0.0: must be positive"),
         ("calibrate", "platt", "--calibrate 'platt': the only method is temperature"),
-        ("validation_labels", "gold", "--validation-labels 'gold': choose noisy, clean or reviewed"),
+        (
+            "validation_labels",
+            "gold",
+            "--validation-labels 'gold': choose noisy, clean or reviewed",
+        ),
         ("loss_warmup", 1.5, "--loss-warmup 1.5: must be a fraction in [0, 1]"),
         ("method", "mask", "--method 'mask': choose one of none, mask-missing,"),
         ("mask_cutoff", 1.0, "--mask-cutoff 1.0: must be a posterior in (0, 1)"),
