@@ -214,3 +214,41 @@ def test_a_profile_of_reviewed_data_is_learned_from_the_reviewed_sentences(
     assert "On 20 reviewed sentences, 95% bootstrap intervals" in shown
     # the profile is a profile: corrupt takes it
     run(runner, "corrupt", ner_dir, "--profile", tmp_path / "own.json", "-o", tmp_path / "c")
+
+
+@pytest.mark.slow
+def test_detection_is_scored_on_the_reviewed_training_sentences(
+    runner, ner_dir, tiny_model, tmp_path
+):
+    """Without clean labels, detect scores its ranking against the reviewed training
+    sentences: their words whose given label the reviewer changed are the truly wrong."""
+    from noisebench.data import loading
+
+    review = tmp_path / "review"
+    run(runner, "review", "sample", ner_dir, "--split", "train", "-n", 20, "-o", review)
+    conll = review / "review.conll"
+    lines = conll.read_text().splitlines()
+    changed = [
+        "\t".join([*line.split("\t")[:2], "B-LOC"]) if line.endswith("\tB-PER") else line
+        for line in lines
+    ]
+    conll.write_text("\n".join(changed) + "\n")
+    data = tmp_path / "reviewed"
+    run(runner, "review", "merge", ner_dir, conll, "-o", data)
+    train = loading.load(data)["train"]
+    wrong = sum(
+        a != b
+        for row in train
+        if row["reviewed"]
+        for a, b in zip(row["tags"], row["reviewed_tags"], strict=True)
+    )
+    assert wrong > 0
+    settings = ["--model", tiny_model, "--runs-dir", tmp_path / "runs", "--epochs", 2,
+                "--lr", "5e-3", "--batch-size", 16, "--device", "cpu"]  # fmt: skip
+    document = json.loads(run(runner, "detect", data, *settings, "--json").stdout)
+    assert document["levels"] is None  # no clean labels for the whole split
+    reviewed = document["reviewed"]
+    assert reviewed["sentences"] == 20
+    assert reviewed["levels"]["word"]["truly_wrong"] == wrong
+    shown = run(runner, "detect", data, *settings).stdout
+    assert "Against the reviewed labels, on 20 reviewed sentences" in shown

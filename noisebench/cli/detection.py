@@ -188,8 +188,12 @@ def _print_detection(document: dict, rows: list[dict], top: int, out: Path | Non
         f"{name_of(document)} on {document['dataset']}:"
         f" {cost.get('trainings', 0)} training(s), {cost.get('seconds', 0):.0f} s"
     )
+    reviewed = document.get("reviewed")
     if document["levels"] is not None:
         stdout.print(_scores_table(document["levels"]))
+    elif reviewed is not None:
+        title = f"Against the reviewed labels, on {reviewed['sentences']:,} reviewed sentences"
+        stdout.print(_scores_table(reviewed["levels"], title))
     else:
         stdout.print("no clean labels: the ranking cannot be scored here")
     for text in _suspect_sentences(rows, top):
@@ -202,9 +206,9 @@ def _print_detection(document: dict, rows: list[dict], top: int, out: Path | Non
         stdout.print(f"wrote {out}/ ({written}{', the fixed splits' if fix else ''})")
 
 
-def _scores_table(report: dict) -> Table:
+def _scores_table(report: dict, title: str = "Against the clean labels") -> Table:
     """Each level's scores against the clean labels, one row per level."""
-    table = Table(title="Against the clean labels (AP: average precision)")
+    table = Table(title=f"{title} (AP: average precision)")
     for column in ("level", "truly wrong", "AP", "P@5%", "R@5%", "P@k", "AUROC"):
         table.add_column(column, justify="left" if column == "level" else "right")
     for level, scores in report.items():

@@ -15,7 +15,12 @@ from noisebench.data.schemes import NO_SCHEME
 from noisebench.detection import review
 from noisebench.detection.config import DetectConfig, check_method
 from noisebench.detection.fix import MIN_F1, apply_fix, check_fix
-from noisebench.detection.record import clean_labels, detection_of_run, run_detection
+from noisebench.detection.record import (
+    clean_labels,
+    detection_of_run,
+    reviewed_truth,
+    run_detection,
+)
 from noisebench.detection.score import Detection, detection_document
 from noisebench.errors import InputError
 
@@ -73,6 +78,13 @@ def detect(
         found = replace(found, spans=False)
         note(f"no entity spans in {prepared.config.data}'s tags: word and sentence levels only")
     document = detection_document(found, config, prepared, run)
+    reviewed = reviewed_truth(prepared.dataset["train"]) if found.clean is None else None
+    if reviewed is not None:  # the user's own truth: the reviewed training sentences
+        rows, clean = reviewed
+        document["reviewed"] = {
+            "sentences": len(rows),
+            "levels": found.on_sentences(rows, clean).report(),
+        }
     fixed = None
     if fix is not None:
         fixed, document["fix"] = apply_fix(

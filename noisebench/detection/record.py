@@ -309,6 +309,19 @@ def _has_artefacts(run_dir: Path, dynamics_pass: str) -> bool:
         return "eval_probability" in arrays.files
 
 
+def reviewed_truth(split) -> tuple[np.ndarray, np.ndarray] | None:
+    """The split's reviewed sentences (``review merge``) and its flat ``reviewed_tags``
+    (read on those sentences only); None where it has none."""
+    from noisebench.data import loading as data
+
+    if data.REVIEWED_COLUMN not in split.column_names:
+        return None
+    rows = np.flatnonzero(np.asarray(split[data.REVIEWED_COLUMN], dtype=bool))
+    if not len(rows):
+        return None
+    return rows, data.flat_tags(split, data.REVIEWED_TAGS_COLUMN)[0]
+
+
 def clean_labels(split) -> np.ndarray | None:
     """The split's flat ``clean_tags`` (None without them)."""
     from noisebench.data import loading as data

@@ -50,7 +50,7 @@ What to do with the ranking: ``fix.py`` (``--fix``) and ``review.py`` (``-o DIR`
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +191,30 @@ class Detection:
             for a, b in itertools.pairwise(self.offsets)
         )
         return {"word": len(self.given), "entity": entities, "sentence": len(self.offsets) - 1}
+
+    def on_sentences(self, rows: np.ndarray, clean: np.ndarray) -> Detection:
+        """The detection restricted to sentences ``rows``, measured against ``clean`` (the
+        split's flat labels, read on those sentences only): a review's truth."""
+        words = np.concatenate(
+            [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
+        ).astype(np.int64)
+        lengths = np.diff(self.offsets)[rows]
+
+        def cut(values):
+            return None if values is None else values[words]
+
+        return replace(
+            self,
+            tokens=[self.tokens[r] for r in rows],
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            given=self.given[words],
+            suggested=self.suggested[words],
+            word_scores=self.word_scores[words],
+            clean=clean[words],
+            sentence_scores=None if self.sentence_scores is None else self.sentence_scores[rows],
+            flags=cut(self.flags),
+            probs=cut(self.probs),
+        )
 
     def report(self) -> dict | None:
         """Each level measured against the clean labels (None without them)."""
