@@ -252,3 +252,24 @@ def test_detection_is_scored_on_the_reviewed_training_sentences(
     assert reviewed["levels"]["word"]["truly_wrong"] == wrong
     shown = run(runner, "detect", data, *settings).stdout
     assert "Against the reviewed labels, on 20 reviewed sentences" in shown
+
+
+def test_the_training_labels_noise_is_measured_on_the_reviewed_sentences():
+    """No clean labels: train.label_noise of a run is measured on the reviewed sentences."""
+    import pyarrow as pa
+
+    from noisebench.data import loading
+    from noisebench.data.noise import label_noise
+
+    names = ["O", "B-PER", "B-LOC"]
+    tokens = pa.array([["a", "b"], ["c", "d"], ["e", "f"]], type=pa.list_(pa.string()))
+    tags = pa.array([[1, 0], [1, 0], [2, 0]], type=pa.list_(pa.int64()))
+    reviewed_tags = pa.array([[2, 0], [1, 0], [2, 0]], type=pa.list_(pa.int64()))
+    split = loading.make_split(
+        tokens, tags, names, reviewed=pa.array([True, True, False]), reviewed_tags=reviewed_tags
+    )
+    noise = label_noise(split, "IOB2")
+    # on the two reviewed sentences: 1 of 4 words changed; entities: 1 of 2 kept (F1 1/2)
+    assert noise == {"token_error_rate": 0.25, "entity_noise_level": 0.5, "reviewed_sentences": 2}
+    unreviewed = loading.make_split(tokens, tags, names)
+    assert label_noise(unreviewed, "IOB2") is None

@@ -514,16 +514,34 @@ def _token_matrix(config: NoiseConfig, names: list[str]) -> np.ndarray | None:
 
 def label_noise(split, scheme: str) -> dict | None:
     """How far a split's ``tags`` are from its ``clean_tags``: the share of changed words
-    and, with a span scheme, the entity noise level (1 - entity F1 of noisy vs clean);
-    None without clean labels to compare with."""
+    and, with a span scheme, the entity noise level (1 - entity F1 of noisy vs clean).
+    Without clean labels, against the reviewed labels of its reviewed sentences (``review
+    merge``), saying on how many (``reviewed_sentences``); None with neither."""
     if "clean_tags" not in split.column_names:
-        return None
+        return _reviewed_label_noise(split, scheme)
     noisy, offsets = data.flat_tags(split)
     clean, _ = data.flat_tags(split, "clean_tags")
     counts = _split_counts(clean, noisy, offsets, data.label_names(split), scheme)
     return {
         "token_error_rate": counts["realised_token_error_rate"],
         "entity_noise_level": counts.get("entity_noise_level"),
+    }
+
+
+def _reviewed_label_noise(split, scheme: str) -> dict | None:
+    if data.REVIEWED_COLUMN not in split.column_names:
+        return None
+    rows = np.flatnonzero(np.asarray(split[data.REVIEWED_COLUMN], dtype=bool))
+    if not len(rows):
+        return None
+    reviewed = split.select(rows).flatten_indices()
+    noisy, offsets = data.flat_tags(reviewed)
+    clean, _ = data.flat_tags(reviewed, data.REVIEWED_TAGS_COLUMN)
+    counts = _split_counts(clean, noisy, offsets, data.label_names(split), scheme)
+    return {
+        "token_error_rate": counts["realised_token_error_rate"],
+        "entity_noise_level": counts.get("entity_noise_level"),
+        "reviewed_sentences": len(rows),
     }
 
 
