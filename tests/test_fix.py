@@ -302,3 +302,19 @@ def test_a_detection_made_in_trains_folder_before_is_reused(runner, ner_dir, tin
     reused = json.loads(again.stdout)
     assert reused["run"] == str(legacy) and reused["cost"]["trainings"] == 0
     assert reused["levels"] == first["levels"] and not own.exists()
+
+
+def test_the_model_based_noise_estimate_profiles_the_given_labels_against_its_fixes():
+    """One entity the model confidently retypes; ten it agrees with: of the 11 (estimated)
+    true entities one was given with the wrong type, 2 of the 40 words are wrong."""
+    from noisebench.detection.estimate import estimated_noise
+
+    sentences = [("O B-PER I-PER O", "O B-LOC I-LOC O")]
+    found = hand_made(sentences, one_hot(ids("O B-LOC I-LOC O"), 0.999))
+    estimate = estimated_noise(found, "IOB2")
+    assert estimate["word_error_rate"] == 2 / 34
+    assert estimate["outcomes"] == {
+        "kept": 10 / 11, "missed": 0.0, "retyped": 1 / 11, "boundary": 0.0
+    }  # fmt: skip
+    assert estimate["dominant_error"] == "retyped" and "model-based" in estimate["estimate"]
+    assert estimated_noise(found, "none") is None  # tags without spans: no entity profile

@@ -196,6 +196,16 @@ def _print_detection(document: dict, rows: list[dict], top: int, out: Path | Non
         stdout.print(_scores_table(reviewed["levels"], title))
     else:
         stdout.print("no clean labels: the ranking cannot be scored here")
+    estimate = document.get("estimated_noise")
+    if estimate is not None:
+        shares = ", ".join(f"{k} {v:.1%}" for k, v in estimate["outcomes"].items())
+        stdout.print(
+            "Estimated noise (model-based, no review; likely low): word error rate"
+            f" {estimate['word_error_rate']:.1%}, entity noise"
+            f" {estimate['entity_noise_level']:.1%}; of the true entities {shares};"
+            f" mostly {estimate['dominant_error']}",
+            soft_wrap=True,
+        )
     for text in _suspect_sentences(rows, top):
         stdout.print(text, soft_wrap=True)
     fix = document.get("fix")

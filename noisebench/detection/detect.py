@@ -14,6 +14,7 @@ from pathlib import Path
 from noisebench.data.schemes import NO_SCHEME
 from noisebench.detection import review
 from noisebench.detection.config import DetectConfig, check_method
+from noisebench.detection.estimate import estimated_noise
 from noisebench.detection.fix import MIN_F1, apply_fix, check_fix
 from noisebench.detection.record import (
     clean_labels,
@@ -78,6 +79,7 @@ def detect(
         found = replace(found, spans=False)
         note(f"no entity spans in {prepared.config.data}'s tags: word and sentence levels only")
     document = detection_document(found, config, prepared, run)
+    document["estimated_noise"] = estimated_noise(found, prepared.scheme)
     reviewed = reviewed_truth(prepared.dataset["train"]) if found.clean is None else None
     if reviewed is not None:  # the user's own truth: the reviewed training sentences
         rows, clean = reviewed
