@@ -273,3 +273,45 @@ def test_the_training_labels_noise_is_measured_on_the_reviewed_sentences():
     assert noise == {"token_error_rate": 0.25, "entity_noise_level": 0.5, "reviewed_sentences": 2}
     unreviewed = loading.make_split(tokens, tags, names)
     assert label_noise(unreviewed, "IOB2") is None
+
+
+def test_review_edge_cases_from_the_maintainers_read(tmp_path):
+    """A few reviewed sentences do not decide which labels chose the epoch; one reviewed
+    unit has no known spread; a bootstrap replicate without entities has no rates; runs
+    reviewed on other sentences are not ranked together."""
+    import pyarrow as pa
+
+    from noisebench.data import loading, profiles
+    from noisebench.detection.fix import remaining_noise
+    from noisebench.studies import board as boards
+    from noisebench.studies import focus
+    from noisebench.studies.leaderboard.records import collect
+    from noisebench.training.evaluate import selection_labels
+
+    names = ["O", "B-PER", "B-LOC"]
+    tokens = pa.array([["a", "b"], ["c", "d"]], type=pa.list_(pa.string()))
+    tags = pa.array([[1, 0], [2, 0]], type=pa.list_(pa.int64()))
+    split = loading.make_split(
+        tokens, tags, names, reviewed=pa.array([True, False]), reviewed_tags=tags,
+        ignore=pa.array([[False, True], [False, False]], type=pa.list_(pa.bool_())),
+    )  # fmt: skip
+    assert selection_labels(split) == "as given"
+    assert remaining_noise(split, "IOB2")["reviewed_sentences"] == 1  # no crash
+    assert focus.stratum_total(np.array([1.0]), 50) == (50.0, None)
+    assert not focus._interval(50.0, None)["significant"]
+    missed = profiles.Pair([["a"]] * 5, [["O"]] * 5, [["B-X"]] * 5)
+    assert profiles.intervals(missed)["outcomes"]["missed"] == [1.0, 1.0]
+    # two runs whose reviewed test sentences differ: no reviewed verdict for them
+    write_reviewed_run(tmp_path, "none", "B-PER")
+    other = write_reviewed_run(tmp_path, "mask-missing", "B-LOC")
+    path = other / "predictions-test.parquet"
+    made = runs.read_predictions(path)
+    runs.write_predictions(path, replace_reviewed(made, np.arange(40) < 20))
+    setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 100)["settings"][0]
+    assert setting["reviewed"] is None
+
+
+def replace_reviewed(made: runs.Predictions, reviewed: np.ndarray) -> runs.Predictions:
+    from dataclasses import replace
+
+    return replace(made, reviewed=reviewed)

@@ -203,7 +203,7 @@ def _print_detection(document: dict, rows: list[dict], top: int, out: Path | Non
             "Estimated noise (model-based, no review; likely low): word error rate"
             f" {estimate['word_error_rate']:.1%}, entity noise"
             f" {estimate['entity_noise_level']:.1%}; of the true entities {shares};"
-            f" mostly {estimate['dominant_error']}",
+            f" mostly {estimate['dominant_error'] or 'none'}",
             soft_wrap=True,
         )
     for text in _suspect_sentences(rows, top):

@@ -533,10 +533,11 @@ def intervals(pair: Pair, replicates: int = 1000, seed: int = 0) -> dict:
     rng = np.random.default_rng([seed, 28])
     drawn = rng.integers(0, len(counts), size=(replicates, len(counts)))
     totals = np.stack([counts[d].sum(axis=0) for d in drawn])  # (R, outcomes + 1)
-    entities = np.maximum(totals[:, :-1].sum(axis=1), 1)
+    # a replicate that drew no gold entity has no rates: left out, not counted as 0
+    entities = np.where(totals[:, :-1].sum(axis=1) > 0, totals[:, :-1].sum(axis=1), np.nan)
 
     def interval(values: np.ndarray) -> list[float]:
-        return [float(v) for v in np.percentile(values, [2.5, 97.5])]
+        return [float(v) for v in np.nanpercentile(values, [2.5, 97.5])]
 
     return {
         "sentences": len(counts),

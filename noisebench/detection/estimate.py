@@ -52,5 +52,5 @@ def estimated_noise(detection: Detection, scheme: str) -> dict | None:
         "entity_noise_level": profile["entity_noise_level"],
         "outcomes": outcomes,
         "spurious_per_entity": profile["summary"]["spurious_per_entity"],
-        "dominant_error": max(errors, key=errors.get),
+        "dominant_error": max(errors, key=errors.get) if any(errors.values()) else None,
     }

@@ -118,10 +118,11 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     }
 
 
-def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float]:
+def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float | None]:
     """The total over a stratum of ``pool`` units estimated from a uniform sample without
     replacement of its values ``sampled``: ``pool · mean`` (unbiased), and its standard
-    error ``pool · sqrt((1 − n/pool) · s² / n)`` (0 when the sample is the whole stratum).
+    error ``pool · sqrt((1 − n/pool) · s² / n)`` (0 when the sample is the whole stratum;
+    None from a single unit of a larger stratum: its spread is unknown).
 
     >>> stratum_total(np.array([1.0, 0.0, 2.0]), 6)
     (6.0, 2.449489742783178)
@@ -129,9 +130,13 @@ def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float]:
     (3.0, 0.0)
     """
     n = len(sampled)
-    variance = float(sampled.var(ddof=1)) if n > 1 else 0.0
-    error = pool * math.sqrt(max(0.0, 1 - n / pool) * variance / n)
-    return float(pool * sampled.mean()), error
+    total = float(pool * sampled.mean())
+    if n >= pool:
+        return total, 0.0
+    if n < 2:
+        return total, None
+    variance = float(sampled.var(ddof=1))
+    return total, pool * math.sqrt((1 - n / pool) * variance / n)
 
 
 def _entities(predictions: runs.Predictions, rows: list[int], scheme: str) -> list[set]:
@@ -139,7 +144,9 @@ def _entities(predictions: runs.Predictions, rows: list[int], scheme: str) -> li
     return entity_spans([labels[r] for r in rows], scheme)
 
 
-def _interval(value: float, error: float) -> dict:
+def _interval(value: float, error: float | None) -> dict:
+    if error is None:
+        return {"estimate": value, "standard_error": None, "ci95": None, "significant": False}
     return {
         "estimate": value,
         "standard_error": error,

@@ -234,6 +234,13 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
     }
     if not parts or any(s is None for stats in parts.values() for s in stats):
         return None
+    reviewed_words = {
+        tuple(map(tuple, cache.split(d, "test").reviewed_part().tokens))
+        for seeds in group.methods.values()
+        for d in seeds.values()
+    }
+    if len(reviewed_words) > 1:  # runs reviewed on other sentences: not comparable
+        return None
     sentences = len(next(iter(parts.values()))[0].counts)
     f1 = {label: float(np.mean([s.value("f1") for s in stats])) for label, stats in parts.items()}
     methods = [label for label in f1 if not is_bound_label(label)] or list(f1)
@@ -258,18 +265,23 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
 
 
 def sentences_needed(entry: dict, sentences: int) -> int | None:
-    """Reviewed sentences that would resolve a paired difference of the observed size:
-    the interval's half-width shrinks as 1/sqrt(n), so ``n * (half-width / |d|)^2`` (None
-    where it is resolved already or the difference is 0).
+    """Reviewed sentences that would resolve a paired difference of the observed size: the
+    interval's side towards 0 (``d - low`` for d > 0) shrinks as 1/sqrt(n), so ``n * (side
+    / |d|)^2``, and more than were reviewed (None where it is resolved already or the
+    difference is 0). Sentences only: the part of the interval that comes from seeds does
+    not shrink with more of them.
 
     >>> sentences_needed({"difference": 0.01, "ci95": [-0.01, 0.03], "significant": False}, 200)
     800
+    >>> sentences_needed({"difference": 0.01, "ci95": [-0.001, 0.015], "significant": False}, 200)
+    242
     """
     low, high = entry["ci95"]
-    if entry["significant"] or entry["difference"] == 0:
+    difference = entry["difference"]
+    if entry["significant"] or difference == 0:
         return None
-    half_width = (high - low) / 2
-    return int(np.ceil(sentences * (half_width / abs(entry["difference"])) ** 2))
+    side = difference - low if difference > 0 else high - difference
+    return max(sentences + 1, int(np.ceil(sentences * (side / abs(difference)) ** 2)))
 
 
 def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[str]:

@@ -195,10 +195,12 @@ def with_review(predictions: runs.Predictions, split) -> runs.Predictions:
 
 def selection_labels(validation) -> str:
     """Which labels chose the best epoch: ``noisy`` (they differ from the split's
-    ``clean_tags``), ``clean``, or ``as given`` (no clean labels to compare with)."""
-    noise = label_noise(validation, NO_SCHEME)  # words only: no entity decoding needed
-    if noise is None:
+    ``clean_tags``), ``clean``, or ``as given`` (no clean labels to compare with; a few
+    reviewed sentences do not say which labels chose: ``--validation-labels reviewed``
+    does)."""
+    if "clean_tags" not in validation.column_names:
         return "as given"
+    noise = label_noise(validation, NO_SCHEME)  # words only: no entity decoding needed
     return "noisy" if noise["token_error_rate"] > 0 else "clean"
 
 
