@@ -505,6 +505,11 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
         pair.clean += _strings(chosen, data.REVIEWED_TAGS_COLUMN)
     if not pair.tokens:
         raise InputError(f"{noisy_spec}: no reviewed sentences to profile")
+    if data.scheme(noisy) == NO_SCHEME:
+        raise InputError(
+            f"{noisy_spec}: its tags have no span scheme (O, B-X, I-X, ...): a profile"
+            " describes entity noise"
+        )
     origin = {
         "noisy": noisy_spec,
         "clean": f"{noisy_spec} (its {len(pair.tokens)} reviewed sentences)",

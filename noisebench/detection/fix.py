@@ -80,7 +80,8 @@ def apply_fix(
 
 def _rewritten(split, detection: Detection, tags: np.ndarray, ignore: np.ndarray | None = None):
     """The training ``split`` with the flat ``tags`` (one per word) and, for ``mask``, the
-    ``ignore`` column (bool per word); its words and ``clean_tags`` as they were."""
+    ``ignore`` column (bool per word); its words, ``clean_tags`` and reviewed sentences
+    (``review merge``) as they were."""
     import pyarrow as pa
 
     from noisebench.data import loading as data
@@ -91,7 +92,13 @@ def _rewritten(split, detection: Detection, tags: np.ndarray, ignore: np.ndarray
     offsets = pa.array(detection.offsets.astype(np.int32))
     column = pa.ListArray.from_arrays(offsets, pa.array(tags, pa.int64()))
     flags = None if ignore is None else pa.ListArray.from_arrays(offsets, pa.array(ignore))
-    return data.make_split(tokens, column, detection.labels, clean, ignore=flags)
+    review = {}
+    if data.REVIEWED_COLUMN in split.column_names:
+        review = {
+            "reviewed": table.column(data.REVIEWED_COLUMN).combine_chunks(),
+            "reviewed_tags": table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks(),
+        }
+    return data.make_split(tokens, column, detection.labels, clean, ignore=flags, **review)
 
 
 def check_strength(detection: Detection, min_f1: float) -> None:

@@ -111,6 +111,8 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     return {
         "runs": compare["runs"],
         "reviewed_sentences": n,
+        # sampled but not reviewed: the estimate holds if they are missing at random
+        "skipped_sentences": len(manifest["sentences"]) - n,
         "disagreement_sentences": pool,
         "correct_entities": _interval(total, error),  # ΔTP = TP_A − TP_B
         "predicted_entities": predicted[0] - predicted[1],  # ΔP, counted, no review needed

@@ -285,7 +285,8 @@ def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
     if not reviewed.any():
         raise InputError(
             f"--validation-labels reviewed: {config.data} has no reviewed validation sentences"
-            " (noisebench review sample --split validation, then noisebench review merge)"
+            " (noisebench review sample --split validation, or --split train where the"
+            " validation sentences are carved from train; then noisebench review merge)"
         )
     table = validation.select(np.flatnonzero(reviewed)).flatten_indices().data.table
     labels = table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks()
