@@ -72,22 +72,27 @@ def run(runner, *args, code=0):
     return result
 
 
+def review_per_as_loc(runner, data, split: str, n: int, review: Path, out: Path) -> None:
+    """Sample ``n`` sentences of ``split``, have the reviewer relabel every B-PER as B-LOC
+    in the CoNLL file, and merge the review into ``out``."""
+    run(runner, "review", "sample", data, "--split", split, "-n", n, "-o", review)
+    conll = review / "review.conll"
+    lines = conll.read_text().splitlines()
+    changed = [
+        "\t".join([*line.split("\t")[:2], "B-LOC"]) if line.endswith("\tB-PER") else line
+        for line in lines
+    ]
+    conll.write_text("\n".join(changed) + "\n")
+    run(runner, "review", "merge", data, conll, "-o", out)
+
+
 def reviewed_copy(runner, data: Path, tmp_path: Path) -> Path:
     """``data`` with 10 validation and 10 test sentences reviewed, the reviewer changing
     every sentence's first entity label to B-LOC where it was B-PER."""
     merged = data
     for split in ("validation", "test"):
-        review = tmp_path / f"review-{split}"
-        run(runner, "review", "sample", merged, "--split", split, "-n", 10, "-o", review)
-        conll = review / "review.conll"
-        lines = conll.read_text().splitlines()
-        changed = [
-            "\t".join([*line.split("\t")[:2], "B-LOC"]) if line.endswith("\tB-PER") else line
-            for line in lines
-        ]
-        conll.write_text("\n".join(changed) + "\n")
         out = tmp_path / f"merged-{split}"
-        run(runner, "review", "merge", merged, conll, "-o", out)
+        review_per_as_loc(runner, merged, split, 10, tmp_path / f"review-{split}", out)
         merged = out
     return merged
 
@@ -224,17 +229,8 @@ def test_detection_is_scored_on_the_reviewed_training_sentences(
     sentences: their words whose given label the reviewer changed are the truly wrong."""
     from noisebench.data import loading
 
-    review = tmp_path / "review"
-    run(runner, "review", "sample", ner_dir, "--split", "train", "-n", 20, "-o", review)
-    conll = review / "review.conll"
-    lines = conll.read_text().splitlines()
-    changed = [
-        "\t".join([*line.split("\t")[:2], "B-LOC"]) if line.endswith("\tB-PER") else line
-        for line in lines
-    ]
-    conll.write_text("\n".join(changed) + "\n")
     data = tmp_path / "reviewed"
-    run(runner, "review", "merge", ner_dir, conll, "-o", data)
+    review_per_as_loc(runner, ner_dir, "train", 20, tmp_path / "review", data)
     train = loading.load(data)["train"]
     wrong = sum(
         a != b

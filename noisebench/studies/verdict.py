@@ -92,6 +92,13 @@ class _Runs:
             )
         return self.predictions[(run_dir, name)]
 
+    def reviewed(self, run_dir: Path) -> runs.Predictions | None:
+        """A run's reviewed test sentences alone, read once (None where it has none)."""
+        if (run_dir, "reviewed") not in self.predictions:
+            test = self.split(run_dir, "test")
+            self.predictions[(run_dir, "reviewed")] = test and test.reviewed_part()
+        return self.predictions[(run_dir, "reviewed")]
+
     def stats(
         self, run_dir: Path, scaled: bool = False, reviewed: bool = False
     ) -> paired.SentenceStats | None:
@@ -103,9 +110,7 @@ class _Runs:
 
     def _stats(self, run_dir: Path, scaled: bool, reviewed: bool) -> paired.SentenceStats | None:
         results = self.results(run_dir)
-        predictions = self.split(run_dir, "test")
-        if predictions is not None and reviewed:
-            predictions = predictions.reviewed_part()
+        predictions = self.reviewed(run_dir) if reviewed else self.split(run_dir, "test")
         if predictions is None:
             return None
         probs = None
@@ -235,7 +240,7 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
     if not parts or any(s is None for stats in parts.values() for s in stats):
         return None
     reviewed_words = {
-        tuple(map(tuple, cache.split(d, "test").reviewed_part().tokens))
+        tuple(map(tuple, cache.reviewed(d).tokens))
         for seeds in group.methods.values()
         for d in seeds.values()
     }
