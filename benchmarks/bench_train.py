@@ -47,13 +47,15 @@ def model_flops(model, tokens: int, attention_tokens: int) -> float:
     return 6 * weights * tokens + attention
 
 
-def prepared_run(sentences: int, runs_dir: Path):
+def prepared_run(sentences: int, runs_dir: Path, precision: str = "fp32"):
     import datasets
 
     from noisebench.training.config import TrainConfig
     from noisebench.training.prepare import prepare
 
-    config = TrainConfig(loss="ce", epochs=1, max_train_samples=sentences, batch_size=32)
+    config = TrainConfig(
+        loss="ce", epochs=1, max_train_samples=sentences, batch_size=32, precision=precision
+    )
     prepared = prepare(config, runs_dir, "cpu")
     small = {s: prepared.dataset[s].select(range(32)) for s in ("validation", "test")}
     prepared.dataset = datasets.DatasetDict({"train": prepared.dataset["train"], **small})
@@ -72,7 +74,7 @@ def ours(prepared) -> dict:
     return row
 
 
-def trainer(prepared, strategy: str, output: Path) -> dict:
+def trainer(prepared, strategy: str, output: Path, bf16: bool = False) -> dict:
     import datasets
     from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
@@ -98,6 +100,7 @@ def trainer(prepared, strategy: str, output: Path) -> dict:
         warmup_steps=0.1,
         weight_decay=0.01,
         use_cpu=True,
+        bf16=bf16,  # CPU autocast to bfloat16, as our --precision bf16
         report_to=[],
         save_strategy="no",
         logging_strategy="no",

@@ -65,7 +65,7 @@ def test_the_child_command_line_gives_back_the_same_config(runner, monkeypatch, 
         calibrate="temperature", token_column="0", tag_column="ner", labels=("O", "B-X"),
         validation_labels="clean", loss_warmup=0.2, method="mask-auto", mask_warmup=0.2,
         mask_cutoff=0.7, mask_reading="literal", error_profile="p.json",
-        span_smoothing=0.1, span_distance=2,
+        span_smoothing=0.1, span_distance=2, precision="bf16",
     )  # fmt: skip
     assert {f.name for f in fields(TrainConfig) if getattr(run, f.name) != f.default} == {
         f.name for f in fields(TrainConfig)

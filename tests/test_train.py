@@ -783,7 +783,7 @@ class _Logits(torch.nn.Module):
 
 def test_a_compiled_step_lets_errors_that_are_not_the_compilers_through():
     model, notes = _Logits(), []
-    step = training._StepPass(model, False, notes)
+    step = training._StepPass(model, False, notes, "fp32")
     step.compiled = model  # as if compiled: the same module
     batch, labels = {"x": torch.ones(2, 3)}, torch.zeros(2, dtype=torch.long)
 
@@ -803,7 +803,7 @@ def test_a_compiled_step_lets_errors_that_are_not_the_compilers_through():
 
 def test_a_step_whose_compiled_backward_fails_is_retried_and_counted_once():
     model, notes = _Logits(), []
-    step = training._StepPass(model, False, notes)
+    step = training._StepPass(model, False, notes, "fp32")
     step.compiled = model
     batch, labels = {"x": torch.ones(2, 3)}, torch.zeros(2, dtype=torch.long)
     observed = []

@@ -282,6 +282,9 @@ def score(
     ] = None,
     data: Annotated[str | None, typer.Option(help="Dataset for --model.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (with --model).")] = "auto",
+    precision: options.setting_option(
+        "precision", help="With --model: auto, fp32 or bf16, as train --precision."
+    ) = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Recompute F1, ECE, MCE, Brier and NLL from a run's saved predictions.
@@ -301,7 +304,10 @@ def score(
             def figures(folder: Path, results: dict) -> None:
                 plots.run_figures(folder, results, f"{model.name} on {data}")
 
-            all_results = [evaluate_saved_model(model, data, split, device=device, figures=figures)]
+            evaluated = evaluate_saved_model(
+                model, data, split, device=device, figures=figures, precision=precision
+            )
+            all_results = [evaluated]
             folders = [model]
         else:
             if not run_dirs:

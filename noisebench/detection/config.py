@@ -41,6 +41,7 @@ DETECT_SETTINGS = (
     "token_column",
     "tag_column",
     "labels",
+    "precision",
 )  # fmt: skip  (the run settings detect's own training takes, as train does)
 
 

@@ -26,7 +26,7 @@ from noisebench.data import loading as data
 from noisebench.data.loading import dataset_name
 from noisebench.data.noise import noise_choice
 from noisebench.errors import InputError
-from noisebench.training import runs
+from noisebench.training import precision, runs
 from noisebench.training.config import (
     NOISES_WITHOUT_RATE,
     SWEEP_SETTINGS,
@@ -36,7 +36,7 @@ from noisebench.training.config import (
 )
 from noisebench.training.losses import LOSSES
 from noisebench.training.methods import METHODS
-from noisebench.training.prepare import check_model
+from noisebench.training.prepare import check_model, resolve_device
 
 SMOOTHED_LOSSES = ("sgce",)  # the losses whose definition includes label smoothing s
 BACKENDS = ("local", "ray")
@@ -71,6 +71,7 @@ class SweepConfig:
     batch_size: int = 32
     max_train_samples: int | None = None
     error_profile: str | None = None  # for the mask-auto runs (see train --error-profile)
+    precision: str = "auto"  # each run resolves it on its device (train --precision)
     # the other noise models' settings and the data's columns, as train takes them
     matrix: str | None = None
     entity_mix: str | None = None
@@ -211,7 +212,7 @@ def _tune(table, origin: str) -> tuple[tuple[str, tuple[float, ...]], ...]:
 SCALAR_OPTIONS = (
     "error_profile", "model", "epochs", "lr", "loss_warmup", "trials", "batch_size",
     "max_train_samples", "token_column", "tag_column", "backend", "entity_mix",
-    "noise_profile",
+    "noise_profile", "precision",
 )  # fmt: skip
 TEXT_LISTS = ("losses", "methods", "data", "validation_labels", "labels")
 NUMBER_LISTS = ("span_smoothing", "q", "s", "rates")
@@ -472,7 +473,14 @@ class PlannedRun:
     status: str  # "done" (has results.json), "resume" (has a checkpoint) or "run"
 
     def to_dict(self) -> dict:
-        return {"run_dir": str(self.run_dir), "status": self.status, **self.config.identity()}
+        named = as_named(self.config)
+        return {"run_dir": str(self.run_dir), "status": self.status, **named.identity()}
+
+
+def as_named(run: TrainConfig) -> TrainConfig:
+    """``run`` as its name records it: its precision resolved on the device that its
+    ``noisebench train`` picks here (``precision.settle``)."""
+    return precision.settle(run, resolve_device("auto"))
 
 
 def check_inputs(config: SweepConfig) -> None:
@@ -490,7 +498,8 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
     planned = []
     for run in expand(config):
         run.check()  # each setting as train checks it (--epochs 0 is refused here too)
-        run_dir = runs.run_dir(Path(config.runs_dir), run.identity(), dataset_name(run.data))
+        named = as_named(run).identity()
+        run_dir = runs.run_dir(Path(config.runs_dir), named, dataset_name(run.data))
         if runs.is_complete(run_dir):
             status = "done"
         elif (run_dir / runs.CHECKPOINT / "state.pt").is_file():

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from noisebench.errors import InputError
-from noisebench.training import methods, runs, targets
+from noisebench.training import methods, precision, runs, targets
 
 VALIDATION_LABELS = ("noisy", "clean", "reviewed")
 
@@ -119,6 +119,16 @@ class TrainConfig:
         None, "Keep the first K training sentences.", DATA, check=at_least(1)
     )
     seed: int = setting(0, "Seed of every random choice.", BUDGET)
+    # resolved before the run is named (precision.settle): None there is the device's
+    # usual precision (fp32 on CPU, bf16 autocast on CUDA), as runs from before it
+    precision: str | None = setting(
+        "auto",
+        "Number format of the model's matrix products: auto (bf16 autocast where the device"
+        " multiplies bf16 natively: CUDA, CPUs with AVX512-BF16 or AMX; else fp32), fp32 or"
+        " bf16. Losses, probabilities and scores stay fp32.",
+        BUDGET,
+        check=one_of((None, *precision.PRECISIONS)),
+    )
     patience: int = setting(
         2,
         "Stop after this many epochs without a better validation F1, counted only once the"
@@ -254,6 +264,8 @@ class TrainConfig:
             del identity["method"]
         if not self.span_smoothing:  # as for the method: older runs keep their names
             del identity["span_smoothing"], identity["span_distance"]
+        if self.precision is None:  # the device's usual precision: older runs' names
+            del identity["precision"]
         if self.corrupts_validation:  # runs from before 0.3 kept clean validation labels here
             identity["validation_noise"] = "as train"
         return identity
@@ -276,6 +288,7 @@ class TrainConfig:
             )
         if stored.get("labels"):
             stored["labels"] = tuple(stored["labels"])
+        stored.setdefault("precision", None)  # older runs: their device's usual precision
         return cls(**stored)
 
     def check(self) -> None:
@@ -337,4 +350,5 @@ FIXED_SETTINGS = tuple(n for n, f in TRAIN_FIELDS.items() if not f.metadata["cli
 SWEEP_SETTINGS = (
     "model", "noise", "epochs", "loss_warmup", "batch_size", "max_train_samples", "matrix",
     "entity_mix", "noise_profile", "token_column", "tag_column", "labels", "lr", "error_profile",
+    "precision",
 )  # fmt: skip

@@ -5,7 +5,6 @@ are train's numbers.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from noisebench.scoring import metrics
 from noisebench.training import memory, runs
 from noisebench.training.batches import Encoded, collate, encode
 from noisebench.training.config import TrainConfig
+from noisebench.training.precision import autocast, resolve_precision
 from noisebench.training.prepare import Prepared, ignored_words, resolve_device
 
 EVAL_BATCH_TOKENS = 16384  # padded sub-tokens per evaluation batch, at most
@@ -54,8 +54,12 @@ def load_model(model_path: str, labels: list[str]):
 
 
 @torch.inference_mode()
-def predict(model, encoded: Encoded, tokens, labels: list[str], device, pad_id: int):
-    """Word-level probabilities (softmax at each word's first sub-token) for a split."""
+def predict(
+    model, encoded: Encoded, tokens, labels: list[str], device, pad_id: int, precision=None
+):
+    """Word-level probabilities (softmax at each word's first sub-token) for a split, the
+    forward pass in ``precision`` (``precision.resolve``; None: the device's usual), the
+    probabilities in fp32."""
     model.eval()
     lengths = encoded.lengths()
     order = np.argsort(-lengths, kind="stable")
@@ -65,7 +69,7 @@ def predict(model, encoded: Encoded, tokens, labels: list[str], device, pad_id: 
     for indices in evaluation_batches(lengths[order], EVAL_BATCH_TOKENS, EVAL_PADDING):
         indices = order[indices]
         batch = to_device(collate(encoded, indices, pad_id, with_labels=False), device)
-        with autocast(device):
+        with autocast(resolve_precision(precision, device), device):
             logits = model(**batch).logits  # (B, T, C)
         batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         for row, i in enumerate(indices):
@@ -99,12 +103,6 @@ def evaluation_batches(lengths: np.ndarray, budget: int, padding: float) -> list
 
 def tokens_of(dataset) -> list[list[str]]:
     return dataset.data.table.column("tokens").to_pylist()
-
-
-def autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -147,6 +145,7 @@ def finish(
                 prepared.labels,
                 device,
                 pad_id,
+                prepared.precision,
             )
         if split in predictions:
             predictions[split] = with_review(predictions[split], prepared.dataset[split])
@@ -162,6 +161,7 @@ def finish(
         "sentences_per_second": state["sentences"] / seconds if seconds else 0.0,
         "tokens_per_second": state["tokens"] / seconds if seconds else 0.0,
         "device": str(device),
+        "precision": prepared.precision,  # of the forward passes; losses and scores fp32
         # MiB; "run": since this run started, "process": the process's peak (memory.py)
         "peak_memory_mb": memory.peak_mib(device),
         "peak_memory_scope": state.get("peak_memory_scope", "process"),
@@ -265,8 +265,10 @@ def evaluate_saved_model(
     columns: data.Columns | None = None,
     device: str = "auto",
     figures: Figures | None = None,
+    precision: str = "auto",
 ) -> dict:
-    """Score a run's saved model (``--save-model``) on another dataset's ``split``.
+    """Score a run's saved model (``--save-model``) on another dataset's ``split``, its
+    forward pass in ``precision`` (``auto|fp32|bf16``, resolved on the device).
 
     Writes ``eval_dir(run_dir, spec)`` (predictions, results.json) and returns its
     results. The data's label names must be the model's (any order).
@@ -298,6 +300,7 @@ def evaluate_saved_model(
         stored["labels"],
         resolved_device,
         tokenizer.pad_token_id or 0,
+        resolve_precision(precision, resolved_device),
     )
     out = eval_dir(run_dir, spec)
     out.mkdir(parents=True, exist_ok=True)
@@ -312,6 +315,7 @@ def evaluate_saved_model(
         "scheme": scheme,
         "strict": config.strict,
         "bins": config.bins,
+        "precision": resolve_precision(precision, resolved_device),
         "splits": {split: scores},
     }
     if figures is not None:

@@ -39,7 +39,6 @@ from noisebench.training.checkpoints import (
 from noisebench.training.config import TrainConfig
 from noisebench.training.evaluate import (
     Figures,
-    autocast,
     finish,
     load_model,
     pinned,
@@ -48,6 +47,7 @@ from noisebench.training.evaluate import (
     tokens_of,
 )
 from noisebench.training.losses import build_loss
+from noisebench.training.precision import autocast
 from noisebench.training.prepare import Prepared
 
 LOSS_READ_EVERY = 25  # on CUDA, steps between reads of the loss (host syncs)
@@ -193,7 +193,7 @@ def _set_up(prepared: Prepared, resume: bool, report: Progress) -> _Run:
         # the GPU runs ahead of the host: losses are read every so many steps, not each step
         sync_every=1 if device.type == "cpu" else LOSS_READ_EVERY,
         state=state,
-        step_pass=_StepPass(model, prepared.compile_model, prepared.notes),
+        step_pass=_StepPass(model, prepared.compile_model, prepared.notes, prepared.precision),
     )
 
 
@@ -314,6 +314,7 @@ def _predict_split(run: _Run, split: str) -> runs.Predictions:
         prepared.labels,
         prepared.device,
         run.pad_id,
+        prepared.precision,
     )
 
 
@@ -332,6 +333,7 @@ def _finish(
             prepared.labels,
             prepared.device,
             run.pad_id,
+            prepared.precision,
         )
         runs.write_predictions(prepared.run_dir / f"predictions-{name}.parquet", made)
     results = finish(
@@ -392,8 +394,8 @@ class _StepPass:
     they finish (reruns differed by 1e-9 on 2 cores), so compiled steps run with
     ``torch.use_deterministic_algorithms`` on (warnings only), and only they."""
 
-    def __init__(self, model, compile_model: bool, notes: list[str]) -> None:
-        self.model, self.notes = model, notes
+    def __init__(self, model, compile_model: bool, notes: list[str], precision: str) -> None:
+        self.model, self.notes, self.precision = model, notes, precision
         self.compiled = None
         if compile_model:
             # cuBLAS is deterministic only with a fixed workspace, set before its first use
@@ -418,9 +420,8 @@ class _StepPass:
     def is_compiled(self) -> bool:
         return self.compiled is not None
 
-    @staticmethod
-    def _run(model, batch: dict, labels, loss_fn, device: torch.device, contribute):
-        with autocast(device):
+    def _run(self, model, batch: dict, labels, loss_fn, device: torch.device, contribute):
+        with autocast(self.precision, device):
             logits = model(**batch).logits  # (B, T, C)
         loss = loss_fn(logits, *contribute(logits, labels))  # the words that count, and how
         loss.backward()

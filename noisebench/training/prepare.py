@@ -28,7 +28,7 @@ from noisebench.data.noise import (
 from noisebench.data.noise import noise_config as noise_config_of
 from noisebench.data.schemes import NO_SCHEME
 from noisebench.errors import InputError
-from noisebench.training import methods, runs, targets
+from noisebench.training import methods, precision, runs, targets
 from noisebench.training.config import NOISES_WITHOUT_RATE, TrainConfig
 from noisebench.training.losses import build_loss
 
@@ -50,6 +50,11 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     compile_model: bool = False  # torch.compile the training forward pass (--compile)
     method_choice: str | None = None  # mask-auto's masking method, where a profile chose it
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``bf16``: the number format of the model's forward passes."""
+        return precision.resolve_precision(self.config.precision, self.device)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -98,6 +103,9 @@ def prepare(
     _check_method_options(config)
     resolved_device = resolve_device(device)
     notes: list[str] = []
+    if note := precision.slow_note(config.precision, resolved_device):
+        notes.append(note)
+    config = precision.settle(config, resolved_device)  # as the run's name records it
     dataset, dataset_name, labels = _training_data(config, notes)
     scheme = data.scheme(dataset)
     targets.check_span_smoothing(config.span_smoothing, config.span_distance, scheme)

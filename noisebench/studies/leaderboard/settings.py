@@ -8,6 +8,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+from noisebench.training import precision
 from noisebench.training.config import (
     DERIVED_IDENTITY_KEYS,
     NOISE_SETTINGS,
@@ -46,11 +47,12 @@ def run_settings(results: dict) -> dict:
     dataset and model columns name them), no CE start for CE (it is CE throughout), a CE
     start of 0 for runs from before ``--loss-warmup``, ``clean`` validation labels for
     every oracle run (``is_oracle``) and ``noisy`` (as given) for any other run from before
-    ``--validation-labels``, a noise profile by its file name.
+    ``--validation-labels``, a noise profile by its file name, the precision the run
+    computed in (``precision.of_results``: fp32 on CPU, bf16 on CUDA before ``--precision``).
 
     >>> run_settings({"config": {"data": "x/toy", "model": "m", "loss": "ce", "rate": None,
     ...     "noise": "uniform", "seed": 3, "epochs": 4, "loss_warmup": 0.1}})
-    {'loss': 'ce', 'rate': 0.0, 'noise': 'none', 'epochs': 4, 'validation_labels': 'noisy'}
+    {'loss': 'ce', 'rate': 0.0, 'noise': 'none', 'epochs': 4, 'precision': 'fp32', 'validation_labels': 'noisy'}
     """
     config = results["config"]
     settings = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
@@ -63,6 +65,7 @@ def run_settings(results: dict) -> dict:
         del settings["method"]
     if settings.get("error_profile"):
         settings["error_profile"] = Path(settings["error_profile"]).name
+    settings["precision"] = precision.of_results(results)  # older runs: their device's usual
     oracle = is_oracle(results)
     settings["validation_labels"] = "clean" if oracle else config.get("validation_labels", "noisy")
     return settings
