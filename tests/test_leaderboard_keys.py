@@ -16,7 +16,12 @@ from noisebench.studies.leaderboard.settings import setting_text
 from noisebench.studies.leaderboard.tables import pivots
 
 # one setting, and two values of it; everything else (seed included) is equal
-DIFFERENCES = [("model", "tiny", "small"), ("epochs", 2, 4), ("max_train_samples", None, 200)]
+DIFFERENCES = [
+    ("model", "tiny", "small"),
+    ("epochs", 2, 4),
+    ("max_train_samples", None, 200),
+    ("precision", "fp32", "bf16"),
+]
 
 
 def two_runs(folder: Path, name: str, first, second, drop: float = 0.0) -> None:

@@ -92,7 +92,7 @@ def train(
     save_model: bool = False,
     progress: Progress | None = None,
     observe: Observer | None = None,
-    observe_epoch: Callable[[int, Callable[[], runs.Predictions]], None] | None = None,
+    observe_epoch: Callable[[int, Callable[..., runs.Predictions]], None] | None = None,
     extra_predictions: dict | None = None,
     figures: Figures | None = None,
 ) -> dict:
@@ -101,9 +101,10 @@ def train(
 
     ``observe(epoch, sentence indices, logits, given labels)`` sees every training
     batch's logits (``noisebench detect`` records training dynamics with it; no extra
-    pass); ``observe_epoch(epoch, predict_train)`` is called after each epoch, where
-    ``predict_train()`` predicts the training split with dropout off (``detect
-    --dynamics-pass eval``: one inference pass per epoch); ``extra_predictions`` (name ->
+    pass); ``observe_epoch(epoch, predict)`` is called after each epoch, where
+    ``predict(split="train")`` predicts a split of the run's data with the epoch's weights,
+    dropout off (``detect --dynamics-pass eval``: one inference pass of the training split
+    per epoch; ``benchmarks/review_epochs.py``: validation and test); ``extra_predictions`` (name ->
     split) are predicted by the best weights too and written as
     ``predictions-<name>.parquet``."""
     run = _set_up(prepared, resume, progress or (lambda event: None))
@@ -290,7 +291,7 @@ def _evaluate_epoch(
         prepared.config.strict,
     )["f1"]
     if observe_epoch is not None:
-        observe_epoch(epoch, lambda: _predict_split(run, "train"))
+        observe_epoch(epoch, lambda split="train": _predict_split(run, split))
     best = _end_epoch(state, run.model, epoch, f1, mean_loss)
     masking = run.selection.end_epoch()
     if masking is not None:
