@@ -80,8 +80,8 @@ def main() -> None:
     print("| epoch | validation F1, noisy labels | validation F1, clean labels | test F1 (clean) |")
     print("|---:|---:|---:|---:|")
     for epoch in range(args.epochs):
-        print(f"| {epoch + 1} | {100 * noisy[epoch].value('f1'):.2f} |"
-              f" {100 * clean['validation'][epoch].value('f1'):.2f} | {test_f1[epoch]:.2f} |")  # fmt: skip
+        given, right = noisy[epoch].value("f1"), clean["validation"][epoch].value("f1")
+        print(f"| {epoch + 1} | {100 * given:.2f} | {100 * right:.2f} | {test_f1[epoch]:.2f} |")
     sentences = len(noisy[0].counts)
     print(f"\nkept on the noisy validation labels: epoch {noisy_choice + 1}, test F1"
           f" {test_f1[noisy_choice]:.2f}; on all {sentences:,} clean ones (oracle): epoch"

@@ -66,8 +66,8 @@ def test_rows_name_what_differs_in_every_format(runner, tmp_path):
     )
     settings = {e["loss"]: e["settings"] for e in document["entries"] if e["metric"] == "f1"}
     assert settings["ce epochs=4"] == {"loss": "ce", "q": None, "s": None, "noise": "uniform",
-                                       "rate": 0.4, "epochs": 4,
-                                       "precision": "fp32", "validation_labels": "noisy"}  # fmt: skip
+                                       "rate": 0.4, "epochs": 4, "precision": "fp32",
+                                       "validation_labels": "noisy"}  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "first", "second"), DIFFERENCES)

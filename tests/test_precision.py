@@ -67,8 +67,9 @@ def test_runs_in_their_devices_usual_precision_keep_their_names():
     assert TrainConfig.from_identity(older).precision is None
 
 
-def test_a_bf16_run_computes_in_bf16_and_saves_fp32_probabilities(runner, ner_dir, tiny_model,
-                                                                   tmp_path, monkeypatch):  # fmt: skip
+def test_a_bf16_run_computes_in_bf16_and_saves_fp32_probabilities(
+    runner, ner_dir, tiny_model, tmp_path, monkeypatch
+):
     seen = []
     real_autocast = precision.autocast
 
@@ -120,8 +121,8 @@ def test_bf16_without_native_support_says_it_will_be_slow(runner, ner_dir, tiny_
     warning = [line for line in result.stderr.splitlines() if "--precision bf16" in line]
     assert len(warning) == 1 and "no native bfloat16" in warning[0] and "slower" in warning[0]
     # and auto stays fp32 there: the run has the name of an fp32 run
-    run_dir, results = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path / "runs",
-                                                     "--epochs", 1))  # fmt: skip
+    _, results = run_train(runner, *train_args(ner_dir, tiny_model, tmp_path / "runs",
+                                               "--epochs", 1))  # fmt: skip
     assert results["train"]["precision"] == "fp32" and "precision" not in results["config"]
 
 
@@ -129,8 +130,10 @@ def test_a_bad_precision_is_refused_in_one_line(runner, ner_dir, tiny_model, tmp
     result = runner.invoke(app, train_args(ner_dir, tiny_model, tmp_path / "runs",
                                            "--precision", "fp16"))  # fmt: skip
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1].endswith(
-        "--precision 'fp16': choose one of auto, fp32, bf16"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--precision 'fp16': choose one of auto, fp32, bf16")
     )
     assert not (tmp_path / "runs").exists()
 

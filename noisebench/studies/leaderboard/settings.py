@@ -52,7 +52,8 @@ def run_settings(results: dict) -> dict:
 
     >>> run_settings({"config": {"data": "x/toy", "model": "m", "loss": "ce", "rate": None,
     ...     "noise": "uniform", "seed": 3, "epochs": 4, "loss_warmup": 0.1}})
-    {'loss': 'ce', 'rate': 0.0, 'noise': 'none', 'epochs': 4, 'precision': 'fp32', 'validation_labels': 'noisy'}
+    {'loss': 'ce', 'rate': 0.0, 'noise': 'none', 'epochs': 4, 'precision': 'fp32', \
+'validation_labels': 'noisy'}
     """
     config = results["config"]
     settings = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
