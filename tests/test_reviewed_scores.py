@@ -311,3 +311,64 @@ def replace_reviewed(made: runs.Predictions, reviewed: np.ndarray) -> runs.Predi
     from dataclasses import replace
 
     return replace(made, reviewed=reviewed)
+
+
+def test_corrupting_reviewed_data_keeps_the_review_and_reports_against_it(runner, ner_dir,
+                                                                         tmp_path):  # fmt: skip
+    """``corrupt`` keeps the reviewed columns (the reviewed sentences stay the known truth)
+    and reports the noise on them against their reviewed labels: the given noise (the
+    reviewer's PER -> LOC) and the noise added."""
+    from noisebench.data import loading
+
+    data = tmp_path / "reviewed"
+    review_per_as_loc(runner, ner_dir, "train", 20, tmp_path / "review", data)
+    out = tmp_path / "noisy"
+    shown = run(runner, "corrupt", "--data", data, "--rate", 0.3, "--seed", 1, "--out", out)
+    corrupted = loading.load(out)["train"]
+    assert corrupted["reviewed"] == loading.load(data)["train"]["reviewed"]
+    assert corrupted["reviewed_tags"] == loading.load(data)["train"]["reviewed_tags"]
+    report = json.loads((out / "noise.json").read_text())
+    against = report["report"]["splits"]["train"]["reviewed"]
+    # by hand: the corrupted tags against the reviewed labels, on the reviewed sentences
+    pairs = [(a, b) for row in corrupted if row["reviewed"]
+             for a, b in zip(row["tags"], row["reviewed_tags"], strict=True)]  # fmt: skip
+    assert against["sentences"] == 20 and against["tokens"] == len(pairs)
+    assert against["changed_tokens"] == sum(a != b for a, b in pairs) > 0
+    assert "train, on 20 reviewed sentences against their reviewed labels" in shown.stdout
+    assert "reviewed" not in report["report"]["splits"]["validation"]  # no review there
+
+
+@pytest.mark.slow
+def test_oracles_on_reviewed_data_know_the_reviewed_sentences(runner, ner_dir, tiny_model,
+                                                              tmp_path):  # fmt: skip
+    """Without clean labels, oracle-clean trains on the reviewed labels of the reviewed
+    training sentences and the masking oracles leave out their wrong words; data without
+    a review is refused in one line."""
+    data = tmp_path / "reviewed"
+    review_per_as_loc(runner, ner_dir, "train", 20, tmp_path / "review", data)
+    common = ["--data", data, "--model", tiny_model, "--runs-dir", tmp_path / "runs",
+              "--epochs", 1, "--lr", "5e-3", "--batch-size", 16, "--device", "cpu",
+              "--json"]  # fmt: skip
+    clean = run(runner, "train", *common, "--method", "oracle-clean")
+    assert "oracle-clean: trained on the reviewed labels of the 20 reviewed training" in (
+        clean.stderr.replace("\n", " ")
+    )
+    # it trained on the reviewed labels: none of its reviewed sentences is wrong any more
+    noise = json.loads(clean.stdout)["train"]["label_noise"]
+    assert noise["token_error_rate"] == 0.0 and noise["reviewed_sentences"] == 20
+    masked = run(runner, "train", *common, "--method", "oracle-mask")
+    assert "oracle-mask: knows the wrong words of the 20 reviewed training sentences" in (
+        masked.stderr.replace("\n", " ")
+    )
+    history = json.loads(masked.stdout)["train"]["history"]
+    from noisebench.data import loading
+
+    train = loading.load(data)["train"]
+    wrong = sum(a != b for row in train if row["reviewed"]
+                for a, b in zip(row["tags"], row["reviewed_tags"], strict=True))  # fmt: skip
+    masking = history[0]["masking"]  # exactly the reviewed wrong words left out
+    assert round(masking["left_out_share"] * masking["scored_words"]) == wrong > 0
+    assert masking["precision"] == masking["recall"] == 1.0
+    refused = run(runner, "train", *common[:1], ner_dir, *common[2:], "--method",
+                  "oracle-mask", code=2)  # fmt: skip
+    assert "no reviewed training sentences" in refused.stderr

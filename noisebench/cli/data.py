@@ -310,5 +310,14 @@ def noise_summary(report) -> list[str]:
             "Entity events: "
             + ", ".join(f"{event} {count:,}" for event, count in report.entity_events.items())
         )
+    for split, counts in report.splits.items():
+        if reviewed := counts.get("reviewed"):
+            entity = reviewed.get("entity_noise_level")
+            lines.append(
+                f"{split}, on {reviewed['sentences']:,} reviewed sentences against their reviewed"
+                f" labels (the given noise and the added): token error rate"
+                f" {reviewed['realised_token_error_rate']:.4f}"
+                + ("" if entity is None else f", entity noise level {entity:.4f}")
+            )
     lines += [f"Note: {note}" for note in report.notes]
     return lines

@@ -131,6 +131,26 @@ def flat_tags(dataset, column: str = "tags") -> tuple[np.ndarray, np.ndarray]:
     return values[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
+def reviewed_sentences(split) -> np.ndarray:
+    """Whether each sentence of a split was reviewed (``review merge``): all False without
+    a review."""
+    if REVIEWED_COLUMN not in split.column_names:
+        return np.zeros(len(split), dtype=bool)
+    return np.asarray(split.data.table.column(REVIEWED_COLUMN).to_numpy(False), dtype=bool)
+
+
+def reviewed_truth(split) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, offsets)`` as ``flat_tags``: the reviewed labels of the reviewed
+    sentences, the given ``tags`` of the others (the truth a review knows)."""
+    given, offsets = flat_tags(split)
+    reviewed = reviewed_sentences(split)
+    if not reviewed.any():
+        return given, offsets
+    truth, _ = flat_tags(split, REVIEWED_TAGS_COLUMN)
+    words = np.repeat(reviewed, np.diff(offsets))
+    return np.where(words, truth, given), offsets
+
+
 def scheme(dataset_dict) -> str:
     """The tag scheme (``IOB1``, ``IOB2``, ``IOBES``, ``BILOU`` or ``none``) of the
     ``tags`` of all splits: IOB1 if any split begins an entity with ``I-``."""

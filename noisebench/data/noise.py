@@ -445,15 +445,25 @@ def corrupt(dataset_dict, config: NoiseConfig):
             clean_parts.append((clean, offsets))
             noisy_parts.append(noisy)
         offsets_array = pa.array(offsets.astype(np.int32))
+        table = dataset.data.table
+        review = {}  # a review's columns go along: its sentences stay the known truth
+        if data.REVIEWED_COLUMN in dataset.column_names:
+            review = {name: table.column(name).combine_chunks()
+                      for name in (data.REVIEWED_COLUMN, data.REVIEWED_TAGS_COLUMN)}  # fmt: skip
         result[split] = data.make_split(
-            dataset.data.table.column("tokens").combine_chunks(),
+            table.column("tokens").combine_chunks(),
             pa.ListArray.from_arrays(offsets_array, pa.array(noisy)),
             names,
             clean_tags=pa.ListArray.from_arrays(offsets_array, pa.array(clean)),
+            **review,
         )
         per_split[split] = _split_counts(clean, noisy, offsets, names, scheme) | {
             "corrupted": corrupted
         }
+        if "clean_tags" not in dataset.column_names and (
+            against := reviewed_counts(dataset, noisy, names, scheme)
+        ):
+            per_split[split]["reviewed"] = against
     report = _report(config, names, scheme, matrix, per_split, clean_parts, noisy_parts)
     if config.noise in ("entity", "profile"):
         report.entity_events = events
@@ -529,20 +539,27 @@ def label_noise(split, scheme: str) -> dict | None:
 
 
 def _reviewed_label_noise(split, scheme: str) -> dict | None:
-    if data.REVIEWED_COLUMN not in split.column_names:
+    counts = reviewed_counts(split, data.flat_tags(split)[0], data.label_names(split), scheme)
+    if counts is None:
         return None
-    rows = np.flatnonzero(np.asarray(split[data.REVIEWED_COLUMN], dtype=bool))
-    if not len(rows):
-        return None
-    reviewed = split.select(rows).flatten_indices()
-    noisy, offsets = data.flat_tags(reviewed)
-    clean, _ = data.flat_tags(reviewed, data.REVIEWED_TAGS_COLUMN)
-    counts = _split_counts(clean, noisy, offsets, data.label_names(split), scheme)
     return {
         "token_error_rate": counts["realised_token_error_rate"],
         "entity_noise_level": counts.get("entity_noise_level"),
-        "reviewed_sentences": len(rows),
+        "reviewed_sentences": counts["sentences"],
     }
+
+
+def reviewed_counts(split, tags: np.ndarray, names, scheme: str) -> dict | None:
+    """``tags`` (one label id per word of ``split``) against the reviewed labels of its
+    reviewed sentences (``review merge``), counted as a split's noise is: on how many
+    sentences (``sentences``), the changed words, the entities; None without a review."""
+    reviewed = data.reviewed_sentences(split)
+    if not reviewed.any():
+        return None
+    truth, offsets = data.reviewed_truth(split)
+    words = np.repeat(reviewed, np.diff(offsets))
+    kept = np.concatenate([[0], np.cumsum(np.diff(offsets)[reviewed])])
+    return _split_counts(truth[words], tags[words], kept, names, scheme)
 
 
 def _split_counts(clean, noisy, offsets, names, scheme) -> dict:

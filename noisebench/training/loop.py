@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from noisebench.data import loading as data
 from noisebench.data import sources
 from noisebench.errors import one_line
 from noisebench.scoring import metrics
@@ -220,6 +221,9 @@ def _training_targets(
     config = prepared.config
     if not selection.active:  # clean labels ride along in the batches only where read
         train_set = replace(train_set, clean_tags=None)
+    elif train_set.clean_tags is None:  # an oracle that knows the reviewed sentences only
+        truth, offsets = data.reviewed_truth(prepared.dataset["train"])
+        train_set = replace(train_set, clean_tags=np.split(truth, offsets[1:-1]))
     if config.span_smoothing:
         soft = targets.sentence_targets(
             train_set.tags,

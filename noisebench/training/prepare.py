@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from noisebench.data import loading as data
@@ -338,17 +339,46 @@ def _method_labels(dataset, config: TrainConfig, labels: list[str], notes: list[
         return dataset
     train = dataset["train"]
     if "clean_tags" not in train.column_names:
-        raise InputError(
-            f"--method {method}: an oracle needs the clean labels of the training words;"
-            f" {config.data} has no clean_tags (corrupted data and noisebench:<variant> have"
-            " them)"
-        )
+        return _reviewed_oracle(dataset, config, notes)
     if method != "oracle-clean":
         return dataset
     result = dict(dataset)
     result["train"] = _clean_labels_as_tags(train)
     notes.append("oracle-clean: trained on the clean labels of the training sentences (a bound)")
     return datasets.DatasetDict(result)
+
+
+def _reviewed_oracle(dataset, config: TrainConfig, notes: list[str]):
+    """An oracle on data without clean labels knows the reviewed training sentences
+    (``review merge``): ``oracle-clean`` trains on their reviewed labels, the masking
+    oracles leave out their wrong words (``data.reviewed_truth``); the other sentences
+    count as right. Refused without any."""
+    import datasets
+
+    train, method = dataset["train"], config.method
+    reviewed = data.reviewed_sentences(train)
+    if not reviewed.any():
+        raise InputError(
+            f"--method {method}: an oracle needs the clean labels of the training words;"
+            f" {config.data} has no clean_tags (corrupted data and noisebench:<variant> have"
+            " them) and no reviewed training sentences (noisebench review sample --split train,"
+            " then review merge)"
+        )
+    known = f"{int(reviewed.sum())} reviewed training sentences (of {len(train)})"
+    if method != "oracle-clean":
+        notes.append(f"{method}: knows the wrong words of the {known}; the others count as right")
+        return dataset
+    truth, offsets = data.reviewed_truth(train)
+    table = train.data.table
+    notes.append(f"oracle-clean: trained on the reviewed labels of the {known}, the given"
+                 " labels of the others")  # fmt: skip
+    return datasets.DatasetDict(dict(dataset) | {"train": data.make_split(
+        table.column("tokens").combine_chunks(),
+        pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(truth)),
+        data.label_names(train),
+        reviewed=table.column(data.REVIEWED_COLUMN).combine_chunks(),
+        reviewed_tags=table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks(),
+    )})  # fmt: skip
 
 
 def _auto_choice(config: TrainConfig, labels: list[str], notes: list[str]) -> str | None:
