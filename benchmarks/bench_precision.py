@@ -28,13 +28,11 @@ KINDS = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear",
                         "mkldnn", "aten::_addmm", "aten::baddbmm"),
     "format conversions": ("aten::to", "aten::_to_copy", "aten::copy_"),
-    "attention softmax, GELU, dropout": ("aten::softmax", "aten::_softmax", "aten::gelu",
-                                         "aten::dropout", "aten::native_dropout",
-                                         "aten::_softmax_backward", "aten::gelu_backward",
-                                         "aten::native_dropout_backward",
-                                         "aten::scaled_dot_product", "aten::_scaled_dot_product"),
+    "dropout (random masks)": ("aten::bernoulli", "aten::dropout", "aten::native_dropout"),
+    "softmax, GELU": ("aten::softmax", "aten::_softmax", "aten::gelu",
+                      "aten::scaled_dot_product", "aten::_scaled_dot_product"),
     "layer norm": ("aten::layer_norm", "aten::native_layer_norm"),
-    "optimizer (fused AdamW)": ("aten::_fused_adamw", "Optimizer"),
+    "optimizer (fused AdamW, zero_grad)": ("aten::_fused_adamw", "Optimizer"),
     "loss": ("aten::log_softmax", "aten::_log_softmax", "aten::nll_loss", "aten::gather"),
 }  # fmt: skip
 
