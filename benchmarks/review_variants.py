@@ -68,6 +68,8 @@ def compare(a, b, gold, scheme, args) -> dict:
                              "focused_wrong": focused["confidently_wrong"]})  # fmt: skip
     significant = sum(r["significant"] for r in rows[:-1])
     wrong = sum(r["confidently_wrong"] for r in rows[:-1])
+    focused_significant = sum(r["focused_significant"] for r in rows[:-1])
+    focused_wrong = sum(r["focused_wrong"] for r in rows[:-1])
     resolved = first_reaching(rows, "significant", 0.5)
     at_200 = next((r for r in rows if r["n"] >= 200), rows[-1])
     return {
@@ -75,18 +77,19 @@ def compare(a, b, gold, scheme, args) -> dict:
         "differ": int(differ.sum()),
         "truth": full,
         "given": given,
-        "given_agrees": bool(np.sign(given.difference) == np.sign(truth)),
+        "given_agrees": bool(np.sign(given.estimate) == np.sign(truth)),
         "random_90": first_reaching(rows, "right"),
         "focused_90": first_reaching(rows, "focused_right"),
         "wrong_of_significant": wrong / significant if significant else 0.0,
-        "focused_wrong": max(r["focused_wrong"] for r in rows),
+        "focused_wrong": focused_wrong / focused_significant if focused_significant else 0.0,
         "half_resolved_at": resolved,
-        "needs_at_200": at_200["needed_median"],
+        # the verdict says it only where the difference is not resolved yet
+        "needs_at_200": None if at_200["significant"] >= 0.5 else at_200["needed_median"],
     }
 
 
 def points(entry) -> str:
-    return f"{100 * entry.difference:+.2f} [{100 * entry.low:+.2f}, {100 * entry.high:+.2f}]"
+    return f"{100 * entry.estimate:+.2f} [{100 * entry.low:+.2f}, {100 * entry.high:+.2f}]"
 
 
 def main() -> None:
@@ -101,8 +104,9 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     print("| labels | method − CE | all clean labels | given labels | random: 90% right from n |"
-          " focused: 90% right from n | random: wrong of significant | focused: wrong |"
-          " half of the random draws resolve it from n | 'needs about N' at n = 200 |")  # fmt: skip
+          " focused: 90% right from n | random: wrong of significant | focused: wrong of"
+          " significant | half of the random draws resolve it from n |"
+          " 'needs about N' at n = 200 |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for variant in args.variants.split(","):
         ce = runs.read_predictions(find_run(args.runs_dir, variant, "none")
@@ -117,7 +121,7 @@ def main() -> None:
                 return "—" if n is None else f"{n:,}"
 
             needs = row["needs_at_200"]
-            needs = "—" if needs is None or not np.isfinite(needs) else f"{needs:,.0f}"
+            needs = "resolved" if needs is None else f"{needs:,.0f}"
             agree = "" if row["given_agrees"] else " (sign wrong)"
             print(f"| {variant} | {method} | {points(row['truth'])} |"
                   f" {points(row['given'])}{agree} | {shown(row['random_90'])} |"
