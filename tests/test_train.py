@@ -284,6 +284,11 @@ def test_saved_model_scores_other_data(runner, ner_dir, tiny_model, tmp_path):
     document = json.loads(result.stdout)[0]
     assert document["splits"]["train"]["n_words"] == 4
     assert (run_dir / "eval" / "other" / "predictions-train.parquet").is_file()
+    # --precision: the forward pass in the format asked for, said in the results
+    for precision in ("fp32", "bf16"):
+        scored = runner.invoke(app, ["score", "--model", str(run_dir), "--data", str(other),
+                                     "--split", "train", "--precision", precision, "--json"])  # fmt: skip
+        assert json.loads(scored.stdout)[0]["precision"] == precision
     bad = tmp_path / "pos.txt"
     bad.write_text("mary NN\nvisited VB\n")
     refused = runner.invoke(
