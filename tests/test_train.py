@@ -286,8 +286,8 @@ def test_saved_model_scores_other_data(runner, ner_dir, tiny_model, tmp_path):
     assert (run_dir / "eval" / "other" / "predictions-train.parquet").is_file()
     # --precision: the forward pass in the format asked for, said in the results
     for precision in ("fp32", "bf16"):
-        scored = runner.invoke(app, ["score", "--model", str(run_dir), "--data", str(other),
-                                     "--split", "train", "--precision", precision, "--json"])  # fmt: skip
+        args = ["--split", "train", "--precision", precision, "--json"]
+        scored = runner.invoke(app, ["score", "--model", str(run_dir), "--data", str(other), *args])
         assert json.loads(scored.stdout)[0]["precision"] == precision
     bad = tmp_path / "pos.txt"
     bad.write_text("mary NN\nvisited VB\n")
