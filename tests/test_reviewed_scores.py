@@ -134,13 +134,13 @@ def test_reviewed_sentences_choose_the_epoch_and_are_scored_apart(
     assert "### f1 on the reviewed sentences (percent, higher is better)" in written
 
 
-def write_reviewed_run(folder: Path, method: str, predicted_type: str) -> Path:
+def write_reviewed_run(folder: Path, method: str, predicted_type: str, data="toyner") -> Path:
     """A complete run on 40 one-entity test sentences whose given labels say PER and whose
     first 30, reviewed, are really LOC; the model predicts ``predicted_type`` everywhere."""
     from noisebench.training.config import TrainConfig
     from noisebench.training.evaluate import write_results
 
-    config = TrainConfig(data="toyner", method=method)
+    config = TrainConfig(data=str(data), method=method)
     run_dir = folder / runs.run_name(config.identity(), "toyner")
     run_dir.mkdir(parents=True)
     sentences = 40
@@ -185,6 +185,35 @@ def test_the_verdict_ranks_by_the_reviewed_sentences_and_says_when_the_given_lab
         " (100.0), +100.00 [+100.00, +100.00] points over CE: significant."
     ), text
     assert text[2].startswith("The given labels rank otherwise: on them the best is ce;")
+
+
+def test_a_verdict_on_sentences_not_drawn_at_random_says_so(runner, ner_dir, tmp_path):
+    """review merge records how each review's sentences were drawn; where the reviewed
+    test sentences were not drawn at random (a focused or detect's sample) the verdict
+    says their F1 is not the split's instead of asking to trust them."""
+    from noisebench.data.review import drawn_at_random
+    from noisebench.studies import board as boards
+    from noisebench.studies.leaderboard.records import collect
+
+    merged = reviewed_copy(runner, ner_dir, tmp_path)  # random samples of validation and test
+    reviews = json.loads((merged / "review.json").read_text())["reviews"]
+    assert reviews == [{"split": "validation", "kind": "sample", "sentences": 10},
+                       {"split": "test", "kind": "sample", "sentences": 10}]  # fmt: skip
+    assert drawn_at_random(merged, "test") and drawn_at_random(ner_dir, "test")
+    focused = tmp_path / "focused"
+    focused.mkdir()
+    (focused / "review.json").write_text(json.dumps({"reviews": [
+        {"split": "test", "kind": "compare", "sentences": 30}]}))  # fmt: skip
+    assert not drawn_at_random(focused, "test") and drawn_at_random(focused, "validation")
+    runs_dir = tmp_path / "runs"
+    write_reviewed_run(runs_dir, "none", "B-PER", data=focused)
+    write_reviewed_run(runs_dir, "mask-missing", "B-LOC", data=focused)
+    setting = boards.verdict_of(collect([runs_dir], "test", ["f1"]), "test", 200)["settings"][0]
+    assert setting["reviewed"]["at_random"] is False
+    assert setting["text"][2].startswith(
+        "These reviewed test sentences were not drawn at random (review sample --compare,"
+    )
+    assert not any("trust the reviewed sentences" in line for line in setting["text"])
 
 
 def test_a_profile_of_reviewed_data_is_learned_from_the_reviewed_sentences(

@@ -712,6 +712,9 @@ def merge(
     }
     import datasets
 
+    # every review merged into this data so far: how each sample was drawn
+    this = {"split": checks.split, "kind": manifest["kind"], "sentences": len(labels)}
+    report["reviews"] = [*earlier_reviews(spec), this]
     if estimate is not None:  # a focused review: what it estimates (studies.focus)
         report["compare"] = estimate(manifest, merged[checks.split], checks.scheme)
     result = Merged(datasets.DatasetDict(merged), report, out)
@@ -719,6 +722,30 @@ def merge(
         loading.write_parquet(result.dataset, staging)
         (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return result
+
+
+def earlier_reviews(spec) -> list[dict]:
+    """The reviews merged into ``spec`` before (its ``review.json``, where ``spec`` is a
+    folder that ``review merge`` wrote): ``{"split", "kind", "sentences"}`` each, ``kind``
+    as the manifest says how the sentences were drawn (``sample``: uniformly at random;
+    ``compare``: where runs disagree; ``detect``: the likely wrong labels)."""
+    path = Path(str(spec)) / REPORT
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if "reviews" in report:
+        return list(report["reviews"])
+    counts = report.get("counts", {})
+    return [{"split": report.get("split"), "kind": report.get("manifest", {}).get("kind"),
+             "sentences": counts.get("reviewed_sentences")}]  # fmt: skip
+
+
+def drawn_at_random(spec, split: str) -> bool:
+    """Whether every review of ``split`` merged into ``spec`` drew its sentences uniformly
+    at random (``review sample`` without ``--compare``): only then are scores on the
+    reviewed sentences estimates of the split's."""
+    return all(r.get("kind") == "sample" for r in earlier_reviews(spec) if r.get("split") == split)
 
 
 def _reviewed_labels(split, tasks, resolved: dict, checks: Reviewable) -> dict[int, list[int]]:

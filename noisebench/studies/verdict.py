@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisebench.data.review import drawn_at_random
 from noisebench.scoring import metrics, paired
 from noisebench.studies.leaderboard.cells import still_improving
 from noisebench.studies.leaderboard.labels import describe_noise, is_bound_label, loss_label
@@ -259,12 +260,15 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
                 if entry is not None:
                     entry["sentences_needed"] = sentences_needed(entry, sentences)
                 vs_ce[label] = entry
+    run_dir = next(iter(next(iter(group.methods.values())).values()))
     reviewed = {
         "sentences": sentences,
         "f1": f1,
         "best_f1": best,
         "vs_ce": vs_ce,
         "given_labels_differ": best != verdict["best_f1"],
+        # a focused (or detect's) sample is not the split: its F1 is not the split's
+        "at_random": drawn_at_random(cache.results(run_dir).get("config", {}).get("data"), "test"),
     }
     return reviewed | {"text": _reviewed_sentences(reviewed, verdict, ce)}
 
@@ -307,7 +311,14 @@ def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[s
                 f"{head}, {difference}: not resolved by {n} sentences"
                 + (f"; a difference this size needs about {needed:,}." if needed else ".")
             )
-    if reviewed["given_labels_differ"]:
+    if not reviewed["at_random"]:
+        lines.append(
+            "These reviewed test sentences were not drawn at random (review sample --compare,"
+            " or detect's likely wrong labels): their F1 is not the split's, and the ranking"
+            " weighs the sentences chosen; review merge's 'compare' estimate is the unbiased"
+            " difference, a random sample (review sample) the split's F1."
+        )
+    elif reviewed["given_labels_differ"]:
         lines.append(
             f"The given labels rank otherwise: on them the best is {verdict['best_f1']};"
             " trust the reviewed sentences."
