@@ -226,6 +226,23 @@ def test_gate_passes_against_itself_and_fails_against_a_worse_sweep(runner, runs
     assert row["diff"] == pytest.approx(-2.0)
 
 
+def test_a_baseline_saved_before_precision_still_gates(runner, runs_dir, tmp_path):
+    """Entries saved before runs' settings carried their precision match the one current
+    cell that equals them but for it: a regression is still caught."""
+    baseline = tmp_path / "baseline.json"
+    assert leaderboard(runner, runs_dir, "--save-baseline", baseline).exit_code == 0
+    document = json.loads(baseline.read_text())
+    for entry in document["entries"]:
+        del entry["settings"]["precision"]  # as a baseline from before --precision
+    document["entries"][0]["mean"] += 0.5  # every run is now 50 points below it
+    baseline.write_text(json.dumps(document))
+    failed = leaderboard(runner, runs_dir, "--baseline", baseline, "--fail-on", "f1:-0.5",
+                         "--fail-on", "ece:+0.02", "--json")  # fmt: skip
+    gate = json.loads(failed.stdout)["gate"]
+    assert failed.exit_code == 1 and len(gate["failed"]) == 1
+    assert gate["missing_in_current"] == [] and gate["missing_in_baseline"] == []
+
+
 def test_missing_keys_are_listed_and_fail_only_when_strict(runner, runs_dir, tmp_path):
     baseline = tmp_path / "baseline.json"
     assert leaderboard(runner, runs_dir, "--save-baseline", baseline).exit_code == 0

@@ -13,11 +13,13 @@ from test_leaderboard import write_run
 from test_train import run_train, train_args
 
 from noisebench.cli import app
+from noisebench.errors import InputError
 from noisebench.studies import sweep
 from noisebench.studies.leaderboard.cells import aggregate
 from noisebench.studies.leaderboard.records import collect
 from noisebench.training import precision, runs
 from noisebench.training.config import TrainConfig
+from noisebench.training.prepare import resolve_device
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -136,13 +138,15 @@ def test_a_bad_precision_is_refused_in_one_line(runner, ner_dir, tiny_model, tmp
         .endswith("--precision 'fp16': choose one of auto, fp32, bf16")
     )
     assert not (tmp_path / "runs").exists()
+    with pytest.raises(InputError, match="--precision 'fp16': choose one of auto, fp32, bf16"):
+        precision.resolve_precision("fp16", CPU)  # as score --model resolves it
 
 
 def test_the_sweep_plans_the_names_its_runs_take(native, tmp_path):
     grid = sweep.Grid(losses=("ce",), rates=(0.2,))
     config = sweep.SweepConfig(grids=(grid,), runs_dir=str(tmp_path), epochs=1)
     (planned,) = sweep.plan(config)
-    settled = precision.settle(planned.config, CPU)  # what its train settles to here
+    settled = precision.settle(planned.config, resolve_device("auto"))  # as its train does
     assert planned.run_dir.name == runs.run_name(settled.identity(), "conll2003")
     assert planned.to_dict().get("precision") == ("bf16" if native else None)
     assert planned.config.precision == "auto"  # its train resolves it again, to the same
@@ -160,3 +164,31 @@ def test_leaderboards_never_pool_two_precisions(tmp_path):
     pooled = {c["settings"]["precision"]: (c["n"], round(c["mean"], 2)) for c in cells}
     assert pooled == {"fp32": (2, 0.61), "bf16": (2, 0.75)}
     assert sorted(c["loss"] for c in cells) == ["ce precision=bf16", "ce precision=fp32"]
+
+
+def test_a_checkpoint_from_another_precision_is_not_resumed(runner, ner_dir, tiny_model,
+                                                            tmp_path, monkeypatch):  # fmt: skip
+    """A run name without a precision is fp32 on CPU and bf16 on CUDA: a checkpoint begun on
+    CUDA (bf16) is not finished on a CPU in fp32 under the same name."""
+    from noisebench.training import loop
+
+    save = loop.save_checkpoint
+
+    def save_then_stop(path, *rest):
+        save(path, *rest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
+    args = train_args(ner_dir, tiny_model, tmp_path / "runs", "--epochs", 2, "--precision", "fp32")
+    assert runner.invoke(app, args).exit_code == 130
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    state_file = run_dir / "checkpoint" / "state.pt"
+    state = torch.load(state_file, weights_only=True)
+    assert state["state"]["precision"] == "fp32"
+    state["state"]["precision"] = "bf16"  # as the same run begun on a GPU records it
+    torch.save(state, state_file)
+    refused = runner.invoke(app, [*args, "--resume"])
+    assert refused.exit_code == 2
+    assert "its checkpoint trained in bf16" in refused.stderr.replace("\n", " ")
+    assert not (run_dir / "results.json").exists()

@@ -185,13 +185,15 @@ def test_the_verdict_ranks_by_the_reviewed_sentences_and_says_when_the_given_lab
         " (100.0), +100.00 [+100.00, +100.00] points over CE: significant."
     ), text
     assert text[2].startswith("The given labels rank otherwise: on them the best is ce;")
+    assert reviewed["drawn"] is None  # no review.json beside "toyner": said, not assumed
+    assert text[3].startswith("How the reviewed test sentences were drawn is not recorded")
 
 
 def test_a_verdict_on_sentences_not_drawn_at_random_says_so(runner, ner_dir, tmp_path):
     """review merge records how each review's sentences were drawn; where the reviewed
     test sentences were not drawn at random (a focused or detect's sample) the verdict
     says their F1 is not the split's instead of asking to trust them."""
-    from noisebench.data.review import drawn_at_random
+    from noisebench.data.review import how_drawn
     from noisebench.studies import board as boards
     from noisebench.studies.leaderboard.records import collect
 
@@ -199,19 +201,19 @@ def test_a_verdict_on_sentences_not_drawn_at_random_says_so(runner, ner_dir, tmp
     reviews = json.loads((merged / "review.json").read_text())["reviews"]
     assert reviews == [{"split": "validation", "kind": "sample", "sentences": 10},
                        {"split": "test", "kind": "sample", "sentences": 10}]  # fmt: skip
-    assert drawn_at_random(merged, "test") and drawn_at_random(ner_dir, "test")
+    assert how_drawn(merged, "test") == "random" and how_drawn(ner_dir, "test") is None
     focused = tmp_path / "focused"
     focused.mkdir()
     (focused / "review.json").write_text(json.dumps({"reviews": [
         {"split": "test", "kind": "compare", "sentences": 30}]}))  # fmt: skip
-    assert not drawn_at_random(focused, "test") and drawn_at_random(focused, "validation")
+    assert how_drawn(focused, "test") == "chosen" and how_drawn(focused, "validation") is None
     runs_dir = tmp_path / "runs"
     write_reviewed_run(runs_dir, "none", "B-PER", data=focused)
     write_reviewed_run(runs_dir, "mask-missing", "B-LOC", data=focused)
     setting = boards.verdict_of(collect([runs_dir], "test", ["f1"]), "test", 200)["settings"][0]
-    assert setting["reviewed"]["at_random"] is False
+    assert setting["reviewed"]["drawn"] == "chosen"
     assert setting["text"][2].startswith(
-        "These reviewed test sentences were not drawn at random (review sample --compare,"
+        "These reviewed test sentences were not drawn at random (review sample --compare)"
     )
     assert not any("trust the reviewed sentences" in line for line in setting["text"])
 
@@ -401,3 +403,15 @@ def test_oracles_on_reviewed_data_know_the_reviewed_sentences(runner, ner_dir, t
     refused = run(runner, "train", *common[:1], ner_dir, *common[2:], "--method",
                   "oracle-mask", code=2)  # fmt: skip
     assert "no reviewed training sentences" in refused.stderr
+
+
+def test_masking_on_data_without_clean_labels_measures_no_precision(runner, ner_dir, tiny_model,
+                                                                  tmp_path):  # fmt: skip
+    """Only the oracles read a review as the truth: mask-missing on data without clean
+    labels reports no precision or recall of its leaving out (nothing to measure them by)."""
+    document = json.loads(run(runner, "train", "--data", ner_dir, "--model", tiny_model,
+                              "--runs-dir", tmp_path / "runs", "--epochs", 1, "--lr", "5e-3",
+                              "--batch-size", 16, "--device", "cpu", "--method", "mask-missing",
+                              "--mask-warmup", 0, "--json").stdout)  # fmt: skip
+    masking = document["train"]["history"][0]["masking"]
+    assert masking["precision"] is None and masking["recall"] is None

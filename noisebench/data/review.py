@@ -741,11 +741,16 @@ def earlier_reviews(spec) -> list[dict]:
              "sentences": counts.get("reviewed_sentences")}]  # fmt: skip
 
 
-def drawn_at_random(spec, split: str) -> bool:
-    """Whether every review of ``split`` merged into ``spec`` drew its sentences uniformly
-    at random (``review sample`` without ``--compare``): only then are scores on the
-    reviewed sentences estimates of the split's."""
-    return all(r.get("kind") == "sample" for r in earlier_reviews(spec) if r.get("split") == split)
+def how_drawn(spec, split: str) -> str | None:
+    """How the reviewed sentences of ``split`` merged into ``spec`` were drawn: ``random``
+    where every review of it drew them uniformly at random (``review sample`` without
+    ``--compare``: only then are scores on them estimates of the split's), ``chosen``
+    where any review chose them (``--compare``, detect's likely wrong labels), None where
+    nothing beside the data records it."""
+    kinds = {r.get("kind") for r in earlier_reviews(spec) if r.get("split") == split}
+    if not kinds:
+        return None
+    return "random" if kinds == {"sample"} else "chosen"
 
 
 def _reviewed_labels(split, tasks, resolved: dict, checks: Reviewable) -> dict[int, list[int]]:

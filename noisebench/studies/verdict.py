@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench.data.review import drawn_at_random
+from noisebench.data.review import how_drawn
 from noisebench.scoring import metrics, paired
 from noisebench.studies.leaderboard.cells import still_improving
 from noisebench.studies.leaderboard.labels import describe_noise, is_bound_label, loss_label
@@ -267,8 +267,8 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
         "best_f1": best,
         "vs_ce": vs_ce,
         "given_labels_differ": best != verdict["best_f1"],
-        # a focused (or detect's) sample is not the split: its F1 is not the split's
-        "at_random": drawn_at_random(cache.results(run_dir).get("config", {}).get("data"), "test"),
+        # a focused sample is not the split: its F1 is not the split's
+        "drawn": how_drawn(cache.results(run_dir).get("config", {}).get("data"), "test"),
     }
     return reviewed | {"text": _reviewed_sentences(reviewed, verdict, ce)}
 
@@ -311,17 +311,24 @@ def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[s
                 f"{head}, {difference}: not resolved by {n} sentences"
                 + (f"; a difference this size needs about {needed:,}." if needed else ".")
             )
-    if not reviewed["at_random"]:
+    if reviewed["drawn"] == "chosen":
         lines.append(
-            "These reviewed test sentences were not drawn at random (review sample --compare,"
-            " or detect's likely wrong labels): their F1 is not the split's, and the ranking"
-            " weighs the sentences chosen; review merge's 'compare' estimate is the unbiased"
-            " difference, a random sample (review sample) the split's F1."
+            "These reviewed test sentences were not drawn at random (review sample --compare):"
+            " their F1 is not the split's, and the ranking weighs the sentences chosen; review"
+            " merge's 'compare' estimate is the unbiased difference, a random sample (review"
+            " sample) the split's F1."
         )
-    elif reviewed["given_labels_differ"]:
+        return lines
+    if reviewed["given_labels_differ"]:
         lines.append(
             f"The given labels rank otherwise: on them the best is {verdict['best_f1']};"
             " trust the reviewed sentences."
+        )
+    if reviewed["drawn"] is None:
+        lines.append(
+            "How the reviewed test sentences were drawn is not recorded beside the data (no"
+            " review.json from review merge): their scores are the split's only if they were"
+            " a random sample."
         )
     return lines
 

@@ -55,11 +55,17 @@ def load_model(model_path: str, labels: list[str]):
 
 @torch.inference_mode()
 def predict(
-    model, encoded: Encoded, tokens, labels: list[str], device, pad_id: int, precision=None
+    model,
+    encoded: Encoded,
+    tokens,
+    labels: list[str],
+    device,
+    pad_id: int,
+    precision: str | None = None,
 ):
     """Word-level probabilities (softmax at each word's first sub-token) for a split, the
-    forward pass in ``precision`` (``precision.resolve``; None: the device's usual), the
-    probabilities in fp32."""
+    forward pass in ``precision`` (``auto|fp32|bf16``, ``resolve_precision``; None: the
+    device's usual), the probabilities in fp32."""
     model.eval()
     lengths = encoded.lengths()
     order = np.argsort(-lengths, kind="stable")
@@ -279,6 +285,7 @@ def evaluate_saved_model(
         raise InputError(f"--model {run_dir}: not a finished run saved with --save-model")
     config = config_from_results(stored)
     resolved_device = resolve_device(device)
+    precision = resolve_precision(precision, resolved_device)
     dataset = data.load(spec, columns)
     if split not in dataset:
         raise InputError(f"--split {split}: {spec} has splits {', '.join(dataset)}")
@@ -300,7 +307,7 @@ def evaluate_saved_model(
         stored["labels"],
         resolved_device,
         tokenizer.pad_token_id or 0,
-        resolve_precision(precision, resolved_device),
+        precision,
     )
     out = eval_dir(run_dir, spec)
     out.mkdir(parents=True, exist_ok=True)
@@ -315,7 +322,7 @@ def evaluate_saved_model(
         "scheme": scheme,
         "strict": config.strict,
         "bins": config.bins,
-        "precision": resolve_precision(precision, resolved_device),
+        "precision": precision,
         "splits": {split: scores},
     }
     if figures is not None:

@@ -27,7 +27,7 @@ import torch
 
 from noisebench.data import loading as data
 from noisebench.data import sources
-from noisebench.errors import one_line
+from noisebench.errors import InputError, one_line
 from noisebench.scoring import metrics
 from noisebench.training import memory, methods, runs, targets
 from noisebench.training.batches import Encoded, collate, encode, length_grouped_batches, prefetched
@@ -175,6 +175,14 @@ def _set_up(prepared: Prepared, resume: bool, report: Progress) -> _Run:
         state = load_checkpoint(checkpoint_file, model, optimizer, schedule)
         if "method" in state:
             selection.load_state_dict(state["method"])
+        started = state.get("precision", prepared.precision)
+        if started != prepared.precision:  # one name, two devices' usual precisions
+            raise InputError(
+                f"--resume {run_dir}: its checkpoint trained in {started}, which this device"
+                f" does not use under this run's name ({prepared.precision}); resume it on the"
+                " kind of device it started on"
+            )
+    state["precision"] = prepared.precision
     state["peak_memory_scope"] = memory_scope
     return _Run(
         prepared=prepared,
@@ -221,7 +229,8 @@ def _training_targets(
     config = prepared.config
     if not selection.active:  # clean labels ride along in the batches only where read
         train_set = replace(train_set, clean_tags=None)
-    elif train_set.clean_tags is None:  # an oracle that knows the reviewed sentences only
+    elif train_set.clean_tags is None and methods.needs_clean_labels(config.method):
+        # an oracle on data without clean labels: it knows the reviewed sentences only
         truth, offsets = data.reviewed_truth(prepared.dataset["train"])
         train_set = replace(train_set, clean_tags=np.split(truth, offsets[1:-1]))
     if config.span_smoothing:

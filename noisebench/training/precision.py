@@ -17,8 +17,12 @@ import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from noisebench.errors import InputError
+
 if TYPE_CHECKING:
     import torch
+
+    from noisebench.training.config import TrainConfig
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # what each device used before --precision (the runs' names mean it where none is given)
@@ -44,10 +48,12 @@ def resolve_precision(requested: str | None, device: torch.device) -> str:
         return USUAL.get(device.type, "fp32")
     if requested == "auto":
         return "bf16" if native_bf16(device) else "fp32"
+    if requested not in PRECISIONS:
+        raise InputError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}")
     return requested
 
 
-def settle(config, device: torch.device):
+def settle(config: TrainConfig, device: torch.device) -> TrainConfig:
     """``config`` with its precision as its run's name records it: ``None`` where it
     resolves to the device's usual one (older runs' names stay), else ``fp32``/``bf16``."""
     resolved = resolve_precision(config.precision, device)
@@ -64,8 +70,8 @@ def slow_note(requested: str | None, device: torch.device) -> str | None:
     return None
 
 
-def autocast(precision: str, device: torch.device):
-    """The context of a forward pass in ``precision`` (``resolve``'s answer)."""
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context of a forward pass in ``precision`` (``resolve_precision``'s answer)."""
     import torch
 
     if precision == "bf16":

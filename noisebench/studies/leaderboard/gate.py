@@ -92,8 +92,12 @@ def compare(
     """Compare means in display units; a threshold's sign gives the bad direction. Cells
     match by ``cell_key``; a legacy baseline's entries (``is_legacy``) by dataset, noise,
     rate, row label, q, s, split and metric, and only where one current cell has that key
-    (cells of several models or settings under one old key are compared with none)."""
+    (cells of several models or settings under one old key are compared with none); a
+    baseline from before ``--precision`` (``before_precision``) likewise by ``cell_key``
+    without the precision."""
     key_of = _legacy_key if is_legacy(baseline) else cell_key
+    if not is_legacy(baseline) and before_precision(baseline):
+        key_of = _key_without_precision
     before = {key_of(entry): entry for entry in baseline}
     current: dict[tuple, list[dict]] = {}
     for row in aggregated:
@@ -127,6 +131,16 @@ def compare(
         _entry(row) for key in sorted(set(current) - set(matched), key=str) for row in current[key]
     ]
     return GateResult(rows, missing_current, missing_baseline)
+
+
+def before_precision(baseline: list[dict]) -> bool:
+    """A baseline saved before runs' settings carried their precision."""
+    return any("precision" not in entry["settings"] for entry in baseline)
+
+
+def _key_without_precision(entry: dict) -> tuple:
+    settings = {k: v for k, v in entry["settings"].items() if k != "precision"}
+    return cell_key(entry | {"settings": settings})
 
 
 def _legacy_key(entry: dict) -> tuple:
