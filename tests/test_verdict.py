@@ -406,3 +406,13 @@ def test_a_runs_figures_are_drawn_before_results_json_marks_it_complete(tmp_path
     with pytest.raises(OSError):
         write_results(run_dir, LABELS, "IOB2", config, {}, [], broken)
     assert not (run_dir / runs.RESULTS).exists()
+
+
+def test_an_oracle_that_knew_a_few_reviewed_sentences_is_no_ceiling():
+    from noisebench.studies.verdict import _recoverable_gap
+
+    summary = {"ce": {"f1": 0.5}, "ce +oracle-clean": {"f1": 0.6}, "ce +mask-missing": {"f1": 0.55}}
+    gap = _recoverable_gap(summary, "ce")
+    assert gap["points"] == pytest.approx(0.1)
+    assert gap["closed"]["ce +mask-missing"] == pytest.approx(0.5)
+    assert _recoverable_gap(summary, "ce", {"ce +oracle-clean"}) is None
