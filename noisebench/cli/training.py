@@ -304,6 +304,11 @@ def score(
             def figures(folder: Path, results: dict) -> None:
                 plots.run_figures(folder, results, f"{model.name} on {data}")
 
+            from noisebench.training.precision import slow_note
+            from noisebench.training.prepare import resolve_device
+
+            if note := slow_note(precision, resolve_device(device)):
+                stderr.print(note, soft_wrap=True)
             evaluated = evaluate_saved_model(
                 model, data, split, device=device, figures=figures, precision=precision
             )
