@@ -59,7 +59,8 @@ def test_presets():
         ("noisebench:clean", "sgce", "none", 0.7, 0.1, 0.1),
     ]
     assert {(r.model, r.seed, r.validation_labels) for r in quick} == {("minilm-l6", 0, "noisy")}
-    assert {r.loss_warmup for r in quick} == {0.2}  # 126 steps: 10% left GCE/SGCE all-O
+    assert {r.loss_warmup for r in quick} == {0.2}  # at 126 steps 10% left GCE/SGCE all-O
+    assert {r.epochs for r in quick} == {6}  # the first budget at which no run still rose
     # --data replaces the preset's datasets everywhere
     mine = sweep.expand(sweep.build_config("quick", None, {"data": ("my.conll",)}))
     assert {r.data for r in mine} == {"my.conll"} and {r.rate for r in mine} == {0.0, 0.1}
@@ -267,6 +268,10 @@ def toy_sweep_args(
         "5e-3",
         "--batch-size",
         "16",
+        # fp32: the tests compare runs made with one CPU thread each (--jobs 2, ray) with
+        # runs made with two, and a reordered bf16 reduction moves F1 by 1e-4, fp32 by 1e-7
+        "--precision",
+        "fp32",
         "--runs-dir",
         str(runs_dir),
         *extra,
@@ -579,7 +584,8 @@ def test_runs_in_the_sweeps_process_equal_runs_in_their_own(toy_study, tiny_mode
     command = [  # the toy sweep's gce run at rate 0.4, in a process of its own
         sys.executable, "-m", "noisebench", "train", "--data", str(data), "--model",
         str(tiny_model), "--loss", "gce", "--q", "0.7", "--rate", "0.4", "--epochs", "2",
-        "--lr", "5e-3", "--batch-size", "16", "--runs-dir", str(tmp_path / "own"), "--json",
+        "--lr", "5e-3", "--batch-size", "16", "--precision", "fp32", "--runs-dir",
+        str(tmp_path / "own"), "--json",
     ]  # fmt: skip
     environment = dict(
         os.environ, NOISEBENCH_HOME=str(root / "home"), OMP_NUM_THREADS=str(os.cpu_count())
