@@ -480,6 +480,9 @@ def test_ray_tasks_run_on_the_gpu_ray_gave_them(tmp_path, monkeypatch):
 # written: the interrupt lands at a known step, whatever the machine's load.
 INTERRUPT_AFTER_FIRST_CHECKPOINT = """
 import os, signal, sys
+# Ctrl-C raises KeyboardInterrupt even where the suite runs in a background job, whose
+# children inherit SIGINT ignored (Python then keeps it ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from noisebench.training import loop as train
 save = train.save_checkpoint
 def save_then_interrupt(*args):
