@@ -131,6 +131,18 @@ def flat_tags(dataset, column: str = "tags") -> tuple[np.ndarray, np.ndarray]:
     return values[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
+def review_columns(split) -> dict:
+    """A split's review (``reviewed`` and ``reviewed_tags``), as ``make_split`` takes them,
+    to carry into a split made from it; empty without a review."""
+    if REVIEWED_COLUMN not in split.column_names:
+        return {}
+    table = split.data.table
+    return {
+        "reviewed": table.column(REVIEWED_COLUMN).combine_chunks(),
+        "reviewed_tags": table.column(REVIEWED_TAGS_COLUMN).combine_chunks(),
+    }
+
+
 def reviewed_sentences(split) -> np.ndarray:
     """Whether each sentence of a split was reviewed (``review merge``): all False without
     a review."""

@@ -446,10 +446,7 @@ def corrupt(dataset_dict, config: NoiseConfig):
             noisy_parts.append(noisy)
         offsets_array = pa.array(offsets.astype(np.int32))
         table = dataset.data.table
-        review = {}  # a review's columns go along: its sentences stay the known truth
-        if data.REVIEWED_COLUMN in dataset.column_names:
-            review = {name: table.column(name).combine_chunks()
-                      for name in (data.REVIEWED_COLUMN, data.REVIEWED_TAGS_COLUMN)}  # fmt: skip
+        review = data.review_columns(dataset)  # a review goes along, scored in every run
         result[split] = data.make_split(
             table.column("tokens").combine_chunks(),
             pa.ListArray.from_arrays(offsets_array, pa.array(noisy)),

@@ -92,12 +92,7 @@ def _rewritten(split, detection: Detection, tags: np.ndarray, ignore: np.ndarray
     offsets = pa.array(detection.offsets.astype(np.int32))
     column = pa.ListArray.from_arrays(offsets, pa.array(tags, pa.int64()))
     flags = None if ignore is None else pa.ListArray.from_arrays(offsets, pa.array(ignore))
-    review = {}
-    if data.REVIEWED_COLUMN in split.column_names:
-        review = {
-            "reviewed": table.column(data.REVIEWED_COLUMN).combine_chunks(),
-            "reviewed_tags": table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks(),
-        }
+    review = data.review_columns(split)
     return data.make_split(tokens, column, detection.labels, clean, ignore=flags, **review)
 
 

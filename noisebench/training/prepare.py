@@ -286,11 +286,7 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
 def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
     """``--validation-labels reviewed``: the reviewed validation sentences alone, their
     reviewed labels as the ``tags`` (and ``clean_tags``) that choose the best epoch."""
-    reviewed = (
-        np.asarray(validation[data.REVIEWED_COLUMN], dtype=bool)
-        if data.REVIEWED_COLUMN in validation.column_names
-        else np.zeros(len(validation), dtype=bool)
-    )
+    reviewed = data.reviewed_sentences(validation)
     if not reviewed.any():
         raise InputError(
             f"--validation-labels reviewed: {config.data} has no reviewed validation sentences"
@@ -376,8 +372,7 @@ def _reviewed_oracle(dataset, config: TrainConfig, notes: list[str]):
         table.column("tokens").combine_chunks(),
         pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(truth)),
         data.label_names(train),
-        reviewed=table.column(data.REVIEWED_COLUMN).combine_chunks(),
-        reviewed_tags=table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks(),
+        **data.review_columns(train),
     )})  # fmt: skip
 
 
