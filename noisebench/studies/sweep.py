@@ -498,9 +498,10 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
     """Every run with its status; the datasets and the model checked first."""
     check_inputs(config)
     planned = []
+    device = resolve_device("auto")  # where each run's train resolves its precision
     for run in expand(config):
         run.check()  # each setting as train checks it (--epochs 0 is refused here too)
-        named = as_named(run).identity()
+        named = precision.settle(run, device).identity()
         run_dir = runs.run_dir(Path(config.runs_dir), named, dataset_name(run.data))
         if runs.is_complete(run_dir):
             status = "done"

@@ -67,6 +67,7 @@ def predict(
     forward pass in ``precision`` (``auto|fp32|bf16``, ``resolve_precision``; None: the
     device's usual), the probabilities in fp32."""
     model.eval()
+    precision = resolve_precision(precision, device)
     lengths = encoded.lengths()
     order = np.argsort(-lengths, kind="stable")
     word_counts = np.array([len(t) for t in encoded.tags])
@@ -75,7 +76,7 @@ def predict(
     for indices in evaluation_batches(lengths[order], EVAL_BATCH_TOKENS, EVAL_PADDING):
         indices = order[indices]
         batch = to_device(collate(encoded, indices, pad_id, with_labels=False), device)
-        with autocast(resolve_precision(precision, device), device):
+        with autocast(precision, device):
             logits = model(**batch).logits  # (B, T, C)
         batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         for row, i in enumerate(indices):
