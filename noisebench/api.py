@@ -470,12 +470,15 @@ def review_sample(
     and the manifest; with ``compare`` (two or more run folders), from the sentences where
     those runs predict differently. As ``noisebench review sample``; returns a ``Sample``
     (``out``, ``manifest``, ``notes``)."""
-    from noisebench.data import loading, review
-    from noisebench.studies.focus import Disagreement
+    from noisebench.data import loading
+    from noisebench.data.review import sampling
+    from noisebench.studies import focus
 
     columns = loading.Columns(token_column, tag_column, _listed(labels))
-    focus = Disagreement([Path(r) for r in compare]) if compare else None
-    return review.sample(data, split, n, seed, Path(out), columns, force, focus)
+    if compare:
+        runs = [Path(r) for r in compare]
+        return focus.sample(data, split, n, seed, Path(out), runs, columns, force)
+    return sampling.sample(data, split, n, seed, Path(out), columns, force)
 
 
 @_api
@@ -493,11 +496,12 @@ def review_merge(
 ):
     """Bring reviewed labels back: a Label Studio JSON export (or the edited CoNLL file)
     of a review of ``data``, checked against its manifest, written to ``out`` with the
-    reviewed sentences marked (``reviewed``, ``reviewed_tags``). As ``noisebench review
-    merge``; returns a ``Merged`` (``dataset``, ``report``: counts, agreement, ties,
-    ``out``)."""
-    from noisebench.data import loading, review
+    reviewed sentences marked (``reviewed``, ``reviewed_tags``, ``review_draw``). As
+    ``noisebench review merge``; returns a ``Merged`` (``dataset``, ``report``: counts,
+    agreement, ties, sentences reviewed again, what a focused review estimates)."""
+    from noisebench.data import loading
+    from noisebench.studies import focus
 
     columns = loading.Columns(token_column, tag_column, _listed(labels))
     manifest_path = Path(manifest) if manifest is not None else None
-    return review.merge(data, Path(reviewed), Path(out), resolve, manifest_path, columns, force)
+    return focus.merge(data, Path(reviewed), Path(out), resolve, manifest_path, columns, force)

@@ -195,6 +195,7 @@ def test_review_sample_and_merge_round_trip(ner_dir, tmp_path):
     conll = tmp_path / "review" / "review.conll"
     lines = conll.read_text().splitlines()
     changed = ["\t".join([*x.split("\t")[:2], "O"]) if "\t" in x else x for x in lines]
+    changed = [x.replace(" reviewed: no", " reviewed: yes") for x in changed]
     conll.write_text("\n".join(changed) + "\n")  # the reviewer: no entities at all
     merged = nb.review_merge(str(ner_dir), conll, out=tmp_path / "merged")
     assert merged.report["counts"]["reviewed_sentences"] == 5

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import mark_reviewed
 
 from noisebench.cli import app
 from noisebench.data import loading
@@ -71,9 +72,10 @@ def test_a_focused_sample_draws_where_the_runs_disagree_and_estimates_their_diff
     # the reviewer confirms the given labels (they are the truth here)
     out = tmp_path / "merged"
     report = json.loads(
-        run(runner, "review", "merge", ner_dir, review / "review.conll", "-o", out,
-            "--json").stdout
+        run(runner, "review", "merge", ner_dir, mark_reviewed(review / "review.conll"), "-o",
+            out, "--json").stdout
     )["compare"]  # fmt: skip
+    assert report["changed_runs"] == []
     sampled = made["sentences"]
     by_hand = [
         (entity_count(split, s) if s in b_wrong else 0)
@@ -86,7 +88,7 @@ def test_a_focused_sample_draws_where_the_runs_disagree_and_estimates_their_diff
     run(runner, "review", "sample", ner_dir, "-n", 10, "--compare", run_a, "--compare", run_b,
         "-o", everything)  # fmt: skip
     report = json.loads(
-        run(runner, "review", "merge", ner_dir, everything / "review.conll", "-o",
+        run(runner, "review", "merge", ner_dir, mark_reviewed(everything / "review.conll"), "-o",
             tmp_path / "merged-all", "--json").stdout
     )["compare"]  # fmt: skip
     exact = sum(entity_count(split, s) for s in b_wrong) - sum(
@@ -105,3 +107,34 @@ def test_a_focused_sample_draws_where_the_runs_disagree_and_estimates_their_diff
     refused = run(runner, "review", "sample", ner_dir, "--split", "test", "--compare", run_a,
                   "--compare", other, "-o", tmp_path / "x", code=2)  # fmt: skip
     assert "no predictions of the test split" in refused.stderr
+
+
+def test_a_focused_merge_needs_only_its_manifest_and_says_when_a_run_changed(
+    runner, ner_dir, tmp_path
+):
+    """The estimate is the same with the runs moved away; a run re-predicted since the
+    sample is named; the merge prints the estimate."""
+    split = loading.load(ner_dir)["validation"]
+    with_entities = [s for s in range(len(split)) if entity_count(split, s)]
+    run_a = write_run(tmp_path / "runs" / "a", split, set(with_entities[8:10]))
+    run_b = write_run(tmp_path / "runs" / "b", split, set(with_entities[:8]))
+    review = tmp_path / "review"
+    run(runner, "review", "sample", ner_dir, "-n", 4, "--compare", run_a, "--compare", run_b,
+        "-o", review)  # fmt: skip
+    conll = mark_reviewed(review / "review.conll")
+    args = ["review", "merge", ner_dir, conll, "--json", "-o"]
+    here = json.loads(run(runner, *args, tmp_path / "m1").stdout)["compare"]
+    (tmp_path / "runs").rename(tmp_path / "moved")  # the runs are elsewhere now
+    moved = json.loads(run(runner, *args, tmp_path / "m2").stdout)["compare"]
+    assert moved == here and here["changed_runs"] == []
+    (tmp_path / "moved").rename(tmp_path / "runs")
+    write_run(tmp_path / "runs" / "c", split, set(with_entities))  # a new prediction of A
+    (run_a / "predictions-validation.parquet").write_bytes(
+        (tmp_path / "runs" / "c" / "predictions-validation.parquet").read_bytes()
+    )
+    again = json.loads(run(runner, *args, tmp_path / "m3").stdout)["compare"]
+    assert again["changed_runs"] == [str(run_a)]
+    assert again["correct_entities"] == here["correct_entities"]  # of what was sampled
+    shown = run(runner, "review", "merge", ner_dir, conll, "-o", tmp_path / "m4").stdout
+    assert "Focused review of 4 of the 10 sentences" in shown
+    assert f"{run_a}'s predictions changed since the sample" in " ".join(shown.split())

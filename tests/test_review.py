@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import files_under, write_ner_split, write_tagged_splits
+from conftest import files_under, mark_reviewed, write_ner_split, write_tagged_splits
 
 from noisebench.cli import app
 from noisebench.data import loading
-from noisebench.data import review as data_review
+from noisebench.data.review.sampling import Origin
 from noisebench.data.schemes import decode_spans, detect_scheme, encode_spans
 
 VALIDATION = [
@@ -140,13 +140,18 @@ def test_every_file_of_a_sample(runner, data_dir, tmp_path):
     for block, row in zip(blocks, rows, strict=True):
         header, *lines = block.split("\n")
         words, tags = VALIDATION[row]
-        assert header == f"# sentence {row}"
+        assert header == f"# sentence {row} reviewed: no"
         assert lines == [f"{w}\t{t}\t{t}" for w, t in zip(words.split(), tags.split(), strict=True)]
-    # the untouched CoNLL file merges back to the given labels
+    # the untouched CoNLL file reviews nothing: refused, nothing written
+    refused(runner, "review", "merge", data_dir, out / "review.conll", "-o", tmp_path / "m",
+            says="no block is marked 'reviewed: yes'", out=tmp_path / "m")  # fmt: skip
+    # each block marked reviewed (the labels confirmed as given) merges back unchanged
     merged = run(
-        runner, "review", "merge", data_dir, out / "review.conll", "-o", tmp_path / "m", "--json"
-    )
-    assert json.loads(merged.stdout)["counts"]["changed_words"] == 0
+        runner, "review", "merge", data_dir, mark_reviewed(out / "review.conll"), "-o",
+        tmp_path / "m", "--json",
+    )  # fmt: skip
+    counts = json.loads(merged.stdout)["counts"]
+    assert (counts["reviewed_sentences"], counts["changed_words"]) == (3, 0)
 
 
 def test_a_sample_bigger_than_the_split_lists_it_all_sorted(runner, data_dir, tmp_path):
@@ -181,11 +186,20 @@ def test_iobes_and_bilou_data_keep_valid_labels(runner, tmp_path, scheme):
         spans = decode_spans(tags.split())
         assert found == [(" ".join(words.split()[s:e]), t) for s, e, t in spans]
     # review: "the city" becomes a two-word LOC, "Paris" (one word) an ORG
-    conll = (out / "review.conll").read_text()
+    conll = mark_reviewed(out / "review.conll").read_text()
     conll = conll.replace("the\tO\tO\ncity\tO\tO", "the\tO\tB-LOC\ncity\tO\tI-LOC")
-    conll = conll.replace("# sentence 6\nParis\tB-LOC\tB-LOC", "# sentence 6\nParis\tB-LOC\tB-ORG")
-    conll = conll.replace("# sentence 6\nParis\tU-LOC\tU-LOC", "# sentence 6\nParis\tU-LOC\tB-ORG")
-    conll = conll.replace("# sentence 6\nParis\tS-LOC\tS-LOC", "# sentence 6\nParis\tS-LOC\tB-ORG")
+    conll = conll.replace(
+        "# sentence 6 reviewed: yes\nParis\tB-LOC\tB-LOC",
+        "# sentence 6 reviewed: yes\nParis\tB-LOC\tB-ORG",
+    )
+    conll = conll.replace(
+        "# sentence 6 reviewed: yes\nParis\tU-LOC\tU-LOC",
+        "# sentence 6 reviewed: yes\nParis\tU-LOC\tB-ORG",
+    )
+    conll = conll.replace(
+        "# sentence 6 reviewed: yes\nParis\tS-LOC\tS-LOC",
+        "# sentence 6 reviewed: yes\nParis\tS-LOC\tB-ORG",
+    )
     (out / "review.conll").write_text(conll)
     run(runner, "review", "merge", data, out / "review.conll", "-o", tmp_path / "merged")
     merged = loading.load(tmp_path / "merged")["validation"]
@@ -207,7 +221,7 @@ def test_tags_without_a_scheme_are_reviewed_word_by_word(runner, tmp_path):
     (task, _) = json.loads((out / "labelstudio.json").read_text())
     result = task["predictions"][0]["result"]
     assert [r["value"]["labels"] for r in result] == [["DT"], ["NN"], ["VB"]]
-    conll = (out / "review.conll").read_text().replace("sat\tVB\tVB", "sat\tVB\tNN")
+    conll = mark_reviewed(out / "review.conll").read_text().replace("sat\tVB\tVB", "sat\tVB\tNN")
     (out / "review.conll").write_text(conll)
     run(runner, "review", "merge", data, out / "review.conll", "-o", tmp_path / "merged")
     merged = loading.load(tmp_path / "merged")["train"]
@@ -227,7 +241,6 @@ INTENDED = {  # the labels each rule should give (None: not reviewed)
     },
     "majority": {
         0: "B-PER I-PER O O B-ORG",
-        1: "O O O O",  # two reviewers, three spans, each held by one: ties
         2: "O B-MISC O B-LOC I-LOC",
         3: "B-LOC O B-ORG O O",  # 3 of 3 and 2 of 3
         5: "B-PER O O O",
@@ -384,6 +397,10 @@ def test_merge_gives_the_intended_labels_word_by_word(runner, data_dir, reviewed
     expected_unreviewed = {"task 205": "no annotation", "task 207": "every annotation cancelled"}
     if rule == "annotator:1":
         expected_unreviewed["task 203"] = "no annotation by 1"
+    if rule == "majority":  # two reviewers, three spans, each held by one: no answer
+        expected_unreviewed["task 202"] = (
+            "no majority on words 1–4: (0, 1, ORG) 1, (0, 2, ORG) 1, (3, 4, PER) 1"
+        )
     assert unreviewed == expected_unreviewed
 
 
@@ -394,6 +411,8 @@ def test_merge_counts_and_agreement_by_hand(runner, data_dir, reviewed, tmp_path
         "tasks": 7,
         "annotations": 8,
         "cancelled": 2,
+        "drafts_only": 0,
+        "other_answers": 0,
         "multiply_annotated": 2,
         "unreviewed_tasks": 2,
         "tied_spans": 0,
@@ -403,6 +422,9 @@ def test_merge_counts_and_agreement_by_hand(runner, data_dir, reviewed, tmp_path
         "reviewed_words": 5 + 4 + 5 + 5 + 4,
         "changed_words": 1 + 2 + 1 + 1 + 1,
         "changed_sentences": 5,
+        "reviewed_again": 0,
+        "changed_again_sentences": 0,
+        "changed_again_words": 0,
     }
     # task 202: {Acme Corp ORG, Mary PER} against {Acme ORG}: 3 spans, none exact, the
     # two ORG overlap; task 204, three pairs of two spans each: Berlin always agrees,
@@ -430,7 +452,7 @@ def test_majority_lists_its_ties_and_an_annotator_can_be_named_by_email(
     runner, data_dir, reviewed, tmp_path
 ):
     report = merge(runner, data_dir, reviewed, tmp_path / "majority", "--resolve", "majority")
-    assert report["counts"]["tied_spans"] == 3
+    assert report["counts"]["tied_spans"] == 3 and report["counts"]["unreviewed_tasks"] == 3
     assert report["ties"] == [
         {
             "task": "task 202",
@@ -457,6 +479,7 @@ def test_majority_lists_its_ties_and_an_annotator_can_be_named_by_email(
         "majority",
     )
     assert "Agreement on spans" in shown.stdout and "tie: task 202" in shown.stdout
+    assert "not reviewed: task 202 (sentence 1): no majority on words 1–4" in shown.stdout
     assert "not reviewed: task 205" in shown.stdout
 
 
@@ -467,13 +490,17 @@ def test_the_merged_data_loads_and_a_second_merge_adds_to_the_first(
     merge(runner, data_dir, reviewed, out)
     loaded = loading.load(out)
     assert set(loaded) == {"train", "validation", "test"}
-    assert loaded["validation"].column_names == ["tokens", "tags", "reviewed", "reviewed_tags"]
+    assert loaded["validation"].column_names == [
+        "tokens", "tags", "reviewed", "reviewed_tags", "review_draw"
+    ]  # fmt: skip
     assert loaded["train"].column_names == ["tokens", "tags"]
     assert loading.fingerprint(loaded) == loading.fingerprint(loading.load(data_dir))
     # a second review of the same data (a sample of the merged folder) adds to the first
     second = tmp_path / "second"
     sample(runner, out, second, "-n", 100)
-    (second / "review.conll").write_text("# sentence 7\nnothing\tO\tO\nto\tO\tO\nsee\tO\tB-MISC\n")
+    (second / "review.conll").write_text(
+        "# sentence 7 reviewed: yes\nnothing\tO\tO\nto\tO\tO\nsee\tO\tB-MISC\n"
+    )
     report = merge(runner, out, second / "review.conll", tmp_path / "twice")
     labels, _ = reviewed_labels(tmp_path / "twice")
     assert labels == {**INTENDED["latest"], 7: "O O B-MISC"}
@@ -485,7 +512,7 @@ def test_merge_keeps_a_corrupted_datasets_clean_labels(runner, data_dir, tmp_pat
     run(runner, "corrupt", data_dir, "--rate", 0.5, "--splits", "train,validation", "-o", corrupted)
     out = tmp_path / "review"
     sample(runner, corrupted, out, "-n", 3)
-    conll = (out / "review.conll").read_text().split("\n")
+    conll = mark_reviewed(out / "review.conll").read_text().split("\n")
     conll = [f"{line.rsplit(chr(9), 1)[0]}\tO" if "\t" in line else line for line in conll]
     (out / "review.conll").write_text("\n".join(conll))
     merge(runner, corrupted, out / "review.conll", tmp_path / "merged")
@@ -504,8 +531,8 @@ def test_the_edited_conll_file_merges_like_an_export(runner, data_dir, tmp_path)
     blocks = (out / "review.conll").read_text().strip("\n").split("\n\n")
     kept = []
     for block in blocks:
-        header = block.split("\n")[0]
-        row = int(header.split()[-1])
+        header = block.split("\n")[0].replace("reviewed: no", "reviewed: yes")
+        row = int(header.split()[2])
         if row in INTENDED["latest"]:
             words = VALIDATION[row][0].split()
             given = VALIDATION[row][1].split()
@@ -604,14 +631,15 @@ def test_malformed_files_and_options_are_refused_naming_the_line(
 
 
 CONLL_EDITS = [
-    ("line", "Smith\tI-PER\tI-PER\n", "Smith I-PER I-PER\n", ":3: expected '# sentence N'"),
+    ("line", "Smith\tI-PER\tI-PER\n", "Smith I-PER I-PER\n", ":3: expected '# sentence N"),
     ("flag", "Smith\tI-PER\tI-PER\n", "Smith\tI-PER\tI-PER\tx\n", ":3: expected"),
     ("word", "Smith\tI-PER\tI-PER\n", "Smyth\tI-PER\tI-PER\n", ":3: word 'Smyth' is not sentence 0's 'Smith'"),  # noqa: E501
     ("label", "Smith\tI-PER\tI-PER\n", "Smith\tI-PER\tI-PERSON\n", ":3: unknown label 'I-PERSON'"),
     ("bad tag", "Smith\tI-PER\tI-PER\n", "Smith\tI-PER\tPER\n", ":3: unknown label 'PER'"),
     ("length", "Smith\tI-PER\tI-PER\n", "", ":1: sentence 0 has 5 words in the data, 4 here"),
-    ("header", "# sentence 0\n", "# sentence 9\n", "line 1: sentence 9 of validation is not in the manifest"),  # noqa: E501
-    ("orphan", "# sentence 0\n", "", ":1: expected '# sentence N'"),
+    ("header", "# sentence 0 reviewed: no\n", "# sentence 9 reviewed: yes\n", "line 1: sentence 9 of validation is not in the manifest"),  # noqa: E501
+    ("orphan", "# sentence 0 reviewed: no\n", "", ":1: expected '# sentence N reviewed: yes|no'"),
+    ("mark", "# sentence 0 reviewed: no\n", "# sentence 0 reviewed: done\n", ":1: 'reviewed: done': write yes"),  # noqa: E501
 ]  # fmt: skip
 
 
@@ -672,7 +700,7 @@ def test_detects_review_folder_has_the_manifest_and_the_same_tasks(tmp_path):
         np.array([0.1, 0.1, 0.9, 0.1, 0.2, 0.8, 0.7, 0.1]),
     )  # fmt: skip
     review.write(tmp_path / "plain", found, 0.5, "IOB2", {"levels": None})
-    origin = data_review.Origin("my-data", "f" * 64, NAMES, "IOB2")
+    origin = Origin("my-data", "f" * 64, NAMES, "IOB2")
     source = review.Source(origin, np.array([4, 7, 9]))
     review.write(tmp_path / "mapped", found, 0.5, "IOB2", {"levels": None}, source=source)
     plain = json.loads((tmp_path / "plain" / "labelstudio.json").read_text())
@@ -702,14 +730,17 @@ def test_detects_review_folder_has_the_manifest_and_the_same_tasks(tmp_path):
     ]  # fmt: skip
     assert not (tmp_path / "plain" / "manifest.json").exists()
     mapped = json.loads((tmp_path / "mapped" / "labelstudio.json").read_text())
-    assert [t["data"]["sentence"] for t in mapped] == [4, 9]
+    assert [t["data"] for t in mapped] == [
+        {"text": "Ann met Bob", "sentence": 4, "split": "train"},
+        {"text": "Bob Lee left", "sentence": 9, "split": "train"},
+    ]
     for task in mapped:  # the same pre-annotations, named by the data's rows
         for entity in task["predictions"][0]["result"]:
             entity["id"] = entity["id"].replace("s4", "s0").replace("s9", "s2")
     assert [t["predictions"] for t in mapped] == [t["predictions"] for t in plain]
     assert (tmp_path / "mapped" / "review.conll").read_text() == (
-        "# sentence 4\nAnn\tB-PER\tB-PER\nmet\tO\tO\nBob\tB-PER\tO\t*\n\n"
-        "# sentence 9\nBob\tB-PER\tB-LOC\t*\nLee\tI-PER\tI-LOC\t*\nleft\tO\tO\n\n"
+        "# sentence 4 reviewed: no\nAnn\tB-PER\tB-PER\nmet\tO\tO\nBob\tB-PER\tO\t*\n\n"
+        "# sentence 9 reviewed: no\nBob\tB-PER\tB-LOC\t*\nLee\tI-PER\tI-LOC\t*\nleft\tO\tO\n\n"
     )
     manifest = json.loads((tmp_path / "mapped" / "manifest.json").read_text())
     assert manifest == {
@@ -747,7 +778,7 @@ def test_train_and_detect_read_the_merged_data(runner, ner_dir, tiny_model, tmp_
     review = tmp_path / "review"
     sample(runner, ner_dir, review, "-n", 10)
     out = tmp_path / "merged"
-    run(runner, "review", "merge", ner_dir, review / "review.conll", "-o", out)
+    run(runner, "review", "merge", ner_dir, mark_reviewed(review / "review.conll"), "-o", out)
     common = [
         "--model",
         tiny_model,
@@ -769,6 +800,9 @@ def test_train_and_detect_read_the_merged_data(runner, ner_dir, tiny_model, tmp_
     manifest = json.loads((detected / "manifest.json").read_text())
     assert manifest["kind"] == "detect" and manifest["data"] == str(out)
     assert manifest["fingerprint"] == loading.fingerprint(loading.load(out))
+    # detect's suggestions come back untouched: nobody reviewed them, nothing is merged
+    refused(runner, "review", "merge", out, detected / "review.conll", "-o", tmp_path / "x",
+            says="no block is marked 'reviewed: yes'", out=tmp_path / "x")  # fmt: skip
     # a reviewer accepts detect's suggestions in Label Studio: they merge back into train
     tasks = json.loads((detected / "labelstudio.json").read_text())
     export = [
@@ -780,5 +814,8 @@ def test_train_and_detect_read_the_merged_data(runner, ner_dir, tiny_model, tmp_
     report = merge(runner, out, detected / "export.json", tmp_path / "accepted")
     assert report["split"] == "train" and report["counts"]["reviewed_sentences"] == len(tasks)
     merged = loading.load(tmp_path / "accepted")
-    assert merged["validation"].column_names[-2:] == ["reviewed", "reviewed_tags"]
-    assert merged["train"].column_names[-2:] == ["reviewed", "reviewed_tags"]
+    review_columns = ["reviewed", "reviewed_tags", "review_draw"]
+    assert merged["validation"].column_names[-3:] == review_columns
+    assert merged["train"].column_names[-3:] == review_columns
+    draws = loading.review_draws(merged["train"])
+    assert set(draws[loading.reviewed_sentences(merged["train"])]) == {"detect"}

@@ -82,6 +82,7 @@ def review_per_as_loc(runner, data, split: str, n: int, review: Path, out: Path)
         "\t".join([*line.split("\t")[:2], "B-LOC"]) if line.endswith("\tB-PER") else line
         for line in lines
     ]
+    changed = [line.replace(" reviewed: no", " reviewed: yes") for line in changed]
     conll.write_text("\n".join(changed) + "\n")
     run(runner, "review", "merge", data, conll, "-o", out)
 
@@ -193,12 +194,14 @@ def test_a_verdict_on_sentences_not_drawn_at_random_says_so(runner, ner_dir, tmp
     """review merge records how each review's sentences were drawn; where the reviewed
     test sentences were not drawn at random (a focused or detect's sample) the verdict
     says their F1 is not the split's instead of asking to trust them."""
-    from noisebench.data.review import how_drawn
+    from noisebench.data.review.history import how_drawn
     from noisebench.studies import board as boards
     from noisebench.studies.leaderboard.records import collect
 
     merged = reviewed_copy(runner, ner_dir, tmp_path)  # random samples of validation and test
     reviews = json.loads((merged / "review.json").read_text())["reviews"]
+    for review in reviews:  # each names the truth it left, as runs scored on it record
+        assert len(review.pop("review")) == 64
     assert reviews == [{"split": "validation", "kind": "sample", "sentences": 10},
                        {"split": "test", "kind": "sample", "sentences": 10}]  # fmt: skip
     assert how_drawn(merged, "test") == "random" and how_drawn(ner_dir, "test") is None

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from noisebench.cli import options
 from noisebench.cli.common import app, bad_input_exits, print_json, split_list, stderr, stdout
+from noisebench.errors import InputError
 
 review_app = typer.Typer(
     no_args_is_help=True,
@@ -68,46 +69,61 @@ def sample(
     Example: [bold]noisebench review sample my-data --split validation -n 300 -o review[/]
     """
     with bad_input_exits():
-        from noisebench.data import loading, review
+        from noisebench.data import loading
+        from noisebench.data.review import sampling
+        from noisebench.studies import focus
 
         dataset = options.dataset(dataset, data_option)
         columns = loading.Columns(token_column, tag_column, split_list(labels))
-        from noisebench.studies.focus import Disagreement
-
-        focus = Disagreement(list(compare)) if compare else None
         with stderr.status(f"sampling {dataset}…"):
-            made = review.sample(dataset, split, n, seed, out, columns, force, focus)
+            if compare:
+                made = focus.sample(dataset, split, n, seed, out, compare, columns, force)
+            else:
+                made = sampling.sample(dataset, split, n, seed, out, columns, force)
     if json_output:
         print_json({"out": str(made.out), "manifest": made.manifest, "notes": made.notes})
         return
+    from noisebench.data.review import files
+
     for note in made.notes:
         stderr.print(f"note: {note}", soft_wrap=True)
     manifest = made.manifest
     stdout.print(
         f"Sampled {len(manifest['sentences']):,} {manifest['split']} sentences of"
-        f" {manifest['data']} (seed {seed}) into [bold]{made.out}[/]: {review.TASKS},"
-        f" {review.LABELLING_CONFIG}, {review.CONLL}, {review.MANIFEST}",
+        f" {manifest['data']} (seed {seed}) into [bold]{made.out}[/]: {files.TASKS},"
+        f" {files.LABELLING_CONFIG}, {files.CONLL}, {files.MANIFEST}",
         soft_wrap=True,
     )
-    stdout.print(
-        f"Next: create a Label Studio project with {review.LABELLING_CONFIG} as its labelling"
-        f" config, import {review.TASKS}, review, Export → JSON; or edit the third column"
-        f" of {review.CONLL}. Then [bold]noisebench review merge {dataset}"
-        f" {made.out}/export.json -o {dataset.rstrip('/')}-reviewed[/]",
-        soft_wrap=True,
+    stdout.print(next_steps(dataset, made.out), soft_wrap=True)
+
+
+def next_steps(dataset: str, out: Path) -> str:
+    """How to review a folder ``review sample`` or ``detect -o`` wrote, and merge it."""
+    from noisebench.data.review import files
+
+    return (
+        f"Next: create a Label Studio project with {files.LABELLING_CONFIG} as its labelling"
+        f" config, import {files.TASKS}, review and submit each task, Export → JSON; or in"
+        f" {files.CONLL} correct the third column and mark each block you reviewed"
+        " '# sentence N reviewed: yes'. Then [bold]noisebench review merge"
+        f" {dataset} {out}/export.json -o {dataset.rstrip('/')}-reviewed[/]"
     )
 
 
 @review_app.command()
 def merge(
-    dataset: Annotated[str, typer.Argument(help=options.DATA_HELP, show_default=False)],
+    dataset: Annotated[
+        str | None,
+        typer.Argument(help=options.DATA_HELP + " Or --data.", show_default=False),
+    ] = None,
     reviewed: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             help="A Label Studio JSON export (Export → JSON) or the edited review.conll.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    data_option: options.DataOption = None,
     out: Annotated[
         Path,
         typer.Option(
@@ -143,18 +159,25 @@ def merge(
     more columns on the reviewed split: [bold]reviewed[/] (per sentence) and
     [bold]reviewed_tags[/].
 
+    A sentence counts as reviewed only where a reviewer said so: a submitted Label
+    Studio annotation, or a [bold]review.conll[/] block marked [bold]reviewed: yes[/];
+    a merge that reviews nothing is refused.
+
     Example: [bold]noisebench review merge my-data review/export.json -o my-data-reviewed[/]
     """
     with bad_input_exits():
-        from noisebench.data import loading, review
-
-        columns = loading.Columns(token_column, tag_column, split_list(labels))
+        from noisebench.data import loading
         from noisebench.studies import focus
 
+        if data_option is not None and reviewed is None:  # --data D REVIEWED
+            dataset, reviewed = None, Path(dataset) if dataset is not None else None
+        dataset = options.dataset(dataset, data_option, default=None)
+        if dataset is None or reviewed is None:
+            raise InputError("name the data and the reviewed file: review merge DATA REVIEWED"
+                             " (or --data DATA REVIEWED)")  # fmt: skip
+        columns = loading.Columns(token_column, tag_column, split_list(labels))
         with stderr.status(f"merging {reviewed} into {dataset}…"):
-            merged = review.merge(
-                dataset, reviewed, out, resolve, manifest, columns, force, focus.estimate
-            )
+            merged = focus.merge(dataset, reviewed, out, resolve, manifest, columns, force)
     if json_output:
         print_json({"out": str(out), **merged.report})
         return
@@ -188,6 +211,22 @@ def merge_report(report: dict) -> list:
             f"{counts['reviewed_before']:,} sentences were reviewed before; the split now has"
             f" {counts['reviewed_in_split']:,} reviewed sentences"
         )
+    if counts.get("reviewed_again"):
+        lines.append(
+            f"{counts['reviewed_again']:,} sentences were reviewed again: their new labels"
+            f" replace the earlier review's ({counts['changed_again_sentences']:,} of them"
+            f" changed, {counts['changed_again_words']:,} words; the earlier labels are kept"
+            " in review.json under reviewed_again)"
+        )
+    if counts.get("drafts_only"):
+        lines.append(f"{counts['drafts_only']:,} tasks have only a draft, never submitted: not"
+                     " reviewed")  # fmt: skip
+    if counts.get("other_answers"):
+        lines.append(f"{counts['other_answers']:,} tasks hold answers besides entity labels"
+                     " (choices, text): kept in review.json under answers, not read as"
+                     " labels")  # fmt: skip
+    if report.get("compare"):
+        lines += compare_lines(report["compare"])
     agreement = report["agreement"]
     if agreement["tasks"]:
         lines.append(_agreement_table(agreement))
@@ -204,6 +243,29 @@ def merge_report(report: dict) -> list:
         for row in report["ties"]
     ]
     return lines + _first(unreviewed) + _first(ties)
+
+
+def compare_lines(found: dict) -> list[str]:
+    """What a focused review estimates, in words."""
+    a, b = found["runs"]
+    right, wrong = found["correct_entities"], found["wrong_entities"]
+
+    def shown(interval: dict) -> str:
+        if interval["ci95"] is None:
+            return f"{interval['estimate']:+,.0f} (no interval from one sentence)"
+        low, high = interval["ci95"]
+        return f"{interval['estimate']:+,.0f} [{low:+,.0f}, {high:+,.0f}]"
+
+    lines = [
+        f"Focused review of {found['reviewed_sentences']:,} of the"
+        f" {found['disagreement_sentences']:,} sentences where {a} and {b} disagree:"
+        f" {a} finds {shown(right)} more right entities and {shown(wrong)} more wrong ones"
+        f" than {b} (it predicts {found['predicted_entities']:+,}, counted)",
+    ]
+    for run in found.get("changed_runs", []):
+        lines.append(f"note: {run}'s predictions changed since the sample; the estimate is of"
+                     " the predictions sampled from (kept in the manifest)")  # fmt: skip
+    return lines
 
 
 def _first(lines: list[str], shown: int = 10) -> list[str]:

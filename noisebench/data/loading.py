@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from noisebench.data import sources
+from noisebench.data import realnoise, sources
 from noisebench.data.schemes import detect_scheme
 from noisebench.errors import InputError, one_line
 
@@ -45,6 +45,8 @@ PARQUET_SUFFIXES = {".parquet"}
 IGNORE_COLUMN = "ignore"  # per word: left out of training (detect --fix mask)
 REVIEWED_COLUMN = "reviewed"  # per sentence: its labels were reviewed (review merge)
 REVIEWED_TAGS_COLUMN = "reviewed_tags"  # per word: the reviewed labels (read where reviewed)
+REVIEW_DRAW_COLUMN = "review_draw"  # per sentence: how a reviewed one was drawn (sample, ...)
+RANDOM_DRAW = "sample"  # drawn uniformly at random from the whole split (review sample)
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -58,6 +60,10 @@ SPLIT_NAMES = {
     "testb": "test",
 }
 SPLIT_ORDER = ("train", "validation", "test")
+# datasets built from a built-in source's files (noisebench:<variant>), by source name
+FAMILIES: dict[str, sources.Family] = {family.source: family for family in (realnoise.FAMILY,)}
+RESERVED_COLUMNS = ("tokens", "tags", "clean_tags", IGNORE_COLUMN, REVIEWED_COLUMN,
+                    REVIEWED_TAGS_COLUMN, REVIEW_DRAW_COLUMN)  # fmt: skip
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -86,6 +92,8 @@ class RawSplit:
     ignore: pa.ListArray | None = None  # list<bool>: words left out of training
     reviewed: pa.Array | None = None  # bool per sentence (review merge)
     reviewed_tags: pa.ListArray | None = None  # the reviewed labels, given ones elsewhere
+    review_draw: pa.Array | None = None  # string per sentence: how it was drawn for review
+    extra: pa.Table | None = None  # the other columns of a table (kept where asked)
     tag_column: str = "tags"
     notes: list[str] = field(default_factory=list)
 
@@ -93,14 +101,27 @@ class RawSplit:
 # ---------------------------------------------------------------------------- public API
 
 
-def load(spec: str | Path, columns: Columns | None = None, notes: list[str] | None = None):
+def load(
+    spec: str | Path,
+    columns: Columns | None = None,
+    notes: list[str] | None = None,
+    other_columns: bool = False,
+):
     """Load ``spec`` (built-in name, path or Hub id) as a ``datasets.DatasetDict``;
-    what a user should know about how it was read is appended to ``notes``."""
+    what a user should know about how it was read is appended to ``notes``. With
+    ``other_columns`` a table's columns noisebench does not read travel along (``review
+    merge`` writes the data back whole)."""
     columns = columns or Columns()
     raw = _read_any(str(spec), columns)
     if notes is not None:
         notes.extend(dict.fromkeys(note for split in raw.values() for note in split.notes))
-    return assemble(raw, columns.labels, str(spec))
+    return assemble(raw, columns.labels, str(spec), other_columns)
+
+
+def family_of(spec: str) -> sources.Family | None:
+    """The family that builds ``spec``, None when none does (an unknown variant of a
+    family's prefix raises ``InputError`` naming the known ones)."""
+    return next((f for f in FAMILIES.values() if f.parse(spec) is not None), None)
 
 
 def dataset_name(spec: str | Path) -> str:
@@ -111,7 +132,7 @@ def dataset_name(spec: str | Path) -> str:
         return path.resolve().name
     if path.is_file():
         return path.stem
-    family = sources.family_of(str(spec))
+    family = family_of(str(spec))
     if family is not None:
         return family.name(str(spec))
     return str(spec).replace("/", "--")
@@ -137,9 +158,11 @@ def review_columns(split) -> dict:
     if REVIEWED_COLUMN not in split.column_names:
         return {}
     table = split.data.table
+    draw = REVIEW_DRAW_COLUMN in split.column_names
     return {
         "reviewed": table.column(REVIEWED_COLUMN).combine_chunks(),
         "reviewed_tags": table.column(REVIEWED_TAGS_COLUMN).combine_chunks(),
+        "review_draw": table.column(REVIEW_DRAW_COLUMN).combine_chunks() if draw else None,
     }
 
 
@@ -149,6 +172,66 @@ def reviewed_sentences(split) -> np.ndarray:
     if REVIEWED_COLUMN not in split.column_names:
         return np.zeros(len(split), dtype=bool)
     return np.asarray(split.data.table.column(REVIEWED_COLUMN).to_numpy(False), dtype=bool)
+
+
+def review_draws(split) -> np.ndarray | None:
+    """How each sentence was drawn for review (``sample``: uniformly at random; ``compare``,
+    ``detect``: chosen; None: not reviewed); None where the data does not record it (a
+    review merged before noisebench recorded draws)."""
+    if REVIEW_DRAW_COLUMN not in split.column_names:
+        return None
+    return np.asarray(split.data.table.column(REVIEW_DRAW_COLUMN).to_pylist(), dtype=object)
+
+
+@dataclass(frozen=True)
+class RandomReview:
+    """The reviewed sentences a consumer that needs a uniform random sample may use:
+    ``sentences`` (bool per sentence), ``left_out`` the reviewed ones drawn for a reason
+    (``--compare``, detect's list), ``recorded`` whether the data records how they were
+    drawn (a review merged by an older noisebench does not: all are used)."""
+
+    sentences: np.ndarray
+    left_out: int
+    recorded: bool
+
+    def note(self, what: str) -> str | None:
+        """What a consumer tells the user about the sentences it used, or None."""
+        if not self.recorded:
+            return (
+                f"{what}: how the reviewed sentences were drawn is not recorded (a review"
+                " merged by an older noisebench); all of them are used as a random sample"
+            )
+        if self.left_out:
+            return (
+                f"{what}: {self.left_out:,} reviewed sentences chosen for a reason"
+                " (--compare, detect's list) are left out; only the randomly drawn ones"
+                f" ({int(self.sentences.sum()):,}) estimate the split"
+            )
+        return None
+
+
+def random_reviewed(split) -> RandomReview:
+    """The reviewed sentences drawn uniformly at random (``review sample``)."""
+    reviewed = reviewed_sentences(split)
+    draws = review_draws(split)
+    if draws is None:
+        return RandomReview(reviewed, 0, not reviewed.any())
+    random = reviewed & (draws == RANDOM_DRAW)
+    return RandomReview(random, int(reviewed.sum() - random.sum()), True)
+
+
+def review_fingerprint(split) -> str | None:
+    """sha256 over which sentences of a split were reviewed and their reviewed labels:
+    the identity of the truth a run is scored against there; None without a review."""
+    reviewed = reviewed_sentences(split)
+    if not reviewed.any():
+        return None
+    truth, offsets = flat_tags(split, REVIEWED_TAGS_COLUMN)
+    digest = hashlib.sha256(json.dumps(label_names(split)).encode())
+    digest.update(np.flatnonzero(reviewed).astype(np.int64).tobytes())
+    words = np.repeat(reviewed, np.diff(offsets))
+    digest.update(truth[words].astype(np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def reviewed_truth(split) -> tuple[np.ndarray, np.ndarray]:
@@ -198,9 +281,11 @@ def make_split(
     ignore: pa.ListArray | None = None,
     reviewed: pa.Array | None = None,
     reviewed_tags: pa.ListArray | None = None,
+    review_draw: pa.Array | None = None,
+    extra: pa.Table | None = None,
 ):
     """A ``datasets.Dataset`` with ``tokens``, ``tags`` (and ``clean_tags``, ``ignore``,
-    ``reviewed`` with ``reviewed_tags``) columns."""
+    ``reviewed`` with ``reviewed_tags`` and ``review_draw``) columns, then ``extra``'s."""
     import datasets
 
     label = datasets.List(datasets.ClassLabel(names=list(names)))
@@ -217,6 +302,12 @@ def make_split(
         features[REVIEWED_TAGS_COLUMN] = label
         arrays[REVIEWED_COLUMN] = reviewed
         arrays[REVIEWED_TAGS_COLUMN] = reviewed_tags
+    if review_draw is not None:
+        features[REVIEW_DRAW_COLUMN] = datasets.Value("string")
+        arrays[REVIEW_DRAW_COLUMN] = review_draw
+    for name in [] if extra is None else extra.column_names:
+        features[name] = datasets.Features.from_arrow_schema(extra.select([name]).schema)[name]
+        arrays[name] = extra.column(name)
     features = datasets.Features(features)
     table = pa.table(arrays).cast(features.arrow_schema)
     return datasets.Dataset(
@@ -244,8 +335,11 @@ def write_parquet(dataset_dict, folder: Path) -> None:
 # ------------------------------------------------------------------------- assembling
 
 
-def assemble(raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str):
-    """Settle label names across splits and build the DatasetDict."""
+def assemble(
+    raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str, other_columns=False
+):
+    """Settle label names across splits and build the DatasetDict (with each table's
+    other columns where asked)."""
     import datasets
 
     datasets.disable_progress_bars()  # our own commands show progress where it matters
@@ -273,8 +367,9 @@ def assemble(raw: dict[str, RawSplit], labels: Sequence[str] | None, spec: str):
         if split.reviewed_tags is not None:
             reviewed_tags = _encode(split, split.reviewed_tags, names, REVIEWED_TAGS_COLUMN)
         result[name] = make_split(
-            split.tokens, tags, names, clean, split.ignore, split.reviewed, reviewed_tags
-        )
+            split.tokens, tags, names, clean, split.ignore, split.reviewed, reviewed_tags,
+            split.review_draw, split.extra if other_columns else None,
+        )  # fmt: skip
     return datasets.DatasetDict(result)
 
 
@@ -371,14 +466,14 @@ def _kind(spec: str) -> str:
     ``builtin`` or ``hub``."""
     if Path(spec).expanduser().exists():
         return "path"
-    if sources.family_of(spec) is not None:
+    if family_of(spec) is not None:
         return "family"
     if spec in sources.SOURCES:
         return "builtin"
     if HUB_ID.match(spec):
         return "hub"
     builtins = ", ".join(
-        f"{sources.FAMILIES[n].prefix}<variant>" if n in sources.FAMILIES else n
+        f"{FAMILIES[n].prefix}<variant>" if n in FAMILIES else n
         for n, s in sources.SOURCES.items()
         if s.kind == "dataset"
     )
@@ -401,7 +496,7 @@ def _builtin_source(name: str):
     source = sources.get_source(name)
     if source.kind != "dataset":
         raise InputError(f"'{name}' is a built-in model, not a dataset")
-    family = sources.FAMILIES.get(name)
+    family = FAMILIES.get(name)
     if family is not None:
         variants = ", ".join(family.prefix + v for v in family.variants)
         raise InputError(f"'{name}' has {len(family.variants)} label sets: name one ({variants})")
@@ -409,7 +504,7 @@ def _builtin_source(name: str):
 
 
 def _read_family(spec: str) -> dict[str, RawSplit]:
-    built = sources.family_of(spec).load(spec)
+    built = family_of(spec).load(spec)
     raw = {}
     for split, text in built.splits.items():
         raw[split] = RawSplit(
@@ -626,6 +721,9 @@ def parse_json(path: Path, text: str, line_number: int = 0):
     except json.JSONDecodeError as error:
         line = line_number or error.lineno
         raise InputError(f"{path}:{line}:{error.colno}: invalid JSON: {error.msg}") from None
+    except RecursionError:
+        where = f"{path}:{line_number}" if line_number else str(path)
+        raise InputError(f"{where}: JSON nested too deeply to read") from None
 
 
 def _parquet_table(path: Path):
@@ -657,9 +755,11 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
         ignore = _list_column(origin, table, IGNORE_COLUMN)
         if not pa.types.is_boolean(ignore.type.value_type):
             raise InputError(f"{origin}: column '{IGNORE_COLUMN}' must hold lists of booleans")
-    reviewed, reviewed_tags = (
-        _reviewed_columns(origin, table) if tag_column == "tags" else (None, None)
+    reviewed, reviewed_tags, review_draw = (
+        _reviewed_columns(origin, table) if tag_column == "tags" else (None, None, None)
     )
+    used = {token_column, tag_column, *(RESERVED_COLUMNS if tag_column == "tags" else ())}
+    other = [name for name in table.column_names if name not in used | set(RESERVED_COLUMNS)]
     return RawSplit(
         origin=origin,
         tokens=tokens,
@@ -669,16 +769,19 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
         ignore=ignore,
         reviewed=reviewed,
         reviewed_tags=reviewed_tags,
+        review_draw=review_draw,
+        extra=table.select(other) if other else None,
         tag_column=tag_column,
     )
 
 
-def _reviewed_columns(origin, table: pa.Table) -> tuple[pa.Array | None, pa.ListArray | None]:
-    """``reviewed`` (a boolean per sentence) and ``reviewed_tags``, both or neither."""
+def _reviewed_columns(origin, table: pa.Table) -> tuple:
+    """``reviewed`` (a boolean per sentence) and ``reviewed_tags``, both or neither, and
+    ``review_draw`` (a string per sentence) where recorded."""
     pair = (REVIEWED_COLUMN, REVIEWED_TAGS_COLUMN)
     present = [name for name in pair if name in table.column_names]
     if not present:
-        return None, None
+        return None, None, None
     if len(present) == 1:
         missing = next(name for name in pair if name not in present)
         raise InputError(
@@ -687,7 +790,14 @@ def _reviewed_columns(origin, table: pa.Table) -> tuple[pa.Array | None, pa.List
     reviewed = table.column(REVIEWED_COLUMN).combine_chunks()
     if not pa.types.is_boolean(reviewed.type) or reviewed.null_count:
         raise InputError(f"{origin}: column '{REVIEWED_COLUMN}' must hold one boolean per sentence")
-    return reviewed, _list_column(origin, table, REVIEWED_TAGS_COLUMN)
+    draw = None
+    if REVIEW_DRAW_COLUMN in table.column_names:
+        draw = table.column(REVIEW_DRAW_COLUMN).combine_chunks()
+        if not pa.types.is_string(draw.type) and not pa.types.is_null(draw.type):
+            raise InputError(f"{origin}: column '{REVIEW_DRAW_COLUMN}' must hold one string"
+                             " per sentence")  # fmt: skip
+        draw = draw.cast(pa.string())
+    return reviewed, _list_column(origin, table, REVIEWED_TAGS_COLUMN), draw
 
 
 def _pick_column(origin, table: pa.Table, wanted, candidates, option: str) -> str:

@@ -581,7 +581,7 @@ def resolve(spec: str) -> dict:
     from noisebench.data import loading as data
     from noisebench.data import sources
 
-    if sources.family_of(spec) is None:
+    if data.family_of(spec) is None:
         return read(Path(spec))
     cached = sources.home() / "profiles" / f"{data.dataset_name(spec)}.json"
     if cached.is_file():

@@ -317,7 +317,7 @@ def available_build() -> tuple[str, str]:
     return "conll03", _FETCH_FAILED[home]
 
 
-def load(spec: str) -> RealNoise:  # registered below as the ``noisebench`` family
+def load(spec: str) -> RealNoise:  # the ``noisebench`` family's (FAMILY, below)
     """Build ``noisebench:<variant>``: exact where CleanCoNLL's files are cached or can be
     downloaded, else the offline build (and a note that says so)."""
     variant = parse_variant(spec)
@@ -490,4 +490,5 @@ def common_subsequence(a: list, b: list, same=operator.eq) -> list[tuple[int, in
     return pairs
 
 
-sources.register(sources.Family("noisebench", PREFIX, VARIANTS, parse_variant, dataset_name, load))
+# the family the loader lists (loading.FAMILIES)
+FAMILY = sources.Family("noisebench", PREFIX, VARIANTS, parse_variant, dataset_name, load)

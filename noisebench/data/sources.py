@@ -167,8 +167,8 @@ Progress = Callable[[int, int, str], None]
 @dataclass(frozen=True)
 class Family:
     """Datasets built from a source's files rather than read from them, each named
-    ``<prefix><variant>`` (``noisebench:crowd``). The module that builds them registers
-    the family (``register``), so the loader reads them without knowing them.
+    ``<prefix><variant>`` (``noisebench:crowd``). The module that builds them defines
+    the family; the loader lists it (``loading.FAMILIES``).
 
     ``load(spec)`` returns an object with ``names`` (tag names), ``notes`` and ``splits``
     (split -> ``tokens``, ``tags``, ``clean_tags``: lists of per-sentence lists)."""
@@ -179,19 +179,6 @@ class Family:
     parse: Callable[[str], str | None]  # spec -> variant; None: not this family's
     name: Callable[[str], str]  # spec -> the dataset's short name
     load: Callable[[str], object]
-
-
-FAMILIES: dict[str, Family] = {}  # source name -> its family
-
-
-def register(family: Family) -> None:
-    FAMILIES[family.source] = family
-
-
-def family_of(spec: str) -> Family | None:
-    """The family that builds ``spec``, None when none does (an unknown variant of a
-    family's prefix raises ``InputError`` naming the known ones)."""
-    return next((f for f in FAMILIES.values() if f.parse(spec) is not None), None)
 
 
 def home() -> Path:

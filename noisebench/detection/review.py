@@ -7,7 +7,8 @@ folder renamed into place, so a failed run leaves nothing half-written):
   it is truly wrong (where the data has clean labels) and cleanlab's flag (``cv``, words);
 - ``review.conll``: the flagged sentences, one word per line: word, given label, reviewed
   label (the given one with the flagged words' suggestions, written back valid in the
-  scheme), and ``*`` on flagged words;
+  scheme), and ``*`` on flagged words; each block counts as reviewed only once its
+  header says ``reviewed: yes`` (``data/review/conll``);
 - ``labelstudio.json``: the same sentences as Label Studio tasks (plain JSON import),
   the reviewed labels' entities as pre-annotations (``predictions``), with
   ``labelstudio-config.xml``, the project's labelling config;
@@ -27,14 +28,14 @@ folder renamed into place, so a failed run leaves nothing half-written):
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from noisebench.data import review as data_review
+from noisebench.atomic import staged_directory
+from noisebench.data.review import files
+from noisebench.data.review.sampling import Origin
 from noisebench.detection.fix import reviewed_labels
 from noisebench.detection.score import Detection, flagged_words, top_share
 
@@ -72,63 +73,12 @@ def issue_rows(detection: Detection, share: float) -> list[dict]:
     return rows
 
 
-def conll_text(
-    detection: Detection,
-    sentences: list[int],
-    reviewed: np.ndarray,
-    flagged: np.ndarray,
-    numbers: np.ndarray,
-) -> str:
-    """``review.conll``: the ``sentences`` (numbered as the data's rows, ``numbers``)."""
-    names, lines = detection.labels, []
-    for sentence in sentences:
-        begin, end = detection.offsets[sentence], detection.offsets[sentence + 1]
-        lines += data_review.conll_block(
-            int(numbers[sentence]),
-            detection.tokens[sentence],
-            [names[t] for t in detection.given[begin:end]],
-            [names[t] for t in reviewed[begin:end]],
-            flagged[begin:end].tolist(),
-        )
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def label_studio_tasks(
-    detection: Detection,
-    sentences: list[int],
-    reviewed: np.ndarray,
-    scores: dict,
-    scheme: str,
-    numbers: np.ndarray,
-) -> list[dict]:
-    """One task per sentence (numbered as the data's rows, ``numbers``): its text (words
-    joined by spaces) and the reviewed labels' entities as pre-annotations."""
-    tasks = []
-    for sentence in sentences:
-        begin, end = detection.offsets[sentence], detection.offsets[sentence + 1]
-        prediction = {
-            "model_version": f"noisebench-detect-{detection.detector}",
-            "score": scores.get(sentence),
-        }
-        tasks.append(
-            data_review.label_studio_task(
-                int(numbers[sentence]),
-                detection.tokens[sentence],
-                [detection.labels[t] for t in reviewed[begin:end]],
-                scheme,
-                {},
-                prediction,
-            )
-        )
-    return tasks
-
-
 @dataclass(frozen=True)
 class Source:
     """The dataset a detection's training sentences come from, as ``review merge``
     loads it, and the row of its train split each training sentence is."""
 
-    origin: data_review.Origin
+    origin: Origin
     rows: np.ndarray  # (S,) training sentence -> row of the data's train split
 
 
@@ -145,9 +95,7 @@ def source_of(prepared) -> Source:
         spec = config.data
         columns = loading.Columns(config.token_column, config.tag_column, config.labels)
     dataset_dict = loading.load(spec, columns)
-    return Source(
-        data_review.Origin.of(spec, dataset_dict, "train"), training_rows(dataset_dict, config)
-    )
+    return Source(Origin.of(spec, dataset_dict, "train"), training_rows(dataset_dict, config))
 
 
 def write(
@@ -159,63 +107,67 @@ def write(
     fixed=None,
     source: Source | None = None,
 ) -> list[dict]:
-    """Write every file into ``out`` (replacing it) by way of a temporary folder, and the
-    ``fixed`` DatasetDict's splits where given; returns the issue rows. With ``source``
-    the review files number sentences as its rows and ``manifest.json`` names it."""
+    """Write every file into ``out`` (replacing it only once the new folder is complete),
+    and the ``fixed`` DatasetDict's splits where given; returns the issue rows. With
+    ``source`` the review files number sentences as its rows and ``manifest.json`` names
+    it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = Path(out)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    try:
-        rows = issue_rows(detection, share)
+    rows = issue_rows(detection, share)
+    with staged_directory(Path(out), replace=True) as staging:
         pq.write_table(
-            pa.Table.from_pylist(rows, schema=_issue_schema()), temporary / "issues.parquet"
+            pa.Table.from_pylist(rows, schema=_issue_schema()), staging / "issues.parquet"
         )
-        (temporary / "issues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (staging / "issues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         flagged = flagged_words(detection, share)
         reviewed = reviewed_labels(detection, flagged, scheme)
         scores = {r["sentence"]: r["score"] for r in rows if r["level"] == "sentence"}
-        _write_review_files(temporary, detection, scheme, source, flagged, reviewed, scores)
-        (temporary / "detection.json").write_text(json.dumps(document, indent=2) + "\n")
-        pq.write_table(_word_table(detection), temporary / SCORES_FILE)
+        sentences = review_sentences(detection, list(scores), reviewed, flagged, scores, source)
+        manifest = None
+        if source is not None:
+            listed = [s.row for s in sentences]
+            manifest = source.origin.manifest("detect", "train", listed, None, len(listed))
+        files.write(staging, sentences, detection.labels, scheme, manifest)
+        (staging / "detection.json").write_text(json.dumps(document, indent=2) + "\n")
+        pq.write_table(_word_table(detection), staging / SCORES_FILE)
         if fixed is not None:
             from noisebench.data import loading as data
 
-            data.write_parquet(fixed, temporary)
-        if out.exists():
-            shutil.rmtree(out)
-        temporary.rename(out)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+            data.write_parquet(fixed, staging)
     return rows
 
 
-def _write_review_files(
-    folder: Path,
+def review_sentences(
     detection: Detection,
-    scheme: str,
-    source: Source | None,
-    flagged: np.ndarray,
+    sentences: list[int],
     reviewed: np.ndarray,
+    flagged: np.ndarray,
     scores: dict,
-) -> None:
-    """``review.conll``, ``labelstudio.json``, the labelling config and (with ``source``)
-    ``manifest.json``, for the sentences in ``scores``."""
-    sentences = list(scores)
+    source: Source | None,
+) -> list[files.Sentence]:
+    """The ``sentences`` to review (numbered as the data's rows where ``source`` says),
+    detect's suggestions pre-filled."""
+    names = np.array(detection.labels, dtype=object)
     numbers = np.arange(len(detection.tokens)) if source is None else source.rows
-    conll = conll_text(detection, sentences, reviewed, flagged, numbers)
-    (folder / data_review.CONLL).write_text(conll)
-    tasks = label_studio_tasks(detection, sentences, reviewed, scores, scheme, numbers)
-    (folder / data_review.TASKS).write_text(json.dumps(tasks, indent=1) + "\n")
-    types = data_review.entity_types(detection.labels, scheme)
-    (folder / data_review.LABELLING_CONFIG).write_text(data_review.labelling_config(types))
-    if source is not None:
-        listed = [int(source.rows[s]) for s in sentences]
-        manifest = source.origin.manifest("detect", "train", listed, None, len(listed))
-        (folder / data_review.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    listed = []
+    for sentence in sentences:
+        words = slice(detection.offsets[sentence], detection.offsets[sentence + 1])
+        prediction = {
+            "model_version": f"noisebench-detect-{detection.detector}",
+            "score": scores.get(sentence),
+        }
+        listed.append(
+            files.Sentence(
+                int(numbers[sentence]),
+                detection.tokens[sentence],
+                names[detection.given[words]].tolist(),
+                names[reviewed[words]].tolist(),
+                flagged[words].tolist(),
+                prediction,
+            )
+        )
+    return listed
 
 
 SCORES_FILE = "scores.parquet"

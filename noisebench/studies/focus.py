@@ -19,10 +19,16 @@ differences in *counts*; F1 on the reviewed sentences of a focused sample is not
 estimate of F1 on the split (those sentences are the hard ones), so use a random sample
 (``review sample`` without ``--compare``) for scores, and a focused one to rank two runs
 with fewer reviewed sentences.
+
+The manifest keeps what the estimate needs: each run's predicted labels on every sampled
+sentence, its predicted entities over the split (ΔP), and a hash of its predictions file.
+``review merge`` estimates from the manifest alone, wherever the runs are now, and says
+so where a run's predictions changed since the sample.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from noisebench.data import loading
-from noisebench.data.review import Focus
+from noisebench.data.review import merging, sampling
 from noisebench.errors import InputError
 from noisebench.scoring.metrics import entity_spans
 from noisebench.training import runs
@@ -39,7 +45,7 @@ Z_975 = 1.959964  # the normal 97.5% quantile
 
 
 @dataclass
-class Disagreement(Focus):
+class Disagreement:
     """The sentences of a split on which some of ``run_dirs`` predict differently."""
 
     run_dirs: list[Path]
@@ -51,7 +57,7 @@ class Disagreement(Focus):
         words = split["tokens"]
         found = []
         for run_dir in self.run_dirs:
-            path = Path(run_dir) / f"predictions-{name}.parquet"
+            path = prediction_file(run_dir, name)
             if not path.is_file():
                 raise InputError(f"--compare {run_dir}: no predictions of the {name} split")
             made = runs.read_predictions(path)
@@ -63,8 +69,8 @@ class Disagreement(Focus):
             found.append(made)
         return found
 
-    def rows(self, split, name: str) -> np.ndarray:
-        made = self.predictions(split, name)
+    def rows(self, made: list[runs.Predictions], name: str) -> np.ndarray:
+        """The rows where the runs' predictions (``predictions``) differ."""
         first = made[0].sentences(made[0].predicted)
         differ = np.zeros(len(first), dtype=bool)
         for other in made[1:]:
@@ -76,38 +82,99 @@ class Disagreement(Focus):
             )
         return np.flatnonzero(differ)
 
-    def describe(self, pool: int, size: int) -> dict:
-        return {
-            "runs": [str(r) for r in self.run_dirs],
-            "disagreement_sentences": pool,
-            "split_sentences": size,
-        }
+
+def prediction_file(run_dir, split: str) -> Path:
+    return Path(run_dir) / f"predictions-{split}.parquet"
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sample(
+    spec: str, split: str, n: int, seed: int, out: Path, run_dirs: list[Path],
+    columns: loading.Columns | None = None, force: bool = False,
+) -> sampling.Sample:  # fmt: skip
+    """Draw ``n`` sentences uniformly from those where ``run_dirs`` disagree and write
+    them for review; the manifest's ``compare`` keeps what ``estimate`` needs."""
+    sampling.check_out(out, force)
+    focus, made = Disagreement([Path(r) for r in run_dirs]), []
+
+    def pool(data):
+        made.extend(focus.predictions(data, split))
+        return focus.rows(made, split)
+
+    drawn = sampling.draw(spec, split, n, seed, columns, pool)
+    rows, scheme = drawn.manifest["sentences"], drawn.origin.scheme
+    drawn.manifest["compare"] = {
+        "runs": [str(r) for r in focus.run_dirs],
+        "disagreement_sentences": drawn.manifest["pool_sentences"],
+        "split_sentences": len(drawn.dataset[split]),
+        "predictions_sha256": [file_hash(prediction_file(r, split)) for r in focus.run_dirs],
+        # ΔP needs no review: each run's predicted entities, counted over the whole split
+        "predicted_entities": [_predicted_entities(p, scheme) for p in made],
+        # each run's labels on each sampled sentence: the estimate needs nothing else
+        "predicted": [_labels_of(p, rows) for p in made],
+    }
+    return sampling.write(drawn, out, force)
+
+
+def merge(
+    spec: str, reviewed: Path, out: Path, rule: str = "latest", manifest: Path | None = None,
+    columns: loading.Columns | None = None, force: bool = False,
+) -> merging.Merged:  # fmt: skip
+    """``review merge``: the reviewed labels back into ``spec``, written to ``out``; a
+    focused review's report carries what it estimates (``compare``)."""
+    sampling.check_out(out, force)
+    merged = merging.merge(spec, reviewed, rule, manifest, columns)
+    report = merged.report
+    found = estimate(report["manifest"], merged.dataset[report["split"]], merged.scheme)
+    if found is not None:
+        report["compare"] = found
+    merging.write(merged, out, force)
+    return merged
+
+
+def _labels_of(predictions: runs.Predictions, rows: list[int]) -> list[list[str]]:
+    labels = predictions.sentences(predictions.predicted)
+    return [labels[r] for r in rows]
+
+
+def _predicted_entities(predictions: runs.Predictions, scheme: str) -> int:
+    return sum(len(s) for s in entity_spans(predictions.sentences(predictions.predicted), scheme))
 
 
 def estimate(manifest: dict, split, scheme: str) -> dict | None:
     """The unbiased estimates a focused review gives (the module's docstring), from the
-    merged ``split`` (its ``reviewed``/``reviewed_tags``); None for other reviews."""
+    manifest and the merged ``split`` (its ``reviewed``/``reviewed_tags``); None for
+    other reviews."""
     compare = manifest.get("compare")
     if manifest.get("kind") != "compare" or not compare or len(compare["runs"]) != 2:
         return None
-    runs_a, runs_b = (Path(r) for r in compare["runs"])
-    made = Disagreement([runs_a, runs_b]).predictions(split, manifest["split"])
+    if "predicted" not in compare:
+        raise InputError(
+            "the review's manifest was written by an older noisebench and does not keep the"
+            " runs' predictions: draw the review again with review sample --compare"
+        )
     names = loading.label_names(split)
-    reviewed = np.asarray(split[loading.REVIEWED_COLUMN], dtype=bool)
-    rows = [r for r in manifest["sentences"] if reviewed[r]]
+    reviewed = loading.reviewed_sentences(split)
+    positions = [i for i, r in enumerate(manifest["sentences"]) if reviewed[r]]
+    rows = [manifest["sentences"][i] for i in positions]
     if not rows:
         return None
     truth = entity_spans(
         [[names[t] for t in split[r][loading.REVIEWED_TAGS_COLUMN]] for r in rows], scheme
     )
-    found = [_entities(p, rows, scheme) for p in made]
+    found = [
+        entity_spans([labels[i] for i in positions], scheme) for labels in compare["predicted"]
+    ]
     differences = np.array(
         [len(a & gold) - len(b & gold) for a, b, gold in zip(*found, truth, strict=True)],
         dtype=np.float64,
     )
     pool, n = compare["disagreement_sentences"], len(rows)
     total, error = stratum_total(differences, pool)
-    predicted = [sum(len(s) for s in entity_spans(p.sentences(p.predicted), scheme)) for p in made]
+    predicted = compare["predicted_entities"]
     return {
         "runs": compare["runs"],
         "reviewed_sentences": n,
@@ -117,7 +184,19 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
         "correct_entities": _interval(total, error),  # ΔTP = TP_A − TP_B
         "predicted_entities": predicted[0] - predicted[1],  # ΔP, counted, no review needed
         "wrong_entities": _interval(predicted[0] - predicted[1] - total, error),  # ΔFP
+        "changed_runs": _changed_runs(compare, manifest["split"]),
     }
+
+
+def _changed_runs(compare: dict, split: str) -> list[str]:
+    """The runs whose predictions file is where the manifest names it but differs from
+    the one sampled from (re-predicted since): the estimate is of the sampled ones."""
+    changed = []
+    for run, digest in zip(compare["runs"], compare.get("predictions_sha256", []), strict=False):
+        path = prediction_file(run, split)
+        if path.is_file() and file_hash(path) != digest:
+            changed.append(run)
+    return changed
 
 
 def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float | None]:
@@ -139,11 +218,6 @@ def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float | None]:
         return total, None
     variance = float(sampled.var(ddof=1))
     return total, pool * math.sqrt((1 - n / pool) * variance / n)
-
-
-def _entities(predictions: runs.Predictions, rows: list[int], scheme: str) -> list[set]:
-    labels = predictions.sentences(predictions.predicted)
-    return entity_spans([labels[r] for r in rows], scheme)
 
 
 def _interval(value: float, error: float | None) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisebench.data.review import how_drawn
+from noisebench.data.review.history import how_drawn
 from noisebench.scoring import metrics, paired
 from noisebench.studies.leaderboard.cells import still_improving
 from noisebench.studies.leaderboard.labels import describe_noise, is_bound_label, loss_label
