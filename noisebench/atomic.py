@@ -34,7 +34,7 @@ def staged_directory(final: Path, *, replace: bool = False) -> Iterator[Path]:
 
     On any exception the staging folder is removed and ``final`` is left as it was.
     With ``replace=True`` an existing ``final`` is swapped out only after the new one is
-    complete.
+    complete, and put back where the new one cannot move in.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
@@ -48,7 +48,11 @@ def staged_directory(final: Path, *, replace: bool = False) -> Iterator[Path]:
                 raise FileExistsError(final)
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
-            os.replace(staging, final)
+            try:
+                os.replace(staging, final)
+            except BaseException:
+                os.replace(old, final)  # the new one could not move in: the old one back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, final)

@@ -119,7 +119,7 @@ def test_reviewed_sentences_choose_the_epoch_and_are_scored_apart(
     # data without reviewed validation sentences is refused in one line
     refused = run(runner, "train", *common[:-1], "--data", ner_dir, "--validation-labels",
                   "reviewed", code=2)  # fmt: skip
-    assert "has no reviewed validation sentences" in refused.stderr
+    assert "has no validation sentences reviewed from a random sample" in refused.stderr
     # a run choosing on the given labels is another run; the leaderboard shows both, with
     # the reviewed scores in tables of their own
     run(runner, "train", *common)
@@ -135,7 +135,9 @@ def test_reviewed_sentences_choose_the_epoch_and_are_scored_apart(
     assert "### f1 on the reviewed sentences (percent, higher is better)" in written
 
 
-def write_reviewed_run(folder: Path, method: str, predicted_type: str, data="toyner") -> Path:
+def write_reviewed_run(
+    folder: Path, method: str, predicted_type: str, data="toyner", review: dict | None = None
+) -> Path:
     """A complete run on 40 one-entity test sentences whose given labels say PER and whose
     first 30, reviewed, are really LOC; the model predicts ``predicted_type`` everywhere."""
     from noisebench.training.config import TrainConfig
@@ -153,7 +155,7 @@ def write_reviewed_run(folder: Path, method: str, predicted_type: str, data="toy
     probs[np.arange(2 * sentences), predicted] = 0.85
     made = runs.Predictions(
         LABELS, [["w", "x"]] * sentences, gold, probs, np.arange(0, 2 * sentences + 1, 2),
-        reviewed=np.arange(sentences) < 30, reviewed_gold=reviewed_gold,
+        reviewed=np.arange(sentences) < 30, reviewed_gold=reviewed_gold, review=review,
     )  # fmt: skip
     for split in ("validation", "test"):
         runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
@@ -418,3 +420,28 @@ def test_masking_on_data_without_clean_labels_measures_no_precision(runner, ner_
                               "--mask-warmup", 0, "--json").stdout)  # fmt: skip
     masking = document["train"]["history"][0]["masking"]
     assert masking["precision"] is None and masking["recall"] is None
+
+
+def test_the_verdict_pairs_only_runs_scored_against_the_same_review(tmp_path):
+    """Runs scored against two merges of the test sentences (the same sentences, other
+    labels) are not compared on them; each run records the review it was scored against,
+    and what it left out as chosen for a reason."""
+    from noisebench.studies import board as boards
+    from noisebench.studies.leaderboard.records import collect
+
+    first = {"fingerprint": "a" * 64, "left_out": 4, "draws_recorded": True}
+    ce = write_reviewed_run(tmp_path, "none", "B-PER", review=first)
+    written = json.loads((ce / "results.json").read_text())["splits"]["test"]["review"]
+    assert written == first
+    masked = write_reviewed_run(tmp_path, "mask-missing", "B-LOC", review=first)
+    setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
+    assert setting["reviewed"]["sentences"] == 30 and setting["reviewed"]["drawn"] == "random"
+    assert any(line.startswith("4 more reviewed test sentences were chosen for a reason")
+               for line in setting["text"])  # fmt: skip
+    import shutil
+
+    shutil.rmtree(masked)
+    write_reviewed_run(tmp_path, "mask-missing", "B-LOC", review={**first, "fingerprint": "b" * 64})
+    setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
+    assert setting["reviewed"]["sentences"] is None and setting["reviewed"]["reviews"] == 2
+    assert setting["text"][1].startswith("The runs were scored against 2 different reviews")

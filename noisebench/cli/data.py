@@ -128,6 +128,12 @@ def profile(
         return
     for renderable in profile_report(learned):
         stdout.print(renderable, soft_wrap=True)
+    if left_out := learned["source"].get("reviewed_left_out"):
+        stderr.print(
+            f"note: {left_out:,} reviewed sentences chosen for a reason (detect's list,"
+            " --compare) are left out: the profile is learned from the randomly drawn ones",
+            soft_wrap=True,
+        )
     if out is not None:
         stdout.print(
             f"Wrote [bold]{out}[/]; apply it with [bold]noisebench corrupt DATA --profile {out}[/]",

@@ -191,11 +191,19 @@ def _print_detection(document: dict, rows: list[dict], top: int, out: Path | Non
     reviewed = document.get("reviewed")
     if document["levels"] is not None:
         stdout.print(_scores_table(document["levels"]))
-    elif reviewed is not None:
+    elif reviewed is not None and reviewed["levels"] is not None:
         title = f"Against the reviewed labels, on {reviewed['sentences']:,} reviewed sentences"
+        title += " drawn at random"
         stdout.print(_scores_table(reviewed["levels"], title))
     else:
         stdout.print("no clean labels: the ranking cannot be scored here")
+    if reviewed is not None and reviewed.get("left_out"):
+        stderr.print(
+            f"note: {reviewed['left_out']:,} reviewed training sentences were chosen for a"
+            " reason (detect's list, --compare) and are left out of the detector's scores:"
+            " graded on sentences it chose, a detector would grade its own picks",
+            soft_wrap=True,
+        )
     estimate = document.get("estimated_noise")
     if estimate is not None:
         shares = ", ".join(f"{k} {v:.1%}" for k, v in estimate["outcomes"].items())

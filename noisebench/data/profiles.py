@@ -496,15 +496,18 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
     """The given labels against the reviewed ones, on the reviewed sentences alone."""
     from noisebench.data import loading as data
 
-    pair = Pair([], [], [])
+    pair, left_out = Pair([], [], []), 0
     for split in splits:
-        rows = np.flatnonzero(np.asarray(noisy[split][data.REVIEWED_COLUMN], dtype=bool))
-        chosen = noisy[split].select(rows)
+        random = data.random_reviewed(noisy[split])  # a sample estimates: drawn at random
+        left_out += random.left_out
+        chosen = noisy[split].select(np.flatnonzero(random.sentences))
         pair.tokens += chosen["tokens"]
         pair.noisy += _strings(chosen, "tags")
         pair.clean += _strings(chosen, data.REVIEWED_TAGS_COLUMN)
     if not pair.tokens:
-        raise InputError(f"{noisy_spec}: no reviewed sentences to profile")
+        chosen = f" ({left_out:,} reviewed ones were chosen for a reason)" if left_out else ""
+        raise InputError(f"{noisy_spec}: no reviewed sentences drawn at random to profile{chosen}:"
+                         " review a random sample (noisebench review sample)")  # fmt: skip
     if data.scheme(noisy) == NO_SCHEME:
         raise InputError(
             f"{noisy_spec}: its tags have no span scheme (O, B-X, I-X, ...): a profile"
@@ -514,6 +517,8 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
         "noisy": noisy_spec,
         "clean": f"{noisy_spec} (its {len(pair.tokens)} reviewed sentences)",
         "reviewed_sentences": len(pair.tokens),
+        # reviewed, but chosen (--compare, detect's list): they would overstate the noise
+        "reviewed_left_out": left_out,
     }
     return pair, origin | {"splits": splits}
 

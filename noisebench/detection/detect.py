@@ -82,10 +82,11 @@ def detect(
     document["estimated_noise"] = estimated_noise(found, prepared.scheme)
     reviewed = reviewed_truth(prepared.dataset["train"]) if found.clean is None else None
     if reviewed is not None:  # the user's own truth: the reviewed training sentences
-        rows, clean = reviewed
+        rows, clean, left_out = reviewed
         document["reviewed"] = {
             "sentences": len(rows),
-            "levels": found.on_sentences(rows, clean).report(),
+            "left_out": left_out,  # reviewed, but chosen (detect's list, --compare)
+            "levels": found.on_sentences(rows, clean).report() if len(rows) else None,
         }
     fixed = None
     if fix is not None:

@@ -309,17 +309,20 @@ def _has_artefacts(run_dir: Path, dynamics_pass: str) -> bool:
         return "eval_probability" in arrays.files
 
 
-def reviewed_truth(split) -> tuple[np.ndarray, np.ndarray] | None:
-    """The split's reviewed sentences (``review merge``) and its flat ``reviewed_tags``
-    (read on those sentences only); None where it has none."""
+def reviewed_truth(split) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The split's reviewed sentences drawn at random (``review merge`` of a ``review
+    sample``: a detector graded on the sentences it chose itself would be graded on its
+    own picks), its flat ``reviewed_tags`` (read on those sentences only), and how many
+    reviewed sentences were left out as chosen; None where it has none."""
     from noisebench.data import loading as data
 
     if data.REVIEWED_COLUMN not in split.column_names:
         return None
-    rows = np.flatnonzero(np.asarray(split[data.REVIEWED_COLUMN], dtype=bool))
-    if not len(rows):
+    random = data.random_reviewed(split)
+    rows = np.flatnonzero(random.sentences)
+    if not len(rows) and not random.left_out:
         return None
-    return rows, data.flat_tags(split, data.REVIEWED_TAGS_COLUMN)[0]
+    return rows, data.flat_tags(split, data.REVIEWED_TAGS_COLUMN)[0], random.left_out
 
 
 def clean_labels(split) -> np.ndarray | None:

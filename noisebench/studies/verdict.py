@@ -247,6 +247,14 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
     }
     if len(reviewed_words) > 1:  # runs reviewed on other sentences: not comparable
         return None
+    records = [
+        cache.results(d).get("splits", {}).get("test", {}).get("review") or {}
+        for seeds in group.methods.values()
+        for d in seeds.values()
+    ]
+    reviews = {record.get("fingerprint") for record in records}
+    if len(reviews) > 1:  # the same sentences, other labels: scored against other truths
+        return {"sentences": None, "reviews": len(reviews), "text": [_mixed_reviews(len(reviews))]}
     sentences = len(next(iter(parts.values()))[0].counts)
     f1 = {label: float(np.mean([s.value("f1") for s in stats])) for label, stats in parts.items()}
     methods = [label for label in f1 if not is_bound_label(label)] or list(f1)
@@ -261,16 +269,28 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
                     entry["sentences_needed"] = sentences_needed(entry, sentences)
                 vs_ce[label] = entry
     run_dir = next(iter(next(iter(group.methods.values())).values()))
+    record = records[0]
+    drawn = "random" if record.get("draws_recorded") else None
     reviewed = {
         "sentences": sentences,
         "f1": f1,
         "best_f1": best,
         "vs_ce": vs_ce,
         "given_labels_differ": best != verdict["best_f1"],
-        # a focused sample is not the split: its F1 is not the split's
-        "drawn": how_drawn(cache.results(run_dir).get("config", {}).get("data"), "test"),
+        # a focused sample is not the split: its F1 is not the split's (runs scored since
+        # review_draw was recorded use the random sentences only; older ones: review.json)
+        "drawn": drawn or how_drawn(cache.results(run_dir).get("config", {}).get("data"), "test"),
+        "left_out": record.get("left_out", 0),
     }
     return reviewed | {"text": _reviewed_sentences(reviewed, verdict, ce)}
+
+
+def _mixed_reviews(reviews: int) -> str:
+    return (
+        f"The runs were scored against {reviews} different reviews of the test sentences (the"
+        " data was merged again between them): their reviewed scores are not compared; train"
+        " or score every run on one reviewed dataset."
+    )
 
 
 def sentences_needed(entry: dict, sentences: int) -> int | None:
@@ -311,6 +331,12 @@ def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[s
                 f"{head}, {difference}: not resolved by {n} sentences"
                 + (f"; a difference this size needs about {needed:,}." if needed else ".")
             )
+    if reviewed.get("left_out"):
+        lines.append(
+            f"{reviewed['left_out']:,} more reviewed test sentences were chosen for a reason"
+            " (review sample --compare, detect's list) and are left out: only sentences drawn"
+            " at random estimate the split's scores."
+        )
     if reviewed["drawn"] == "chosen":
         lines.append(
             "These reviewed test sentences were not drawn at random (review sample --compare):"

@@ -191,13 +191,23 @@ def finish(
 
 
 def with_review(predictions: runs.Predictions, split) -> runs.Predictions:
-    """``predictions`` with the split's reviewed sentences and labels (review merge), so
-    they are scored apart (``write_results``); as they were where it has none."""
+    """``predictions`` with the split's reviewed sentences drawn at random and their
+    reviewed labels (review merge), so they are scored apart (``write_results``) as an
+    estimate of the split's scores, and which review that is; as they were where the
+    split has none. Sentences a review chose (``--compare``, detect's list) are left out:
+    their scores are not the split's."""
     if data.REVIEWED_COLUMN not in split.column_names:
         return predictions
-    reviewed = np.asarray(split[data.REVIEWED_COLUMN], dtype=bool)
+    random = data.random_reviewed(split)
     reviewed_gold, _ = data.flat_tags(split, data.REVIEWED_TAGS_COLUMN)
-    return replace(predictions, reviewed=reviewed, reviewed_gold=reviewed_gold)
+    review = {
+        "fingerprint": data.review_fingerprint(split),
+        "left_out": random.left_out,  # reviewed, but chosen for a reason
+        "draws_recorded": random.recorded,
+    }
+    return replace(
+        predictions, reviewed=random.sentences, reviewed_gold=reviewed_gold, review=review
+    )
 
 
 def selection_labels(validation) -> str:
@@ -236,6 +246,8 @@ def write_results(
                 splits[split]["reviewed"] = metrics.score_split(
                     reviewed, scheme, config.strict, config.bins
                 )
+            if saved[split].review is not None:  # which review, and what it left out
+                splits[split]["review"] = saved[split].review
     calibration = None
     if config.calibrate == "temperature" and {"validation", "test"} <= set(saved):
         calibration = metrics.temperature_report(saved["validation"], saved["test"], config.bins)

@@ -286,13 +286,20 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
 def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
     """``--validation-labels reviewed``: the reviewed validation sentences alone, their
     reviewed labels as the ``tags`` (and ``clean_tags``) that choose the best epoch."""
-    reviewed = data.reviewed_sentences(validation)
+    random = data.random_reviewed(validation)  # chosen sentences are not the split
+    reviewed = random.sentences
     if not reviewed.any():
-        raise InputError(
-            f"--validation-labels reviewed: {config.data} has no reviewed validation sentences"
-            " (noisebench review sample --split validation, or --split train where the"
-            " validation sentences are carved from train; then noisebench review merge)"
+        chosen = f" ({random.left_out:,} reviewed ones were chosen for a reason)" * bool(
+            random.left_out
         )
+        raise InputError(
+            f"--validation-labels reviewed: {config.data} has no validation sentences reviewed"
+            f" from a random sample{chosen} (noisebench review sample --split validation, or"
+            " --split train where the validation sentences are carved from train; then"
+            " noisebench review merge)"
+        )
+    if note := random.note("--validation-labels reviewed"):
+        notes.append(note)
     table = validation.select(np.flatnonzero(reviewed)).flatten_indices().data.table
     labels = table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks()
     notes.append(

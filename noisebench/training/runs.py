@@ -158,6 +158,9 @@ class Predictions:
     # labels (W,; the given ones elsewhere, never read there)
     reviewed: np.ndarray | None = None
     reviewed_gold: np.ndarray | None = None
+    # the review scored against: its fingerprint (data.loading.review_fingerprint), the
+    # reviewed sentences left out as not drawn at random, whether draws were recorded
+    review: dict | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -221,7 +224,10 @@ def write_predictions(path: Path, predictions: Predictions) -> None:
         table = table.append_column(
             "reviewed_gold", pa.ListArray.from_arrays(offsets, pa.array(reviewed_gold))
         )
-    metadata = json.dumps({"labels": predictions.labels, "schema_version": SCHEMA_VERSION})
+    metadata = json.dumps(
+        {"labels": predictions.labels, "schema_version": SCHEMA_VERSION}
+        | ({"review": predictions.review} if predictions.review is not None else {})
+    )
     table = table.replace_schema_metadata({METADATA_KEY: metadata.encode()})
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
@@ -233,7 +239,8 @@ def read_predictions(path: Path) -> Predictions:
 
     try:
         table = pq.read_table(path)
-        labels = json.loads(table.schema.metadata[METADATA_KEY])["labels"]
+        metadata = json.loads(table.schema.metadata[METADATA_KEY])
+        labels = metadata["labels"]
     except (OSError, KeyError, TypeError, ValueError, pa.ArrowException) as error:
         raise InputError(f"{path}: not a noisebench predictions file ({error})") from None
     gold_column = table.column("gold").combine_chunks()
@@ -254,4 +261,5 @@ def read_predictions(path: Path) -> Predictions:
         offsets=np.asarray(gold_column.offsets, dtype=np.int64),
         reviewed=reviewed,
         reviewed_gold=reviewed_gold,
+        review=metadata.get("review"),
     )
