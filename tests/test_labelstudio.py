@@ -273,6 +273,8 @@ def test_a_review_in_label_studio_merges_word_by_word(label_studio, runner, tmp_
         "tasks": 6,
         "annotations": 8,
         "cancelled": 1,
+        "drafts_only": 0,
+        "other_answers": 0,
         "multiply_annotated": 2,
         "unreviewed_tasks": 0,
         "tied_spans": 0,
@@ -282,6 +284,9 @@ def test_a_review_in_label_studio_merges_word_by_word(label_studio, runner, tmp_
         "reviewed_words": 6 + 4 + 5 + 5 + 4 + 4,
         "changed_words": 1 + 0 + 1 + 0 + 1 + 1,
         "changed_sentences": 4,
+        "reviewed_again": 0,
+        "changed_again_sentences": 0,
+        "changed_again_words": 0,
     }
     # sentence 2: both {Zürich LOC, Acme ORG}; sentence 3: {Berlin LOC, Paris LOC} against
     # {Berlin LOC, Paris ORG}: 6 of 8 spans matched

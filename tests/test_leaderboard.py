@@ -243,7 +243,7 @@ def test_a_baseline_saved_before_precision_still_gates(runner, runs_dir, tmp_pat
     assert gate["missing_in_current"] == [] and gate["missing_in_baseline"] == []
 
 
-def test_missing_keys_are_listed_and_fail_only_when_strict(runner, runs_dir, tmp_path):
+def test_missing_baseline_keys_fail_unless_allowed(runner, runs_dir, tmp_path):
     baseline = tmp_path / "baseline.json"
     assert leaderboard(runner, runs_dir, "--save-baseline", baseline).exit_code == 0
     partial = tmp_path / "partial"
@@ -251,13 +251,51 @@ def test_missing_keys_are_listed_and_fail_only_when_strict(runner, runs_dir, tmp
         zip(F1[("ce", None, None, 0.0)], ECE[("ce", None, None, 0.0)], strict=True)
     ):
         write_run(partial, "ce", None, None, 0.0, seed, f1, ece)
-    lenient = leaderboard(runner, partial, "--baseline", baseline, "--fail-on", "f1:-0.5")
-    assert lenient.exit_code == 0
-    assert "missing in current runs: toyner tiny uniform@0.40 gce q=0.7 test f1" in lenient.stdout
-    strict = leaderboard(
-        runner, partial, "--baseline", baseline, "--fail-on", "f1:-0.5", "--strict"
+    gate = ["--baseline", baseline, "--fail-on", "f1:-0.5"]
+    failed = leaderboard(runner, partial, *gate)
+    assert failed.exit_code == 1
+    assert "missing in current runs: toyner tiny uniform@0.40 gce q=0.7 test f1" in failed.stdout
+    allowed = leaderboard(runner, partial, *gate, "--allow-missing")
+    assert allowed.exit_code == 0 and "gate passed" in allowed.stdout
+    assert leaderboard(runner, partial, *gate, "--allow-missing", "--strict").exit_code == 0
+    # a current key missing in the baseline fails with --strict only
+    write_run(partial, "ce", None, None, 0.0, 0, 0.9, 0.1, epochs=9)
+    assert leaderboard(runner, partial, *gate, "--allow-missing").exit_code == 0
+    assert leaderboard(runner, partial, *gate, "--allow-missing", "--strict").exit_code == 1
+
+
+def test_a_gate_that_compares_nothing_fails_and_names_the_setting_that_differs(runner, tmp_path):
+    """A baseline of 800 training sentences, current runs of the same grid on 30 (a real
+    regression): no key matches, so the gate compares nothing, and fails saying why."""
+    before, now = tmp_path / "before", tmp_path / "now"
+    for seed in (0, 1):
+        write_run(before, "ce", None, None, 0.0, seed, 0.80, 0.05, max_train_samples=800)
+        write_run(now, "ce", None, None, 0.0, seed, 0.20, 0.30, max_train_samples=30)
+    baseline = tmp_path / "baseline.json"
+    assert leaderboard(runner, before, "--save-baseline", baseline).exit_code == 0
+    gate = ["--baseline", baseline, "--fail-on", "f1:-0.5"]
+    for extra in ([], ["--allow-missing"]):  # comparing nothing fails either way
+        result = leaderboard(runner, now, *gate, *extra)
+        assert result.exit_code == 1, result.output
+        assert "gate failed" in result.stderr and "it compared no key" in result.stderr
+        assert "max_train_samples 800 → 30" in result.stdout
+    shown = " ".join(leaderboard(runner, now, *gate).stdout.split())
+    assert (
+        "missing in current runs: toyner tiny uniform@0.00 ce test f1 (closest differs:"
+        " max_train_samples 800 → 30)" in shown
     )
-    assert strict.exit_code == 1
+    document = json.loads(leaderboard(runner, now, *gate, "--json").stdout)["gate"]
+    assert document["compared"] == 0 and document["failed"]
+    assert document["missing_in_current"][0]["differs"] == ["max_train_samples 800 → 30"]
+    junit = tmp_path / "gate.xml"
+    leaderboard(runner, now, *gate, "--junit", junit)
+    assert 'failures="3"' in junit.read_text()  # f1, ece and mce of the baseline's cell
+
+
+def test_an_empty_baseline_is_refused(runner, runs_dir, tmp_path):
+    (tmp_path / "empty.json").write_text('{"schema_version": 2, "entries": []}')
+    result = leaderboard(runner, runs_dir, "--baseline", tmp_path / "empty.json")
+    assert result.exit_code == 2 and "holds no cells" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -273,7 +311,7 @@ def test_missing_keys_are_listed_and_fail_only_when_strict(runner, runs_dir, tmp
 )
 def test_bad_usage_exits_2(runner, runs_dir, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "b.json").write_text('{"schema_version": 1, "entries": []}')
+    (tmp_path / "b.json").write_text('{"schema_version": 2, "entries": [{}]}')
     result = leaderboard(runner, runs_dir, *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr

@@ -115,7 +115,7 @@ def test_a_legacy_baseline_is_still_read_and_says_so(runner, tmp_path):
     # another model's runs under the same old key: the old entry matches neither alone
     write_run(tmp_path / "runs", "ce", None, None, 0.4, 0, 0.40, 0.1, model="small")
     result = runner.invoke(app, ["leaderboard", str(tmp_path / "runs"), *gate, "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # it compares nothing now: no guard
     document = json.loads(result.stdout)["gate"]
     assert [r for r in document["rows"] if r["metric"] == "f1"] == []
     assert [r["loss"] for r in document["missing_in_current"]] == ["ce"]

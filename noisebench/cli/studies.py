@@ -286,7 +286,16 @@ def leaderboard(
         ),
     ] = None,
     strict: Annotated[
-        bool, typer.Option(rich_help_panel=GATE, help="Keys missing on either side fail too.")
+        bool,
+        typer.Option(rich_help_panel=GATE, help="Current keys missing in the baseline fail too."),
+    ] = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            rich_help_panel=GATE,
+            help="Baseline keys missing in the current runs do not fail the gate (a gate that"
+            " compares no key still fails).",
+        ),
     ] = False,
     verdict: Annotated[
         bool,
@@ -341,6 +350,7 @@ def leaderboard(
             save_baseline=save_baseline,
             fail_on=fail_on or [],
             strict=strict,
+            allow_missing=allow_missing,
             verdict=verdict,
             bootstrap=bootstrap,
             junit=junit,
@@ -463,19 +473,22 @@ def _print_verdict(findings: dict) -> None:
 
 
 def _print_gate(gate, failing) -> None:
-    from noisebench.studies.leaderboard.gate import describe_key
+    from noisebench.studies.leaderboard.gate import describe_key, describe_missing
     from noisebench.studies.leaderboard.render import gate_table
 
     stdout.print(gate_table(gate))
+    missing = {id(key) for key in gate.missing_in_current + gate.missing_in_baseline}
     for title, keys in (
         ("missing in current runs", gate.missing_in_current),
         ("missing in baseline", gate.missing_in_baseline),
     ):
         for key in keys:
-            stdout.print(f"{title}: {describe_key(key)}", soft_wrap=True)
+            stdout.print(f"{title}: {describe_missing(key)}", soft_wrap=True)
     if failing:
-        stderr.print(f"gate failed: {len(failing)} keys", soft_wrap=True)
+        why = " (it compared no key: nothing guarded)" if not gate.rows else ""
+        stderr.print(f"gate failed: {len(failing)} keys{why}", soft_wrap=True)
         for row in failing:
-            stderr.print(f"  {describe_key(row)}", soft_wrap=True)
+            shown = describe_missing(row) if id(row) in missing else describe_key(row)
+            stderr.print(f"  {shown}", soft_wrap=True)
     else:
         stdout.print("gate passed", soft_wrap=True)

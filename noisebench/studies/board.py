@@ -57,6 +57,7 @@ class Request:
     junit: Path | None
     tuned: bool
     json_output: bool
+    allow_missing: bool = False  # baseline cells missing in the current runs do not fail
 
 
 @dataclass
@@ -198,10 +199,11 @@ def _write_plots(out: Path, board: Board) -> list[Path]:
 
 
 def judge(board: Board, request: Request, note: Note) -> None:
-    """The keys that fail the gate (``board.failing``: with ``--strict``, keys missing on
-    either side too), and the gate as JUnit XML where ``--junit`` asks for it."""
+    """The keys that fail the gate (``board.failing``: regressions, the baseline's keys
+    missing in the current runs unless ``--allow-missing``, with ``--strict`` the current
+    keys missing in the baseline too), and the gate as JUnit XML where ``--junit`` asks."""
     if board.gate is not None:
-        board.failing = board.gate.failures(request.strict)
+        board.failing = board.gate.failures(request.strict, request.allow_missing)
     if request.junit is not None:
         write_junit(request.junit, board.gate, board.failing)
         board.written.append(request.junit)
@@ -225,6 +227,7 @@ def document(board: Board) -> dict:
             "rows": gate.rows,
             "missing_in_current": gate.missing_in_current,
             "missing_in_baseline": gate.missing_in_baseline,
+            "compared": len(gate.rows),
             "failed": [describe_key(r) for r in board.failing],
         }
     return document

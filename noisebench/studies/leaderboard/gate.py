@@ -1,6 +1,9 @@
 """Baselines and the regression gate: a leaderboard saved as a baseline, the current one
 compared with it cell by cell (``cell_key``) in display units, a threshold per metric whose
-sign gives the bad direction, and the result as JUnit XML for CI.
+sign gives the bad direction, and the result as JUnit XML for CI. A gate that compares no
+cell, or misses a baseline cell, fails unless told to allow missing cells: a gate that
+compares nothing guards nothing. Each cell missing on one side names the settings by
+which it differs from the closest cell on the other (``max_train_samples 800 → 30``).
 
     noisebench leaderboard runs --baseline lb.json --fail-on f1:-0.5 --fail-on ece:+0.02
 """
@@ -36,6 +39,8 @@ def read_baseline(path: Path) -> list[dict]:
         raise InputError(f"--baseline {path}: missing or not JSON")
     if document.get("schema_version") not in (1, BASELINE_VERSION) or "entries" not in document:
         raise InputError(f"--baseline {path}: not a noisebench baseline (no schema_version 1 or 2)")
+    if not document["entries"]:
+        raise InputError(f"--baseline {path}: holds no cells; a gate against it compares nothing")
     return document["entries"]
 
 
@@ -77,12 +82,15 @@ class GateResult:
     def regressions(self) -> list[dict]:
         return [r for r in self.rows if r["status"] == "regressed"]
 
-    def failures(self, strict: bool) -> list[dict]:
-        """The keys that fail the gate: its regressions, and with ``strict`` the keys
-        missing on either side."""
+    def failures(self, strict: bool, allow_missing: bool = False) -> list[dict]:
+        """The keys that fail the gate: its regressions, the baseline's keys missing in the
+        current runs (unless ``allow_missing``, and even then where no key was compared at
+        all), and with ``strict`` the current keys missing in the baseline too."""
         failing = list(self.regressions)
+        if not allow_missing or not self.rows:
+            failing += self.missing_in_current
         if strict:
-            failing += self.missing_in_current + self.missing_in_baseline
+            failing += self.missing_in_baseline
         return failing
 
 
@@ -130,7 +138,48 @@ def compare(
     missing_baseline = [
         _entry(row) for key in sorted(set(current) - set(matched), key=str) for row in current[key]
     ]
+    for entry in missing_current:  # baseline -> current
+        entry["differs"] = differing(entry, [_entry(row) for row in aggregated], before=True)
+    for entry in missing_baseline:
+        entry["differs"] = differing(entry, list(before.values()), before=False)
     return GateResult(rows, missing_current, missing_baseline)
+
+
+def differing(entry: dict, others: list[dict], before: bool) -> list[str]:
+    """How ``entry`` differs from the closest of ``others`` (the fewest settings apart,
+    among cells of the same split and metric), each as ``name baseline → current``
+    (``before``: ``entry`` is the baseline's); empty where there is no such cell.
+
+    >>> differing({"split": "test", "metric": "f1", "settings": {"max_train_samples": 800}},
+    ...           [{"split": "test", "metric": "f1", "settings": {"max_train_samples": 30}}],
+    ...           before=True)
+    ['max_train_samples 800 → 30']
+    """
+    fields = [k for k in ENTRY_FIELDS if k not in ("settings", "loss")]
+    place = (entry["split"], entry["metric"])
+    candidates = [o for o in others if (o["split"], o["metric"]) == place]
+
+    def changes(other: dict) -> list[str]:
+        found = []
+        mine, theirs = _flat(entry, fields), _flat(other, fields)
+        for name in sorted(set(mine) | set(theirs)):
+            if mine.get(name) != theirs.get(name):
+                old, new = mine.get(name), theirs.get(name)
+                if not before:
+                    old, new = new, old
+                found.append(f"{name} {_shown(old)} → {_shown(new)}")
+        return found
+
+    options = [changes(other) for other in candidates]
+    return min(options, key=len) if options else []
+
+
+def _flat(entry: dict, fields: list[str]) -> dict:
+    return {**{k: entry.get(k) for k in fields}, **(entry.get("settings") or {})}
+
+
+def _shown(value) -> str:
+    return "unset" if value is None else str(value)
 
 
 def before_precision(baseline: list[dict]) -> bool:
@@ -161,15 +210,27 @@ def describe_key(row: dict) -> str:
     )
 
 
+def describe_missing(row: dict) -> str:
+    """A cell missing on one side, and how it differs from the closest on the other."""
+    differs = row.get("differs")
+    if differs is None:
+        return describe_key(row)
+    if not differs:
+        return f"{describe_key(row)} (no cell of its split and metric on the other side)"
+    shown = ", ".join(differs[:4]) + (f", … {len(differs) - 4} more" if len(differs) > 4 else "")
+    return f"{describe_key(row)} (closest differs: {shown})"
+
+
 def write_junit(path: Path, gate: GateResult | None, failing: list[dict]) -> None:
     """The gate as JUnit XML: one test case per compared key (skipped where no threshold
     applies), a failure carrying the numbers for each regression, and keys missing on
-    either side as failures when they fail the gate (``--strict``), else skipped."""
+    either side as failures when they fail the gate (the baseline's, unless
+    ``--allow-missing``; the current runs' with ``--strict``), else skipped."""
     import xml.etree.ElementTree as ElementTree
 
     rows = gate.rows if gate is not None else []
     suite = ElementTree.Element("testsuite", name="noisebench regression gate")
-    failed = {describe_key(r) for r in failing}
+    failed = {id(r) for r in failing}
     for row in rows:
         case = ElementTree.SubElement(
             suite, "testcase", classname=f"noisebench.gate.{row['metric']}", name=describe_key(row)
@@ -189,11 +250,11 @@ def write_junit(path: Path, gate: GateResult | None, failing: list[dict]) -> Non
         ("missing in baseline", gate.missing_in_baseline if gate else []),
     ):
         for key in keys:
-            name = describe_key(key)
+            name = describe_missing(key)
             case = ElementTree.SubElement(
                 suite, "testcase", classname=f"noisebench.gate.{key['metric']}", name=name
             )
-            tag = "failure" if name in failed else "skipped"
+            tag = "failure" if id(key) in failed else "skipped"
             ElementTree.SubElement(case, tag, message=title)
     cases = suite.findall("testcase")
     suite.set("tests", str(len(cases)))
