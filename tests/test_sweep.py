@@ -631,3 +631,25 @@ def test_span_smoothing_is_a_grid_dimension(tmp_path):
     assert [r.span_smoothing for r in sweep.expand(sweep.build_config(None, study, {}))] == [0.2]
     with pytest.raises(InputError, match=r"--span-smoothing: 1 must be in \[0, 1\)"):
         sweep.build_config(None, None, {"span_smoothing": (1.0,)})
+
+
+def test_own_data_without_rates_trains_the_labels_as_given(runner, tmp_path, monkeypatch):
+    """The README's recipe for labels without a clean copy gives no --rates: the plan trains
+    the labels as given, and says so, instead of adding 40% uniform noise."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "my-ner.conll"
+    data.write_text("John B-PER\nleft O\n\nParis B-LOC\n")
+    args = ["sweep", "--data", str(data), "--losses", "ce", "--methods", "none,mask-missing",
+            "--seeds", "0", "--dry-run", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert len(plan) == 2 and not any("0.40" in p["run_dir"] for p in plan), plan
+    assert "my-ner.conll: your own labels, trained as given (rate 0" in " ".join(
+        result.stderr.split()
+    )
+    noisy = json.loads(runner.invoke(app, [*args, "--rates", "0,0.4"]).stdout)
+    assert len(noisy) == 4 and sum("uniform0.40" in p["run_dir"] for p in noisy) == 2
+    # built-in data keeps the default rates: the study corrupts clean labels
+    assert sweep.build_config(None, None, {}).grids[0].rates == (0.0, 0.4)
+    assert sweep.build_config(None, None, {"data": (str(data),)}).grids[0].rates == (0.0,)

@@ -127,6 +127,8 @@ def sweep(
     with bad_input_exits():
         config = sweeps.build_config(preset, config_file, sweeps.options_overrides(flags))
         planned = sweeps.plan(config)
+    if note := sweeps.as_given_note(config):
+        stderr.print(f"note: {note}", soft_wrap=True)
     if dry_run:
         _show_plan(config, planned, json_output)
         return

@@ -143,15 +143,54 @@ TUNABLE = ("lr", "q", "s")
 
 
 def build_config(preset: str | None, toml_file: Path | None, overrides: dict) -> SweepConfig:
-    """Preset, then TOML file, then flags (``overrides``; None means not given)."""
+    """Preset, then TOML file, then flags (``overrides``; None means not given). Where
+    nothing gives the rates and every dataset is the user's own (``own_data``), the grid
+    trains the labels as given (rate 0 alone) instead of adding the default 40% noise."""
     if preset is not None and preset not in PRESETS:
         raise InputError(f"--preset '{preset}': choose one of {', '.join(PRESETS)}")
     config = PRESETS[preset] if preset else SweepConfig()
+    toml = _read_toml(toml_file) if toml_file is not None else {}
     if toml_file is not None:
-        config = _apply(config, _read_toml(toml_file), str(toml_file))
+        config = _apply(config, toml, str(toml_file))
     config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")
+    rates_given = (
+        preset is not None
+        or overrides.get("rates") is not None
+        or "rates" in toml
+        or any("rates" in table for table in toml.get("grid", []) if isinstance(table, dict))
+    )
+    if not rates_given and all(own_data(spec) for spec in datasets_of(config)):
+        # the user's own labels: train them as given, never add noise they did not ask for
+        config = replace(config, grids=tuple(replace(g, rates=(0.0,)) for g in config.grids))
     _validate(config)
     return config
+
+
+def own_data(spec: str) -> bool:
+    """A dataset that is not a built-in source (``conll2003``, ``noisebench:<variant>``):
+    its labels are the user's, as given.
+
+    >>> own_data("my-ner/"), own_data("conll2003"), own_data("noisebench:crowd")
+    (True, False, False)
+    """
+    from noisebench.data import sources
+
+    return spec not in sources.SOURCES and data.family_of(spec) is None
+
+
+def datasets_of(config: SweepConfig) -> list[str]:
+    return list(dict.fromkeys(d for g in config.grids for d in (g.data or config.data)))
+
+
+def as_given_note(config: SweepConfig) -> str | None:
+    """What the plan says where a sweep trains the user's own labels as given."""
+    own = [spec for spec in datasets_of(config) if own_data(spec)]
+    if not own or any(g.rates != (0.0,) for g in config.grids):
+        return None
+    return (
+        f"{', '.join(own)}: your own labels, trained as given (rate 0, no noise added);"
+        " --rates 0,0.4 adds simulated noise on top"
+    )
 
 
 def _read_toml(path: Path) -> dict:
