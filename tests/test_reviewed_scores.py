@@ -190,6 +190,14 @@ def test_the_verdict_ranks_by_the_reviewed_sentences_and_says_when_the_given_lab
     assert text[2].startswith("The given labels rank otherwise: on them the best is ce;")
     assert reviewed["drawn"] is None  # no review.json beside "toyner": said, not assumed
     assert text[3].startswith("How the reviewed test sentences were drawn is not recorded")
+    # the F1 line after the reviewed ones is against the test labels as given
+    assert text[4].startswith("F1 against the test labels as given: CE is best"), text
+    # every method's reviewed difference to CE, not only the best's: CE best on them
+    write_reviewed_run(tmp_path, "mask-entity", "O")  # finds nothing: F1 0 on them too
+    setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
+    assert "Against CE on them (points, paired 95% interval): ce +mask-entity +0.00" in " ".join(
+        setting["text"]
+    )
 
 
 def test_a_verdict_on_sentences_not_drawn_at_random_says_so(runner, ner_dir, tmp_path):

@@ -331,6 +331,13 @@ def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[s
                 f"{head}, {difference}: not resolved by {n} sentences"
                 + (f"; a difference this size needs about {needed:,}." if needed else ".")
             )
+    others = [
+        f"{label} {_difference(entry, 100.0, 2)}" + " (significant)" * entry["significant"]
+        for label, entry in reviewed["vs_ce"].items()
+        if entry is not None and label != best and not is_bound_label(label)
+    ]
+    if others:
+        lines.append(f"Against CE on them (points, paired 95% interval): {'; '.join(others)}.")
     if reviewed.get("left_out"):
         lines.append(
             f"{reviewed['left_out']:,} more reviewed test sentences were chosen for a reason"
@@ -482,8 +489,11 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
     seeds = max(m["n"] for m in summary.values())
     lines = [f"{group.title} ({seeds} seed(s) per loss):"]
     best, ce = verdict["best_f1"], verdict["ce"]
+    # with reviewed test sentences the data has no clean test labels: say what F1 is against
+    f1 = "F1 against the test labels as given" if verdict.get("reviewed") else "F1"
     if ce is None:
-        lines.append(f"F1: best is {best} ({_points(summary[best]['f1'])}); no CE runs to compare.")
+        shown = _points(summary[best]["f1"])
+        lines.append(f"{f1}: best is {best} ({shown}); no CE runs to compare.")
     elif best == ce:
         worse = [
             f"{label} {_difference(d['f1'], 100.0, 2)}"
@@ -496,7 +506,7 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             if d["f1"] and not d["f1"]["significant"] and not is_bound_label(label)
         ]
         name = "CE" if ce == CE else f"CE ({ce})"
-        text = f"F1: {name} is best ({_points(summary[ce]['f1'])}); no loss beats it"
+        text = f"{f1}: {name} is best ({_points(summary[ce]['f1'])}); no loss beats it"
         text += f" ({'; '.join(worse)} points)" if worse else ""
         text += f"; within the interval of CE: {', '.join(tied)}." if tied else "."
         lines.append(text)
@@ -509,7 +519,7 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
         else:
             significance = "not significant (the interval includes 0)"
         lines.append(
-            f"F1: best is {best} ({_points(summary[best]['f1'])}),"
+            f"{f1}: best is {best} ({_points(summary[best]['f1'])}),"
             f" {_difference(entry, 100.0, 2)} points over CE: {significance}."
         )
     gap = verdict["recoverable_gap"]
