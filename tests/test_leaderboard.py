@@ -257,6 +257,8 @@ def test_missing_baseline_keys_fail_unless_allowed(runner, runs_dir, tmp_path):
     assert "missing in current runs: toyner tiny uniform@0.40 gce q=0.7 test f1" in failed.stdout
     allowed = leaderboard(runner, partial, *gate, "--allow-missing")
     assert allowed.exit_code == 0 and "gate passed" in allowed.stdout
+    assert "warning: 9 baseline keys missing in the current runs" in allowed.stderr
+    assert "warning" not in leaderboard(runner, runs_dir, *gate).stderr  # nothing missing
     assert leaderboard(runner, partial, *gate, "--allow-missing", "--strict").exit_code == 0
     # a current key missing in the baseline fails with --strict only
     write_run(partial, "ce", None, None, 0.0, 0, 0.9, 0.1, epochs=9)

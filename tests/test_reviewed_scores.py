@@ -200,6 +200,28 @@ def test_the_verdict_ranks_by_the_reviewed_sentences_and_says_when_the_given_lab
     )
 
 
+def test_where_ce_is_best_on_the_reviewed_sentences_every_method_has_its_interval(tmp_path):
+    """The issue's case: CE best on the reviewed sentences, a method best on the given test
+    labels. The F1 line says it is against the labels as given, and every method's reviewed
+    difference to CE comes with its paired interval, not only where the best is not CE."""
+    from noisebench.studies import board as boards
+    from noisebench.studies.leaderboard.records import collect
+
+    write_reviewed_run(tmp_path, "none", "B-LOC")  # right by the reviewed labels
+    write_reviewed_run(tmp_path, "mask-missing", "B-PER")  # right by the given ones
+    write_reviewed_run(tmp_path, "mask-entity", "O")  # finds nothing
+    setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
+    text = setting["text"]
+    assert text[1] == "On 30 reviewed test sentences (their reviewed labels): best is ce (100.0)."
+    # by hand: both find none of the 30 reviewed LOC entities, CE all of them: -100 points
+    assert text[2] == (
+        "Against CE on them (points, paired 95% interval): ce +mask-entity -100.00 [-100.00,"
+        " -100.00] (significant); ce +mask-missing -100.00 [-100.00, -100.00] (significant)."
+    ), text
+    given = next(line for line in text if "test labels as given" in line)
+    assert given.startswith("F1 against the test labels as given: best is ce +mask-missing")
+
+
 def test_a_verdict_on_sentences_not_drawn_at_random_says_so(runner, ner_dir, tmp_path):
     """review merge records how each review's sentences were drawn; where the reviewed
     test sentences were not drawn at random (a focused or detect's sample) the verdict

@@ -645,11 +645,42 @@ def test_own_data_without_rates_trains_the_labels_as_given(runner, tmp_path, mon
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert len(plan) == 2 and not any("0.40" in p["run_dir"] for p in plan), plan
-    assert "my-ner.conll: your own labels, trained as given (rate 0" in " ".join(
+    assert "my-ner.conll: your own labels (no clean copy), trained as given (rate 0" in " ".join(
         result.stderr.split()
     )
     noisy = json.loads(runner.invoke(app, [*args, "--rates", "0,0.4"]).stdout)
     assert len(noisy) == 4 and sum("uniform0.40" in p["run_dir"] for p in noisy) == 2
+    asked = runner.invoke(app, [*args, "--rates", "0.4"])
+    assert [p["rate"] for p in json.loads(asked.stdout)] == [0.4, 0.4]
+    assert "trained as given" not in asked.stderr
     # built-in data keeps the default rates: the study corrupts clean labels
     assert sweep.build_config(None, None, {}).grids[0].rates == (0.0, 0.4)
     assert sweep.build_config(None, None, {"data": (str(data),)}).grids[0].rates == (0.0,)
+
+
+def test_the_default_rates_corrupt_only_data_with_clean_labels(runner, tmp_path, monkeypatch):
+    """Without --rates a corrupted copy (it has clean_tags) keeps the default rates, the
+    user's labels beside it in one sweep are trained as given, and a noise that needs no
+    rate (--matrix) is not refused for rates nobody gave."""
+    monkeypatch.chdir(tmp_path)
+    own = tmp_path / "my-ner.conll"
+    own.write_text("John B-PER\nleft O\n\nParis B-LOC\n")
+    copy = tmp_path / "noisy"
+    made = runner.invoke(app, ["corrupt", "--data", str(own), "--rate", "0.2", "--out", str(copy)])
+    assert made.exit_code == 0, made.output
+    assert sweep.build_config(None, None, {"data": (str(copy),)}).grids[0].rates == (0.0, 0.4)
+    args = ["sweep", "--data", f"{copy},{own}", "--losses", "ce", "--seeds", "0", "--dry-run"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    planned = [(Path(p["data"]).name, p["rate"]) for p in json.loads(result.stdout)]
+    assert planned == [("noisy", 0.0), ("noisy", 0.4), ("my-ner.conll", 0.0)]
+    note = " ".join(result.stderr.split())
+    assert f"note: {own}: your own labels (no clean copy), trained as given" in note
+    table = runner.invoke(app, args, terminal_width=200).stdout
+    assert "Sweep plan: 3 runs" in table and table.count("0.40") == 1
+    matrix = tmp_path / "flips.json"
+    matrix.write_text(json.dumps({"B-PER": {"B-PER": 0.8, "B-LOC": 0.2}}))
+    flipped = runner.invoke(
+        app, ["sweep", "--data", str(own), "--matrix", str(matrix), "--dry-run"]
+    )
+    assert flipped.exit_code == 0 and "trained as given" not in flipped.stderr, flipped.output

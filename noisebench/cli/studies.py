@@ -58,7 +58,12 @@ def sweep(
         str | None, typer.Option(rich_help_panel=GRID, help="s values for sgce, e.g. 0,0.1")
     ] = None,
     rates: Annotated[
-        str | None, typer.Option(rich_help_panel=GRID, help="Noise rates, e.g. 0,0.2,0.4")
+        str | None,
+        typer.Option(
+            rich_help_panel=GRID,
+            help="Noise rates, e.g. 0,0.2,0.4 (default 0,0.4; 0 alone, the labels as given,"
+            " for data without clean labels: your own).",
+        ),
     ] = None,
     seeds: Annotated[str | None, typer.Option(rich_help_panel=GRID, help="e.g. 0,1,2")] = None,
     data: Annotated[
@@ -486,6 +491,14 @@ def _print_gate(gate, failing) -> None:
     ):
         for key in keys:
             stdout.print(f"{title}: {describe_missing(key)}", soft_wrap=True)
+    failed = {id(row) for row in failing}
+    allowed = [key for key in gate.missing_in_current if id(key) not in failed]
+    if allowed:
+        stderr.print(
+            f"warning: {len(allowed)} baseline keys missing in the current runs, not compared"
+            " (allowed by --allow-missing)",
+            soft_wrap=True,
+        )
     if failing:
         why = " (it compared no key: nothing guarded)" if not gate.rows else ""
         stderr.print(f"gate failed: {len(failing)} keys{why}", soft_wrap=True)

@@ -144,8 +144,8 @@ TUNABLE = ("lr", "q", "s")
 
 def build_config(preset: str | None, toml_file: Path | None, overrides: dict) -> SweepConfig:
     """Preset, then TOML file, then flags (``overrides``; None means not given). Where
-    nothing gives the rates and every dataset is the user's own (``own_data``), the grid
-    trains the labels as given (rate 0 alone) instead of adding the default 40% noise."""
+    nothing gives the rates, a dataset without clean labels (``has_clean_labels``) is
+    trained as given (rate 0 alone) instead of getting the default 40% noise on top."""
     if preset is not None and preset not in PRESETS:
         raise InputError(f"--preset '{preset}': choose one of {', '.join(PRESETS)}")
     config = PRESETS[preset] if preset else SweepConfig()
@@ -153,29 +153,55 @@ def build_config(preset: str | None, toml_file: Path | None, overrides: dict) ->
     if toml_file is not None:
         config = _apply(config, toml, str(toml_file))
     config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")
+    _validate(config)
     rates_given = (
         preset is not None
         or overrides.get("rates") is not None
         or "rates" in toml
         or any("rates" in table for table in toml.get("grid", []) if isinstance(table, dict))
     )
-    if not rates_given and all(own_data(spec) for spec in datasets_of(config)):
-        # the user's own labels: train them as given, never add noise they did not ask for
-        config = replace(config, grids=tuple(replace(g, rates=(0.0,)) for g in config.grids))
-    _validate(config)
+    if not rates_given and config.noise not in NOISES_WITHOUT_RATE:
+        config = _as_given(config)
     return config
 
 
-def own_data(spec: str) -> bool:
-    """A dataset that is not a built-in source (``conll2003``, ``noisebench:<variant>``):
-    its labels are the user's, as given.
+def _as_given(config: SweepConfig) -> SweepConfig:
+    """Each grid's datasets without clean labels at rate 0 alone (never noise the user did
+    not ask for); a grid that also holds data with clean labels is split per dataset, so
+    those keep the grid's rates."""
+    columns = data.Columns(config.token_column, config.tag_column, config.labels)
+    given = {spec: not has_clean_labels(spec, columns) for spec in datasets_of(config)}
+    grids = []
+    for grid in config.grids:
+        specs = grid.data or config.data
+        if all(given[spec] for spec in specs):
+            grids.append(replace(grid, rates=(0.0,)))
+        elif not any(given[spec] for spec in specs):
+            grids.append(grid)
+        else:
+            grids += [
+                replace(grid, data=(spec,), rates=(0.0,) if given[spec] else grid.rates)
+                for spec in specs
+            ]
+    return replace(config, grids=tuple(grids))
 
-    >>> own_data("my-ner/"), own_data("conll2003"), own_data("noisebench:crowd")
-    (True, False, False)
+
+def has_clean_labels(spec: str, columns: data.Columns) -> bool:
+    """Whether ``spec`` has clean labels beside its given ones, for the default rates to
+    corrupt: a built-in source, ``noisebench:<variant>``, or a local dataset with a
+    ``clean_tags`` column (a corrupted copy). A user's own labels (reviewed or not) have
+    none; a Hub id is not fetched to find out.
+
+    >>> has_clean_labels("conll2003", data.Columns()), has_clean_labels("org/ner", data.Columns())
+    (True, False)
     """
     from noisebench.data import sources
 
-    return spec not in sources.SOURCES and data.family_of(spec) is None
+    if Path(spec).expanduser().exists():
+        return any(
+            "clean_tags" in split.column_names for split in data.load(spec, columns).values()
+        )
+    return spec in sources.SOURCES or data.family_of(spec) is not None
 
 
 def datasets_of(config: SweepConfig) -> list[str]:
@@ -183,13 +209,22 @@ def datasets_of(config: SweepConfig) -> list[str]:
 
 
 def as_given_note(config: SweepConfig) -> str | None:
-    """What the plan says where a sweep trains the user's own labels as given."""
-    own = [spec for spec in datasets_of(config) if own_data(spec)]
-    if not own or any(g.rates != (0.0,) for g in config.grids):
+    """The plan's line where a sweep trains labels without a clean copy as given: the
+    datasets that every grid holding them trains at rate 0 alone."""
+    if config.noise in NOISES_WITHOUT_RATE:
+        return None
+    columns = data.Columns(config.token_column, config.tag_column, config.labels)
+    as_given = [
+        spec
+        for spec in datasets_of(config)
+        if all(g.rates == (0.0,) for g in config.grids if spec in (g.data or config.data))
+        and not has_clean_labels(spec, columns)
+    ]
+    if not as_given:
         return None
     return (
-        f"{', '.join(own)}: your own labels, trained as given (rate 0, no noise added);"
-        " --rates 0,0.4 adds simulated noise on top"
+        f"{', '.join(as_given)}: your own labels (no clean copy), trained as given (rate 0, no"
+        " noise added); --rates 0,0.4 adds simulated noise on top"
     )
 
 
