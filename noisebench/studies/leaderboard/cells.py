@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from noisebench.scoring.design import t_quantile
 from noisebench.studies.leaderboard.settings import canonical
 
 # what tells cells (and baseline entries) apart: every setting but the seed, in `settings`
@@ -25,39 +26,6 @@ ENTRY_FIELDS = (
     "split",
     "metric",
 )
-# two-sided 95% Student-t quantiles, by degrees of freedom
-T_975 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    11: 2.201,
-    12: 2.179,
-    13: 2.160,
-    14: 2.145,
-    15: 2.131,
-    16: 2.120,
-    17: 2.110,
-    18: 2.101,
-    19: 2.093,
-    20: 2.086,
-    25: 2.060,
-    30: 2.042,
-    40: 2.021,
-    60: 2.000,
-    120: 1.980,
-}
-
-
-def t_quantile(degrees: int) -> float:
-    eligible = [d for d in T_975 if d <= degrees]
-    return T_975[max(eligible)] if degrees <= 120 else 1.960
 
 
 def cell_key(entry: dict) -> tuple:

@@ -1,0 +1,213 @@
+"""Each run's entity F1 on a whole split, estimated from a stratified review sample.
+
+Sentences fall into strata that the candidate runs define without any label (every run
+predicts no entity; every run predicts the same entities; the runs disagree). In stratum
+h of N_h sentences a uniform sample of n_h without replacement is reviewed. With tp_r(s)
+the entities run r finds right in sentence s and g(s) its gold entities, the totals are
+estimated without bias (Horvitz-Thompson within strata):
+
+    TP^_r = Σ_h N_h / n_h · Σ_{s in sample_h} tp_r(s),     G^ = Σ_h N_h / n_h · Σ g(s)
+
+and each run's F1 = 2·TP_r / (P_r + G), with P_r, the entities run r predicts on the
+whole split, counted exactly (no review needed): F1^_r = 2·TP^_r / (P_r + G^). Its
+variance (and that of every difference F1_a − F1_b) is the stratified variance of the
+linearised values (Taylor; Särndal, Swensson and Wretman 1992, §5.6)
+
+    z_r(s) = (2·tp_r(s) − F1^_r · g(s)) / (P_r + G^)
+    Var^ = Σ_h N_h² (1 − n_h/N_h) s²_h(z) / n_h,
+
+with z_a − z_b for a difference. Two guards keep the interval honest at small n:
+
+- **a variance floor** per stratum: a sample of a few equal values (two reviewed
+  differences of +1, say) has s² = 0, yet a value it did not meet may sit anywhere in the
+  stratum's label-free range (0 ≤ tp_r(s) ≤ the entities r predicts there, 0 ≤ g(s) ≤ its
+  words). Each stratum's s² is at least that of a two-point distribution putting 1/(n_h+1)
+  at the far end of that range and the rest at the sample mean (the "one unseen value"
+  rule), which vanishes as n_h grows;
+- **Student t** quantiles with Satterthwaite's degrees of freedom instead of the normal.
+
+A stratum reviewed in full contributes no variance; a stratum with one reviewed sentence
+takes the floor alone. Estimates of F1 are ratios: consistent, with a bias of order 1/n.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# two-sided 95% Student-t quantiles, by degrees of freedom
+T_975 = {
+    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+    9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
+    17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000,
+    120: 1.980,
+}  # fmt: skip
+
+
+def t_quantile(degrees: float) -> float:
+    """The two-sided 95% Student-t quantile for ``degrees`` (rounded down to the table's
+    next entry: never narrower than the truth), 1.960 beyond 120.
+
+    >>> t_quantile(1), t_quantile(22.7), t_quantile(1000)
+    (12.706, 2.086, 1.96)
+    """
+    eligible = [d for d in T_975 if d <= max(degrees, 1)]
+    return T_975[max(eligible)] if degrees <= 120 else 1.960
+
+
+@dataclass(frozen=True)
+class Population:
+    """What is known of every sentence of the split without a review: its stratum, its
+    words, and the entities each run predicts in it."""
+
+    stratum: np.ndarray  # (S,) int, the stratum of each sentence
+    words: np.ndarray  # (S,) words per sentence: a bound on its gold entities
+    predicted: np.ndarray  # (R, S) entities each run predicts per sentence
+    # (R, S) an id of each run's predicted labels per sentence: equal ids, equal labels
+    # (so equal right entities, whatever the truth); None: all taken as different
+    labels: np.ndarray | None = None
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.stratum, minlength=int(self.stratum.max()) + 1)
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """The reviewed sentences (rows of the population) and what the review found."""
+
+    rows: np.ndarray  # (n,) int
+    correct: np.ndarray  # (R, n) entities each run finds right in each of them
+    gold: np.ndarray  # (n,) gold entities in each of them
+
+
+@dataclass
+class Interval:
+    estimate: float
+    standard_error: float
+    low: float
+    high: float
+    degrees: float  # Satterthwaite's
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes 0 (for a difference)."""
+        return self.low > 0 or self.high < 0
+
+
+@dataclass
+class Estimates:
+    """Each run's F1 on the split and every difference between runs, with intervals; the
+    estimated totals they rest on."""
+
+    f1: list[Interval]
+    differences: dict[tuple[int, int], Interval]
+    correct_totals: np.ndarray  # (R,) TP^
+    gold_total: float  # G^
+    reviewed: int
+    notes: list[str] = field(default_factory=list)
+
+
+def stratified_totals(sizes: np.ndarray, stratum: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Σ_h N_h · mean of ``values`` (..., n) over the sample of stratum h; strata not
+    sampled contribute nothing (the caller makes sure every stratum of size > 0 with
+    unknown values is sampled).
+
+    >>> float(stratified_totals(np.array([4, 2]), np.array([0, 0, 1]), np.array([1.0, 3.0, 5.0])))
+    18.0
+    """
+    values = np.asarray(values, dtype=np.float64)
+    total = np.zeros(values.shape[:-1])
+    for h in np.unique(stratum):
+        total = total + sizes[h] * values[..., stratum == h].mean(axis=-1)
+    return total
+
+
+def estimate(population: Population, reviewed: Reviewed) -> Estimates:
+    """Each run's F1 on the split and every pairwise difference (see the module's
+    docstring). Every stratum must hold a reviewed sentence, except those where every
+    run predicts nothing and whose gold entities are therefore the only unknown: those
+    too, since G is needed for every F1."""
+    sizes = population.sizes
+    stratum = population.stratum[reviewed.rows]
+    missing = [int(h) for h in np.flatnonzero(sizes) if not np.any(stratum == h)]
+    if missing:
+        raise ValueError(f"strata {missing} have no reviewed sentence: their totals are unknown")
+    runs = population.predicted.shape[0]
+    correct = stratified_totals(sizes, stratum, reviewed.correct)
+    gold = float(stratified_totals(sizes, stratum, reviewed.gold))
+    predicted = population.predicted.sum(axis=1).astype(np.float64)
+    denominators = predicted + gold
+    f1 = np.where(denominators > 0, 2 * correct / np.maximum(denominators, 1e-12), 0.0)
+    z = (2 * reviewed.correct - f1[:, None] * reviewed.gold) / np.maximum(denominators, 1e-12)[
+        :, None
+    ]  # (R, n)
+    # g's range: no more than the most gold entities a reviewed sentence has, nor its words
+    reach = np.minimum(population.words, max(float(reviewed.gold.max(initial=0)), 1.0))
+    low, high = _z_bounds(population, f1, denominators, reach)  # (R, S) ranges of z
+    intervals = [
+        _interval(f1[r], z[r], stratum, sizes, low[r], high[r], population.stratum)
+        for r in range(runs)
+    ]
+    differences = {}
+    for a in range(runs):
+        for b in range(a + 1, runs):
+            lo, hi = _difference_bounds(population, f1, denominators, a, b, reach)
+            differences[(a, b)] = _interval(
+                f1[a] - f1[b], z[a] - z[b], stratum, sizes, lo, hi, population.stratum
+            )
+    return Estimates(intervals, differences, correct, gold, len(reviewed.rows))
+
+
+def _z_bounds(population: Population, f1: np.ndarray, denominators: np.ndarray, gold_reach):
+    """Per run and sentence, the range z_r(s) may take: tp in [0, predicted], g in
+    [0, ``gold_reach``]."""
+    scale = np.maximum(denominators, 1e-12)[:, None]
+    high = 2 * population.predicted / scale
+    low = -f1[:, None] * gold_reach[None, :] / scale
+    return low, high
+
+
+def _difference_bounds(population: Population, f1, denominators, a: int, b: int, gold_reach):
+    """Per sentence, the range z_a(s) − z_b(s) may take: tp_a in [0, predicted_a], tp_b
+    in [0, predicted_b] (one shared tp where the two runs predict the same labels), g in
+    [0, ``gold_reach``]."""
+    d_a, d_b = (max(float(denominators[r]), 1e-12) for r in (a, b))
+    p_a, p_b = population.predicted[a], population.predicted[b]
+    slope = f1[a] / d_a - f1[b] / d_b  # the coefficient of -g
+    high = 2 * p_a / d_a + np.maximum(0.0, -slope) * gold_reach
+    low = -2 * p_b / d_b - np.maximum(0.0, slope) * gold_reach
+    if population.labels is not None:  # a shared tp t in [0, p]: 2t(1/d_a - 1/d_b)
+        same = population.labels[a] == population.labels[b]
+        shared = 2 * p_a * (1 / d_a - 1 / d_b)
+        high = np.where(same, np.maximum(0.0, shared) + np.maximum(0.0, -slope) * gold_reach, high)
+        low = np.where(same, np.minimum(0.0, shared) - np.maximum(0.0, slope) * gold_reach, low)
+    return low, high
+
+
+def _interval(value, z, stratum, sizes, low, high, population_stratum) -> Interval:
+    """The t interval of ``value`` from the linearised ``z`` of the reviewed sentences,
+    with the one-unseen-value floor on each stratum's variance."""
+    variance = 0.0
+    parts = []
+    for h in np.unique(stratum):
+        sample = z[stratum == h]
+        n, size = len(sample), int(sizes[h])
+        if n >= size:
+            continue  # reviewed in full: known exactly
+        s2 = float(sample.var(ddof=1)) if n >= 2 else 0.0
+        inside = population_stratum == h
+        mean = float(sample.mean())
+        reach = max(mean - float(low[inside].min()), float(high[inside].max()) - mean, 0.0)
+        unseen = 1.0 / (n + 1)
+        s2 = max(s2, unseen * (1 - unseen) * reach**2)
+        part = size**2 * (1 - n / size) * s2 / n
+        variance += part
+        parts.append((part, max(n - 1, 1)))
+    error = math.sqrt(variance)
+    # Satterthwaite: (Σ v_h)² / Σ v_h² / df_h
+    degrees = variance**2 / sum(p**2 / df for p, df in parts) if variance > 0 else math.inf
+    half = t_quantile(degrees) * error
+    return Interval(float(value), error, float(value) - half, float(value) + half, degrees)
