@@ -1,7 +1,6 @@
 """A review focused where two runs disagree (``review sample --compare``) and the
 estimates it gives without bias (``studies.focus``), checked against the full truth."""
 
-import itertools
 import json
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from conftest import mark_reviewed
 
 from noisebench.cli import app
 from noisebench.data import loading
-from noisebench.studies import focus
 from noisebench.training import runs
 
 
@@ -42,69 +40,52 @@ def entity_count(split, sentence: int) -> int:
     return sum(names[t].startswith("B-") for t in split[sentence]["tags"])
 
 
-def test_the_stratum_total_is_unbiased_over_every_possible_sample():
-    """The mean of the estimate over all C(6, 3) samples is the stratum's total, exactly."""
-    values = np.array([2.0, 0.0, -1.0, 3.0, 1.0, 0.0])
-    estimates = [
-        focus.stratum_total(values[list(rows)], len(values))[0]
-        for rows in itertools.combinations(range(6), 3)
-    ]
-    assert np.mean(estimates) == pytest.approx(values.sum())
-    assert focus.stratum_total(values, 6) == (values.sum(), 0.0)
-
-
-def test_a_focused_sample_draws_where_the_runs_disagree_and_estimates_their_difference(
-    runner, ner_dir, tmp_path
-):
+def test_a_designed_review_estimates_each_runs_f1_and_decides_the_best(runner, ner_dir, tmp_path):
+    """Three runs that miss every entity of 2, 8 and 5 sentences: strata by hand, the
+    manifest's design, each run's exact F1 from a full review, decided; a partial review
+    estimates them with intervals."""
     split = loading.load(ner_dir)["validation"]
     with_entities = [s for s in range(len(split)) if entity_count(split, s)]
-    b_wrong = set(with_entities[:8])  # B misses every entity of 8 sentences, A of 2 others
-    a_wrong = set(with_entities[8:10])
-    run_a = write_run(tmp_path / "a", split, a_wrong)
-    run_b = write_run(tmp_path / "b", split, b_wrong)
+    wrong = [set(with_entities[:2]), set(with_entities[2:10]), set(with_entities[10:15])]
+    made_runs = [write_run(tmp_path / name, split, w) for name, w in zip("abc", wrong, strict=True)]
+    compare = [arg for r in made_runs for arg in ("--compare", r)]
     review = tmp_path / "review"
-    made = json.loads(
-        run(runner, "review", "sample", ner_dir, "-n", 4, "--compare", run_a, "--compare",
-            run_b, "-o", review, "--json").stdout
+    manifest = json.loads(
+        run(runner, "review", "sample", ner_dir, "-n", 12, *compare, "-o", review,
+            "--json").stdout
     )["manifest"]  # fmt: skip
-    assert made["kind"] == "compare" and set(made["sentences"]) <= a_wrong | b_wrong
-    assert made["compare"]["disagreement_sentences"] == 10
-    # the reviewer confirms the given labels (they are the truth here)
-    out = tmp_path / "merged"
-    report = json.loads(
-        run(runner, "review", "merge", ner_dir, mark_reviewed(review / "review.conll"), "-o",
-            out, "--json").stdout
-    )["compare"]  # fmt: skip
-    assert report["changed_runs"] == []
-    sampled = made["sentences"]
-    by_hand = [
-        (entity_count(split, s) if s in b_wrong else 0)
-        - (entity_count(split, s) if s in a_wrong else 0)
-        for s in sampled
-    ]
-    assert report["correct_entities"]["estimate"] == pytest.approx(10 * np.mean(by_hand))
-    # a review of the whole stratum gives the exact difference, with no error
+    design = manifest["compare"]
+    none = len(split) - len(with_entities)  # every run predicts nothing there
+    assert design["sizes"] == [none, len(with_entities) - 15, 15]
+    assert sum(design["allocation"]) == len(manifest["sentences"]) == 12
+    assert all(n >= 2 for n in design["allocation"])
+    strata = np.array(design["stratum"])
+    assert set(np.flatnonzero(strata == 2)) == set().union(*wrong)
+    # a full review: every run's F1 on the split exactly, and the best decided
     everything = tmp_path / "review-all"
-    run(runner, "review", "sample", ner_dir, "-n", 10, "--compare", run_a, "--compare", run_b,
-        "-o", everything)  # fmt: skip
-    report = json.loads(
-        run(runner, "review", "merge", ner_dir, mark_reviewed(everything / "review.conll"), "-o",
-            tmp_path / "merged-all", "--json").stdout
+    run(runner, "review", "sample", ner_dir, "-n", len(split), *compare, "-o", everything)
+    found = json.loads(
+        run(runner, "review", "merge", ner_dir, mark_reviewed(everything / "review.conll"),
+            "-o", tmp_path / "merged-all", "--json").stdout
     )["compare"]  # fmt: skip
-    exact = sum(entity_count(split, s) for s in b_wrong) - sum(
-        entity_count(split, s) for s in a_wrong
-    )
-    assert report["correct_entities"]["estimate"] == exact
-    assert report["correct_entities"]["standard_error"] == 0.0
-    assert report["predicted_entities"] == exact  # A predicts the entities B drops
-    assert report["wrong_entities"]["estimate"] == 0  # neither predicts a wrong entity
+    gold = sum(entity_count(split, s) for s in range(len(split)))
+    for entry, missed in zip(found["f1"], wrong, strict=True):
+        predicted = gold - sum(entity_count(split, s) for s in missed)
+        assert entry["estimate"] == pytest.approx(2 * predicted / (predicted + gold))
+        assert entry["standard_error"] == 0.0
+    assert found["best"] == 0 and found["decided"] and found["sentences_needed"] is None
+    # the 12 sentences: estimates with intervals, shown in words
+    shown = run(runner, "review", "merge", ner_dir, mark_reviewed(review / "review.conll"),
+                "-o", tmp_path / "merged").stdout  # fmt: skip
+    assert "Designed review: 12 reviewed sentences" in shown and "F1 on the split" in shown
+    assert "decided:" in shown or "not yet:" in shown
     # runs of other sentences are refused in one line
     other = tmp_path / "other"
     other.mkdir()
     (other / "predictions-validation.parquet").write_bytes(
-        (run_a / "predictions-validation.parquet").read_bytes()
+        (made_runs[0] / "predictions-validation.parquet").read_bytes()
     )
-    refused = run(runner, "review", "sample", ner_dir, "--split", "test", "--compare", run_a,
+    refused = run(runner, "review", "sample", ner_dir, "--split", "test", *compare[:2],
                   "--compare", other, "-o", tmp_path / "x", code=2)  # fmt: skip
     assert "no predictions of the test split" in refused.stderr
 
@@ -119,7 +100,7 @@ def test_a_focused_merge_needs_only_its_manifest_and_says_when_a_run_changed(
     run_a = write_run(tmp_path / "runs" / "a", split, set(with_entities[8:10]))
     run_b = write_run(tmp_path / "runs" / "b", split, set(with_entities[:8]))
     review = tmp_path / "review"
-    run(runner, "review", "sample", ner_dir, "-n", 4, "--compare", run_a, "--compare", run_b,
+    run(runner, "review", "sample", ner_dir, "-n", 6, "--compare", run_a, "--compare", run_b,
         "-o", review)  # fmt: skip
     conll = mark_reviewed(review / "review.conll")
     args = ["review", "merge", ner_dir, conll, "--json", "-o"]
@@ -134,7 +115,7 @@ def test_a_focused_merge_needs_only_its_manifest_and_says_when_a_run_changed(
     )
     again = json.loads(run(runner, *args, tmp_path / "m3").stdout)["compare"]
     assert again["changed_runs"] == [str(run_a)]
-    assert again["correct_entities"] == here["correct_entities"]  # of what was sampled
+    assert again["f1"] == here["f1"]  # of what was sampled
     shown = run(runner, "review", "merge", ner_dir, conll, "-o", tmp_path / "m4").stdout
-    assert "Focused review of 4 of the 10 sentences" in shown
+    assert "Designed review: 6 reviewed sentences" in shown
     assert f"{run_a}'s predictions changed since the sample" in " ".join(shown.split())

@@ -345,8 +345,8 @@ def test_review_edge_cases_from_the_maintainers_read(tmp_path):
 
     from noisebench.data import loading, profiles
     from noisebench.detection.fix import remaining_noise
+    from noisebench.scoring import design
     from noisebench.studies import board as boards
-    from noisebench.studies import focus
     from noisebench.studies.leaderboard.records import collect
     from noisebench.training.evaluate import selection_labels
 
@@ -359,8 +359,11 @@ def test_review_edge_cases_from_the_maintainers_read(tmp_path):
     )  # fmt: skip
     assert selection_labels(split) == "as given"
     assert remaining_noise(split, "IOB2")["reviewed_sentences"] == 1  # no crash
-    assert focus.stratum_total(np.array([1.0]), 50) == (50.0, None)
-    assert not focus._interval(50.0, None)["significant"]
+    one = design.estimate(  # one reviewed sentence of a stratum of 50: no decision
+        design.Population(np.zeros(50, dtype=int), np.full(50, 4), np.ones((2, 50))),
+        design.Reviewed(np.array([0]), np.array([[1], [0]]), np.array([1])),
+    )
+    assert not one.differences[(0, 1)].significant
     missed = profiles.Pair([["a"]] * 5, [["O"]] * 5, [["B-X"]] * 5)
     assert profiles.intervals(missed)["outcomes"]["missed"] == [1.0, 1.0]
     # two runs whose reviewed test sentences differ: no reviewed verdict for them

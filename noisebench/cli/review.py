@@ -51,9 +51,10 @@ def sample(
     compare: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Draw from the sentences where these runs (repeat: --compare A --compare"
-            " B) predict differently: fewer reviewed sentences rank them (review merge"
-            " then estimates their difference in right and wrong entities without bias).",
+            help="Design the sample to decide among these runs (repeat: --compare A"
+            " --compare B --compare C): drawn by strata their predictions define (none,"
+            " agree, disagree); review merge then estimates each run's F1 on the split and"
+            " whether the best is decided.",
         ),
     ] = None,
     json_output: Json = False,
@@ -246,22 +247,31 @@ def merge_report(report: dict) -> list:
 
 
 def compare_lines(found: dict) -> list[str]:
-    """What a focused review estimates, in words."""
-    a, b = found["runs"]
-    right, wrong = found["correct_entities"], found["wrong_entities"]
-
-    def shown(interval: dict) -> str:
-        if interval["ci95"] is None:
-            return f"{interval['estimate']:+,.0f} (no interval from one sentence)"
-        low, high = interval["ci95"]
-        return f"{interval['estimate']:+,.0f} [{low:+,.0f}, {high:+,.0f}]"
-
-    lines = [
-        f"Focused review of {found['reviewed_sentences']:,} of the"
-        f" {found['disagreement_sentences']:,} sentences where {a} and {b} disagree:"
-        f" {a} finds {shown(right)} more right entities and {shown(wrong)} more wrong ones"
-        f" than {b} (it predicts {found['predicted_entities']:+,}, counted)",
-    ]
+    """What a designed review estimates, in words: each run's F1 on the split, and whether
+    the best is decided."""
+    runs = found["runs"]
+    strata = ", ".join(f"{name} {size:,}" for name, size in found["strata"].items())
+    lines = [f"Designed review: {found['reviewed_sentences']:,} reviewed sentences (strata:"
+             f" {strata})"]  # fmt: skip
+    if "f1" not in found:
+        return [*lines, f"not yet: {found['why']}"]
+    for run, entry in zip(runs, found["f1"], strict=True):
+        low, high = entry["ci95"]
+        lines.append(f"  {run}: F1 on the split {100 * entry['estimate']:.1f}"
+                     f" [{100 * low:.1f}, {100 * high:.1f}]")  # fmt: skip
+    best = runs[found["best"]]
+    gaps = "; ".join(
+        f"{runs[int(other)]} {100 * e['estimate']:+.1f} [{100 * e['ci95'][0]:+.1f},"
+        f" {100 * e['ci95'][1]:+.1f}]"
+        for other, e in found["against_best"].items()
+    )
+    if found["decided"]:
+        lines.append(f"decided: {best} is best; ahead of each other run by (points): {gaps}")
+    else:
+        lines.append(
+            f"not yet: {best} leads ({gaps} points behind it); about"
+            f" {found['sentences_needed']:,} reviewed sentences would decide"
+        )
     for run in found.get("changed_runs", []):
         lines.append(f"note: {run}'s predictions changed since the sample; the estimate is of"
                      " the predictions sampled from (kept in the manifest)")  # fmt: skip

@@ -1,29 +1,30 @@
-"""A review focused where two runs disagree, and what it estimates without bias.
+"""A review designed to decide among candidate runs: each run's entity F1 on the whole
+split, and every difference, estimated from a stratified sample.
 
-    noisebench review sample my-data --split test -n 100 --compare runs/A runs/B -o review
+    noisebench review sample my-data --split test -n 100 --compare runs/A --compare runs/B \\
+        --compare runs/C -o review
 
-Two runs predict the same labels on most sentences; only the others (the *disagreement
-stratum*, D) can tell them apart. On a sentence outside D both runs find exactly the same
-entities, so the difference in correctly found entities over the whole split is
+The runs' saved predictions split the sentences into strata without any label: ``none``
+(every run predicts no entity), ``agree`` (every run predicts the same labels, with an
+entity) and ``disagree`` (the rest, where the runs can differ). Each stratum gets at least
+two reviewed sentences where it has them (its variance needs two), and the rest of ``n``
+goes by a fixed allocation, N_h · w_h with weights 1 (disagree), 0.25 (agree) and 0.1
+(none): the runs' differences live where they disagree, and their levels (F1 needs every
+gold entity) everywhere. Within a stratum the sentences are drawn uniformly without
+replacement by the seed, so each reviewed sentence's inclusion probability is n_h / N_h;
+the manifest records the design (every sentence's stratum, the allocation, the order
+drawn).
 
-    ΔTP = TP_A − TP_B = Σ_{s ∈ D} (tp_A(s) − tp_B(s))
+``review merge`` then estimates each run's F1 = 2·TP / (P + G) on the split (TP and G
+estimated, P counted: ``scoring.design``) and every pairwise difference, with Student t
+intervals that hold at small n, and says whether they decide: the best run, where its
+difference to every other run excludes 0. The manifest keeps what the estimate needs (every
+sentence's stratum and each run's predicted entities, each run's labels on the sampled
+sentences, a hash of each predictions file), so a merge needs neither the runs nor where
+they were, and says when a run's predictions changed since the sample.
 
-and a uniform sample of n of D's |D| sentences, reviewed, estimates it without bias:
-
-    ΔTP^ = |D| / n · Σ_{s ∈ sample} (tp_A(s) − tp_B(s)),
-
-with the usual without-replacement standard error |D| · sqrt((1 − n/|D|) · var / n). The
-difference in predicted entities, ΔP, needs no review (it is counted on every sentence),
-so the difference in wrong predictions is ΔFP^ = ΔP − ΔTP^, unbiased too. These are
-differences in *counts*; F1 on the reviewed sentences of a focused sample is not an
-estimate of F1 on the split (those sentences are the hard ones), so use a random sample
-(``review sample`` without ``--compare``) for scores, and a focused one to rank two runs
-with fewer reviewed sentences.
-
-The manifest keeps what the estimate needs: each run's predicted labels on every sampled
-sentence, its predicted entities over the split (ΔP), and a hash of its predictions file.
-``review merge`` estimates from the manifest alone, wherever the runs are now, and says
-so where a run's predictions changed since the sample.
+Intervals are for one look: looking after every batch and stopping at the first decision
+is not yet corrected for.
 """
 
 from __future__ import annotations
@@ -38,15 +39,18 @@ import numpy as np
 from noisebench.data import loading
 from noisebench.data.review import merging, sampling
 from noisebench.errors import InputError
+from noisebench.scoring import design
 from noisebench.scoring.metrics import entity_spans
 from noisebench.training import runs
 
-Z_975 = 1.959964  # the normal 97.5% quantile
+STRATA = ("none", "agree", "disagree")
+WEIGHTS = (0.1, 0.25, 1.0)  # the allocation's weight per sentence of each stratum
+MINIMUM = 2  # reviewed sentences per stratum where it has them: its variance needs two
 
 
 @dataclass
 class Disagreement:
-    """The sentences of a split on which some of ``run_dirs`` predict differently."""
+    """The candidate runs: their saved predictions of a split, and the strata they make."""
 
     run_dirs: list[Path]
 
@@ -69,19 +73,6 @@ class Disagreement:
             found.append(made)
         return found
 
-    def rows(self, made: list[runs.Predictions], name: str) -> np.ndarray:
-        """The rows where the runs' predictions (``predictions``) differ."""
-        first = made[0].sentences(made[0].predicted)
-        differ = np.zeros(len(first), dtype=bool)
-        for other in made[1:]:
-            labels = other.sentences(other.predicted)
-            differ |= np.array([a != b for a, b in zip(first, labels, strict=True)], dtype=bool)
-        if not differ.any():
-            raise InputError(
-                f"--compare: the runs predict the same labels on every {name} sentence"
-            )
-        return np.flatnonzero(differ)
-
 
 def prediction_file(run_dir, split: str) -> Path:
     return Path(run_dir) / f"predictions-{split}.parquet"
@@ -91,32 +82,111 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def strata(labels: list[list[list[str]]], scheme: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each sentence's stratum (index into ``STRATA``) and each run's predicted entities
+    per sentence (R, S), from the runs' predicted labels (R lists of S sentences).
+
+    >>> strata([[["O"], ["B-X"], ["B-X"]], [["O"], ["B-X"], ["O"]]], "IOB2")[0].tolist()
+    [0, 1, 2]
+    """
+    counts = np.array([[len(s) for s in entity_spans(run, scheme)] for run in labels])
+    same = np.array([all(run[s] == labels[0][s] for run in labels) for s in range(len(labels[0]))])
+    none = counts.max(axis=0) == 0
+    return np.where(none, 0, np.where(same, 1, 2)), counts
+
+
+def allocate(sizes: np.ndarray, n: int) -> np.ndarray:
+    """Reviewed sentences per stratum: ``MINIMUM`` each where it has them, the rest by
+    N_h · w_h (largest remainders), never more than a stratum holds.
+
+    >>> allocate(np.array([300, 400, 300]), 100).tolist()
+    [8, 24, 68]
+    """
+    sizes = np.asarray(sizes)
+    taken = np.minimum(sizes, MINIMUM)
+    if taken.sum() >= n:
+        return taken  # the minimum alone (more than n where n < 2 per stratum)
+    weights = sizes * np.asarray(WEIGHTS, dtype=np.float64)
+    while taken.sum() < min(n, sizes.sum()):
+        open_ = taken < sizes
+        share = np.where(open_, weights, 0.0)
+        left = min(n, sizes.sum()) - taken.sum()
+        wanted = _largest_remainders(share * left / share.sum(), left)
+        taken = np.minimum(sizes, taken + wanted)
+    return taken
+
+
+def _largest_remainders(quotas: np.ndarray, total: int) -> np.ndarray:
+    quotas = np.asarray(quotas, dtype=np.float64)
+    whole = np.floor(quotas).astype(int)
+    order = np.argsort(-(quotas - whole), kind="stable")
+    whole[order[: max(total - whole.sum(), 0)]] += 1
+    return whole
+
+
 def sample(
     spec: str, split: str, n: int, seed: int, out: Path, run_dirs: list[Path],
     columns: loading.Columns | None = None, force: bool = False,
 ) -> sampling.Sample:  # fmt: skip
-    """Draw ``n`` sentences uniformly from those where ``run_dirs`` disagree and write
-    them for review; the manifest's ``compare`` keeps what ``estimate`` needs."""
+    """Draw ``n`` sentences by the stratified design the runs define and write them for
+    review; the manifest's ``compare`` keeps the design and what ``estimate`` needs."""
     sampling.check_out(out, force)
-    focus, made = Disagreement([Path(r) for r in run_dirs]), []
-
-    def pool(data):
-        made.extend(focus.predictions(data, split))
-        return focus.rows(made, split)
-
-    drawn = sampling.draw(spec, split, n, seed, columns, pool)
-    rows, scheme = drawn.manifest["sentences"], drawn.origin.scheme
-    drawn.manifest["compare"] = {
+    if n < 1:
+        raise InputError(f"-n {n}: sample at least one sentence")
+    focus = Disagreement([Path(r) for r in run_dirs])
+    notes: list[str] = []
+    dataset_dict = loading.load(spec, columns, notes)
+    if split not in dataset_dict:
+        raise InputError(f"--split {split}: {spec} has no such split ({', '.join(dataset_dict)})")
+    origin = sampling.Origin.of(spec, dataset_dict, split)
+    made = focus.predictions(dataset_dict[split], split)
+    labels = [p.sentences(p.predicted) for p in made]
+    stratum, counts = strata(labels, origin.scheme)
+    sizes = np.bincount(stratum, minlength=len(STRATA))
+    allocation = allocate(sizes, n)
+    rows = _draw(stratum, allocation, seed)
+    if allocation.sum() > n:
+        notes.append(f"-n {n}: {int(allocation.sum())} sentences drawn, {MINIMUM} per stratum"
+                     " at least (a stratum's variance needs two)")  # fmt: skip
+    if n >= len(stratum):
+        notes.append(f"-n {n}: the {split} split has {len(stratum):,} sentences; all are listed")
+    manifest = origin.manifest("compare", split, rows.tolist(), seed, n)
+    words = [len(t) for t in dataset_dict[split]["tokens"]]
+    manifest["compare"] = {
         "runs": [str(r) for r in focus.run_dirs],
-        "disagreement_sentences": drawn.manifest["pool_sentences"],
-        "split_sentences": len(drawn.dataset[split]),
         "predictions_sha256": [file_hash(prediction_file(r, split)) for r in focus.run_dirs],
-        # ΔP needs no review: each run's predicted entities, counted over the whole split
-        "predicted_entities": [_predicted_entities(p, scheme) for p in made],
-        # each run's labels on each sampled sentence: the estimate needs nothing else
-        "predicted": [_labels_of(p, rows) for p in made],
+        "strata": list(STRATA),
+        "sizes": sizes.tolist(),
+        "allocation": allocation.tolist(),
+        "stratum": stratum.tolist(),  # every sentence's
+        "words": words,
+        "predicted_entities": counts.tolist(),  # (R, S): P needs no review
+        "label_ids": _label_ids(labels).tolist(),  # equal ids: equal labels
+        "predicted": [[run[r] for r in rows] for run in labels],  # on the sampled sentences
     }
+    drawn = sampling.Sample(dataset_dict, origin, manifest, notes)
     return sampling.write(drawn, out, force)
+
+
+def _draw(stratum: np.ndarray, allocation: np.ndarray, seed: int) -> np.ndarray:
+    """The first ``allocation[h]`` of a seeded permutation of each stratum's rows (so a
+    larger allocation with the same seed extends a smaller one), stratum by stratum."""
+    rng = np.random.default_rng(seed)
+    drawn = []
+    for h, taken in enumerate(allocation):
+        members = np.flatnonzero(stratum == h)
+        drawn.append(members[rng.permutation(len(members))[:taken]])
+    return np.concatenate(drawn).astype(np.int64)
+
+
+def _label_ids(labels: list[list[list[str]]]) -> np.ndarray:
+    """(R, S): per sentence, the same id for runs that predict the same labels."""
+    ids = np.zeros((len(labels), len(labels[0])), dtype=np.int64)
+    for s in range(len(labels[0])):
+        seen: dict[tuple, int] = {}
+        for r, run in enumerate(labels):
+            ids[r, s] = seen.setdefault(tuple(run[s]), len(seen))
+    return ids
 
 
 def merge(
@@ -135,56 +205,86 @@ def merge(
     return merged
 
 
-def _labels_of(predictions: runs.Predictions, rows: list[int]) -> list[list[str]]:
-    labels = predictions.sentences(predictions.predicted)
-    return [labels[r] for r in rows]
-
-
-def _predicted_entities(predictions: runs.Predictions, scheme: str) -> int:
-    return sum(len(s) for s in entity_spans(predictions.sentences(predictions.predicted), scheme))
-
-
 def estimate(manifest: dict, split, scheme: str) -> dict | None:
-    """The unbiased estimates a focused review gives (the module's docstring), from the
-    manifest and the merged ``split`` (its ``reviewed``/``reviewed_tags``); None for
-    other reviews."""
+    """What a designed review estimates (the module's docstring), from the manifest and
+    the merged ``split`` (its ``reviewed``/``reviewed_tags``); None for other reviews."""
     compare = manifest.get("compare")
-    if manifest.get("kind") != "compare" or not compare or len(compare["runs"]) != 2:
+    if manifest.get("kind") != "compare" or not compare:
         return None
-    if "predicted" not in compare:
+    if "stratum" not in compare:
         raise InputError(
-            "the review's manifest was written by an older noisebench and does not keep the"
-            " runs' predictions: draw the review again with review sample --compare"
+            "the review's manifest was written by an older noisebench and does not keep its"
+            " design: draw the review again with review sample --compare"
         )
     names = loading.label_names(split)
     reviewed = loading.reviewed_sentences(split)
     positions = [i for i, r in enumerate(manifest["sentences"]) if reviewed[r]]
-    rows = [manifest["sentences"][i] for i in positions]
-    if not rows:
-        return None
-    truth = entity_spans(
-        [[names[t] for t in split[r][loading.REVIEWED_TAGS_COLUMN]] for r in rows], scheme
+    rows = np.array([manifest["sentences"][i] for i in positions], dtype=np.int64)
+    population = design.Population(
+        np.asarray(compare["stratum"]),
+        np.asarray(compare["words"]),
+        np.asarray(compare["predicted_entities"]),
+        np.asarray(compare["label_ids"]),
     )
-    found = [
-        entity_spans([labels[i] for i in positions], scheme) for labels in compare["predicted"]
-    ]
-    differences = np.array(
-        [len(a & gold) - len(b & gold) for a, b, gold in zip(*found, truth, strict=True)],
-        dtype=np.float64,
-    )
-    pool, n = compare["disagreement_sentences"], len(rows)
-    total, error = stratum_total(differences, pool)
-    predicted = compare["predicted_entities"]
-    return {
+    covered = set(population.stratum[rows].tolist()) if len(rows) else set()
+    missing = [STRATA[h] for h in np.flatnonzero(population.sizes) if h not in covered]
+    base = {
         "runs": compare["runs"],
-        "reviewed_sentences": n,
+        "reviewed_sentences": len(rows),
         # sampled but not reviewed: the estimate holds if they are missing at random
-        "skipped_sentences": len(manifest["sentences"]) - n,
-        "disagreement_sentences": pool,
-        "correct_entities": _interval(total, error),  # ΔTP = TP_A − TP_B
-        "predicted_entities": predicted[0] - predicted[1],  # ΔP, counted, no review needed
-        "wrong_entities": _interval(predicted[0] - predicted[1] - total, error),  # ΔFP
+        "skipped_sentences": len(manifest["sentences"]) - len(rows),
+        "strata": dict(zip(STRATA, population.sizes.tolist(), strict=True)),
         "changed_runs": _changed_runs(compare, manifest["split"]),
+    }
+    if missing:
+        return base | {"decided": False, "why": f"no reviewed sentence in {', '.join(missing)}"}
+    truth = entity_spans(
+        [[names[t] for t in split[int(r)][loading.REVIEWED_TAGS_COLUMN]] for r in rows], scheme
+    )
+    found = [entity_spans([run[i] for i in positions], scheme) for run in compare["predicted"]]
+    correct = np.array([[len(a & g) for a, g in zip(run, truth, strict=True)] for run in found])
+    gold = np.array([len(g) for g in truth])
+    estimates = design.estimate(population, design.Reviewed(rows, correct, gold))
+    return base | decision(estimates, len(population.stratum))
+
+
+def decision(estimates: design.Estimates, split_sentences: int) -> dict:
+    """Each run's F1 interval, every difference, and whether they decide the best run:
+    the one with the highest F1 whose difference to every other run excludes 0; where
+    not, about how many reviewed sentences would (the observed gap against the closest
+    run's interval half-width, n · (half / gap)², capped at the split)."""
+    f1 = [_interval(i) for i in estimates.f1]
+    best = int(np.argmax([i.estimate for i in estimates.f1]))
+    against = {}
+    for (a, b), interval in estimates.differences.items():
+        if best in (a, b):
+            other = b if a == best else a
+            sign = 1.0 if a == best else -1.0
+            against[other] = _interval(interval, sign)
+    decided = all(entry["significant"] and entry["estimate"] > 0 for entry in against.values())
+    needed = None
+    if not decided:
+        closest = min(against.values(), key=lambda e: e["estimate"])
+        half = (closest["ci95"][1] - closest["ci95"][0]) / 2
+        gap = max(closest["estimate"], 1e-9)
+        n = estimates.reviewed
+        needed = min(split_sentences, max(n + 1, math.ceil(n * (half / gap) ** 2)))
+    return {
+        "f1": f1,
+        "best": best,
+        "against_best": {str(k): v for k, v in sorted(against.items())},
+        "decided": decided,
+        "sentences_needed": needed,
+    }
+
+
+def _interval(interval: design.Interval, sign: float = 1.0) -> dict:
+    low, high = sorted((sign * interval.low, sign * interval.high))
+    return {
+        "estimate": sign * interval.estimate,
+        "standard_error": interval.standard_error,
+        "ci95": [low, high],
+        "significant": interval.significant,
     }
 
 
@@ -197,35 +297,3 @@ def _changed_runs(compare: dict, split: str) -> list[str]:
         if path.is_file() and file_hash(path) != digest:
             changed.append(run)
     return changed
-
-
-def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float | None]:
-    """The total over a stratum of ``pool`` units estimated from a uniform sample without
-    replacement of its values ``sampled``: ``pool · mean`` (unbiased), and its standard
-    error ``pool · sqrt((1 − n/pool) · s² / n)`` (0 when the sample is the whole stratum;
-    None from a single unit of a larger stratum: its spread is unknown).
-
-    >>> stratum_total(np.array([1.0, 0.0, 2.0]), 6)
-    (6.0, 2.449489742783178)
-    >>> stratum_total(np.array([1.0, 0.0, 2.0]), 3)
-    (3.0, 0.0)
-    """
-    n = len(sampled)
-    total = float(pool * sampled.mean())
-    if n >= pool:
-        return total, 0.0
-    if n < 2:
-        return total, None
-    variance = float(sampled.var(ddof=1))
-    return total, pool * math.sqrt((1 - n / pool) * variance / n)
-
-
-def _interval(value: float, error: float | None) -> dict:
-    if error is None:
-        return {"estimate": value, "standard_error": None, "ci95": None, "significant": False}
-    return {
-        "estimate": value,
-        "standard_error": error,
-        "ci95": [value - Z_975 * error, value + Z_975 * error],
-        "significant": abs(value) > Z_975 * error,
-    }
