@@ -20,6 +20,7 @@ comparison.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +29,6 @@ import numpy as np
 
 from noisebench.data import loading
 from noisebench.scoring import paired
-from noisebench.studies.focus import stratum_total
 from noisebench.studies.verdict import sentences_needed
 from noisebench.training import runs
 
@@ -78,6 +78,20 @@ def simulate(a, b, truth: float, n: int, draws: int, replicates: int, seed: int)
     }
 
 
+def stratum_total(sampled: np.ndarray, pool: int) -> tuple[float, float | None]:
+    """Issue 28's focused estimator, kept here to reproduce the tables it made (review
+    merge now estimates each run's F1 by ``scoring.design``): the stratum's total ``pool ·
+    mean`` and its without-replacement standard error (0 from equal values: the defect
+    issue 36 names)."""
+    n = len(sampled)
+    total = float(pool * sampled.mean())
+    if n >= pool:
+        return total, 0.0
+    if n < 2:
+        return total, None
+    return total, pool * math.sqrt((1 - n / pool) * float(sampled.var(ddof=1)) / n)
+
+
 def simulate_focused(a, b, truth: float, differ: np.ndarray, n: int, draws: int, seed: int):
     """``draws`` samples of ``n`` of the sentences where the runs disagree (``review sample
     --compare``): the unbiased estimate of the difference in correctly found entities
@@ -90,7 +104,7 @@ def simulate_focused(a, b, truth: float, differ: np.ndarray, n: int, draws: int,
         total, error = stratum_total(values[rng.choice(len(values), n, replace=False)],
                                      len(values))  # fmt: skip
         agrees = np.sign(total) == np.sign(truth)
-        resolved = abs(total) > 1.96 * error
+        resolved = error is not None and abs(total) > 1.96 * error
         right, significant = right + bool(agrees), significant + resolved
         wrong += resolved and not agrees
     return {"right": right / draws, "significant": significant / draws,
