@@ -77,7 +77,7 @@ def test_a_designed_review_estimates_each_runs_f1_and_decides_the_best(runner, n
     # the 12 sentences: estimates with intervals, shown in words
     shown = run(runner, "review", "merge", ner_dir, mark_reviewed(review / "review.conll"),
                 "-o", tmp_path / "merged").stdout  # fmt: skip
-    assert "Designed review: 12 reviewed sentences" in shown and "F1 on the split" in shown
+    assert "Designed review, look 1: 12 reviewed sentences" in shown and "F1 on the split" in shown
     assert "decided:" in shown or "not yet:" in shown
     # runs of other sentences are refused in one line
     other = tmp_path / "other"
@@ -117,5 +117,63 @@ def test_a_focused_merge_needs_only_its_manifest_and_says_when_a_run_changed(
     assert again["changed_runs"] == [str(run_a)]
     assert again["f1"] == here["f1"]  # of what was sampled
     shown = run(runner, "review", "merge", ner_dir, conll, "-o", tmp_path / "m4").stdout
-    assert "Designed review: 6 reviewed sentences" in shown
+    assert "Designed review, look 1: 6 reviewed sentences" in shown
     assert f"{run_a}'s predictions changed since the sample" in " ".join(shown.split())
+
+
+def result(task: dict) -> list:
+    return task["predictions"][0]["result"]
+
+
+def accept_as_label_studio(review: Path) -> Path:
+    """A Label Studio export of ``review`` in which a reviewer submitted every task with
+    its pre-annotations (the given labels: the truth here)."""
+    tasks = json.loads((review / "labelstudio.json").read_text())
+    export = [
+        {
+            "id": 900 + n,
+            "data": t["data"],
+            "annotations": [{"result": t["predictions"][0]["result"]}],
+        }
+        for n, t in enumerate(tasks)
+    ]
+    (review / "export.json").write_text(json.dumps(export))
+    return review / "export.json"
+
+
+def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path):
+    """Three runs; a first batch from Label Studio says not yet and about how many more;
+    --continue draws the next batch of the same design (no sentence twice, one look
+    later); after it the merge decides, with each run's F1 interval on the split."""
+    split = loading.load(ner_dir)["validation"]
+    with_entities = [s for s in range(len(split)) if entity_count(split, s)]
+    wrong = [set(with_entities[:2]), set(with_entities[2:10]), set(with_entities[10:15])]
+    made_runs = [write_run(tmp_path / name, split, w) for name, w in zip("abc", wrong, strict=True)]
+    compare = [arg for r in made_runs for arg in ("--compare", r)]
+    first = tmp_path / "batch1"
+    run(runner, "review", "sample", ner_dir, "-n", 6, *compare, "-o", first)
+    merged = tmp_path / "merged1"
+    shown = run(runner, "review", "merge", ner_dir, accept_as_label_studio(first), "-o", merged)
+    text = " ".join(shown.stdout.split())
+    assert "Designed review, look 1: 6 reviewed sentences" in text
+    assert "not yet:" in text and "reviewed sentences would decide" in text
+    second = tmp_path / "batch2"
+    more = json.loads(run(runner, "review", "sample", merged, "--continue", first, "-n", 34,
+                          "-o", second, "--json").stdout)["manifest"]  # fmt: skip
+    earlier = json.loads((first / "manifest.json").read_text())
+    assert not set(more["sentences"]) & set(earlier["sentences"])  # nothing drawn twice
+    assert more["compare"]["look"] == 2 and len(more["compare"]["drawn"]) == 40
+    assert more["compare"]["drawn"][:6] == earlier["compare"]["drawn"]  # the same design
+    report = json.loads(run(runner, "review", "merge", merged, accept_as_label_studio(second),
+                            "-o", tmp_path / "merged2", "--json").stdout)  # fmt: skip
+    found = report["compare"]
+    assert found["look"] == 2 and found["reviewed_sentences"] == 40
+    assert found["decided"] and found["best"] == 0
+    gold = sum(entity_count(split, s) for s in range(len(split)))
+    for entry, missed in zip(found["f1"], wrong, strict=True):
+        predicted = gold - sum(entity_count(split, s) for s in missed)
+        assert entry["estimate"] == pytest.approx(2 * predicted / (predicted + gold))
+    # a third batch: nothing left to draw
+    refused = run(runner, "review", "sample", tmp_path / "merged2", "--continue", second,
+                  "-n", 5, "-o", tmp_path / "batch3", code=2)  # fmt: skip
+    assert "every sentence of the split is drawn already" in refused.stderr

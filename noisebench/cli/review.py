@@ -57,6 +57,15 @@ def sample(
             " whether the best is decided.",
         ),
     ] = None,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--continue",
+            help="The next batch of a designed review (review sample --compare): -n more"
+            " sentences of the same design and seed, one look later.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Json = False,
 ) -> None:
     """Write a seeded random sample of a split's sentences for review.
@@ -68,16 +77,28 @@ def sample(
     split, sentences, seed), which [bold]review merge[/] checks the review against.
 
     Example: [bold]noisebench review sample my-data --split validation -n 300 -o review[/]
+
+    To decide among runs: [bold]noisebench review sample my-data --split test -n 50
+    --compare runs/A --compare runs/B --compare runs/C -o batch1[/], review and merge it,
+    then [bold]noisebench review sample my-data-reviewed --continue batch1 -n 50 -o batch2[/]
+    until the merge says decided.
     """
     with bad_input_exits():
         from noisebench.data import loading
         from noisebench.data.review import sampling
         from noisebench.studies import focus
 
-        dataset = options.dataset(dataset, data_option)
+        dataset = options.dataset(dataset, data_option, default=None)
         columns = loading.Columns(token_column, tag_column, split_list(labels))
-        with stderr.status(f"sampling {dataset}…"):
-            if compare:
+        if continue_from is not None and compare:
+            raise InputError("--continue takes the runs of its design: leave out --compare")
+        if continue_from is None:
+            dataset = dataset or "conll2003"
+        with stderr.status(f"sampling {dataset or continue_from}…"):
+            if continue_from is not None:
+                made = focus.continue_sample(dataset, continue_from, n, out, columns, force)
+                dataset = made.manifest["data"]
+            elif compare:
                 made = focus.sample(dataset, split, n, seed, out, compare, columns, force)
             else:
                 made = sampling.sample(dataset, split, n, seed, out, columns, force)
@@ -91,7 +112,7 @@ def sample(
     manifest = made.manifest
     stdout.print(
         f"Sampled {len(manifest['sentences']):,} {manifest['split']} sentences of"
-        f" {manifest['data']} (seed {seed}) into [bold]{made.out}[/]: {files.TASKS},"
+        f" {manifest['data']} (seed {manifest['seed']}) into [bold]{made.out}[/]: {files.TASKS},"
         f" {files.LABELLING_CONFIG}, {files.CONLL}, {files.MANIFEST}",
         soft_wrap=True,
     )
@@ -251,8 +272,10 @@ def compare_lines(found: dict) -> list[str]:
     the best is decided."""
     runs = found["runs"]
     strata = ", ".join(f"{name} {size:,}" for name, size in found["strata"].items())
-    lines = [f"Designed review: {found['reviewed_sentences']:,} reviewed sentences (strata:"
-             f" {strata})"]  # fmt: skip
+    level = found.get("level", 0.95)
+    lines = [f"Designed review, look {found.get('look', 1)}: {found['reviewed_sentences']:,}"
+             f" reviewed sentences (strata: {strata}); intervals at {100 * level:.2f}%, so that"
+             " every look together errs at most 5% of the time"]  # fmt: skip
     if "f1" not in found:
         return [*lines, f"not yet: {found['why']}"]
     for run, entry in zip(runs, found["f1"], strict=True):

@@ -46,15 +46,82 @@ T_975 = {
 }  # fmt: skip
 
 
-def t_quantile(degrees: float) -> float:
-    """The two-sided 95% Student-t quantile for ``degrees`` (rounded down to the table's
-    next entry: never narrower than the truth), 1.960 beyond 120.
+def t_quantile(degrees: float, level: float = 0.95) -> float:
+    """The two-sided ``level`` Student-t quantile for ``degrees`` (at 95%, the table's,
+    rounded down to its next entry: never narrower than the truth; else by inverting the
+    t distribution, ``t_cdf``).
 
     >>> t_quantile(1), t_quantile(22.7), t_quantile(1000)
     (12.706, 2.086, 1.96)
+    >>> round(t_quantile(10, 0.99), 3), round(t_quantile(math.inf, 0.99), 3)
+    (3.169, 2.576)
     """
-    eligible = [d for d in T_975 if d <= max(degrees, 1)]
-    return T_975[max(eligible)] if degrees <= 120 else 1.960
+    if level == 0.95:
+        eligible = [d for d in T_975 if d <= max(degrees, 1)]
+        return T_975[max(eligible)] if degrees <= 120 else 1.960
+    target = 1 - (1 - level) / 2
+    if math.isinf(degrees):
+        from statistics import NormalDist
+
+        return NormalDist().inv_cdf(target)
+    low, high = 0.0, 1.0
+    while t_cdf(high, degrees) < target:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if t_cdf(middle, degrees) < target else (low, middle)
+    return high
+
+
+def t_cdf(t: float, degrees: float) -> float:
+    """P(T <= t) for Student's t with ``degrees``: 1 − I_x(ν/2, 1/2) / 2 for t > 0 with
+    x = ν / (ν + t²) (the regularised incomplete beta, by its continued fraction).
+
+    >>> round(t_cdf(2.228, 10), 4), t_cdf(0.0, 3)
+    (0.975, 0.5)
+    """
+    x = degrees / (degrees + t * t)
+    tail = 0.5 * _incomplete_beta(degrees / 2, 0.5, x)
+    return 1 - tail if t >= 0 else tail
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta I_x(a, b) (Numerical Recipes' continued fraction)."""
+    if x <= 0 or x >= 1:
+        return 0.0 if x <= 0 else 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))  # fmt: skip
+    if x > (a + 1) / (a + b + 2):
+        return 1 - _incomplete_beta(b, a, 1 - x)
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > 1e-300 else 1e-300)
+    fraction = d
+    for m in range(1, 300):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > 1e-300 else 1e-300)
+            c = 1 + numerator / c
+            c = c if abs(c) > 1e-300 else 1e-300
+            fraction *= c * d
+        if abs(c * d - 1) < 1e-14:
+            break
+    return front * fraction / a
+
+
+def look_level(look: int, level: float = 0.95) -> float:
+    """The confidence level of the ``look``-th look at a growing review (1, 2, ...), so
+    that all looks together err with probability at most 1 − ``level`` however many are
+    taken (a union bound: look k spends (1 − level) · 6 / (π² k²), which sums to 1 −
+    ``level``). Looking after every batch and stopping at the first decision keeps its
+    error rate.
+
+    >>> round(look_level(1), 4), round(look_level(4), 4)
+    (0.9696, 0.9981)
+    """
+    return 1 - (1 - level) * 6 / (math.pi**2 * look**2)
 
 
 @dataclass(frozen=True)
@@ -125,7 +192,7 @@ def stratified_totals(sizes: np.ndarray, stratum: np.ndarray, values: np.ndarray
     return total
 
 
-def estimate(population: Population, reviewed: Reviewed) -> Estimates:
+def estimate(population: Population, reviewed: Reviewed, level: float = 0.95) -> Estimates:
     """Each run's F1 on the split and every pairwise difference (see the module's
     docstring). Every stratum must hold a reviewed sentence, except those where every
     run predicts nothing and whose gold entities are therefore the only unknown: those
@@ -148,7 +215,7 @@ def estimate(population: Population, reviewed: Reviewed) -> Estimates:
     reach = np.minimum(population.words, max(float(reviewed.gold.max(initial=0)), 1.0))
     low, high = _z_bounds(population, f1, denominators, reach)  # (R, S) ranges of z
     intervals = [
-        _interval(f1[r], z[r], stratum, sizes, low[r], high[r], population.stratum)
+        _interval(f1[r], z[r], stratum, sizes, low[r], high[r], population.stratum, level)
         for r in range(runs)
     ]
     differences = {}
@@ -156,7 +223,7 @@ def estimate(population: Population, reviewed: Reviewed) -> Estimates:
         for b in range(a + 1, runs):
             lo, hi = _difference_bounds(population, f1, denominators, a, b, reach)
             differences[(a, b)] = _interval(
-                f1[a] - f1[b], z[a] - z[b], stratum, sizes, lo, hi, population.stratum
+                f1[a] - f1[b], z[a] - z[b], stratum, sizes, lo, hi, population.stratum, level
             )
     return Estimates(intervals, differences, correct, gold, len(reviewed.rows))
 
@@ -187,7 +254,7 @@ def _difference_bounds(population: Population, f1, denominators, a: int, b: int,
     return low, high
 
 
-def _interval(value, z, stratum, sizes, low, high, population_stratum) -> Interval:
+def _interval(value, z, stratum, sizes, low, high, population_stratum, level) -> Interval:
     """The t interval of ``value`` from the linearised ``z`` of the reviewed sentences,
     with the one-unseen-value floor on each stratum's variance."""
     variance = 0.0
@@ -209,5 +276,5 @@ def _interval(value, z, stratum, sizes, low, high, population_stratum) -> Interv
     error = math.sqrt(variance)
     # Satterthwaite: (Σ v_h)² / Σ v_h² / df_h
     degrees = variance**2 / sum(p**2 / df for p, df in parts) if variance > 0 else math.inf
-    half = t_quantile(degrees) * error
+    half = t_quantile(degrees, level) * error
     return Interval(float(value), error, float(value) - half, float(value) + half, degrees)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from noisebench.data import loading
-from noisebench.data.review import merging, sampling
+from noisebench.data.review import files, merging, sampling
 from noisebench.errors import InputError
 from noisebench.scoring import design
 from noisebench.scoring.metrics import entity_spans
@@ -130,42 +130,91 @@ def sample(
 ) -> sampling.Sample:  # fmt: skip
     """Draw ``n`` sentences by the stratified design the runs define and write them for
     review; the manifest's ``compare`` keeps the design and what ``estimate`` needs."""
+    return _batch(spec, split, n, seed, out, [Path(r) for r in run_dirs], columns, force)
+
+
+def continue_sample(
+    spec: str | None, earlier: Path, n: int, out: Path,
+    columns: loading.Columns | None = None, force: bool = False,
+) -> sampling.Sample:  # fmt: skip
+    """``review sample --continue EARLIER``: the next ``n`` sentences of the same design
+    and seed (the allocation grown to everything drawn so far plus ``n``); its manifest
+    lists the new sentences for review and keeps every one drawn so far for the estimate,
+    one look later. The runs must still be where the design names them, unchanged."""
+    manifest = sampling.read_manifest(Path(earlier) / files.MANIFEST)
+    compare = manifest.get("compare") or {}
+    if manifest.get("kind") != "compare" or "stratum" not in compare:
+        raise InputError(f"--continue {earlier}: not a designed review (review sample --compare)")
+    changed = _changed_runs(compare, manifest["split"])
+    missing = [r for r in compare["runs"] if not prediction_file(r, manifest["split"]).is_file()]
+    if changed or missing:
+        raise InputError(
+            f"--continue {earlier}: the run {(changed or missing)[0]} is "
+            + ("re-predicted since the design" if changed else "not where the design names it")
+            + ": its strata would differ; draw a new review with review sample --compare"
+        )
+    drawn = len(compare.get("drawn", manifest["sentences"]))
+    return _batch(
+        spec or manifest["data"], manifest["split"], n, manifest["seed"], out,
+        [Path(r) for r in compare["runs"]], columns, force,
+        previous=compare, total=drawn + n,
+    )  # fmt: skip
+
+
+def _batch(
+    spec: str, split: str, n: int, seed: int, out: Path, run_dirs: list[Path],
+    columns: loading.Columns | None, force: bool, previous: dict | None = None,
+    total: int | None = None,
+) -> sampling.Sample:  # fmt: skip
     sampling.check_out(out, force)
     if n < 1:
         raise InputError(f"-n {n}: sample at least one sentence")
-    focus = Disagreement([Path(r) for r in run_dirs])
+    focus = Disagreement(run_dirs)
     notes: list[str] = []
     dataset_dict = loading.load(spec, columns, notes)
     if split not in dataset_dict:
         raise InputError(f"--split {split}: {spec} has no such split ({', '.join(dataset_dict)})")
     origin = sampling.Origin.of(spec, dataset_dict, split)
+    if previous is not None and origin.fingerprint != previous.get(
+        "fingerprint", origin.fingerprint
+    ):
+        raise InputError(f"{spec}: another dataset than the design was drawn from")
     made = focus.predictions(dataset_dict[split], split)
     labels = [p.sentences(p.predicted) for p in made]
     stratum, counts = strata(labels, origin.scheme)
     sizes = np.bincount(stratum, minlength=len(STRATA))
-    allocation = allocate(sizes, n)
-    rows = _draw(stratum, allocation, seed)
-    if allocation.sum() > n:
+    allocation = allocate(sizes, total or n)
+    earlier: list[int] = []
+    if previous is not None:  # never fewer than before in a stratum: the sample only grows
+        allocation = np.maximum(allocation, np.asarray(previous["allocation"]))
+        earlier = list(previous.get("drawn", []))
+    before = set(earlier)
+    rows = np.array([r for r in _draw(stratum, allocation, seed) if r not in before], np.int64)
+    everything = np.array(earlier + rows.tolist(), dtype=np.int64)  # in the order drawn
+    if not len(rows):
+        raise InputError(f"-n {n}: every sentence of the split is drawn already")
+    if allocation.sum() > (total or n):
         notes.append(f"-n {n}: {int(allocation.sum())} sentences drawn, {MINIMUM} per stratum"
                      " at least (a stratum's variance needs two)")  # fmt: skip
-    if n >= len(stratum):
-        notes.append(f"-n {n}: the {split} split has {len(stratum):,} sentences; all are listed")
+    if allocation.sum() >= len(stratum):
+        notes.append(f"-n {n}: the {split} split has {len(stratum):,} sentences; all are drawn")
     manifest = origin.manifest("compare", split, rows.tolist(), seed, n)
-    words = [len(t) for t in dataset_dict[split]["tokens"]]
     manifest["compare"] = {
         "runs": [str(r) for r in focus.run_dirs],
         "predictions_sha256": [file_hash(prediction_file(r, split)) for r in focus.run_dirs],
+        "fingerprint": origin.fingerprint,
         "strata": list(STRATA),
         "sizes": sizes.tolist(),
         "allocation": allocation.tolist(),
+        "look": 1 if previous is None else previous.get("look", 1) + 1,
+        "drawn": everything.tolist(),  # every sentence drawn so far, in the order drawn
         "stratum": stratum.tolist(),  # every sentence's
-        "words": words,
+        "words": [len(t) for t in dataset_dict[split]["tokens"]],
         "predicted_entities": counts.tolist(),  # (R, S): P needs no review
         "label_ids": _label_ids(labels).tolist(),  # equal ids: equal labels
-        "predicted": [[run[r] for r in rows] for run in labels],  # on the sampled sentences
+        "predicted": [[run[r] for r in everything] for run in labels],  # on the drawn ones
     }
-    drawn = sampling.Sample(dataset_dict, origin, manifest, notes)
-    return sampling.write(drawn, out, force)
+    return sampling.write(sampling.Sample(dataset_dict, origin, manifest, notes), out, force)
 
 
 def _draw(stratum: np.ndarray, allocation: np.ndarray, seed: int) -> np.ndarray:
@@ -218,8 +267,10 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
         )
     names = loading.label_names(split)
     reviewed = loading.reviewed_sentences(split)
-    positions = [i for i, r in enumerate(manifest["sentences"]) if reviewed[r]]
-    rows = np.array([manifest["sentences"][i] for i in positions], dtype=np.int64)
+    drawn = compare.get("drawn", manifest["sentences"])
+    positions = [i for i, r in enumerate(drawn) if reviewed[r]]
+    rows = np.array([drawn[i] for i in positions], dtype=np.int64)
+    look = compare.get("look", 1)
     population = design.Population(
         np.asarray(compare["stratum"]),
         np.asarray(compare["words"]),
@@ -232,7 +283,10 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
         "runs": compare["runs"],
         "reviewed_sentences": len(rows),
         # sampled but not reviewed: the estimate holds if they are missing at random
-        "skipped_sentences": len(manifest["sentences"]) - len(rows),
+        "skipped_sentences": len(drawn) - len(rows),
+        "look": look,
+        # the level that keeps every look together at 95%: design.look_level
+        "level": design.look_level(look),
         "strata": dict(zip(STRATA, population.sizes.tolist(), strict=True)),
         "changed_runs": _changed_runs(compare, manifest["split"]),
     }
@@ -244,7 +298,8 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     found = [entity_spans([run[i] for i in positions], scheme) for run in compare["predicted"]]
     correct = np.array([[len(a & g) for a, g in zip(run, truth, strict=True)] for run in found])
     gold = np.array([len(g) for g in truth])
-    estimates = design.estimate(population, design.Reviewed(rows, correct, gold))
+    level = design.look_level(look)
+    estimates = design.estimate(population, design.Reviewed(rows, correct, gold), level)
     return base | decision(estimates, len(population.stratum))
 
 
