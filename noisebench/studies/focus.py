@@ -211,7 +211,7 @@ def _batch(
         "stratum": stratum.tolist(),  # every sentence's
         "words": [len(t) for t in dataset_dict[split]["tokens"]],
         "predicted_entities": counts.tolist(),  # (R, S): P needs no review
-        "label_ids": _label_ids(labels).tolist(),  # equal ids: equal labels
+        "label_ids": label_ids(labels).tolist(),  # equal ids: equal labels
         "predicted": [[run[r] for r in everything] for run in labels],  # on the drawn ones
     }
     return sampling.write(sampling.Sample(dataset_dict, origin, manifest, notes), out, force)
@@ -228,7 +228,7 @@ def _draw(stratum: np.ndarray, allocation: np.ndarray, seed: int) -> np.ndarray:
     return np.concatenate(drawn).astype(np.int64)
 
 
-def _label_ids(labels: list[list[list[str]]]) -> np.ndarray:
+def label_ids(labels: list[list[list[str]]]) -> np.ndarray:
     """(R, S): per sentence, the same id for runs that predict the same labels."""
     ids = np.zeros((len(labels), len(labels[0])), dtype=np.int64)
     for s in range(len(labels[0])):
