@@ -148,10 +148,12 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
     split = loading.load(ner_dir)["validation"]
     with_entities = [s for s in range(len(split)) if entity_count(split, s)]
     wrong = [set(with_entities[:2]), set(with_entities[2:10]), set(with_entities[10:15])]
-    made_runs = [write_run(tmp_path / name, split, w) for name, w in zip("abc", wrong, strict=True)]
-    compare = [arg for r in made_runs for arg in ("--compare", r)]
-    first = tmp_path / "batch1"
-    run(runner, "review", "sample", ner_dir, "-n", 6, *compare, "-o", first)
+    made_runs = [write_run(tmp_path / "runs" / name, split, w)
+                 for name, w in zip("abc", wrong, strict=True)]  # fmt: skip
+    first = tmp_path / "batch1"  # a sweep's runs folder stands for every run in it
+    run(runner, "review", "sample", ner_dir, "-n", 6, "--compare", tmp_path / "runs", "-o", first)
+    designed = json.loads((first / "manifest.json").read_text())["compare"]
+    assert designed["runs"] == [str(r) for r in made_runs]
     merged = tmp_path / "merged1"
     shown = run(runner, "review", "merge", ner_dir, accept_as_label_studio(first), "-o", merged)
     text = " ".join(shown.stdout.split())

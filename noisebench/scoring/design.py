@@ -157,6 +157,9 @@ class Interval:
     low: float
     high: float
     degrees: float  # Satterthwaite's
+    # per stratum: the (floored) standard deviation of the linearised values, what a
+    # Neyman allocation weighs strata by (0 where a stratum is reviewed in full)
+    spreads: dict[int, float] = field(default_factory=dict)
 
     @property
     def significant(self) -> bool:
@@ -258,10 +261,11 @@ def _interval(value, z, stratum, sizes, low, high, population_stratum, level) ->
     """The t interval of ``value`` from the linearised ``z`` of the reviewed sentences,
     with the one-unseen-value floor on each stratum's variance."""
     variance = 0.0
-    parts = []
+    parts, spreads = [], {}
     for h in np.unique(stratum):
         sample = z[stratum == h]
         n, size = len(sample), int(sizes[h])
+        spreads[int(h)] = 0.0
         if n >= size:
             continue  # reviewed in full: known exactly
         s2 = float(sample.var(ddof=1)) if n >= 2 else 0.0
@@ -270,6 +274,7 @@ def _interval(value, z, stratum, sizes, low, high, population_stratum, level) ->
         reach = max(mean - float(low[inside].min()), float(high[inside].max()) - mean, 0.0)
         unseen = 1.0 / (n + 1)
         s2 = max(s2, unseen * (1 - unseen) * reach**2)
+        spreads[int(h)] = math.sqrt(s2)
         part = size**2 * (1 - n / size) * s2 / n
         variance += part
         parts.append((part, max(n - 1, 1)))
@@ -277,4 +282,5 @@ def _interval(value, z, stratum, sizes, low, high, population_stratum, level) ->
     # Satterthwaite: (Σ v_h)² / Σ v_h² / df_h
     degrees = variance**2 / sum(p**2 / df for p, df in parts) if variance > 0 else math.inf
     half = t_quantile(degrees, level) * error
-    return Interval(float(value), error, float(value) - half, float(value) + half, degrees)
+    value = float(value)
+    return Interval(value, error, value - half, value + half, degrees, spreads)

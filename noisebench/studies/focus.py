@@ -10,7 +10,9 @@ entity) and ``disagree`` (the rest, where the runs can differ). Each stratum get
 two reviewed sentences where it has them (its variance needs two), and the rest of ``n``
 goes by a fixed allocation, N_h · w_h with weights 1 (disagree), 0.25 (agree) and 0.1
 (none): the runs' differences live where they disagree, and their levels (F1 needs every
-gold entity) everywhere. Within a stratum the sentences are drawn uniformly without
+gold entity) everywhere. A next batch (``--continue``) goes by Neyman's allocation, N_h ·
+S_h, with S_h each stratum's estimated spread of the difference between the leading run
+and its closest rival, from the sentences reviewed so far. Within a stratum the sentences are drawn uniformly without
 replacement by the seed, so each reviewed sentence's inclusion probability is n_h / N_h;
 the manifest records the design (every sentence's stratum, the allocation, the order
 drawn).
@@ -23,8 +25,8 @@ sentence's stratum and each run's predicted entities, each run's labels on the s
 sentences, a hash of each predictions file), so a merge needs neither the runs nor where
 they were, and says when a run's predictions changed since the sample.
 
-Intervals are for one look: looking after every batch and stopping at the first decision
-is not yet corrected for.
+The k-th look's intervals are at level ``design.look_level(k)``: looking after every batch
+and stopping at the first decision errs at most 5% of the time.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ class Disagreement:
     run_dirs: list[Path]
 
     def predictions(self, split, name: str) -> list[runs.Predictions]:
-        """Each run's saved predictions of split ``name``, checked against its words."""
+        """Each run's saved predictions of split ``name``, checked against its words; a
+        folder of runs (a sweep's ``--runs-dir``) stands for every run in it."""
+        self.run_dirs = expand(self.run_dirs, name)
         if len(self.run_dirs) < 2:
             raise InputError("--compare: name at least two runs")
         words = split["tokens"]
@@ -72,6 +76,19 @@ class Disagreement:
                 )
             found.append(made)
         return found
+
+
+def expand(run_dirs: list[Path], split: str) -> list[Path]:
+    """Each of ``run_dirs`` that is a folder of runs (no predictions of ``split`` of its
+    own, runs with them inside) as the runs in it, sorted."""
+    found = []
+    for run_dir in run_dirs:
+        inside = sorted(p.parent for p in Path(run_dir).glob(f"*/predictions-{split}.parquet"))
+        if not prediction_file(run_dir, split).is_file() and inside:
+            found += inside
+        else:
+            found.append(Path(run_dir))
+    return list(dict.fromkeys(found))
 
 
 def prediction_file(run_dir, split: str) -> Path:
@@ -95,18 +112,23 @@ def strata(labels: list[list[list[str]]], scheme: str) -> tuple[np.ndarray, np.n
     return np.where(none, 0, np.where(same, 1, 2)), counts
 
 
-def allocate(sizes: np.ndarray, n: int) -> np.ndarray:
+def allocate(sizes: np.ndarray, n: int, weights=WEIGHTS) -> np.ndarray:
     """Reviewed sentences per stratum: ``MINIMUM`` each where it has them, the rest by
-    N_h · w_h (largest remainders), never more than a stratum holds.
+    N_h · w_h (largest remainders), never more than a stratum holds; ``weights`` the
+    fixed ``WEIGHTS`` before any review, each stratum's estimated spread after (Neyman).
 
     >>> allocate(np.array([300, 400, 300]), 100).tolist()
     [8, 24, 68]
+    >>> allocate(np.array([300, 400, 300]), 100, [0.0, 0.0, 0.02]).tolist()  # after a review
+    [2, 2, 96]
     """
     sizes = np.asarray(sizes)
     taken = np.minimum(sizes, MINIMUM)
     if taken.sum() >= n:
         return taken  # the minimum alone (more than n where n < 2 per stratum)
-    weights = sizes * np.asarray(WEIGHTS, dtype=np.float64)
+    weights = sizes * np.asarray(weights, dtype=np.float64)
+    if not (weights[taken < sizes] > 0).any():  # no spread left anywhere: fill by size
+        weights = sizes.astype(np.float64)
     while taken.sum() < min(n, sizes.sum()):
         open_ = taken < sizes
         share = np.where(open_, weights, 0.0)
@@ -183,11 +205,13 @@ def _batch(
     labels = [p.sentences(p.predicted) for p in made]
     stratum, counts = strata(labels, origin.scheme)
     sizes = np.bincount(stratum, minlength=len(STRATA))
-    allocation = allocate(sizes, total or n)
-    earlier: list[int] = []
+    weights, earlier = WEIGHTS, []
+    if previous is not None:  # Neyman: where the leading runs' difference varies most
+        weights = neyman_weights(previous, dataset_dict[split], origin.scheme) or WEIGHTS
+        earlier = list(previous.get("drawn", []))
+    allocation = allocate(sizes, total or n, weights)
     if previous is not None:  # never fewer than before in a stratum: the sample only grows
         allocation = np.maximum(allocation, np.asarray(previous["allocation"]))
-        earlier = list(previous.get("drawn", []))
     before = set(earlier)
     rows = np.array([r for r in _draw(stratum, allocation, seed) if r not in before], np.int64)
     everything = np.array(earlier + rows.tolist(), dtype=np.int64)  # in the order drawn
@@ -254,12 +278,51 @@ def merge(
     return merged
 
 
+def neyman_weights(compare: dict, split, scheme: str) -> list[float] | None:
+    """Each stratum's estimated spread of the difference between the leading run and
+    its closest rival, from the design's sentences reviewed so far (None before any
+    review, or where a stratum has none): the next batch goes where it varies most."""
+    found = _estimates({"kind": "compare", "compare": compare, "sentences": []}, split, scheme)
+    if not isinstance(found, design.Estimates):
+        return None
+    best = int(np.argmax([f.estimate for f in found.f1]))
+    rivals = {pair: d for pair, d in found.differences.items() if best in pair}
+    closest = min(rivals.values(), key=lambda d: abs(d.estimate))
+    return [closest.spreads.get(h, 0.0) for h in range(len(STRATA))]
+
+
 def estimate(manifest: dict, split, scheme: str) -> dict | None:
     """What a designed review estimates (the module's docstring), from the manifest and
     the merged ``split`` (its ``reviewed``/``reviewed_tags``); None for other reviews."""
     compare = manifest.get("compare")
     if manifest.get("kind") != "compare" or not compare:
         return None
+    found = _estimates(manifest, split, scheme)
+    population_size = len(compare["stratum"])
+    drawn = compare.get("drawn", manifest["sentences"])
+    look = compare.get("look", 1)
+    reviewed = loading.reviewed_sentences(split)
+    base = {
+        "runs": compare["runs"],
+        "reviewed_sentences": int(sum(bool(reviewed[r]) for r in drawn)),
+        # sampled but not reviewed: the estimate holds if they are missing at random
+        "skipped_sentences": int(sum(not reviewed[r] for r in drawn)),
+        "look": look,
+        # the level that keeps every look together at 95%: design.look_level
+        "level": design.look_level(look),
+        "strata": dict(zip(STRATA, compare["sizes"], strict=True)),
+        "allocation": compare["allocation"],
+        "changed_runs": _changed_runs(compare, manifest["split"]),
+    }
+    if isinstance(found, str):
+        return base | {"decided": False, "why": found}
+    return base | decision(found, population_size)
+
+
+def _estimates(manifest: dict, split, scheme: str) -> design.Estimates | str:
+    """``scoring.design``'s estimates from the design's reviewed sentences, or why there
+    are none yet (a stratum without a reviewed sentence)."""
+    compare = manifest["compare"]
     if "stratum" not in compare:
         raise InputError(
             "the review's manifest was written by an older noisebench and does not keep its"
@@ -268,9 +331,8 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     names = loading.label_names(split)
     reviewed = loading.reviewed_sentences(split)
     drawn = compare.get("drawn", manifest["sentences"])
-    positions = [i for i, r in enumerate(drawn) if reviewed[r]]
+    positions = [i for i, r in enumerate(drawn) if r < len(reviewed) and reviewed[r]]
     rows = np.array([drawn[i] for i in positions], dtype=np.int64)
-    look = compare.get("look", 1)
     population = design.Population(
         np.asarray(compare["stratum"]),
         np.asarray(compare["words"]),
@@ -279,28 +341,16 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     )
     covered = set(population.stratum[rows].tolist()) if len(rows) else set()
     missing = [STRATA[h] for h in np.flatnonzero(population.sizes) if h not in covered]
-    base = {
-        "runs": compare["runs"],
-        "reviewed_sentences": len(rows),
-        # sampled but not reviewed: the estimate holds if they are missing at random
-        "skipped_sentences": len(drawn) - len(rows),
-        "look": look,
-        # the level that keeps every look together at 95%: design.look_level
-        "level": design.look_level(look),
-        "strata": dict(zip(STRATA, population.sizes.tolist(), strict=True)),
-        "changed_runs": _changed_runs(compare, manifest["split"]),
-    }
     if missing:
-        return base | {"decided": False, "why": f"no reviewed sentence in {', '.join(missing)}"}
+        return f"no reviewed sentence in {', '.join(missing)}"
     truth = entity_spans(
         [[names[t] for t in split[int(r)][loading.REVIEWED_TAGS_COLUMN]] for r in rows], scheme
     )
     found = [entity_spans([run[i] for i in positions], scheme) for run in compare["predicted"]]
     correct = np.array([[len(a & g) for a, g in zip(run, truth, strict=True)] for run in found])
     gold = np.array([len(g) for g in truth])
-    level = design.look_level(look)
-    estimates = design.estimate(population, design.Reviewed(rows, correct, gold), level)
-    return base | decision(estimates, len(population.stratum))
+    level = design.look_level(compare.get("look", 1))
+    return design.estimate(population, design.Reviewed(rows, correct, gold), level)
 
 
 def decision(estimates: design.Estimates, split_sentences: int) -> dict:
