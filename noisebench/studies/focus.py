@@ -12,8 +12,9 @@ goes by a fixed allocation, N_h · w_h with weights 1 (disagree), 0.25 (agree) a
 (none): the runs' differences live where they disagree, and their levels (F1 needs every
 gold entity) everywhere. A next batch (``--continue``) goes by Neyman's allocation, N_h ·
 S_h, with S_h each stratum's estimated spread of the difference between the leading run
-and its closest rival, from the sentences reviewed so far. Within a stratum the sentences are drawn uniformly without
-replacement by the seed, so each reviewed sentence's inclusion probability is n_h / N_h;
+and its closest rival, from the sentences reviewed so far. Within a stratum the sentences
+are drawn uniformly without replacement by the seed, so each reviewed sentence's inclusion
+probability is n_h / N_h;
 the manifest records the design (every sentence's stratum, the allocation, the order
 drawn).
 
