@@ -136,7 +136,12 @@ def test_reviewed_sentences_choose_the_epoch_and_are_scored_apart(
 
 
 def write_reviewed_run(
-    folder: Path, method: str, predicted_type: str, data="toyner", review: dict | None = None
+    folder: Path,
+    method: str,
+    predicted_type: str,
+    data="toyner",
+    review: dict | None = None,
+    located: tuple[int, ...] = (),
 ) -> Path:
     """A complete run on 40 one-entity test sentences whose given labels say PER and whose
     first 30, reviewed, are really LOC; the model predicts ``predicted_type`` everywhere."""
@@ -151,6 +156,7 @@ def write_reviewed_run(
     reviewed_gold = gold.copy()
     reviewed_gold[0 : 2 * 30 : 2] = LABELS.index("B-LOC")
     predicted = np.tile([LABELS.index(predicted_type), 0], sentences)
+    predicted[[2 * s for s in located]] = LABELS.index("B-LOC")  # right there, by the review
     probs = np.full((2 * sentences, len(LABELS)), 0.05, dtype=np.float32)
     probs[np.arange(2 * sentences), predicted] = 0.85
     made = runs.Predictions(
@@ -478,3 +484,17 @@ def test_the_verdict_pairs_only_runs_scored_against_the_same_review(tmp_path):
     setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
     assert setting["reviewed"]["sentences"] is None and setting["reviewed"]["reviews"] == 2
     assert setting["text"][1].startswith("The runs were scored against 2 different reviews")
+
+
+def test_sentences_needed_is_capped_at_the_split(tmp_path):
+    """Two runs that differ on three reviewed sentences (mask-missing right on two, CE on
+    one): unresolved, and no review of the 40 test sentences would resolve it."""
+    from noisebench.studies import board as boards
+    from noisebench.studies.leaderboard.records import collect
+
+    write_reviewed_run(tmp_path, "none", "B-PER", located=(2,))
+    write_reviewed_run(tmp_path, "mask-missing", "B-PER", located=(0, 1))
+    setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
+    entry = setting["reviewed"]["vs_ce"]["ce +mask-missing"]
+    assert not entry["significant"] and entry["sentences_needed"] == 40
+    assert "is not resolved by all 40 test sentences" in " ".join(setting["text"])

@@ -256,6 +256,8 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
     if len(reviews) > 1:  # the same sentences, other labels: scored against other truths
         return {"sentences": None, "reviews": len(reviews), "text": [_mixed_reviews(len(reviews))]}
     sentences = len(next(iter(parts.values()))[0].counts)
+    first = next(iter(next(iter(group.methods.values())).values()))
+    split_size = len(cache.split(first, "test").offsets) - 1  # what a review can reach
     f1 = {label: float(np.mean([s.value("f1") for s in stats])) for label, stats in parts.items()}
     methods = [label for label in f1 if not is_bound_label(label)] or list(f1)
     best = max(methods, key=f1.get)
@@ -266,7 +268,10 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
             if label != ce:
                 entry = compare(label, ce, "f1", reviewed=True)
                 if entry is not None:
-                    entry["sentences_needed"] = sentences_needed(entry, sentences)
+                    needed = sentences_needed(entry, sentences)
+                    # capped at the split: beyond it, no review resolves a difference this size
+                    entry["sentences_needed"] = needed and min(needed, split_size)
+                    entry["split_sentences"] = split_size
                 vs_ce[label] = entry
     run_dir = next(iter(next(iter(group.methods.values())).values()))
     record = records[0]
@@ -326,11 +331,12 @@ def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[s
         if entry["significant"]:
             lines.append(f"{head}, {difference}: significant.")
         else:
-            needed = entry["sentences_needed"]
-            lines.append(
-                f"{head}, {difference}: not resolved by {n} sentences"
-                + (f"; a difference this size needs about {needed:,}." if needed else ".")
-            )
+            needed, whole = entry["sentences_needed"], entry.get("split_sentences")
+            if needed and whole and needed >= whole:
+                more = f"; a difference this size is not resolved by all {whole:,} test sentences."
+            else:
+                more = f"; a difference this size needs about {needed:,}." if needed else "."
+            lines.append(f"{head}, {difference}: not resolved by {n} sentences{more}")
     others = [
         f"{label} {_difference(entry, 100.0, 2)}" + " (significant)" * entry["significant"]
         for label, entry in reviewed["vs_ce"].items()
