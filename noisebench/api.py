@@ -295,12 +295,15 @@ def detect(
 @dataclass(frozen=True)
 class Sweep:
     """A sweep's runs: each ``planned`` run with its status before the sweep ("done",
-    "resume", "run"), and what happened to them (``dry_run``: nothing)."""
+    "resume", "run"), and what happened to them (``dry_run``: nothing): trained by this
+    sweep, complete before it, trained by another sweep on the same runs folder
+    meanwhile (``elsewhere``), failed."""
 
     runs_dir: Path
     planned: list
     completed: list[Path]
     skipped: list[Path]
+    elsewhere: list[Path]
     failed: list[tuple[Path, str]]
     degenerate: list[Path]
 
@@ -333,7 +336,9 @@ def sweep(
     are sequences or comma-separated text; ``tune`` maps lr, q or s to the values to try.
     ``nb.leaderboard(sweep.runs_dir)`` tabulates the runs.
 
-    ``progress(planned_run, status)`` hears each run start and finish.
+    ``progress(planned_run, status)`` hears each run start and finish, and where another
+    sweep on the same runs folder trains it ("running elsewhere (HOST, pid PID)", then
+    "completed elsewhere"): sweeps started on one runs folder divide its runs.
     """
     from noisebench.studies import backends
     from noisebench.studies import sweep as sweeps
@@ -345,9 +350,9 @@ def sweep(
     )
     planned = sweeps.plan(config)
     if dry_run:
-        return Sweep(Path(config.runs_dir), planned, [], [], [], [])
+        return Sweep(Path(config.runs_dir), planned, [], [], [], [], [])
     outcome = backends.run_sweep(config, progress)
-    done = (outcome.completed, outcome.skipped, outcome.failed)
+    done = (outcome.completed, outcome.skipped, outcome.elsewhere, outcome.failed)
     return Sweep(Path(config.runs_dir), planned, *done, outcome.degenerate())
 
 
@@ -466,17 +471,21 @@ def review_sample(
     labels: str | Sequence[str] | None = None,
     force: bool = False,
     compare: Sequence[str | Path] | None = None,
+    continue_from: str | Path | None = None,
 ):
     """Draw ``n`` sentences of ``split`` uniformly at random (seeded) and write them for
     review into ``out``: Label Studio tasks, the labelling config, an editable CoNLL file
-    and the manifest; with ``compare`` (two or more run folders), from the sentences where
-    those runs predict differently. As ``noisebench review sample``; returns a ``Sample``
-    (``out``, ``manifest``, ``notes``)."""
+    and the manifest; with ``compare`` (two or more run folders, or a folder of runs), by
+    the stratified design those runs define; with ``continue_from`` (an earlier designed
+    review's folder), its next ``n`` sentences. As ``noisebench review sample``; returns a
+    ``Sample`` (``out``, ``manifest``, ``notes``)."""
     from noisebench.data import loading
     from noisebench.data.review import sampling
     from noisebench.studies import focus
 
     columns = loading.Columns(token_column, tag_column, _listed(labels))
+    if continue_from is not None:
+        return focus.continue_sample(data, Path(continue_from), n, Path(out), columns, force)
     if compare:
         runs = [Path(r) for r in compare]
         return focus.sample(data, split, n, seed, Path(out), runs, columns, force)

@@ -1,5 +1,7 @@
-"""`noisebench sweep`: grids, resume, parallel jobs, Ray, and the project's own CI gate."""
+"""`noisebench sweep`: grids, resume, parallel jobs, Ray, sweeps sharing a runs folder, and
+the project's own CI gate."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +14,7 @@ from conftest import write_ner_split
 
 from noisebench.cli import app
 from noisebench.errors import InputError
-from noisebench.studies import backends, sweep
+from noisebench.studies import backends, claims, sweep
 
 BASELINE = Path(__file__).parent / "baselines" / "tiny-sweep.json"
 REFRESH = os.environ.get("NOISEBENCH_REFRESH_BASELINE") == "1"
@@ -525,6 +527,81 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(runner, toy_study, tmp_path, t
         (p / "results.json").exists() and not (p / "checkpoint").exists()
         for p in runs_dir.iterdir()
     )
+
+
+@pytest.mark.slow
+def test_two_sweeps_on_one_runs_folder_divide_its_runs(toy_study, tiny_model, tmp_path):
+    """Two sweeps of one grid started together on one runs folder (two terminals, CI jobs
+    or machines on a shared disk): each run is trained once, by one of them, and both end
+    with the whole grid. The toy study's rate-0 runs, in its cache (corrupted copies made)."""
+    root, data, results = toy_study
+    runs_dir = tmp_path / "runs"
+    args = toy_sweep_args(data, tiny_model, runs_dir, "--rates", "0", "--json")
+    environment = dict(os.environ, NOISEBENCH_HOME=str(root / "home"))
+    sweeps = [
+        subprocess.Popen(
+            [sys.executable, "-m", "noisebench", *args],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    finished = [process.communicate(timeout=300) for process in sweeps]
+    assert [process.returncode for process in sweeps] == [0, 0], finished
+    run_dirs = sorted(str(p) for p in runs_dir.iterdir())
+    assert len(run_dirs) == 2  # the claims went with the runs
+    outcomes = [json.loads(out) for out, _ in finished]
+    assert sorted(d for outcome in outcomes for d in outcome["completed"]) == run_dirs
+    for outcome in outcomes:
+        assert sorted(outcome["completed"] + outcome["skipped"] + outcome["elsewhere"]) == run_dirs
+    for sweep_process, (_, errors) in zip(sweeps, finished[::-1], strict=True):
+        waits = [line for line in errors.splitlines() if "running elsewhere (" in line]
+        assert all(f", pid {sweep_process.pid})" in line for line in waits), errors
+    for run_dir in map(Path, run_dirs):  # one training's step lines each, not two
+        steps = (run_dir / "log.jsonl").read_text().splitlines()
+        trained_once = (results[1][0] / run_dir.name / "log.jsonl").read_text().splitlines()
+        assert len(steps) == len(trained_once) > 0, run_dir.name
+
+
+def test_runs_held_elsewhere_are_waited_for_and_those_left_unfinished_trained(tmp_path):
+    """A sweep waiting for runs another sweep held: a finished one counts as completed
+    elsewhere, a live claim is waited for, one whose process is gone is taken over and
+    its checkpoint resumed."""
+    from noisebench.training import runs
+
+    finished, abandoned, running = (
+        sweep.PlannedRun(sweep.TrainConfig(loss=loss), tmp_path / loss, "run")
+        for loss in ("ce", "gce", "mae")
+    )
+    (tmp_path / "ce").mkdir()
+    runs.write_json(tmp_path / "ce" / runs.RESULTS, {"schema_version": runs.SCHEMA_VERSION})
+    (tmp_path / "gce" / runs.CHECKPOINT).mkdir(parents=True)
+    (tmp_path / "gce" / runs.CHECKPOINT / "state.pt").write_bytes(b"")
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    here = {"host": claims._HOST, "pid_namespace": claims._pid_namespace(), "token": "x"}
+    claims.claim_file(abandoned.run_dir).write_text(json.dumps({"pid": gone.pid, **here}))
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        claims.claim_file(running.run_dir).write_text(json.dumps({"pid": holder.pid, **here}))
+        outcome = backends.SweepOutcome(held=[finished, abandoned, running])
+        reports = []
+        free = backends._released(outcome, lambda item, status: reports.append(status))
+        assert free == [abandoned] and outcome.held == [running]
+        assert outcome.elsewhere == [finished.run_dir] and reports == ["completed elsewhere"]
+        trained = backends._attempt(abandoned, lambda item: (0, item.status))
+        assert trained == (dataclasses.replace(abandoned, status="resume"), 0, "resume")
+        assert backends._attempt(running, lambda item: (0, "")) == (
+            running,
+            None,
+            f"{claims._HOST}, pid {holder.pid}",
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in tmp_path.glob(".*")) == [".mae.claim"]  # gce's released
 
 
 def test_the_sweep_summary_counts_degenerate_runs(tmp_path):

@@ -177,20 +177,22 @@ def _show_outcome(config, outcome, json_output: bool) -> None:
             {
                 "completed": [str(p) for p in outcome.completed],
                 "skipped": [str(p) for p in outcome.skipped],
+                "elsewhere": [str(p) for p in outcome.elsewhere],
                 "failed": [{"run_dir": str(p), "error": e} for p, e in outcome.failed],
                 "degenerate": [str(p) for p in degenerate],
             }
         )
         return
     stdout.print(
-        f"{len(outcome.completed)} runs trained, {len(outcome.skipped)} already"
-        f" complete, {len(outcome.failed)} failed, {len(degenerate)} degenerate"
+        f"{len(outcome.completed)} runs trained, {len(outcome.skipped)} already complete, "
+        + (f"{len(outcome.elsewhere)} trained by another sweep, " if outcome.elsewhere else "")
+        + f"{len(outcome.failed)} failed, {len(degenerate)} degenerate"
         + (" (learned nothing; marked † in the leaderboard)" if degenerate else ""),
         soft_wrap=True,
     )
     for run_dir, error in outcome.failed:
         stdout.print(f"failed: {run_dir}: {error}", soft_wrap=True)
-    if outcome.completed or outcome.skipped:
+    if outcome.completed or outcome.skipped or outcome.elsewhere:
         _show_leaderboard([Path(config.runs_dir)], tuned=bool(config.tune))
 
 
@@ -227,7 +229,7 @@ def _sweep_with_progress(config, planned):
         plain = not stderr.is_terminal  # a CI log or nohup: a line per run, not a bar
 
         def update(item, status: str) -> None:
-            if status in ("completed", "failed"):
+            if status in ("completed", "failed", "completed elsewhere"):
                 progress.update(task, advance=1, latest=f"{status}: {item.run_dir.name}")
                 finished["runs"] += 1
                 if plain:
@@ -238,6 +240,11 @@ def _sweep_with_progress(config, planned):
                         soft_wrap=True,
                         highlight=False,
                     )
+            elif status.startswith("running elsewhere"):  # another sweep on this runs folder
+                waiting = f"waiting for {item.run_dir.name}, {status}"
+                progress.update(task, latest=waiting)
+                if plain:
+                    stderr.print(f"sweep: {waiting}", soft_wrap=True, highlight=False)
 
         with bad_input_exits():
             try:

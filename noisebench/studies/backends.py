@@ -4,6 +4,12 @@ Every run is a ``noisebench train``: one after another in the sweep's own proces
 runs go one at a time (no GPUs to share), else each in a process of its own, as many at
 once as the GPUs' memory and the cores allow, or each in a Ray task. A run that fails is
 recorded and the others go on; Ctrl-C stops the children without a half-written run.
+
+Each run is trained under a claim (``studies.claims``) taken where it starts, so sweeps
+started on one runs folder (several terminals, CI jobs or machines sharing a disk) divide
+its runs: a run another sweep holds is left to it, and once a sweep has trained the runs
+it claimed it waits for those, training any whose claim ends without results itself, so
+that every sweep ends with the whole grid.
 """
 
 from __future__ import annotations
@@ -12,16 +18,19 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from noisebench.errors import InputError
+from noisebench.studies import claims
 from noisebench.studies.sweep import (
     PlannedRun,
     SweepConfig,
     plan,
+    run_status,
     train_command,
     unique_corruptions,
 )
@@ -31,40 +40,90 @@ from noisebench.training.prepare import corrupted_copy
 
 @dataclass
 class SweepOutcome:
-    completed: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
+    completed: list[Path] = field(default_factory=list)  # trained by this sweep
+    skipped: list[Path] = field(default_factory=list)  # complete before it started
+    elsewhere: list[Path] = field(default_factory=list)  # trained by another sweep meanwhile
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    held: list[PlannedRun] = field(default_factory=list)  # another sweep trains them now
 
     def degenerate(self) -> list[Path]:
         """Complete runs whose model learned nothing (``results.json`` says degenerate)."""
         found = []
-        for run_dir in [*self.completed, *self.skipped]:
+        for run_dir in [*self.completed, *self.skipped, *self.elsewhere]:
             results = runs.read_json(run_dir / runs.RESULTS)
             if results and results.get("degenerate"):
                 found.append(run_dir)
         return found
 
 
+# A run's status as reported: "started", then "completed" or "failed" where this sweep
+# trained it, or "running elsewhere (HOST, pid PID)" where another sweep holds it, then
+# "completed elsewhere" (or, where that sweep left it unfinished, trained here after all).
 Progress = Callable[[PlannedRun, str], None]
+POLL_SECONDS = (1.0, 30.0)  # waiting for other sweeps' runs: the first and the longest pause
 
 
 def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepOutcome:
-    """Corrupt each dataset once, then train every run not yet done."""
+    """Corrupt each dataset once, train every run not yet done that no other sweep holds,
+    then wait for those that another holds."""
     planned = plan(config)
     outcome = SweepOutcome(skipped=[p.run_dir for p in planned if p.status == "done"])
     todo = [p for p in planned if p.status != "done"]
     for run in unique_corruptions(p.config for p in todo):
         corrupted_copy(run)
     report = progress or (lambda run, status: None)
-    if config.backend == "ray":
-        _run_with_ray(config, todo, outcome, report)
-    else:
-        gpus = gpu_slots(config)  # one nvidia-smi query per sweep
-        if len(gpus) == 1:
-            _run_in_process(config, todo, outcome, report, gpus[0])
+    gpus = gpu_slots(config) if config.backend != "ray" else []  # one nvidia-smi query
+
+    def train(items: list[PlannedRun]) -> None:
+        if config.backend == "ray":
+            _run_with_ray(config, items, outcome, report)
+        elif len(gpus) == 1:
+            _run_in_process(config, items, outcome, report, gpus[0])
         else:
-            _run_locally(config, todo, outcome, report, gpus)
+            _run_locally(config, items, outcome, report, gpus)
+
+    train(todo)
+    pause = POLL_SECONDS[0]
+    while outcome.held:
+        time.sleep(pause)
+        pause = min(2 * pause, POLL_SECONDS[1])
+        free = _released(outcome, report)
+        if free:
+            train(free)
     return outcome
+
+
+def _released(outcome: SweepOutcome, report: Progress) -> list[PlannedRun]:
+    """Of the runs other sweeps held, record those now complete; return those whose claim
+    ended without results (that sweep failed or was stopped), to train here."""
+    held, outcome.held = outcome.held, []
+    free = []
+    for item in held:
+        if run_status(item.run_dir) == "done":
+            _record(item, None, "", outcome, report)
+        elif (holder := claims.read(item.run_dir)) is None or claims.is_stale(holder):
+            free.append(item)
+        else:
+            outcome.held.append(item)
+    return free
+
+
+def _attempt(
+    item: PlannedRun, train: Callable[[PlannedRun], tuple[int, str]]
+) -> tuple[PlannedRun, int | None, str]:
+    """``train(item)`` under this process's claim on the run: (item, the return code, an
+    error). The code is None where this process did not train it: another holds it (the
+    message names the holder) or finished it since the plan."""
+    try:
+        claim = claims.take(item.run_dir)
+    except claims.HeldElsewhere as held:
+        return item, None, held.holder.describe()
+    with claims.kept(claim):
+        status = run_status(item.run_dir)  # as of now: no other sweep changes it any more
+        if status == "done":
+            return item, None, ""
+        claimed = replace(item, status=status)
+        return (claimed, *train(claimed))
 
 
 def _run_in_process(
@@ -85,23 +144,25 @@ def _run_in_process(
     from noisebench.training import loop as training
     from noisebench.training.prepare import prepare
 
+    def train(item: PlannedRun) -> tuple[int, str]:
+        try:
+            prepared = prepare(item.config, Path(config.runs_dir))
+            training.train(prepared, resume=item.status == "resume", figures=plots.run_figures)
+        except InputError as error:
+            return 2, str(error)
+        except training.TrainingFailed as error:
+            return 1, f"run failed: {error}"
+        except Exception as error:  # as a crashed process would: the sweep goes on
+            return 1, f"{type(error).__name__}: {error}"
+        return 0, ""
+
     threads = int(_environment(1, gpu)["OMP_NUM_THREADS"])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         for item in todo:
             report(item, "started")
-            try:
-                prepared = prepare(item.config, Path(config.runs_dir))
-                training.train(prepared, resume=item.status == "resume", figures=plots.run_figures)
-            except InputError as error:
-                _record(item, 2, str(error), outcome, report)
-            except training.TrainingFailed as error:
-                _record(item, 1, f"run failed: {error}", outcome, report)
-            except Exception as error:  # as a crashed process would: the sweep goes on
-                _record(item, 1, f"{type(error).__name__}: {error}", outcome, report)
-            else:
-                _record(item, 0, "", outcome, report)
+            _record(*_attempt(item, train), outcome, report)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -196,7 +257,7 @@ def _run_locally(
     lock = threading.Lock()
     children: set[subprocess.Popen] = set()
 
-    def run_one(item: PlannedRun) -> tuple[PlannedRun, int, str]:
+    def run_one(item: PlannedRun) -> tuple[int, str]:
         with lock:
             slot = free_slots.pop()
         try:
@@ -214,7 +275,7 @@ def _run_locally(
             _, errors = child.communicate()
             with lock:
                 children.discard(child)
-            return item, child.returncode, _last_line(errors)
+            return child.returncode, _last_line(errors)
         finally:
             with lock:
                 free_slots.append(slot)
@@ -224,7 +285,7 @@ def _run_locally(
         try:
             for item in todo:
                 report(item, "started")
-                pending.add(pool.submit(run_one, item))
+                pending.add(pool.submit(_attempt, item, run_one))  # claimed once a slot is free
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -239,9 +300,17 @@ def _run_locally(
 
 
 def _record(
-    item: PlannedRun, returncode: int, error: str, outcome: SweepOutcome, report: Progress
+    item: PlannedRun, returncode: int | None, error: str, outcome: SweepOutcome, report: Progress
 ) -> None:
-    if returncode == 0:
+    """Where a run stands after an attempt (``_attempt``); ``error`` names the holder of a
+    run another sweep holds."""
+    if returncode is None and run_status(item.run_dir) == "done":
+        outcome.elsewhere.append(item.run_dir)
+        report(item, "completed elsewhere")
+    elif returncode is None:
+        outcome.held.append(item)
+        report(item, f"running elsewhere ({error})")
+    elif returncode == 0:
         outcome.completed.append(item.run_dir)
         report(item, "completed")
     else:
@@ -303,20 +372,29 @@ def _run_with_ray(
     gpus = int(ray.cluster_resources().get("GPU", 0))
 
     @ray.remote
-    def run_one(command: list[str], shipped: dict) -> tuple[int, str]:
+    def run_one(item: PlannedRun, commands: dict, shipped: dict) -> tuple[int | None, str]:
+        """On a worker: the run's command for its status, under the worker's claim."""
         environment = ray_task_environment(shipped, ray.get_gpu_ids())
-        completed = subprocess.run(command, env=environment, capture_output=True, text=True)
-        return completed.returncode, _last_line(completed.stderr)
+
+        def train(claimed: PlannedRun) -> tuple[int, str]:
+            command = commands[claimed.status]
+            completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+            return completed.returncode, _last_line(completed.stderr)
+
+        return _attempt(item, train)[1:]
 
     task = run_one.options(num_gpus=1) if gpus else run_one.options(num_cpus=1)
     environment = shipped_environment(os.environ)
+    runs_dir = str(Path(config.runs_dir).resolve())  # as every worker sees the shared disk
     futures = {}
     for item in todo:
-        command = train_command(
-            item.config, str(Path(config.runs_dir).resolve()), item.status == "resume"
-        )
+        commands = {
+            status: train_command(item.config, runs_dir, status == "resume")
+            for status in ("run", "resume")
+        }
         report(item, "started")
-        futures[task.remote(command, environment)] = item
+        on_workers = replace(item, run_dir=item.run_dir.resolve())
+        futures[task.remote(on_workers, commands, environment)] = item
     try:
         pending = list(futures)
         while pending:

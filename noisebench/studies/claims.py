@@ -17,8 +17,9 @@ A claim is stale, and the next sweep to reach the run takes it over, when
   no longer exists: taken over at once.
 
 A live claim of another machine is left to it; deleting its file hands the run to the
-next sweep that reaches it. The claim lives beside the run's folder, not in it, because a
-run that starts afresh replaces its folder.
+next sweep that reaches it. Sweeps that find one stale claim at once race to take it
+over: one of them wins (``_take_over``), the others see its new claim. The claim lives
+beside the run's folder, not in it, because a run that starts afresh replaces its folder.
 """
 
 from __future__ import annotations
@@ -88,22 +89,19 @@ def take(run_dir: Path) -> Claim:
         holder = _read(path)
         if holder is None:
             continue  # released in the meantime: try again
-        if not is_stale(holder):
+        if not is_stale(holder) or not _take_over(path, holder):
             raise HeldElsewhere(holder)
-        _move_aside(path, holder)
 
 
 def is_stale(claim: Claim, now: float | None = None) -> bool:
     """Whether ``claim`` may be taken over: its heartbeat is older than
-    ``STALE_AFTER_SECONDS``, or it was made on this machine by a process that is gone
-    (one naming this very process is left from an earlier one with its pid: a restarted
-    container; a sweep never asks about a claim it holds)."""
+    ``STALE_AFTER_SECONDS``, or it was made on this machine by a process that is gone."""
     now = time.time() if now is None else now
     if now - claim.heartbeat > STALE_AFTER_SECONDS:
         return True
     if claim.pid is None or (claim.host, claim.pid_namespace) != (_HOST, _pid_namespace()):
         return False  # another machine's claim: only its heartbeat tells
-    return claim.pid == os.getpid() or not _alive(claim.pid)
+    return not _alive(claim.pid)
 
 
 def release(claim: Claim) -> None:
@@ -134,14 +132,13 @@ _HOST = socket.gethostname()
 
 def _beat(claim: Claim, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_SECONDS):
-        with contextlib.suppress(OSError):  # moved for an instant by a racing taker
+        with contextlib.suppress(OSError):  # gone: nothing to beat (release says whose it is)
             os.utime(claim.path)
 
 
 def _create(path: Path, run: str) -> Claim | None:
-    """A new claim at ``path`` (exclusive creation), or None where a claim is there."""
-    document = {
-        "run": run,
+    """A new claim at ``path`` (created exclusively), or None where a claim is there."""
+    holder = {
         "host": _HOST,
         "pid": os.getpid(),
         "pid_namespace": _pid_namespace(),
@@ -154,12 +151,11 @@ def _create(path: Path, run: str) -> Claim | None:
         return None
     try:
         with os.fdopen(descriptor, "w") as file:
-            json.dump(document, file)
+            json.dump({"run": run, **holder}, file)
     except BaseException:
         os.unlink(path)
         raise
-    del document["run"]
-    return Claim(path, **document, heartbeat=path.stat().st_mtime)
+    return Claim(path, **holder, heartbeat=path.stat().st_mtime)
 
 
 def _read(path: Path) -> Claim | None:
@@ -172,10 +168,11 @@ def _read(path: Path) -> Claim | None:
         document = {}
     if not isinstance(document, dict):
         document = {}
+    pid = document.get("pid")
     return Claim(
         path,
         document.get("host"),
-        document.get("pid"),
+        pid if isinstance(pid, int) and pid > 0 else None,
         document.get("pid_namespace"),
         document.get("started"),
         document.get("token"),
@@ -183,21 +180,33 @@ def _read(path: Path) -> Claim | None:
     )
 
 
-def _move_aside(path: Path, stale: Claim) -> None:
-    """Remove the claim judged ``stale``. Takers may race: each renames the file to a name
-    of its own, so one rename wins; a taker whose rename moved a claim made or beaten
-    after it judged (the winner's new claim) puts that back."""
-    aside = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex}")
+def _take_over(path: Path, stale: Claim) -> bool:
+    """Remove the claim judged ``stale``, unless another sweep is taking it over (False).
+
+    Takers race: the one that creates a marker named after this very claim (its token and
+    heartbeat) exclusively removes it, and only where it is still that claim, so no taker
+    ever removes the new claim another made after judging. A marker older than a
+    heartbeat is left from a taker that died in between, and removed."""
+    marker = path.with_name(f"{path.name}.{_identity(stale)}.takeover")
     try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return  # another taker moved it first
-    moved = _read(aside)
-    if moved is not None and (moved.token, moved.heartbeat) != (stale.token, stale.heartbeat):
-        os.replace(aside, path)
-    else:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(aside)
+            if time.time() - marker.stat().st_mtime > HEARTBEAT_SECONDS:
+                os.unlink(marker)
+        return False
+    try:
+        current = _read(path)
+        if current is not None and _identity(current) == _identity(stale):
+            os.unlink(path)
+    finally:
+        os.unlink(marker)
+    return True
+
+
+def _identity(claim: Claim) -> str:
+    """Tells a claim from any later one of the same run, and from itself once beaten again."""
+    return f"{claim.token}-{claim.heartbeat:.9f}"
 
 
 def _pid_namespace() -> str | None:

@@ -577,14 +577,18 @@ def plan(config: SweepConfig) -> list[PlannedRun]:
         run.check()  # each setting as train checks it (--epochs 0 is refused here too)
         named = precision.settle(run, device).identity()
         run_dir = runs.run_dir(Path(config.runs_dir), named, dataset_name(run.data))
-        if runs.is_complete(run_dir):
-            status = "done"
-        elif (run_dir / runs.CHECKPOINT / "state.pt").is_file():
-            status = "resume"
-        else:
-            status = "run"
-        planned.append(PlannedRun(run, run_dir, status))
+        planned.append(PlannedRun(run, run_dir, run_status(run_dir)))
     return planned
+
+
+def run_status(run_dir: Path) -> str:
+    """What a sweep does about the run in ``run_dir`` (``PlannedRun.status``): nothing
+    ("done"), resume it ("resume") or train it ("run")."""
+    if runs.is_complete(run_dir):
+        return "done"
+    if (run_dir / runs.CHECKPOINT / "state.pt").is_file():
+        return "resume"
+    return "run"
 
 
 def train_command(run: TrainConfig, runs_dir: str, resume: bool) -> list[str]:
