@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import files_under, mark_reviewed, write_tagged_splits
+from test_review import refused
 
 from noisebench.cli import app
 from noisebench.data import loading
@@ -31,15 +32,6 @@ def run(runner, *args, code=0):
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == code, result.output
     return result
-
-
-def refused(runner, *args, says: str, out: Path) -> str:
-    before = files_under(out.parent)
-    result = run(runner, *args, code=2)
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert says in result.stderr, result.stderr
-    assert not out.exists() and files_under(out.parent) == before
-    return result.stderr
 
 
 def sampled(runner, data, out: Path, n: int = 100, split: str = "validation") -> list[dict]:
