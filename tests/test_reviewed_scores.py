@@ -497,4 +497,6 @@ def test_sentences_needed_is_capped_at_the_split(tmp_path):
     setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
     entry = setting["reviewed"]["vs_ce"]["ce +mask-missing"]
     assert not entry["significant"] and entry["sentences_needed"] == 40
-    assert "is not resolved by all 40 test sentences" in " ".join(setting["text"])
+    text = " ".join(setting["text"])
+    assert "is not resolved by all 40 test sentences" in text
+    assert "highest is ce +mask-missing" in text and "best is ce +mask-missing" not in text

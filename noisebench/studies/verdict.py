@@ -321,9 +321,11 @@ def sentences_needed(entry: dict, sentences: int) -> int | None:
 def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[str]:
     n, best = reviewed["sentences"], reviewed["best_f1"]
     lines = []
-    head = f"On {n} reviewed test sentences (their reviewed labels): best is {best}"
-    head += f" ({_points(reviewed['f1'][best])})"
     entry = reviewed["vs_ce"].get(best) if ce is not None and best != ce else None
+    # a ranking the interval cannot support is not led with: "highest", not "best"
+    word = "highest" if entry is not None and not entry["significant"] else "best"
+    head = f"On {n} reviewed test sentences (their reviewed labels): {word} is {best}"
+    head += f" ({_points(reviewed['f1'][best])})"
     if entry is None:
         lines.append(head + ".")
     else:
