@@ -2,6 +2,7 @@
 estimates it gives without bias (``studies.focus``), checked against the full truth."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -159,12 +160,20 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
     text = " ".join(shown.stdout.split())
     assert "Designed review, look 1: 6 reviewed sentences" in text
     assert "not yet:" in text and "reviewed sentences would decide" in text
+    # the data the first batch was merged into is needed: the original one knows no review
+    refused = run(runner, "review", "sample", ner_dir, "--continue", first, "-n", 5,
+                  "-o", tmp_path / "x", code=2)  # fmt: skip
+    assert "none of the design's sentences drawn so far is reviewed" in refused.stderr
+    refused = run(runner, "review", "sample", "--continue", first, "-n", 5, "-o",
+                  tmp_path / "x", code=2)  # fmt: skip
+    assert "name the data the earlier batches were merged into" in refused.stderr
     second = tmp_path / "batch2"
     more = json.loads(run(runner, "review", "sample", merged, "--continue", first, "-n", 34,
                           "-o", second, "--json").stdout)["manifest"]  # fmt: skip
     earlier = json.loads((first / "manifest.json").read_text())
     assert not set(more["sentences"]) & set(earlier["sentences"])  # nothing drawn twice
     assert more["compare"]["look"] == 2 and len(more["compare"]["drawn"]) == 40
+    assert len(more["sentences"]) == 34  # exactly -n more
     assert more["compare"]["drawn"][:6] == earlier["compare"]["drawn"]  # the same design
     report = json.loads(run(runner, "review", "merge", merged, accept_as_label_studio(second),
                             "-o", tmp_path / "merged2", "--json").stdout)  # fmt: skip
@@ -179,3 +188,46 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
     refused = run(runner, "review", "sample", tmp_path / "merged2", "--continue", second,
                   "-n", 5, "-o", tmp_path / "batch3", code=2)  # fmt: skip
     assert "every sentence of the split is drawn already" in refused.stderr
+
+
+def test_a_decision_waits_for_every_rival_and_names_ties():
+    """'About N more' comes from the rival that needs the most (not the closest one when
+    that one is decided already); a run predicting the best run's labels everywhere is a
+    tie no review breaks; an F1 estimate never leaves [0, 1]."""
+    from noisebench.scoring import design
+    from noisebench.studies.focus import decision
+
+    def interval(value, low, high, error=0.01):
+        return design.Interval(value, error, low, high, 10.0)
+
+    estimates = design.Estimates(
+        [interval(0.8, 0.7, 0.9), interval(0.79, 0.7, 0.88), interval(0.77, 0.6, 0.9)],
+        {(0, 1): interval(0.01, 0.002, 0.018), (0, 2): interval(0.03, -0.02, 0.08)},
+        np.zeros(3), 0.0, 100,
+    )  # fmt: skip
+    made = decision(estimates, 5000)
+    assert not made["decided"] and made["sentences_needed"] == 278  # 100 · (0.05 / 0.03)²
+    estimates.differences[(0, 2)] = design.Interval(0.0, 0.0, 0.0, 0.0, math.inf)
+    made = decision(estimates, 5000)
+    assert made["decided"] and made["tied"] == [2] and made["sentences_needed"] is None
+    population = design.Population(np.zeros(10, dtype=int), np.full(10, 5), np.ones((1, 10)))
+    found = design.estimate(  # one reviewed sentence with two right entities: TP^ 20 > P 10
+        population, design.Reviewed(np.array([0]), np.array([[2]]), np.array([2]))
+    )
+    assert found.f1[0].estimate == 1.0 and found.f1[0].high == 1.0
+
+
+def test_a_focused_review_from_before_the_design_still_merges(runner, ner_dir, tmp_path):
+    split = loading.load(ner_dir)["validation"]
+    run_a, run_b = write_run(tmp_path / "a", split, {1}), write_run(tmp_path / "b", split, {2})
+    review = tmp_path / "review"
+    run(runner, "review", "sample", ner_dir, "-n", 6, "--compare", run_a, "--compare", run_b,
+        "-o", review)  # fmt: skip
+    manifest = json.loads((review / "manifest.json").read_text())
+    manifest["compare"] = {"runs": manifest["compare"]["runs"], "disagreement_sentences": 2}
+    (review / "manifest.json").write_text(json.dumps(manifest))  # as issue 28 wrote it
+    conll = mark_reviewed(review / "review.conll")
+    report = json.loads(run(runner, "review", "merge", ner_dir, conll, "-o", tmp_path / "m",
+                            "--json").stdout)  # fmt: skip
+    assert report["counts"]["reviewed_sentences"] == 6 and not report["compare"]["decided"]
+    assert "written by an older noisebench" in report["compare"]["why"]

@@ -97,7 +97,6 @@ def sample(
         with stderr.status(f"sampling {dataset or continue_from}…"):
             if continue_from is not None:
                 made = focus.continue_sample(dataset, continue_from, n, out, columns, force)
-                dataset = made.manifest["data"]
             elif compare:
                 made = focus.sample(dataset, split, n, seed, out, compare, columns, force)
             else:
@@ -271,11 +270,17 @@ def compare_lines(found: dict) -> list[str]:
     """What a designed review estimates, in words: each run's F1 on the split, and whether
     the best is decided."""
     runs = found["runs"]
+    if "strata" not in found:
+        return [f"no estimate: {found['why']}"]
     strata = ", ".join(f"{name} {size:,}" for name, size in found["strata"].items())
     level = found.get("level", 0.95)
     lines = [f"Designed review, look {found.get('look', 1)}: {found['reviewed_sentences']:,}"
              f" reviewed sentences (strata: {strata}); intervals at {100 * level:.2f}%, so that"
              " every look together errs at most 5% of the time"]  # fmt: skip
+    if found.get("skipped_sentences"):
+        lines.append(f"{found['skipped_sentences']:,} sentences drawn by the design are not"
+                     " reviewed in this data: the estimate holds if they were skipped at"
+                     " random")  # fmt: skip
     if "f1" not in found:
         return [*lines, f"not yet: {found['why']}"]
     for run, entry in zip(runs, found["f1"], strict=True):
@@ -288,6 +293,9 @@ def compare_lines(found: dict) -> list[str]:
         f" {100 * e['ci95'][1]:+.1f}]"
         for other, e in found["against_best"].items()
     )
+    for other in found.get("tied", []):
+        lines.append(f"{runs[int(other)]} predicts {best}'s labels on every sentence: no review"
+                     " tells them apart")  # fmt: skip
     if found["decided"]:
         lines.append(f"decided: {best} is best; ahead of each other run by (points): {gaps}")
     else:

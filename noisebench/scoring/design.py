@@ -20,9 +20,10 @@ with z_a − z_b for a difference. Two guards keep the interval honest at small 
 
 - **a variance floor** per stratum: a sample of a few equal values (two reviewed
   differences of +1, say) has s² = 0, yet a value it did not meet may sit anywhere in the
-  stratum's label-free range (0 ≤ tp_r(s) ≤ the entities r predicts there, 0 ≤ g(s) ≤ its
-  words). Each stratum's s² is at least that of a two-point distribution putting 1/(n_h+1)
-  at the far end of that range and the rest at the sample mean (the "one unseen value"
+  stratum's range (0 ≤ tp_r(s) ≤ the entities r predicts there, label-free; 0 ≤ g(s) ≤
+  the fewer of its words and the most gold entities a reviewed sentence has). Each
+  stratum's s² is at least that of a two-point distribution putting 1/(n_h+1) at the far
+  end of that range and the rest at the sample mean (the "one unseen value"
   rule), which vanishes as n_h grows;
 - **Student t** quantiles with Satterthwaite's degrees of freedom instead of the normal.
 
@@ -33,7 +34,7 @@ takes the floor alone. Estimates of F1 are ratios: consistent, with a bias of or
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -47,18 +48,18 @@ T_975 = {
 
 
 def t_quantile(degrees: float, level: float = 0.95) -> float:
-    """The two-sided ``level`` Student-t quantile for ``degrees`` (at 95%, the table's,
-    rounded down to its next entry: never narrower than the truth; else by inverting the
-    t distribution, ``t_cdf``).
+    """The two-sided ``level`` Student-t quantile for ``degrees`` (at 95% up to 120, the
+    table's, its degrees rounded down to the next entry: never narrower than the truth;
+    else by inverting the t distribution, ``t_cdf``).
 
-    >>> t_quantile(1), t_quantile(22.7), t_quantile(1000)
-    (12.706, 2.086, 1.96)
+    >>> t_quantile(1), t_quantile(22.7), round(t_quantile(1000), 3), round(t_quantile(math.inf), 3)
+    (12.706, 2.086, 1.962, 1.96)
     >>> round(t_quantile(10, 0.99), 3), round(t_quantile(math.inf, 0.99), 3)
     (3.169, 2.576)
     """
-    if level == 0.95:
+    if level == 0.95 and degrees <= 120:
         eligible = [d for d in T_975 if d <= max(degrees, 1)]
-        return T_975[max(eligible)] if degrees <= 120 else 1.960
+        return T_975[max(eligible)]
     target = 1 - (1 - level) / 2
     if math.isinf(degrees):
         from statistics import NormalDist
@@ -218,16 +219,21 @@ def estimate(population: Population, reviewed: Reviewed, level: float = 0.95) ->
     reach = np.minimum(population.words, max(float(reviewed.gold.max(initial=0)), 1.0))
     low, high = _z_bounds(population, f1, denominators, reach)  # (R, S) ranges of z
     intervals = [
-        _interval(f1[r], z[r], stratum, sizes, low[r], high[r], population.stratum, level)
+        clipped(
+            _interval(f1[r], z[r], stratum, sizes, low[r], high[r], population.stratum, level),
+            0.0, 1.0,
+        )
         for r in range(runs)
-    ]
+    ]  # fmt: skip
     differences = {}
     for a in range(runs):
         for b in range(a + 1, runs):
             lo, hi = _difference_bounds(population, f1, denominators, a, b, reach)
-            differences[(a, b)] = _interval(
-                f1[a] - f1[b], z[a] - z[b], stratum, sizes, lo, hi, population.stratum, level
-            )
+            differences[(a, b)] = clipped(
+                _interval(f1[a] - f1[b], z[a] - z[b], stratum, sizes, lo, hi,
+                          population.stratum, level),
+                -1.0, 1.0,
+            )  # fmt: skip
     return Estimates(intervals, differences, correct, gold, len(reviewed.rows))
 
 
@@ -284,3 +290,14 @@ def _interval(value, z, stratum, sizes, low, high, population_stratum, level) ->
     half = t_quantile(degrees, level) * error
     value = float(value)
     return Interval(value, error, value - half, value + half, degrees, spreads)
+
+
+def clipped(interval: Interval, low: float, high: float) -> Interval:
+    """``interval`` with its estimate and bounds held to [low, high]: TP is estimated
+    while P is counted, so at small n TP^ may exceed P and F1^ 1; F1 cannot."""
+    return replace(
+        interval,
+        estimate=min(max(interval.estimate, low), high),
+        low=min(max(interval.low, low), high),
+        high=min(max(interval.high, low), high),
+    )

@@ -139,6 +139,31 @@ def allocate(sizes: np.ndarray, n: int, weights=WEIGHTS) -> np.ndarray:
     return taken
 
 
+def grow(sizes: np.ndarray, previous: np.ndarray, n: int, weights) -> np.ndarray:
+    """``previous`` plus ``n`` more (fewer where the strata run out), spread towards what
+    ``allocate`` would give the whole with these ``weights``: a stratum already past its
+    share gets none, and no stratum more than it holds.
+
+    >>> grow(np.array([300, 400, 300]), np.array([2, 2, 2]), 20, [0.0, 0.0, 1.0]).tolist()
+    [2, 2, 22]
+    >>> grow(np.array([3, 400, 300]), np.array([3, 22, 15]), 20, [1.0, 1.0, 1.0]).tolist()
+    [3, 32, 25]
+    """
+    previous = np.asarray(previous)
+    room = np.asarray(sizes) - previous
+    need = np.maximum(allocate(sizes, int(previous.sum()) + n, weights) - previous, 0)
+    added = np.zeros_like(previous)
+    left = min(n, int(room.sum()))
+    while added.sum() < left:
+        open_ = added < room
+        share = np.where(open_, need, 0).astype(np.float64)
+        if share.sum() == 0:
+            share = np.where(open_, room - added, 0).astype(np.float64)
+        wanted = left - int(added.sum())
+        added = np.minimum(room, added + _largest_remainders(share * wanted / share.sum(), wanted))
+    return previous + added
+
+
 def _largest_remainders(quotas: np.ndarray, total: int) -> np.ndarray:
     quotas = np.asarray(quotas, dtype=np.float64)
     whole = np.floor(quotas).astype(int)
@@ -160,10 +185,14 @@ def continue_sample(
     spec: str | None, earlier: Path, n: int, out: Path,
     columns: loading.Columns | None = None, force: bool = False,
 ) -> sampling.Sample:  # fmt: skip
-    """``review sample --continue EARLIER``: the next ``n`` sentences of the same design
-    and seed (the allocation grown to everything drawn so far plus ``n``); its manifest
-    lists the new sentences for review and keeps every one drawn so far for the estimate,
-    one look later. The runs must still be where the design names them, unchanged."""
+    """``review sample DATA --continue EARLIER``: ``n`` more sentences of the same design
+    and seed, spread by Neyman's allocation on what ``DATA`` (the data the earlier
+    batches were merged into) shows (``grow``); its manifest lists the new sentences for
+    review and keeps every one drawn so far for the estimate. The runs must still be where
+    the design names them, unchanged."""
+    if spec is None:
+        raise InputError("--continue: name the data the earlier batches were merged into"
+                         " (review sample MY-DATA-REVIEWED --continue BATCH -n N)")  # fmt: skip
     manifest = sampling.read_manifest(Path(earlier) / files.MANIFEST)
     compare = manifest.get("compare") or {}
     if manifest.get("kind") != "compare" or "stratum" not in compare:
@@ -176,18 +205,16 @@ def continue_sample(
             + ("re-predicted since the design" if changed else "not where the design names it")
             + ": its strata would differ; draw a new review with review sample --compare"
         )
-    drawn = len(compare.get("drawn", manifest["sentences"]))
     return _batch(
-        spec or manifest["data"], manifest["split"], n, manifest["seed"], out,
+        spec, manifest["split"], n, manifest["seed"], out,
         [Path(r) for r in compare["runs"]], columns, force,
-        previous=compare, total=drawn + n,
+        previous=compare,
     )  # fmt: skip
 
 
 def _batch(
     spec: str, split: str, n: int, seed: int, out: Path, run_dirs: list[Path],
     columns: loading.Columns | None, force: bool, previous: dict | None = None,
-    total: int | None = None,
 ) -> sampling.Sample:  # fmt: skip
     sampling.check_out(out, force)
     if n < 1:
@@ -206,21 +233,27 @@ def _batch(
     labels = [p.sentences(p.predicted) for p in made]
     stratum, counts = strata(labels, origin.scheme)
     sizes = np.bincount(stratum, minlength=len(STRATA))
-    weights, earlier = WEIGHTS, []
-    if previous is not None:  # Neyman: where the leading runs' difference varies most
-        weights = neyman_weights(previous, dataset_dict[split], origin.scheme) or WEIGHTS
+    earlier: list[int] = []
+    if previous is None:
+        allocation = allocate(sizes, n)
+        if allocation.sum() > n:
+            notes.append(f"-n {n}: {int(allocation.sum())} sentences drawn, {MINIMUM} per"
+                         " stratum at least (a stratum's variance needs two)")  # fmt: skip
+    else:  # Neyman: n more where the leading runs' difference varies most
         earlier = list(previous.get("drawn", []))
-    allocation = allocate(sizes, total or n, weights)
-    if previous is not None:  # never fewer than before in a stratum: the sample only grows
-        allocation = np.maximum(allocation, np.asarray(previous["allocation"]))
+        reviewed = loading.reviewed_sentences(dataset_dict[split])
+        if not any(reviewed[r] for r in earlier):
+            raise InputError(
+                f"--continue: none of the design's sentences drawn so far is reviewed in {spec}:"
+                " name the data the earlier batches were merged into"
+            )
+        weights = neyman_weights(previous, dataset_dict[split], origin.scheme) or WEIGHTS
+        allocation = grow(sizes, np.asarray(previous["allocation"]), n, weights)
     before = set(earlier)
     rows = np.array([r for r in _draw(stratum, allocation, seed) if r not in before], np.int64)
     everything = np.array(earlier + rows.tolist(), dtype=np.int64)  # in the order drawn
     if not len(rows):
         raise InputError(f"-n {n}: every sentence of the split is drawn already")
-    if allocation.sum() > (total or n):
-        notes.append(f"-n {n}: {int(allocation.sum())} sentences drawn, {MINIMUM} per stratum"
-                     " at least (a stratum's variance needs two)")  # fmt: skip
     if allocation.sum() >= len(stratum):
         notes.append(f"-n {n}: the {split} split has {len(stratum):,} sentences; all are drawn")
     manifest = origin.manifest("compare", split, rows.tolist(), seed, n)
@@ -299,7 +332,8 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     if manifest.get("kind") != "compare" or not compare:
         return None
     found = _estimates(manifest, split, scheme)
-    population_size = len(compare["stratum"])
+    if isinstance(found, str) and "stratum" not in compare:
+        return {"runs": compare.get("runs", []), "decided": False, "why": found}
     drawn = compare.get("drawn", manifest["sentences"])
     look = compare.get("look", 1)
     reviewed = loading.reviewed_sentences(split)
@@ -317,17 +351,17 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     }
     if isinstance(found, str):
         return base | {"decided": False, "why": found}
-    return base | decision(found, population_size)
+    return base | decision(found, len(compare["stratum"]))
 
 
 def _estimates(manifest: dict, split, scheme: str) -> design.Estimates | str:
     """``scoring.design``'s estimates from the design's reviewed sentences, or why there
     are none yet (a stratum without a reviewed sentence)."""
     compare = manifest["compare"]
-    if "stratum" not in compare:
-        raise InputError(
-            "the review's manifest was written by an older noisebench and does not keep its"
-            " design: draw the review again with review sample --compare"
+    if "stratum" not in compare:  # issue 28's focused sample: its labels merge, no estimate
+        return (
+            "the review's manifest was written by an older noisebench and keeps no design;"
+            " review sample --compare draws one"
         )
     names = loading.label_names(split)
     reviewed = loading.reviewed_sentences(split)
@@ -356,9 +390,10 @@ def _estimates(manifest: dict, split, scheme: str) -> design.Estimates | str:
 
 def decision(estimates: design.Estimates, split_sentences: int) -> dict:
     """Each run's F1 interval, every difference, and whether they decide the best run:
-    the one with the highest F1 whose difference to every other run excludes 0; where
-    not, about how many reviewed sentences would (the observed gap against the closest
-    run's interval half-width, n · (half / gap)², capped at the split)."""
+    the one with the highest F1 whose difference to every other run excludes 0 (runs
+    that predict the same labels as it everywhere are ties no review can break, listed
+    apart); where not, about how many reviewed sentences would: the most any undecided
+    rival needs, n · (half-width / gap)², capped at the split."""
     f1 = [_interval(i) for i in estimates.f1]
     best = int(np.argmax([i.estimate for i in estimates.f1]))
     against = {}
@@ -367,19 +402,25 @@ def decision(estimates: design.Estimates, split_sentences: int) -> dict:
             other = b if a == best else a
             sign = 1.0 if a == best else -1.0
             against[other] = _interval(interval, sign)
-    decided = all(entry["significant"] and entry["estimate"] > 0 for entry in against.values())
+    tied = sorted(o for o, e in against.items() if e["estimate"] == 0 == e["standard_error"])
+    undecided = [
+        e for o, e in against.items()
+        if o not in tied and not (e["significant"] and e["estimate"] > 0)
+    ]  # fmt: skip
     needed = None
-    if not decided:
-        closest = min(against.values(), key=lambda e: e["estimate"])
-        half = (closest["ci95"][1] - closest["ci95"][0]) / 2
-        gap = max(closest["estimate"], 1e-9)
+    if undecided:
         n = estimates.reviewed
-        needed = min(split_sentences, max(n + 1, math.ceil(n * (half / gap) ** 2)))
+        wanted = [
+            math.ceil(n * ((e["ci95"][1] - e["ci95"][0]) / 2 / max(e["estimate"], 1e-9)) ** 2)
+            for e in undecided
+        ]
+        needed = min(split_sentences, max(n + 1, *wanted))
     return {
         "f1": f1,
         "best": best,
         "against_best": {str(k): v for k, v in sorted(against.items())},
-        "decided": decided,
+        "tied": tied,  # predict the best run's labels everywhere
+        "decided": not undecided and len(tied) < len(against),
         "sentences_needed": needed,
     }
 
