@@ -398,3 +398,16 @@ def test_runs_without_a_recorded_learning_rate_still_tune_and_label(runner, tmp_
     document = json.loads(result.stdout)
     assert {c["label"] for c in document["tuning"]} == {"lr=?", "lr=? q=0.7"}
     assert {e["loss"] for e in document["entries"]} == {"ce lr=?", "gce lr=?"}
+
+
+def test_a_threshold_on_a_metric_nothing_compared_has_is_refused(runner, tmp_path):
+    """A baseline and current runs without reviewed scores, gated on reviewed_f1 only:
+    every key would be 'not gated' and a 60-point regression would pass."""
+    before, now = tmp_path / "before", tmp_path / "now"
+    write_run(before, "ce", None, None, 0.0, 0, 0.90, 0.05)
+    write_run(now, "ce", None, None, 0.0, 0, 0.30, 0.05)
+    baseline = tmp_path / "baseline.json"
+    assert leaderboard(runner, before, "--save-baseline", baseline).exit_code == 0
+    result = leaderboard(runner, now, "--baseline", baseline, "--fail-on", "reviewed_f1:-0.5")
+    assert result.exit_code == 2, result.output
+    assert "--fail-on reviewed_f1: no compared key has this metric" in result.stderr

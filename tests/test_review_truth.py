@@ -248,3 +248,39 @@ def test_consumers_of_a_random_sample_use_the_randomly_drawn_reviewed_sentences_
     # detect's scores: on the random sentences only
     rows, _, left_out = reviewed_truth(split)
     assert rows.tolist() == [0, 1] and left_out == 2
+
+
+def test_a_review_merged_before_draws_were_recorded_is_not_called_chosen(
+    runner, data_dir, tmp_path
+):
+    """Data merged by an older noisebench has `reviewed` without `review_draw`; a new
+    merge marks those sentences 'unrecorded', used as a random sample and said so, not
+    left out as chosen."""
+    import datasets
+
+    first = tmp_path / "first"
+    sampled(runner, data_dir, first, n=2)
+    run(runner, "review", "merge", data_dir, mark_reviewed(first / "review.conll"),
+        "-o", tmp_path / "m1")  # fmt: skip
+    merged = loading.load(tmp_path / "m1")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    old = {name: split.remove_columns([loading.REVIEW_DRAW_COLUMN])
+           if loading.REVIEW_DRAW_COLUMN in split.column_names else split
+           for name, split in merged.items()}  # fmt: skip
+    loading.write_parquet(datasets.DatasetDict(old), legacy)
+    second = tmp_path / "second"
+    sampled(runner, legacy, second, n=4, split="validation")
+    conll = second / "review.conll"
+    blocks = conll.read_text().strip("\n").split("\n\n")
+    done = set(np.flatnonzero(loading.reviewed_sentences(merged["validation"])).tolist())
+    fresh = [b.replace("reviewed: no", "reviewed: yes") for b in blocks
+             if int(b.split()[2]) not in done][:1]  # fmt: skip
+    conll.write_text("\n\n".join(fresh) + "\n")
+    run(runner, "review", "merge", legacy, conll, "-o", tmp_path / "m2")
+    split = loading.load(tmp_path / "m2")["validation"]
+    draws = loading.review_draws(split)
+    assert sorted(d for d in draws if d) == ["sample", "unrecorded", "unrecorded"]
+    random = loading.random_reviewed(split)
+    assert int(random.sentences.sum()) == 3 and random.left_out == 0 and not random.recorded
+    assert "not recorded (merged by an older noisebench)" in random.note("profile")

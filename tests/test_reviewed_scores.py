@@ -484,6 +484,11 @@ def test_the_verdict_pairs_only_runs_scored_against_the_same_review(tmp_path):
     setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
     assert setting["reviewed"]["sentences"] is None and setting["reviewed"]["reviews"] == 2
     assert setting["text"][1].startswith("The runs were scored against 2 different reviews")
+    # a run scored before reviews were recorded knows none: compared with the known one
+    shutil.rmtree(next(p for p in tmp_path.iterdir() if "mask-missing" in p.name))
+    write_reviewed_run(tmp_path, "mask-missing", "B-LOC")
+    setting = boards.verdict_of(collect([tmp_path], "test", ["f1"]), "test", 200)["settings"][0]
+    assert setting["reviewed"]["sentences"] == 30
 
 
 def test_sentences_needed_is_capped_at_the_split(tmp_path):

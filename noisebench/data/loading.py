@@ -47,6 +47,7 @@ REVIEWED_COLUMN = "reviewed"  # per sentence: its labels were reviewed (review m
 REVIEWED_TAGS_COLUMN = "reviewed_tags"  # per word: the reviewed labels (read where reviewed)
 REVIEW_DRAW_COLUMN = "review_draw"  # per sentence: how a reviewed one was drawn (sample, ...)
 RANDOM_DRAW = "sample"  # drawn uniformly at random from the whole split (review sample)
+UNRECORDED_DRAW = "unrecorded"  # reviewed by a merge from before draws were recorded
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -196,18 +197,19 @@ class RandomReview:
 
     def note(self, what: str) -> str | None:
         """What a consumer tells the user about the sentences it used, or None."""
+        said = []
         if not self.recorded:
-            return (
-                f"{what}: how the reviewed sentences were drawn is not recorded (a review"
-                " merged by an older noisebench); all of them are used as a random sample"
+            said.append(
+                "how some reviewed sentences were drawn is not recorded (merged by an older"
+                " noisebench): they are used as a random sample"
             )
         if self.left_out:
-            return (
-                f"{what}: {self.left_out:,} reviewed sentences chosen for a reason"
-                " (--compare, detect's list) are left out; only the randomly drawn ones"
+            said.append(
+                f"{self.left_out:,} reviewed sentences chosen for a reason (--compare,"
+                " detect's list) are left out; only the randomly drawn ones"
                 f" ({int(self.sentences.sum()):,}) estimate the split"
             )
-        return None
+        return f"{what}: {'; '.join(said)}" if said else None
 
 
 def random_reviewed(split) -> RandomReview:
@@ -216,8 +218,9 @@ def random_reviewed(split) -> RandomReview:
     draws = review_draws(split)
     if draws is None:
         return RandomReview(reviewed, 0, not reviewed.any())
-    random = reviewed & (draws == RANDOM_DRAW)
-    return RandomReview(random, int(reviewed.sum() - random.sum()), True)
+    unrecorded = reviewed & (draws == UNRECORDED_DRAW)  # used as before, and said so
+    random = reviewed & ((draws == RANDOM_DRAW) | unrecorded)
+    return RandomReview(random, int(reviewed.sum() - random.sum()), not unrecorded.any())
 
 
 def review_fingerprint(split) -> str | None:

@@ -99,6 +99,13 @@ def make(request: Request, note: Note) -> Board:
         save_baseline(request.save_baseline, board.aggregated)
     if reference is not None:
         board.gate = compare(reference, board.aggregated, thresholds)
+        compared = {row["metric"] for row in board.gate.rows}
+        for metric in thresholds:  # a threshold on nothing compared guards nothing
+            if board.gate.rows and metric not in compared:
+                raise InputError(
+                    f"--fail-on {metric}: no compared key has this metric (compared:"
+                    f" {', '.join(sorted(compared))}); the gate would guard nothing"
+                )
     return board
 
 

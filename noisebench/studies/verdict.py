@@ -252,7 +252,8 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
         for seeds in group.methods.values()
         for d in seeds.values()
     ]
-    reviews = {record.get("fingerprint") for record in records}
+    # runs scored before reviews were recorded know none: compare the known ones
+    reviews = {record.get("fingerprint") for record in records} - {None}
     if len(reviews) > 1:  # the same sentences, other labels: scored against other truths
         return {"sentences": None, "reviews": len(reviews), "text": [_mixed_reviews(len(reviews))]}
     sentences = len(next(iter(parts.values()))[0].counts)

@@ -178,7 +178,10 @@ def _with_reviewed(split, labels: dict[int, list[int]], kind: str) -> tuple[obje
         reviewed = loading.reviewed_sentences(split).copy()
         tags = loading.flat_tags(split, loading.REVIEWED_TAGS_COLUMN)[0].copy()
         draws = loading.review_draws(split)
-        draws = np.full(len(split), None, dtype=object) if draws is None else draws.copy()
+        if draws is None:  # merged before draws were recorded: say so, never "chosen"
+            draws = np.where(reviewed, loading.UNRECORDED_DRAW, None).astype(object)
+        else:
+            draws = draws.copy()
     else:
         reviewed, tags = np.zeros(len(split), dtype=bool), given.copy()
         draws = np.full(len(split), None, dtype=object)
