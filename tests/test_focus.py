@@ -122,6 +122,12 @@ def test_a_focused_merge_needs_only_its_manifest_and_says_when_a_run_changed(
     assert f"{run_a}'s predictions changed since the sample" in " ".join(shown.split())
 
 
+def design_level(look: int) -> float:
+    from noisebench.scoring.design import look_level
+
+    return look_level(look)
+
+
 def result(task: dict) -> list:
     return task["predictions"][0]["result"]
 
@@ -160,6 +166,10 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
     text = " ".join(shown.stdout.split())
     assert "Designed review, look 1: 6 reviewed sentences" in text
     assert "not yet:" in text and "reviewed sentences would decide" in text
+    # every merge of the design is a look, the same batch merged again too
+    again = json.loads(run(runner, "review", "merge", merged, first / "export.json", "-o",
+                           tmp_path / "again", "--json").stdout)["compare"]  # fmt: skip
+    assert again["look"] == 2 and again["level"] == pytest.approx(design_level(2))
     # the data the first batch was merged into is needed: the original one knows no review
     refused = run(runner, "review", "sample", ner_dir, "--continue", first, "-n", 5,
                   "-o", tmp_path / "x", code=2)  # fmt: skip
@@ -172,7 +182,7 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
                           "-o", second, "--json").stdout)["manifest"]  # fmt: skip
     earlier = json.loads((first / "manifest.json").read_text())
     assert not set(more["sentences"]) & set(earlier["sentences"])  # nothing drawn twice
-    assert more["compare"]["look"] == 2 and len(more["compare"]["drawn"]) == 40
+    assert more["compare"]["batch"] == 2 and len(more["compare"]["drawn"]) == 40
     assert len(more["sentences"]) == 34  # exactly -n more
     assert more["compare"]["drawn"][:6] == earlier["compare"]["drawn"]  # the same design
     report = json.loads(run(runner, "review", "merge", merged, accept_as_label_studio(second),

@@ -33,6 +33,7 @@ and stopping at the first decision errs at most 5% of the time.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,14 +258,18 @@ def _batch(
     if allocation.sum() >= len(stratum):
         notes.append(f"-n {n}: the {split} split has {len(stratum):,} sentences; all are drawn")
     manifest = origin.manifest("compare", split, rows.tolist(), seed, n)
+    hashes = [file_hash(prediction_file(r, split)) for r in focus.run_dirs]
+    identity = json.dumps([hashes, seed, split, origin.fingerprint]).encode()
     manifest["compare"] = {
+        # one design across its batches: every merge of it is a look (review.json reviews)
+        "design": hashlib.sha256(identity).hexdigest()[:16],
         "runs": [str(r) for r in focus.run_dirs],
-        "predictions_sha256": [file_hash(prediction_file(r, split)) for r in focus.run_dirs],
+        "predictions_sha256": hashes,
         "fingerprint": origin.fingerprint,
         "strata": list(STRATA),
         "sizes": sizes.tolist(),
         "allocation": allocation.tolist(),
-        "look": 1 if previous is None else previous.get("look", 1) + 1,
+        "batch": 1 if previous is None else previous.get("batch", 1) + 1,
         "drawn": everything.tolist(),  # every sentence drawn so far, in the order drawn
         "stratum": stratum.tolist(),  # every sentence's
         "words": [len(t) for t in dataset_dict[split]["tokens"]],
@@ -305,7 +310,12 @@ def merge(
     sampling.check_out(out, force)
     merged = merging.merge(spec, reviewed, rule, manifest, columns)
     report = merged.report
-    found = estimate(report["manifest"], merged.dataset[report["split"]], merged.scheme)
+    drawn = report["manifest"]
+    design_id = (drawn.get("compare") or {}).get("design")
+    if design_id is not None:  # the look: every merge of this design so far, this one too
+        looks = sum(r.get("design") == design_id for r in report["reviews"])
+        drawn = drawn | {"compare": drawn["compare"] | {"look": looks}}
+    found = estimate(drawn, merged.dataset[report["split"]], merged.scheme)
     if found is not None:
         report["compare"] = found
     merging.write(merged, out, force)

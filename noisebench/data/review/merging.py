@@ -91,6 +91,8 @@ def merge(
     # every review merged into this data so far: how each sample was drawn
     this = {"split": checks.split, "kind": kind, "sentences": len(labels),
             "review": report["review"]}  # fmt: skip
+    if isinstance(manifest.get("compare"), dict) and "design" in manifest["compare"]:
+        this["design"] = manifest["compare"]["design"]  # a designed review's batches share it
     report["reviews"] = [*history.earlier_reviews(spec), this]
     import datasets
 
