@@ -248,6 +248,11 @@ def test_consumers_of_a_random_sample_use_the_randomly_drawn_reviewed_sentences_
     # detect's scores: on the random sentences only
     rows, _, left_out = reviewed_truth(split)
     assert rows.tolist() == [0, 1] and left_out == 2
+    # the noise of the given labels (corrupt's report, a run's label_noise): 0-1 too
+    from noisebench.data.noise import reviewed_counts
+
+    counts = reviewed_counts(split, loading.flat_tags(split)[0], loading.label_names(split), "IOB2")
+    assert counts["sentences"] == 2 and counts["left_out"] == 2
 
 
 def test_a_review_merged_before_draws_were_recorded_is_not_called_chosen(

@@ -324,6 +324,8 @@ def noise_summary(report) -> list[str]:
                 f" labels (the given noise and the added): token error rate"
                 f" {reviewed['realised_token_error_rate']:.4f}"
                 + ("" if entity is None else f", entity noise level {entity:.4f}")
-            )
+                + (f" ({reviewed['left_out']:,} reviewed sentences chosen for a reason left out)"
+                   if reviewed.get("left_out") else "")
+            )  # fmt: skip
     lines += [f"Note: {note}" for note in report.notes]
     return lines

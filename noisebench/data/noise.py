@@ -548,15 +548,19 @@ def _reviewed_label_noise(split, scheme: str) -> dict | None:
 
 def reviewed_counts(split, tags: np.ndarray, names, scheme: str) -> dict | None:
     """``tags`` (one label id per word of ``split``) against the reviewed labels of its
-    reviewed sentences (``review merge``), counted as a split's noise is: on how many
-    sentences (``sentences``), the changed words, the entities; None without a review."""
-    reviewed = data.reviewed_sentences(split)
+    reviewed sentences drawn at random (``review merge`` of a ``review sample``: chosen
+    ones would overstate the noise), counted as a split's noise is: on how many sentences
+    (``sentences``), the changed words, the entities, and how many reviewed sentences were
+    left out as chosen (``left_out``); None without such a review."""
+    random = data.random_reviewed(split)
+    reviewed = random.sentences
     if not reviewed.any():
         return None
     truth, offsets = data.reviewed_truth(split)
     words = np.repeat(reviewed, np.diff(offsets))
     kept = np.concatenate([[0], np.cumsum(np.diff(offsets)[reviewed])])
-    return _split_counts(truth[words], tags[words], kept, names, scheme)
+    counts = _split_counts(truth[words], tags[words], kept, names, scheme)
+    return counts | ({"left_out": random.left_out} if random.left_out else {})
 
 
 def _split_counts(clean, noisy, offsets, names, scheme) -> dict:
