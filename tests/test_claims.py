@@ -125,3 +125,20 @@ def test_a_takeover_marker_left_by_a_dead_taker_expires(tmp_path):
     with pytest.raises(claims.HeldElsewhere):  # that taker died: its marker goes
         claims.take(run_dir)
     assert not marker.exists() and claims.take(run_dir).host == claims._HOST
+
+
+def test_a_sigterm_stops_a_sweep_as_ctrl_c_does():
+    """Inside a sweep, SIGTERM raises KeyboardInterrupt (the path that stops --jobs
+    children and releases their claims); outside, the handler is as it was."""
+    import os
+    import signal
+
+    import pytest
+
+    from noisebench.studies.backends import terminate_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs before this ends
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -14,12 +14,13 @@ that every sweep ends with the whole grid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,7 +66,32 @@ POLL_SECONDS = (1.0, 30.0)  # waiting for other sweeps' runs: the first and the 
 
 def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepOutcome:
     """Corrupt each dataset once, train every run not yet done that no other sweep holds,
-    then wait for those that another holds."""
+    then wait for those that another holds. A SIGTERM (``kill``, ``timeout``, a batch
+    system's preemption) stops it as Ctrl-C does: children stopped, claims released."""
+    with terminate_as_interrupt():
+        return _run_sweep(config, progress)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` in the main thread while inside: the sweep's
+    Ctrl-C path then stops its ``--jobs`` children, whose claims would otherwise go stale
+    while they still train (and another sweep take the run over)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_sweep(config: SweepConfig, progress: Progress | None) -> SweepOutcome:
     planned = plan(config)
     outcome = SweepOutcome(skipped=[p.run_dir for p in planned if p.status == "done"])
     todo = [p for p in planned if p.status != "done"]
