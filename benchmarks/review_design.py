@@ -59,9 +59,23 @@ def truth_of(run_dirs: list[Path], variant: str, split: str):
     return population, correct, sizes, truth
 
 
-def review(population, correct, gold, truth, designed: bool, max_n: int, draws: int, seed: int):
+def spreads(made: design.Estimates) -> list[float]:
+    """Each stratum's spread of the difference between the leading run and its closest
+    rival (``focus.neyman_weights`` on the estimates at hand)."""
+    best = int(np.argmax([f.estimate for f in made.f1]))
+    rivals = [d for pair, d in made.differences.items() if best in pair]
+    closest = min(rivals, key=lambda d: abs(d.estimate))
+    return [closest.spreads.get(h, 0.0) for h in range(3)]
+
+
+def review(
+    population, correct, gold, truth, designed: bool, max_n: int, draws: int, seed: int,
+    neyman: bool = True,
+):  # fmt: skip
     """``draws`` reviews growing by ``STEP`` sentences up to ``max_n``, each stopping at
-    its first decision (the best run ahead of every other at the look's level)."""
+    its first decision (the best run ahead of every other at the look's level); a
+    designed one by the fixed allocation at first, then (``neyman``) as ``--continue``
+    draws."""
     rng = np.random.default_rng(seed)
     strata = population.stratum if designed else np.zeros_like(population.stratum)
     sizes = np.bincount(strata)
@@ -72,7 +86,12 @@ def review(population, correct, gold, truth, designed: bool, max_n: int, draws: 
         allocation = np.zeros(len(sizes), dtype=int)
         made = None
         for look, n in enumerate(range(STEP, max_n + 1, STEP), start=1):
-            allocation = np.maximum(allocation, focus.allocate(sizes, n) if designed else [n])
+            if not designed:
+                allocation = np.array([n])
+            elif made is None or not neyman:
+                allocation = np.maximum(allocation, focus.allocate(sizes, n))
+            else:  # as --continue draws: toward Neyman on the leading difference's spreads
+                allocation = focus.grow(sizes, allocation, STEP, spreads(made))
             rows = np.concatenate([o[:k] for o, k in zip(order, allocation, strict=True)])
             shown = design.Population(strata, population.words, population.predicted,
                                       population.labels)  # fmt: skip
@@ -116,7 +135,8 @@ def coverage(population, correct, gold, truth, n: int, draws: int, seed: int) ->
 
 
 def row(label: str, population, correct, gold, truth, args) -> str:
-    designed = review(population, correct, gold, truth, True, args.max_n, args.draws, args.seed)
+    designed = review(population, correct, gold, truth, True, args.max_n, args.draws, args.seed,
+                      args.allocation == "neyman")  # fmt: skip
     uniform = review(population, correct, gold, truth, False, args.max_n, args.draws, args.seed)
     covered = {n: coverage(population, correct, gold, truth, n, args.draws // 2, args.seed)
                for n in (50, 100, 200)}  # fmt: skip
@@ -142,6 +162,7 @@ def main() -> None:
     parser.add_argument("--max-n", type=int, default=500)
     parser.add_argument("--draws", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allocation", choices=("neyman", "fixed"), default="neyman")
     args = parser.parse_args()
     started = time.perf_counter()
     print("| labels, runs | strata none/agree/disagree | designed: decided by max n |"
