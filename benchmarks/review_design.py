@@ -31,11 +31,17 @@ STEP = 25
 
 
 def find_run(runs_dir: Path, variant: str, method: str) -> Path:
+    """The run on ``noisebench:<variant>`` with ``method`` (CE), or ``loss:method``."""
+    loss, _, method = method.rpartition(":")
     for results in sorted(runs_dir.glob("*/results.json")):
         config = json.loads(results.read_text())["config"]
-        if config["data"] == f"noisebench:{variant}" and config.get("method", "none") == method:
+        if (config["data"], config["loss"], config.get("method", "none")) == (
+            f"noisebench:{variant}",
+            loss or "ce",
+            method,
+        ):
             return results.parent
-    raise SystemExit(f"{runs_dir}: no run with --method {method} on noisebench:{variant}")
+    raise SystemExit(f"{runs_dir}: no {loss or 'ce'} run with --method {method} on {variant}")
 
 
 def truth_of(run_dirs: list[Path], variant: str, split: str):
@@ -157,7 +163,11 @@ def main() -> None:
     parser.add_argument("runs_dir", type=Path)
     parser.add_argument("--variants", default="crowd,distant,weak,llm")
     parser.add_argument("--methods", default="mask-missing")
-    parser.add_argument("--many", default="mask-missing,mask-entity,oracle-clean")
+    parser.add_argument(
+        "--many", default="mask-missing,mask-entity,oracle-clean",
+        help="The runs beside CE to choose among on the first label set: METHOD (a CE run)"
+        " or LOSS:METHOD, e.g. gce:none.",
+    )  # fmt: skip
     parser.add_argument("--split", default="validation")
     parser.add_argument("--max-n", type=int, default=500)
     parser.add_argument("--draws", type=int, default=400)
