@@ -65,15 +65,6 @@ def truth_of(run_dirs: list[Path], variant: str, split: str):
     return population, correct, sizes, truth
 
 
-def spreads(made: design.Estimates) -> list[float]:
-    """Each stratum's spread of the difference between the leading run and its closest
-    rival (``focus.neyman_weights`` on the estimates at hand)."""
-    best = int(np.argmax([f.estimate for f in made.f1]))
-    rivals = [d for pair, d in made.differences.items() if best in pair]
-    closest = min(rivals, key=lambda d: abs(d.estimate))
-    return [closest.spreads.get(h, 0.0) for h in range(3)]
-
-
 def review(
     population, correct, gold, truth, designed: bool, max_n: int, draws: int, seed: int,
     neyman: bool = True,
@@ -97,7 +88,7 @@ def review(
             elif made is None or not neyman:
                 allocation = np.maximum(allocation, focus.allocate(sizes, n))
             else:  # as --continue draws: toward Neyman on the leading difference's spreads
-                allocation = focus.grow(sizes, allocation, STEP, spreads(made))
+                allocation = focus.grow(sizes, allocation, STEP, focus.leading_spreads(made))
             rows = np.concatenate([o[:k] for o, k in zip(order, allocation, strict=True)])
             shown = design.Population(strata, population.words, population.predicted,
                                       population.labels)  # fmt: skip

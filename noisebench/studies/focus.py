@@ -218,13 +218,9 @@ def _batch(
     columns: loading.Columns | None, force: bool, previous: dict | None = None,
 ) -> sampling.Sample:  # fmt: skip
     sampling.check_out(out, force)
-    if n < 1:
-        raise InputError(f"-n {n}: sample at least one sentence")
     focus = Disagreement(run_dirs)
     notes: list[str] = []
-    dataset_dict = loading.load(spec, columns, notes)
-    if split not in dataset_dict:
-        raise InputError(f"--split {split}: {spec} has no such split ({', '.join(dataset_dict)})")
+    dataset_dict = sampling.load_split(spec, split, n, columns, notes)
     origin = sampling.Origin.of(spec, dataset_dict, split)
     if previous is not None and origin.fingerprint != previous.get(
         "fingerprint", origin.fingerprint
@@ -327,11 +323,15 @@ def neyman_weights(compare: dict, split, scheme: str) -> list[float] | None:
     its closest rival, from the design's sentences reviewed so far (None before any
     review, or where a stratum has none): the next batch goes where it varies most."""
     found = _estimates({"kind": "compare", "compare": compare, "sentences": []}, split, scheme)
-    if not isinstance(found, design.Estimates):
-        return None
-    best = int(np.argmax([f.estimate for f in found.f1]))
-    rivals = {pair: d for pair, d in found.differences.items() if best in pair}
-    closest = min(rivals.values(), key=lambda d: abs(d.estimate))
+    return leading_spreads(found) if isinstance(found, design.Estimates) else None
+
+
+def leading_spreads(estimates: design.Estimates) -> list[float]:
+    """Each stratum's spread of the difference between the leading run and its closest
+    rival: the weights of Neyman's allocation."""
+    best = int(np.argmax([f.estimate for f in estimates.f1]))
+    rivals = [d for pair, d in estimates.differences.items() if best in pair]
+    closest = min(rivals, key=lambda d: abs(d.estimate))
     return [closest.spreads.get(h, 0.0) for h in range(len(STRATA))]
 
 

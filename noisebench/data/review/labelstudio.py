@@ -54,7 +54,7 @@ def _task(task: object, position: int, checks) -> ReviewedTask:
     answers = [answer for _, other in read for answer in other]
     with_labels = [a for a, other in read if a.spans or not other]
     pending = ""
-    if len(with_labels) < len(read) and not with_labels:
+    if read and not with_labels:
         pending = "its annotations hold only other answers (" + ", ".join(
             sorted({a["type"] for a in answers})) + "), no entity labels"  # fmt: skip
     elif not read and task.get("drafts"):

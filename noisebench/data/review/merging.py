@@ -175,8 +175,7 @@ def _with_reviewed(split, labels: dict[int, list[int]], kind: str) -> tuple[obje
 
     given, offsets = loading.flat_tags(split)
     names = loading.label_names(split)
-    review = loading.review_columns(split)
-    if review:
+    if loading.REVIEWED_COLUMN in split.column_names:
         reviewed = loading.reviewed_sentences(split).copy()
         tags = loading.flat_tags(split, loading.REVIEWED_TAGS_COLUMN)[0].copy()
         draws = loading.review_draws(split)

@@ -92,29 +92,30 @@ def check_out(out: Path, force: bool) -> Path:
     return out
 
 
-def draw(
-    spec: str, split: str, n: int, seed: int, columns: loading.Columns | None = None,
-    pool=None,
-) -> Sample:  # fmt: skip
-    """Draw ``n`` sentences of ``split`` uniformly without replacement; with ``pool``
-    (``pool(split) -> rows``: the rows where candidate runs disagree), from its rows
-    alone, as a ``compare`` sample."""
+def load_split(
+    spec: str, split: str, n: int, columns: loading.Columns | None, notes: list[str]
+):  # fmt: skip
+    """The data a sample of ``n`` sentences of ``split`` is drawn from, both checked."""
     if n < 1:
         raise InputError(f"-n {n}: sample at least one sentence")
-    notes: list[str] = []
     dataset_dict = loading.load(spec, columns, notes)
     if split not in dataset_dict:
         raise InputError(f"--split {split}: {spec} has no such split ({', '.join(dataset_dict)})")
-    rows = np.arange(len(dataset_dict[split])) if pool is None else pool(dataset_dict[split])
-    drawn = rows[sample_rows(len(rows), n, seed)]
-    if n >= len(rows):
-        where = "sentences" if pool is None else "sentences where the runs disagree"
-        notes.append(f"-n {n}: the {split} split has {len(rows):,} {where}; all of them are listed")
+    return dataset_dict
+
+
+def draw(
+    spec: str, split: str, n: int, seed: int, columns: loading.Columns | None = None
+) -> Sample:
+    """Draw ``n`` sentences of ``split`` uniformly without replacement."""
+    notes: list[str] = []
+    dataset_dict = load_split(spec, split, n, columns, notes)
+    size = len(dataset_dict[split])
+    drawn = sample_rows(size, n, seed)
+    if n >= size:
+        notes.append(f"-n {n}: the {split} split has {size:,} sentences; all of them are listed")
     origin = Origin.of(spec, dataset_dict, split)
-    kind = "sample" if pool is None else "compare"
-    manifest = origin.manifest(kind, split, drawn.tolist(), seed, n)
-    if pool is not None:
-        manifest["pool_sentences"] = len(rows)
+    manifest = origin.manifest("sample", split, drawn.tolist(), seed, n)
     return Sample(dataset_dict, origin, manifest, notes)
 
 
