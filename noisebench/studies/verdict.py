@@ -257,8 +257,8 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
     if len(reviews) > 1:  # the same sentences, other labels: scored against other truths
         return {"sentences": None, "reviews": len(reviews), "text": [_mixed_reviews(len(reviews))]}
     sentences = len(next(iter(parts.values()))[0].counts)
-    first = next(iter(next(iter(group.methods.values())).values()))
-    split_size = len(cache.split(first, "test").offsets) - 1  # what a review can reach
+    run_dir = next(iter(next(iter(group.methods.values())).values()))
+    split_size = len(cache.split(run_dir, "test").offsets) - 1  # what a review can reach
     f1 = {label: float(np.mean([s.value("f1") for s in stats])) for label, stats in parts.items()}
     methods = [label for label in f1 if not is_bound_label(label)] or list(f1)
     best = max(methods, key=f1.get)
@@ -274,7 +274,6 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
                     entry["sentences_needed"] = needed and min(needed, split_size)
                     entry["split_sentences"] = split_size
                 vs_ce[label] = entry
-    run_dir = next(iter(next(iter(group.methods.values())).values()))
     record = records[0]
     drawn = "random" if record.get("draws_recorded") else None
     reviewed = {
