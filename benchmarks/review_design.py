@@ -81,8 +81,8 @@ def review(
     for _ in range(draws):
         order = [rng.permutation(np.flatnonzero(strata == h)) for h in range(len(sizes))]
         allocation = np.zeros(len(sizes), dtype=int)
-        made = None
-        for look, n in enumerate(range(STEP, max_n + 1, STEP), start=1):
+        made, looks = None, []
+        for n in range(STEP, max_n + 1, STEP):
             if not designed:
                 allocation = np.array([n])
             elif made is None or not neyman:
@@ -90,10 +90,11 @@ def review(
             else:  # as --continue draws: toward Neyman on the leading difference's spreads
                 allocation = focus.grow(sizes, allocation, STEP, focus.leading_spreads(made))
             rows = np.concatenate([o[:k] for o, k in zip(order, allocation, strict=True)])
+            looks.append(len(rows))
             shown = design.Population(strata, population.words, population.predicted,
                                       population.labels)  # fmt: skip
             made = design.estimate(shown, design.Reviewed(rows, correct[:, rows], gold[rows]),
-                                   design.look_level(look))  # fmt: skip
+                                   design.look_level(looks, len(strata)))  # fmt: skip
             verdict = focus.decision(made, len(strata))
             if verdict["decided"]:
                 decided += 1

@@ -4,6 +4,7 @@ the exact F1 from a full review, no interval of width 0 from a few equal values,
 coverage by simulation."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -91,9 +92,9 @@ def synthetic(seed: int = 0, sentences: int = 1000):
 @pytest.mark.parametrize("per_stratum", [20, 80])
 def test_intervals_cover_the_truth_and_decisions_are_right(per_stratum):
     """400 stratified draws: each F1's and the difference's 95% interval covers the
-    truth in at least 93% of them, and no significant difference has the wrong sign (the
-    true difference, 2.8 points, is decided in about a third of the draws of 80 sentences
-    per stratum, and in none of 20)."""
+    truth in at least 93% of them, and a significant difference has the wrong sign in at
+    most 2.5% (the true difference, 2.8 points, is decided in 28% of the draws of 80
+    sentences per stratum, none wrong, and in 8% of those of 20, 2 of 400 wrong)."""
     population, gold, correct = synthetic()
     truth = 2 * correct.sum(axis=1) / (population.predicted.sum(axis=1) + gold.sum())
     rng = np.random.default_rng(1)
@@ -113,14 +114,16 @@ def test_intervals_cover_the_truth_and_decisions_are_right(per_stratum):
         decided += difference.significant
         wrong += difference.significant and (difference.estimate > 0) != (truth[0] > truth[1])
     assert (covered / 400 >= 0.93).all(), covered / 400
-    assert wrong == 0 and (decided > 40 if per_stratum == 80 else decided == 0)
+    # a wrong sign needs the interval to miss on its one side: at most 2.5% of draws
+    assert wrong / 400 <= 0.025 and decided > (100 if per_stratum == 80 else 20)
 
 
 def test_looking_after_every_batch_keeps_decisions_right():
     """The issue's skewed stratum (160 sentences where run A finds one entity more, 40
     where B finds five more): a look after every 25 reviewed sentences, stopping at the
-    first decision, at each look's level (``look_level``). With the plain 95% t interval
-    at one look of 25, 39% of the significant calls had the wrong sign."""
+    first decision, at each look's level (``look_level``, over the looks so far). With the
+    plain 95% t interval at one look of 25, 39% of the significant calls had the wrong
+    sign."""
     size = 200
     gold = np.r_[np.ones(160), np.full(40, 5)]
     predicted = np.vstack([np.r_[np.ones(160), np.zeros(40)], np.r_[np.zeros(160), np.full(40, 5)]])
@@ -129,14 +132,59 @@ def test_looking_after_every_batch_keeps_decisions_right():
     decided = wrong = 0
     for _ in range(200):
         order = rng.permutation(size)
-        for look, n in enumerate(range(25, 201, 25), start=1):
+        for n in range(25, 201, 25):
             rows = order[:n]
             found = design.estimate(
                 population, design.Reviewed(rows, predicted[:, rows], gold[rows]),
-                design.look_level(look),
+                design.look_level(list(range(25, n + 1, 25)), size),
             )  # fmt: skip
             difference = found.differences[(0, 1)]
             if difference.significant:
                 decided, wrong = decided + 1, wrong + (difference.estimate > 0)  # B is better
                 break
     assert decided >= 150 and wrong / decided <= 0.05, (decided, wrong)
+
+
+def test_the_boundaries_are_the_published_ones():
+    """Lan-DeMets spending by Pocock's function, five equal looks at 5%: the boundaries
+    of Jennison and Turnbull's tables (and R's ldbounds); and a look at no more sentences
+    than the one before spends nothing."""
+    fractions = [0.2, 0.4, 0.6, 0.8, 1.0]
+    spent = np.diff([0, *(0.05 * math.log1p((math.e - 1) * t) for t in fractions)])
+    found = design.boundaries(fractions, spent)
+    assert [round(c, 3) for c in found] == [2.438, 2.427, 2.41, 2.397, 2.386]
+    assert design.look_level([40, 40], 400) == design.look_level([40], 400)
+    assert design.look_level([40], 400) < design.look_level([20, 40], 400) < 1
+    assert design.look_level([400], 400) == 0.95  # the whole split: nothing left to err
+
+
+def test_intervals_hold_at_every_look_at_once():
+    """Two runs about as good (each right on its own part of the entities): with a look
+    after every 40 of 400 sentences, every look's interval of the difference holds the
+    truth at once in at least 95% of 400 reviews (less the simulation's error), where
+    every look at 95% misses it in far more."""
+    size = 400
+    rng = np.random.default_rng(11)
+    gold = rng.integers(1, 4, size).astype(float)
+    first = rng.binomial(gold.astype(int), 0.5).astype(float)
+    predicted = np.vstack([gold, gold])
+    population = design.Population(np.zeros(size, dtype=int), np.full(size, 8), predicted)
+    correct = np.vstack([first, gold - first])
+    truth = 2 * (correct[0].sum() - correct[1].sum()) / (2 * gold.sum())
+    missed = naive = 0
+    for _ in range(400):
+        order = rng.permutation(size)
+        looks, missed_once, naive_once = [], False, False
+        for n in range(40, size, 40):
+            rows, looks = order[:n], [*looks, n]
+            reviewed = design.Reviewed(rows, correct[:, rows], gold[rows])
+            for level in (0.95, design.look_level(looks, size)):
+                found = design.estimate(population, reviewed, level).differences[(0, 1)]
+                outside = not found.low <= truth <= found.high
+                if level == 0.95:
+                    naive_once |= outside
+                else:
+                    missed_once |= outside
+        missed, naive = missed + missed_once, naive + naive_once
+    assert missed / 400 <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 400), missed
+    assert naive / 400 > 0.12, naive

@@ -11,6 +11,7 @@ from conftest import mark_reviewed
 
 from noisebench.cli import app
 from noisebench.data import loading
+from noisebench.scoring import design
 from noisebench.training import runs
 
 
@@ -122,12 +123,6 @@ def test_a_focused_merge_needs_only_its_manifest_and_says_when_a_run_changed(
     assert f"{run_a}'s predictions changed since the sample" in " ".join(shown.split())
 
 
-def design_level(look: int) -> float:
-    from noisebench.scoring.design import look_level
-
-    return look_level(look)
-
-
 def result(task: dict) -> list:
     return task["predictions"][0]["result"]
 
@@ -169,7 +164,10 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
     # every merge of the design is a look, the same batch merged again too
     again = json.loads(run(runner, "review", "merge", merged, first / "export.json", "-o",
                            tmp_path / "again", "--json").stdout)["compare"]  # fmt: skip
-    assert again["look"] == 2 and again["level"] == pytest.approx(design_level(2))
+    # at as many reviewed sentences as the look before: no more error spent
+    assert again["look"] == 2 and again["looks"] == [6, 6]
+    assert again["level"] == pytest.approx(design.look_level([6], len(split)))
+    assert design.look_level([6], len(split)) > 0.95
     # the data the first batch was merged into is needed: the original one knows no review
     refused = run(runner, "review", "sample", ner_dir, "--continue", first, "-n", 5,
                   "-o", tmp_path / "x", code=2)  # fmt: skip
@@ -188,7 +186,8 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
     report = json.loads(run(runner, "review", "merge", merged, accept_as_label_studio(second),
                             "-o", tmp_path / "merged2", "--json").stdout)  # fmt: skip
     found = report["compare"]
-    assert found["look"] == 2 and found["reviewed_sentences"] == 40
+    assert found["look"] == 2 and found["looks"] == [6, 40] and found["reviewed_sentences"] == 40
+    assert found["level"] == pytest.approx(design.look_level([6, 40], len(split)))
     assert found["decided"] and found["best"] == 0
     gold = sum(entity_count(split, s) for s in range(len(split)))
     for entry, missed in zip(found["f1"], wrong, strict=True):

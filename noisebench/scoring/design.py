@@ -23,8 +23,9 @@ with z_a − z_b for a difference. Two guards keep the interval honest at small 
   stratum's range (0 ≤ tp_r(s) ≤ the entities r predicts there, label-free; 0 ≤ g(s) ≤
   the fewer of its words and the most gold entities a reviewed sentence has). Each
   stratum's s² is at least that of a two-point distribution putting 1/(n_h+1) at the far
-  end of that range and the rest at the sample mean (the "one unseen value"
-  rule), which vanishes as n_h grows;
+  end of a random sentence's range (in root mean square over the stratum: the unseen
+  value is a sentence drawn at random, not the most extreme one) and the rest at the
+  sample mean (the "one unseen value" rule), which vanishes as n_h grows;
 - **Student t** quantiles with Satterthwaite's degrees of freedom instead of the normal.
 
 A stratum reviewed in full contributes no variance; a stratum with one reviewed sentence
@@ -33,7 +34,9 @@ takes the floor alone. Estimates of F1 are ratios: consistent, with a bias of or
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -60,6 +63,12 @@ def t_quantile(degrees: float, level: float = 0.95) -> float:
     if level == 0.95 and degrees <= 120:
         eligible = [d for d in T_975 if d <= max(degrees, 1)]
         return T_975[max(eligible)]
+    # whole degrees, rounded down (never narrower), so that repeated levels are cached
+    return _t_quantile(math.inf if degrees > 1e6 else max(math.floor(degrees), 1), level)
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(degrees: float, level: float) -> float:
     target = 1 - (1 - level) / 2
     if math.isinf(degrees):
         from statistics import NormalDist
@@ -112,17 +121,91 @@ def _incomplete_beta(a: float, b: float, x: float) -> float:
     return front * fraction / a
 
 
-def look_level(look: int, level: float = 0.95) -> float:
-    """The confidence level of the ``look``-th look at a growing review (1, 2, ...), so
-    that all looks together err with probability at most 1 − ``level`` however many are
-    taken (a union bound: look k spends (1 − level) · 6 / (π² k²), which sums to 1 −
-    ``level``). Looking after every batch and stopping at the first decision keeps its
-    error rate.
+def look_level(reviewed: Sequence[int], split: int, level: float = 0.95) -> float:
+    """The confidence level of the last of the looks at a growing review of a split of
+    ``split`` sentences, the k-th look after ``reviewed[k]`` reviewed sentences, so that
+    all looks together err with probability at most 1 − ``level`` however many are
+    taken and wherever the review stops: a group-sequential boundary (Lan and DeMets
+    1983) spending 1 − ``level`` by Pocock's function α·ln(1 + (e − 1)·t) over the
+    fraction t = n/``split`` reviewed, with the looks' joint distribution computed
+    exactly (Armitage, McPherson and Rowe 1969: ``boundaries``). Sampling without
+    replacement, the information after n sentences is n·N/(N − n). A look at as many
+    sentences as the one before it spends nothing more; at the whole split the F1s are
+    known and the level is moot.
 
-    >>> round(look_level(1), 4), round(look_level(4), 4)
-    (0.9696, 0.9981)
+    >>> round(look_level([25], 1005), 4), round(look_level([25, 50, 75, 100], 1005), 4)
+    (0.9979, 0.997)
     """
-    return 1 - (1 - level) * 6 / (math.pi**2 * look**2)
+    seen = tuple(sorted({min(int(n), split) for n in reviewed if n > 0}))
+    last = min(int(max(reviewed, default=0)), split)
+    if not seen or last >= split:
+        return level
+    return _look_levels(seen, split, level)[seen.index(last)]
+
+
+@functools.lru_cache(maxsize=256)
+def _look_levels(reviewed: tuple[int, ...], split: int, level: float) -> tuple[float, ...]:
+    alpha = 1 - level
+    fractions = [n / split for n in reviewed]
+    spent = np.diff([0.0, *(alpha * math.log1p((math.e - 1) * t) for t in fractions)])
+    information = [n * split / (split - n) for n in reviewed]
+    return tuple(float(2 * _normal_cdf(c) - 1) for c in boundaries(information, spent))
+
+
+def _normal_cdf(x):
+    import torch
+
+    return torch.special.ndtr(torch.as_tensor(x, dtype=torch.float64)).numpy()
+
+
+def boundaries(information: Sequence[float], spent: Sequence[float], points: int = 401):
+    """Two-sided critical values c_k of a group-sequential test whose statistics Z_k =
+    S_k / √I_k follow a Brownian motion S observed at ``information`` I_1 < I_2 < ...,
+    such that P(|Z_j| < c_j for j < k, |Z_k| ≥ c_k) = ``spent[k]`` (Armitage, McPherson
+    and Rowe's recursion: the sub-density of S_k on the region not yet stopped, on a grid
+    of ``points``, carried look to look by the normal increment).
+
+    With O'Brien-Fleming's spending and five equal looks, the published boundaries:
+
+    >>> from statistics import NormalDist
+    >>> spend = [4 * (1 - NormalDist().cdf(NormalDist().inv_cdf(1 - 0.0125) / t**0.5))
+    ...          for t in (0.2, 0.4, 0.6, 0.8, 1.0)]
+    >>> [round(c, 3) for c in boundaries([0.2, 0.4, 0.6, 0.8, 1.0], np.diff([0, *spend]))]
+    [4.877, 3.357, 2.68, 2.29, 2.031]
+    """
+    from statistics import NormalDist
+
+    critical: list[float] = []
+    grid = mass = None
+    before = 0.0
+    for info, alpha in zip(information, spent, strict=True):
+        if mass is None:
+            c = NormalDist().inv_cdf(1 - alpha / 2)
+        else:
+            spread = math.sqrt(info - before)
+
+            def crossing(c: float) -> float:
+                edge = c * math.sqrt(info)
+                beyond = _normal_cdf((-edge - grid) / spread) + 1 - _normal_cdf((edge - grid) / spread)
+                return float(np.sum(mass * beyond))
+
+            low, high = 0.0, 40.0
+            for _ in range(60):
+                middle = (low + high) / 2
+                low, high = (low, middle) if crossing(middle) < alpha else (middle, high)
+            c = high
+        edge = c * math.sqrt(info)
+        new = np.linspace(-edge, edge, points)
+        if mass is None:
+            density = np.exp(-(new**2) / (2 * info)) / math.sqrt(2 * math.pi * info)
+        else:
+            kernel = np.exp(-((new[:, None] - grid[None, :]) ** 2) / (2 * spread**2))
+            density = kernel @ mass / (math.sqrt(2 * math.pi) * spread)
+        weights = np.full(points, new[1] - new[0])
+        weights[[0, -1]] /= 2  # the trapezoid rule
+        grid, mass, before = new, density * weights, info
+        critical.append(c)
+    return critical
 
 
 @dataclass(frozen=True)
@@ -277,7 +360,10 @@ def _interval(value, z, stratum, sizes, low, high, population_stratum, level) ->
         s2 = float(sample.var(ddof=1)) if n >= 2 else 0.0
         inside = population_stratum == h
         mean = float(sample.mean())
-        reach = max(mean - float(low[inside].min()), float(high[inside].max()) - mean, 0.0)
+        # the unseen value is a sentence of the stratum drawn at random: its far end, in
+        # root mean square over the stratum's sentences (not the one most extreme)
+        ends = np.maximum(np.maximum(mean - low[inside], high[inside] - mean), 0.0)
+        reach = float(np.sqrt(np.mean(ends**2)))
         unseen = 1.0 / (n + 1)
         s2 = max(s2, unseen * (1 - unseen) * reach**2)
         spreads[int(h)] = math.sqrt(s2)

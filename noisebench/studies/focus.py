@@ -26,8 +26,11 @@ sentence's stratum and each run's predicted entities, each run's labels on the s
 sentences, a hash of each predictions file), so a merge needs neither the runs nor where
 they were, and says when a run's predictions changed since the sample.
 
-The k-th look's intervals are at level ``design.look_level(k)``: looking after every batch
-and stopping at the first decision errs at most 5% of the time.
+Every merge of the design is a look; each look's intervals are at the level of a
+group-sequential boundary over the sentences reviewed at every look so far
+(``design.look_level``: Lan-DeMets spending by Pocock's function over the fraction of the
+split reviewed), so looking after every batch and stopping at the first decision errs at
+most 5% of the time.
 """
 
 from __future__ import annotations
@@ -308,14 +311,29 @@ def merge(
     report = merged.report
     drawn = report["manifest"]
     design_id = (drawn.get("compare") or {}).get("design")
-    if design_id is not None:  # the look: every merge of this design so far, this one too
-        looks = sum(r.get("design") == design_id for r in report["reviews"])
-        drawn = drawn | {"compare": drawn["compare"] | {"look": looks}}
+    if design_id is not None:  # the looks: every merge of this design so far, this one too
+        reviewed = loading.reviewed_sentences(merged.dataset[report["split"]])
+        report["reviews"][-1]["design_reviewed"] = sum(
+            bool(reviewed[r]) for r in drawn["compare"].get("drawn", drawn["sentences"])
+        )
+        looks = reviewed_at_looks([r for r in report["reviews"] if r.get("design") == design_id])
+        drawn = drawn | {"compare": drawn["compare"] | {"look": len(looks), "looks": looks}}
     found = estimate(drawn, merged.dataset[report["split"]], merged.scheme)
     if found is not None:
         report["compare"] = found
     merging.write(merged, out, force)
     return merged
+
+
+def reviewed_at_looks(reviews: list[dict]) -> list[int]:
+    """The design's reviewed sentences at each of its merges (``review.json``'s
+    ``reviews``, ``design_reviewed``; for merges that did not record it, the sentences
+    merged so far)."""
+    looks, merged = [], 0
+    for review in reviews:
+        merged += int(review.get("sentences") or 0)
+        looks.append(int(review.get("design_reviewed", merged)))
+    return looks
 
 
 def neyman_weights(compare: dict, split, scheme: str) -> list[float] | None:
@@ -345,16 +363,18 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     if isinstance(found, str) and "stratum" not in compare:
         return {"runs": compare.get("runs", []), "decided": False, "why": found}
     drawn = compare.get("drawn", manifest["sentences"])
-    look = compare.get("look", 1)
     reviewed = loading.reviewed_sentences(split)
+    count = int(sum(bool(reviewed[r]) for r in drawn))
+    looks = compare.get("looks", [count])
     base = {
         "runs": compare["runs"],
-        "reviewed_sentences": int(sum(bool(reviewed[r]) for r in drawn)),
+        "reviewed_sentences": count,
         # sampled but not reviewed: the estimate holds if they are missing at random
         "skipped_sentences": int(sum(not reviewed[r] for r in drawn)),
-        "look": look,
+        "look": len(looks),
+        "looks": looks,  # the design's reviewed sentences at each
         # the level that keeps every look together at 95%: design.look_level
-        "level": design.look_level(look),
+        "level": design.look_level(looks, len(compare["stratum"])),
         "strata": dict(zip(STRATA, compare["sizes"], strict=True)),
         "allocation": compare["allocation"],
         "changed_runs": _changed_runs(compare, manifest["split"]),
@@ -394,7 +414,7 @@ def _estimates(manifest: dict, split, scheme: str) -> design.Estimates | str:
     found = [entity_spans([run[i] for i in positions], scheme) for run in compare["predicted"]]
     correct = np.array([[len(a & g) for a, g in zip(run, truth, strict=True)] for run in found])
     gold = np.array([len(g) for g in truth])
-    level = design.look_level(compare.get("look", 1))
+    level = design.look_level(compare.get("looks", [len(rows)]), len(compare["stratum"]))
     return design.estimate(population, design.Reviewed(rows, correct, gold), level)
 
 
