@@ -136,7 +136,7 @@ def row(label: str, population, correct, gold, truth, args) -> str:
     designed = review(population, correct, gold, truth, True, args.max_n, args.draws, args.seed,
                       args.allocation == "neyman")  # fmt: skip
     uniform = review(population, correct, gold, truth, False, args.max_n, args.draws, args.seed)
-    covered = {n: coverage(population, correct, gold, truth, n, args.draws // 2, args.seed)
+    covered = {n: coverage(population, correct, gold, truth, n, args.draws, args.seed)
                for n in (50, 100, 200)}  # fmt: skip
 
     def shown(found):
