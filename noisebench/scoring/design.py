@@ -158,6 +158,13 @@ def _normal_cdf(x):
     return torch.special.ndtr(torch.as_tensor(x, dtype=torch.float64)).numpy()
 
 
+def _crossing(edge: float, grid: np.ndarray, mass: np.ndarray, spread: float) -> float:
+    """P(not stopped before, |S| ≥ ``edge`` now): the not-yet-stopped ``mass`` on
+    ``grid`` moved by a normal increment of sd ``spread``."""
+    beyond = _normal_cdf((-edge - grid) / spread) + 1 - _normal_cdf((edge - grid) / spread)
+    return float(np.sum(mass * beyond))
+
+
 def boundaries(information: Sequence[float], spent: Sequence[float], points: int = 401):
     """Two-sided critical values c_k of a group-sequential test whose statistics Z_k =
     S_k / √I_k follow a Brownian motion S observed at ``information`` I_1 < I_2 < ...,
@@ -183,16 +190,11 @@ def boundaries(information: Sequence[float], spent: Sequence[float], points: int
             c = NormalDist().inv_cdf(1 - alpha / 2)
         else:
             spread = math.sqrt(info - before)
-
-            def crossing(c: float) -> float:
-                edge = c * math.sqrt(info)
-                beyond = _normal_cdf((-edge - grid) / spread) + 1 - _normal_cdf((edge - grid) / spread)
-                return float(np.sum(mass * beyond))
-
             low, high = 0.0, 40.0
             for _ in range(60):
                 middle = (low + high) / 2
-                low, high = (low, middle) if crossing(middle) < alpha else (middle, high)
+                crossing = _crossing(middle * math.sqrt(info), grid, mass, spread)
+                low, high = (low, middle) if crossing < alpha else (middle, high)
             c = high
         edge = c * math.sqrt(info)
         new = np.linspace(-edge, edge, points)
