@@ -40,7 +40,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from noisebench.data.schemes import detect_scheme
-from noisebench.training import methods, targets
+from noisebench.training import card, methods, targets
 from noisebench.training.losses import build_loss
 
 IGNORE = methods.IGNORE
@@ -99,6 +99,23 @@ class NoiseRobustTrainer(Trainer):
         self.masking_reports: list[dict] = []
         self._micro_batch = (-1, 0)  # (global step, micro-batch within it)
         self.add_callback(MaskingCallback(self))
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """The Trainer's save, and noisebench's model card beside the weights
+        (``README.md``: the loss, method and smoothing it trained with, and its last
+        evaluation)."""
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            self._write_card(output_dir or self.args.output_dir)
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """noisebench's card in place of the Trainer's (``push_to_hub`` writes it)."""
+        if self.is_world_process_zero():
+            self._write_card(self.args.output_dir)
+
+    def _write_card(self, folder) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / card.CARD).write_text(card.trainer_card(self), encoding="utf-8")
 
     def start_selection(self, max_steps: int) -> None:
         """A fresh ``WordSelection`` over the run's ``max_steps * A`` micro-batches."""

