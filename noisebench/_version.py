@@ -1,4 +1,4 @@
 """The package version, in a module of its own so every layer can read it without
 importing the package's API (``noisebench/__init__.py``)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -24,6 +24,7 @@ LOSSES = [
 ]
 SPLIT_KEYS = {
     "f1",
+    "f1_interval",
     "precision",
     "recall",
     "per_type",
