@@ -15,6 +15,11 @@ clipping at 1, fused AdamW), written out here so each lever can be switched alon
 - ``bf16 weights``: the model held in bf16 between steps, with fp32 master weights in
   the optimizer (gradients cast up, weights cast down once per step) instead of casting
   every weight at every forward;
+- ``eager attention``: transformers' eager attention in place of its default, PyTorch's
+  ``scaled_dot_product_attention`` (the same products; on CPU with dropout that takes
+  the math path, without it a fused kernel);
+- ``fast attention``: the eager attention with its probabilities' dropout masks made as
+  ``fast dropout`` makes them (``fast_attention``, registered with transformers);
 - ``compile``: ``torch.compile`` (inductor), its first step (compiling) shown apart.
 
 A 2-core cloud CPU's speed wanders by ±20% from one epoch to the next, so the variants
@@ -57,6 +62,30 @@ class FastDropout(torch.nn.Module):
         words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
         keep = words.view(torch.int16)[:n].view(x.shape) >= self.threshold
         return x * keep.to(x.dtype) * self.scale
+
+
+def fast_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                   **kwargs):  # fmt: skip
+    """BERT's eager attention (softmax(Q·Kᵀ·scale + mask)·V), its dropout on the
+    attention probabilities by ``FastDropout``'s masks: registered with transformers as
+    the ``noisebench`` attention (with the eager, additive mask)."""
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = torch.nn.functional.softmax(weights, dim=-1)
+    if module.training and dropout > 0:
+        drop = FastDropout(dropout)
+        weights = drop(weights)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def register_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register("noisebench", fast_attention)
+    AttentionMaskInterface.register("noisebench", eager_mask)
 
 
 def swap_dropout(model: torch.nn.Module, make) -> None:
@@ -102,6 +131,10 @@ def epoch(prepared, batches, levers: frozenset[str]) -> tuple[float, float]:
     model.train()
     if "fast dropout" in levers:
         swap_dropout(model, FastDropout)
+    if "eager attention" in levers:
+        model.config._attn_implementation = "eager"
+    if "fast attention" in levers:
+        model.config._attn_implementation = "noisebench"
     params = list(model.parameters())
     master = None
     if "bf16 weights" in levers:
@@ -189,10 +222,16 @@ def main() -> None:
         "+ fast dropout": frozenset({"fast dropout"}),
         "+ bf16 weights": frozenset({"bf16 weights"}),
         "+ fast dropout + bf16 weights": frozenset({"fast dropout", "bf16 weights"}),
+        "+ eager attention": frozenset({"eager attention"}),
+        "+ fast dropout + eager attention, its dropout fast": frozenset(
+            {"fast dropout", "fast attention"}
+        ),
+        "+ all three": frozenset({"fast dropout", "fast attention", "bf16 weights"}),
     }
     if args.compile:
         variants["+ compile"] = frozenset({"compile"})
         variants["+ compile + fast dropout"] = frozenset({"compile", "fast dropout"})
+    register_attention()
     with tempfile.TemporaryDirectory() as folder:
         prepared = prepared_run(args.sentences, Path(folder) / "runs", "bf16")
         _, tokenizer = load_model(prepared.model_path, prepared.labels)
