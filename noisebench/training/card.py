@@ -92,20 +92,13 @@ def card(results: dict, example: list[str] | None = None, fingerprint: str | Non
         model_name=results["run"],
         eval_results=evaluations or None,
     )
-    body = [
-        f"# {results['run']}",
-        "",
+    intro = (
         f"A token classifier for {', '.join(types) or 'its labels'} ({results['scheme']}"
         f" tags), fine-tuned from `{config['model']}` on `{config['data']}` by"
         f" [noisebench](https://pypi.org/project/noisebench/) {__version__}"
-        f" with the {_loss(config)} loss{_method(config)}.",
-        "",
-        "## Training",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {key} | {value} |" for key, value in _set_up(results, fingerprint)),
-        "",
+        f" with the {_loss(config)} loss{_method(config)}."
+    )
+    scores = [
         "## Scores",
         "",
         "Entity F1 (seqeval's, micro) with its 95% interval (sentences as a random"
@@ -119,8 +112,20 @@ def card(results: dict, example: list[str] | None = None, fingerprint: str | Non
         "",
         *_noise(results),
         "",
-        *usage(example),
     ]
+    training = ["## Training", "", *_key_values(_set_up(results, fingerprint)), ""]
+    return _document(metadata, results["run"], intro, training, scores, usage(example))
+
+
+def _key_values(rows) -> list[str]:
+    return ["| | |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows)]
+
+
+def _document(metadata, title: str, intro: str, *sections: list[str]) -> str:
+    """YAML front matter, then the title, the introduction and ``sections``."""
+    body = [f"# {title}", "", intro, ""]
+    for section in sections:
+        body += section
     return f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
@@ -175,32 +180,15 @@ def trainer_card(trainer) -> str:
         ("seed", str(args.seed)),
         ("noisebench", __version__),
     ]  # fmt: skip
-    scores = (
-        [f"| {k} | {v} |" for k, v in evaluated[-1].items()]
-        if evaluated
-        else ["| — | no evaluation was run |"]
-    )
-    body = [
-        f"# {Path(args.output_dir).name}",
-        "",
+    intro = (
         "A token classifier trained with noisebench's `NoiseRobustTrainer`"
-        f" ([noisebench](https://pypi.org/project/noisebench/) {__version__}).",
-        "",
-        "## Training",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in rows),
-        "",
-        "## Last evaluation (the evaluation dataset's labels as given)",
-        "",
-        "| | |",
-        "|---|---|",
-        *scores,
-        "",
-        *usage(),
-    ]
-    return f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(body)
+        f" ([noisebench](https://pypi.org/project/noisebench/) {__version__})."
+    )
+    training = ["## Training", "", *_key_values(rows), ""]
+    evaluation = ["## Last evaluation (the evaluation dataset's labels as given)", "",
+                  *_key_values(evaluated[-1].items() if evaluated else
+                               [("—", "no evaluation was run")]), ""]  # fmt: skip
+    return _document(metadata, Path(args.output_dir).name, intro, training, evaluation, usage())
 
 
 def write(model_dir: Path, results: dict, example=None, fingerprint=None) -> Path:
