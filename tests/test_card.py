@@ -76,13 +76,18 @@ def test_the_card_names_clean_labels_and_a_built_in_base_model():
                   "label_noise": {"token_error_rate": 0.25, "entity_noise_level": 0.4},
                   "epochs_run": 3, "best_epoch": 2, "precision": "bf16"},
         "splits": {"test": {"f1": 0.81234, "precision": 0.8, "recall": 0.82, "ece": 0.031,
-                            "n_sentences": 3453, "f1_interval": [0.8, 0.82]}},
+                            "n_sentences": 3453, "f1_interval": [0.8, 0.82],
+                            "reviewed": {"f1": 0.7, "precision": 0.7, "recall": 0.7,
+                                         "ece": 0.05, "n_sentences": 50,
+                                         "f1_interval": [0.6, 0.8]}}},
     }  # fmt: skip
     text = card.card(results, ["John", "lives", "in", "Berlin"], "ab" * 32)
     metadata = front_matter(text)
     assert metadata["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     names = [m["name"] for m in metadata["model-index"][0]["results"][0]["metrics"]]
     assert "entity F1 (test, clean labels)" in names
+    assert "entity F1 (test, 50 reviewed sentences drawn at random)" in names
+    assert "| test | reviewed sentences (random sample) | 50 | 0.7000 | 0.6000 – 0.8000 |" in text
     assert "uniform at rate 0.4" in text and "25.0% of the training words" in text
     assert "`--method mask-missing`" in text and "fingerprint `abababababababab`" in text
     assert "print(tagger('John lives in Berlin'))" in text

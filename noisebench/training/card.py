@@ -50,40 +50,30 @@ def card(results: dict, example: list[str] | None = None, fingerprint: str | Non
     scored = train.get("scored_labels", {})
     dataset = results.get("dataset") or str(config["data"])
     types = sorted({name.split("-", 1)[-1] for name in results["labels"] if name != "O"})
-    evaluations = []
     test = results["splits"].get("test")
+    measured = []  # (metric, value, name) on the test split
     if test is not None:
         against = labels_named(scored.get("test"))
         named = [("f1", "entity F1"), ("precision", "entity precision"),
                  ("recall", "entity recall"), ("ece", "expected calibration error")]  # fmt: skip
-        evaluations += [
-            EvalResult(
-                task_type="token-classification",
-                task_name="Named entity recognition",
-                dataset_type=dataset,
-                dataset_name=dataset,
-                dataset_split="test",
-                metric_type=metric,
-                metric_value=round(float(test[metric]), 4),
-                metric_name=f"{name} (test, {against})",
-            )
-            for metric, name in named
-        ]
+        measured += [(m, test[m], f"{name} (test, {against})") for m, name in named]
         reviewed = test.get("reviewed")
         if reviewed is not None:
-            evaluations.append(
-                EvalResult(
-                    task_type="token-classification",
-                    task_name="Named entity recognition",
-                    dataset_type=dataset,
-                    dataset_name=dataset,
-                    dataset_split="test",
-                    metric_type="f1",
-                    metric_value=round(float(reviewed["f1"]), 4),
-                    metric_name=f"entity F1 (test, {reviewed['n_sentences']} reviewed"
-                    " sentences drawn at random)",
-                )
-            )
+            measured.append(("f1", reviewed["f1"], f"entity F1 (test, {reviewed['n_sentences']}"
+                             " reviewed sentences drawn at random)"))  # fmt: skip
+    evaluations = [
+        EvalResult(
+            task_type="token-classification",
+            task_name="Named entity recognition",
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split="test",
+            metric_type=metric,
+            metric_value=round(float(value), 4),
+            metric_name=name,
+        )
+        for metric, value, name in measured
+    ]
     metadata = ModelCardData(
         library_name="transformers",
         pipeline_tag="token-classification",
