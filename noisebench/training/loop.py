@@ -29,7 +29,7 @@ from noisebench.data import loading as data
 from noisebench.data import sources
 from noisebench.errors import InputError, one_line
 from noisebench.scoring import metrics
-from noisebench.training import cpu_speed, memory, methods, runs, targets
+from noisebench.training import memory, methods, runs, targets
 from noisebench.training.batches import Encoded, collate, encode, length_grouped_batches, prefetched
 from noisebench.training.checkpoints import (
     initial_state,
@@ -143,7 +143,6 @@ class _Run:
     sync_every: int
     state: dict
     step_pass: _StepPass
-    attention: str | None = None  # the model's own attention, where cpu_speed replaced it
 
 
 def _set_up(prepared: Prepared, resume: bool, report: Progress) -> _Run:
@@ -159,8 +158,6 @@ def _set_up(prepared: Prepared, resume: bool, report: Progress) -> _Run:
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(sources.home() / "compiled"))
     model, tokenizer = load_model(prepared.model_path, prepared.labels)
     model.to(device)
-    # on CPU, dropout masks from random words (cpu_speed): the same dropout, 1.4x the step
-    attention = cpu_speed.for_cpu_training(model) if device.type == "cpu" else None
     cache_root = sources.home() / "tokenized"
     encoded = {
         split: encode(tokenizer, prepared.dataset[split], config.max_length, cache_root)
@@ -207,7 +204,6 @@ def _set_up(prepared: Prepared, resume: bool, report: Progress) -> _Run:
         sync_every=1 if device.type == "cpu" else LOSS_READ_EVERY,
         state=state,
         step_pass=_StepPass(model, prepared.compile_model, prepared.notes, prepared.precision),
-        attention=attention,
     )
 
 
@@ -343,7 +339,6 @@ def _finish(
     results (``evaluate.finish``); the checkpoint is removed last."""
     prepared, config = run.prepared, run.prepared.config
     run.model.load_state_dict(run.state["best_model"])
-    cpu_speed.restore(run.model, run.attention)  # the saved config names the model's own
     for name, split in (extra_predictions or {}).items():
         made = predict(
             run.model,
