@@ -76,6 +76,7 @@ def review(
     rng = np.random.default_rng(seed)
     strata = population.stratum if designed else np.zeros_like(population.stratum)
     sizes = np.bincount(strata)
+    shown = design.Population(strata, population.words, population.predicted, population.labels)
     best = int(np.argmax(truth))
     decided, wrong, right_at, chosen = 0, 0, [], []
     for _ in range(draws):
@@ -91,8 +92,6 @@ def review(
                 allocation = focus.grow(sizes, allocation, STEP, focus.leading_spreads(made))
             rows = np.concatenate([o[:k] for o, k in zip(order, allocation, strict=True)])
             looks.append(len(rows))
-            shown = design.Population(strata, population.words, population.predicted,
-                                      population.labels)  # fmt: skip
             made = design.estimate(shown, design.Reviewed(rows, correct[:, rows], gold[rows]),
                                    design.look_level(looks, len(strata)))  # fmt: skip
             verdict = focus.decision(made, len(strata))

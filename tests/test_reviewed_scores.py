@@ -110,6 +110,8 @@ def test_reviewed_sentences_choose_the_epoch_and_are_scored_apart(
     assert "best epoch is chosen on 10 reviewed validation sentences" in result.stderr
     document = json.loads(result.stdout)
     assert document["train"]["validation_labels"] == "reviewed"
+    # scored against the reviewed labels, not "clean" (they sit in clean_tags too)
+    assert document["train"]["scored_labels"]["validation"] == "reviewed"
     assert document["splits"]["validation"]["n_sentences"] == 10  # the reviewed ones only
     test = document["splits"]["test"]
     assert test["reviewed"]["n_sentences"] == 10 and test["n_sentences"] > 10

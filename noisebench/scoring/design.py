@@ -137,10 +137,9 @@ def look_level(reviewed: Sequence[int], split: int, level: float = 0.95) -> floa
     (0.9979, 0.997)
     """
     seen = tuple(sorted({min(int(n), split) for n in reviewed if n > 0}))
-    last = min(int(max(reviewed, default=0)), split)
-    if not seen or last >= split:
+    if not seen or seen[-1] >= split:
         return level
-    return _look_levels(seen, split, level)[seen.index(last)]
+    return _look_levels(seen, split, level)[-1]  # the last look: the most reviewed
 
 
 @functools.lru_cache(maxsize=256)

@@ -39,6 +39,7 @@ def labels_named(kind: str | None) -> str:
         "clean": "clean labels",
         "noisy": "noisy labels",
         "as given": "the labels as given",
+        "reviewed": "reviewed sentences",
     }.get(kind or "as given", kind or "the labels as given")
 
 
@@ -150,12 +151,12 @@ def trainer_card(trainer) -> str:
 
     model, args = trainer.model, trainer.args
     name = str(getattr(model.config, "_name_or_path", "") or "")
-    hub = name if base_model(name) == name else None
     loss = type(trainer.loss).__name__
     method, *_ = trainer.method_options
     evaluated = [e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)]
     metadata = ModelCardData(
-        library_name="transformers", pipeline_tag="token-classification", base_model=hub,
+        library_name="transformers", pipeline_tag="token-classification",
+        base_model=base_model(name),
         tags=["noisebench", "token-classification", "label-noise"],
     )  # fmt: skip
     rows = [
@@ -217,17 +218,13 @@ def _set_up(results: dict, fingerprint: str | None) -> list[tuple[str, str]]:
         ("noise added", noise),
         ("epochs", f"{train.get('epochs_run')} run of {config.get('epochs')}, the best"
                    f" ({train.get('best_epoch')}) chosen on the validation split's"
-                   f" {_selection(train.get('validation_labels'))}"),
+                   f" {labels_named(train.get('validation_labels'))}"),
         ("learning rate, batch", f"{config.get('lr')}, {config.get('batch_size')}"),
         ("precision", str(train.get("precision"))),
         ("seed", str(config.get("seed"))),
         ("noisebench", results.get("versions", {}).get("noisebench", __version__)),
     ]  # fmt: skip
     return rows
-
-
-def _selection(kind: str | None) -> str:
-    return "reviewed sentences" if kind == "reviewed" else labels_named(kind)
 
 
 def _score_rows(results: dict, scored: dict) -> list[str]:

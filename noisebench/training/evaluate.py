@@ -162,6 +162,14 @@ def finish(
         tokenizer.save_pretrained(run_dir / "model")
         figures = with_card(figures, prepared)
     seconds = state["seconds"]
+    validation_labels = (
+        "reviewed"
+        if config.validation_labels == "reviewed"
+        else selection_labels(prepared.dataset["validation"])
+    )
+    scored_labels = {"validation": validation_labels}
+    if "test" in prepared.dataset:
+        scored_labels["test"] = selection_labels(prepared.dataset["test"])
     train_summary = {
         "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
@@ -178,15 +186,10 @@ def finish(
         "first_step_seconds": state.get("first_step_seconds"),
         "compiled": state.get("compiled", False),
         "history": state["history"],
-        "validation_labels": "reviewed"
-        if config.validation_labels == "reviewed"
-        else selection_labels(prepared.dataset["validation"]),
-        # what each split's scores were computed against: clean, noisy or as given
-        "scored_labels": {
-            split: selection_labels(prepared.dataset[split])
-            for split in ("validation", "test")
-            if split in prepared.dataset
-        },
+        "validation_labels": validation_labels,
+        # what each split's scores were computed against: clean, noisy, as given or the
+        # reviewed sentences (--validation-labels reviewed: they are the validation split)
+        "scored_labels": scored_labels,
         # the training labels used, against their clean version (None: no clean labels)
         "label_noise": label_noise(prepared.dataset["train"], prepared.scheme),
         # words the data's ignore column left out of training (detect --fix mask)
