@@ -226,7 +226,7 @@ def test_consumers_of_a_random_sample_use_the_randomly_drawn_reviewed_sentences_
         merged = out
     split = loading.load(merged)["validation"]
     assert loading.review_draws(split).tolist() == ["sample", "sample", "detect", "detect"]
-    random = loading.random_reviewed(split)
+    random = loading.review_sample(split)
     assert random.sentences.tolist() == [True, True, False, False] and random.left_out == 2
     # the profile: learned from 0-1, saying so
     result = run(runner, "profile", merged, "--json")
@@ -240,7 +240,7 @@ def test_consumers_of_a_random_sample_use_the_randomly_drawn_reviewed_sentences_
     scored = with_review(made, split)
     assert scored.reviewed.tolist() == [True, True, False, False]
     assert scored.review == {"fingerprint": loading.review_fingerprint(split), "left_out": 2,
-                             "draws_recorded": True}  # fmt: skip
+                             "draws_recorded": True, "designed": False}  # fmt: skip
     # --validation-labels reviewed: the best epoch chosen on 0-1, saying so
     notes: list[str] = []
     chosen = _reviewed_validation(split, TrainConfig(data=str(merged)), notes)
@@ -286,6 +286,6 @@ def test_a_review_merged_before_draws_were_recorded_is_not_called_chosen(
     split = loading.load(tmp_path / "m2")["validation"]
     draws = loading.review_draws(split)
     assert sorted(d for d in draws if d) == ["sample", "unrecorded", "unrecorded"]
-    random = loading.random_reviewed(split)
+    random = loading.review_sample(split)
     assert int(random.sentences.sum()) == 3 and random.left_out == 0 and not random.recorded
     assert "not recorded (merged by an older noisebench)" in random.note("profile")

@@ -48,6 +48,10 @@ REVIEWED_TAGS_COLUMN = "reviewed_tags"  # per word: the reviewed labels (read wh
 REVIEW_DRAW_COLUMN = "review_draw"  # per sentence: how a reviewed one was drawn (sample, ...)
 RANDOM_DRAW = "sample"  # drawn uniformly at random from the whole split (review sample)
 UNRECORDED_DRAW = "unrecorded"  # reviewed by a merge from before draws were recorded
+# drawn uniformly at random within its stratum of a designed review (review sample
+# --compare): the strata are the split's review_stratum column
+DESIGN_DRAW = "design"
+REVIEW_STRATUM_COLUMN = "review_stratum"  # per sentence: its stratum in a designed review
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -64,7 +68,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 # datasets built from a built-in source's files (noisebench:<variant>), by source name
 FAMILIES: dict[str, sources.Family] = {family.source: family for family in (realnoise.FAMILY,)}
 RESERVED_COLUMNS = ("tokens", "tags", "clean_tags", IGNORE_COLUMN, REVIEWED_COLUMN,
-                    REVIEWED_TAGS_COLUMN, REVIEW_DRAW_COLUMN)  # fmt: skip
+                    REVIEWED_TAGS_COLUMN, REVIEW_DRAW_COLUMN, REVIEW_STRATUM_COLUMN)  # fmt: skip
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -94,6 +98,7 @@ class RawSplit:
     reviewed: pa.Array | None = None  # bool per sentence (review merge)
     reviewed_tags: pa.ListArray | None = None  # the reviewed labels, given ones elsewhere
     review_draw: pa.Array | None = None  # string per sentence: how it was drawn for review
+    review_stratum: pa.Array | None = None  # int per sentence: its designed review's stratum
     extra: pa.Table | None = None  # the other columns of a table (kept where asked)
     tag_column: str = "tags"
     notes: list[str] = field(default_factory=list)
@@ -164,6 +169,11 @@ def review_columns(split) -> dict:
         "reviewed": table.column(REVIEWED_COLUMN).combine_chunks(),
         "reviewed_tags": table.column(REVIEWED_TAGS_COLUMN).combine_chunks(),
         "review_draw": table.column(REVIEW_DRAW_COLUMN).combine_chunks() if draw else None,
+        "review_stratum": (
+            table.column(REVIEW_STRATUM_COLUMN).combine_chunks()
+            if REVIEW_STRATUM_COLUMN in split.column_names
+            else None
+        ),
     }
 
 
@@ -185,15 +195,37 @@ def review_draws(split) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
-class RandomReview:
-    """The reviewed sentences a consumer that needs a uniform random sample may use:
-    ``sentences`` (bool per sentence), ``left_out`` the reviewed ones drawn for a reason
-    (``--compare``, detect's list), ``recorded`` whether the data records how they were
+class ReviewSample:
+    """The reviewed sentences that estimate a split's scores, with their design weights.
+
+    ``sentences`` (bool per sentence): those drawn uniformly at random from the split
+    (``review sample``) or from their stratum (a designed review, ``review sample
+    --compare``); ``strata`` (int per sentence): each sentence's stratum (all 0 without a
+    design); ``weights`` (per sentence, 0 where not used): N_h / m_h, the stratum's
+    sentences over its reviewed ones. Within a stratum the reviewed sentences are a
+    uniform sample given their number, whether one review or several (a random review and
+    a designed one) drew them, so N_h / m_h is each one's inverse inclusion probability
+    (post-stratification). A weighted total Σ w·y estimates the split's total; F1 and
+    ECE are ratios of such totals. ``left_out``: reviewed sentences chosen for a reason
+    (``--compare`` before designs were recorded, detect's list, an earlier design whose
+    strata are not the split's now); ``recorded``: whether the data records how they were
     drawn (a review merged by an older noisebench does not: all are used)."""
 
     sentences: np.ndarray
     left_out: int
     recorded: bool
+    strata: np.ndarray
+    weights: np.ndarray
+    designed: bool = False
+
+    @property
+    def design(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(weights, strata)`` of the used sentences, in order; None where every used
+        sentence weighs the same in one stratum (a random review: plain scores)."""
+        if not self.designed:
+            return None
+        rows = np.flatnonzero(self.sentences)
+        return self.weights[rows], self.strata[rows]
 
     def note(self, what: str) -> str | None:
         """What a consumer tells the user about the sentences it used, or None."""
@@ -203,24 +235,56 @@ class RandomReview:
                 "how some reviewed sentences were drawn is not recorded (merged by an older"
                 " noisebench): they are used as a random sample"
             )
+        if self.designed:
+            said.append(
+                f"the {int(self.sentences.sum()):,} reviewed sentences of a designed review"
+                " (review sample --compare) are weighted by their design (stratum's sentences"
+                " over its reviewed ones)"
+            )
         if self.left_out:
             said.append(
                 f"{self.left_out:,} reviewed sentences chosen for a reason (--compare,"
-                " detect's list) are left out; only the randomly drawn ones"
+                " detect's list) are left out; only the ones drawn at random"
                 f" ({int(self.sentences.sum()):,}) estimate the split"
             )
         return f"{what}: {'; '.join(said)}" if said else None
 
 
-def random_reviewed(split) -> RandomReview:
-    """The reviewed sentences drawn uniformly at random (``review sample``)."""
+def review_sample(split) -> ReviewSample:
+    """The reviewed sentences drawn at random (``review sample``) or by the split's design
+    (``review sample --compare``), with their weights; where a stratum of the design has
+    no such sentence, the random ones alone (the designed ones counted as left out)."""
     reviewed = reviewed_sentences(split)
     draws = review_draws(split)
     if draws is None:
-        return RandomReview(reviewed, 0, not reviewed.any())
+        return _weighted(reviewed, 0, not reviewed.any(), np.zeros(len(reviewed), np.int64))
     unrecorded = reviewed & (draws == UNRECORDED_DRAW)  # used as before, and said so
     random = reviewed & ((draws == RANDOM_DRAW) | unrecorded)
-    return RandomReview(random, int(reviewed.sum() - random.sum()), not unrecorded.any())
+    designed = reviewed & (draws == DESIGN_DRAW)
+    strata = review_strata(split)
+    if designed.any() and strata is not None:
+        used = random | designed
+        covered = np.bincount(strata[used], minlength=strata.max() + 1) > 0
+        if covered[strata].all():  # every stratum of the design has a reviewed sentence
+            left_out = int(reviewed.sum() - used.sum())
+            return _weighted(used, left_out, not unrecorded.any(), strata, designed=True)
+    zero = np.zeros(len(reviewed), np.int64)
+    return _weighted(random, int(reviewed.sum() - random.sum()), not unrecorded.any(), zero)
+
+
+def _weighted(used, left_out, recorded, strata, designed=False) -> ReviewSample:
+    sizes = np.bincount(strata, minlength=strata.max(initial=0) + 1)
+    taken = np.bincount(strata[used], minlength=len(sizes))
+    per_stratum = np.where(taken > 0, sizes / np.maximum(taken, 1), 0.0)
+    weights = np.where(used, per_stratum[strata], 0.0)
+    return ReviewSample(used, left_out, recorded, strata, weights, designed)
+
+
+def review_strata(split) -> np.ndarray | None:
+    """Each sentence's stratum in the split's designed review (None without one)."""
+    if REVIEW_STRATUM_COLUMN not in split.column_names:
+        return None
+    return np.asarray(split.data.table.column(REVIEW_STRATUM_COLUMN).to_numpy(), dtype=np.int64)
 
 
 def review_fingerprint(split) -> str | None:
@@ -286,9 +350,11 @@ def make_split(
     reviewed_tags: pa.ListArray | None = None,
     review_draw: pa.Array | None = None,
     extra: pa.Table | None = None,
+    review_stratum: pa.Array | None = None,
 ):
     """A ``datasets.Dataset`` with ``tokens``, ``tags`` (and ``clean_tags``, ``ignore``,
-    ``reviewed`` with ``reviewed_tags`` and ``review_draw``) columns, then ``extra``'s."""
+    ``reviewed`` with ``reviewed_tags``, ``review_draw`` and ``review_stratum``) columns,
+    then ``extra``'s."""
     import datasets
 
     label = datasets.List(datasets.ClassLabel(names=list(names)))
@@ -308,6 +374,9 @@ def make_split(
     if review_draw is not None:
         features[REVIEW_DRAW_COLUMN] = datasets.Value("string")
         arrays[REVIEW_DRAW_COLUMN] = review_draw
+    if review_stratum is not None:
+        features[REVIEW_STRATUM_COLUMN] = datasets.Value("int32")
+        arrays[REVIEW_STRATUM_COLUMN] = review_stratum
     for name in [] if extra is None else extra.column_names:
         features[name] = datasets.Features.from_arrow_schema(extra.select([name]).schema)[name]
         arrays[name] = extra.column(name)
@@ -371,7 +440,7 @@ def assemble(
             reviewed_tags = _encode(split, split.reviewed_tags, names, REVIEWED_TAGS_COLUMN)
         result[name] = make_split(
             split.tokens, tags, names, clean, split.ignore, split.reviewed, reviewed_tags,
-            split.review_draw, split.extra if other_columns else None,
+            split.review_draw, split.extra if other_columns else None, split.review_stratum,
         )  # fmt: skip
     return datasets.DatasetDict(result)
 
@@ -758,8 +827,8 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
         ignore = _list_column(origin, table, IGNORE_COLUMN)
         if not pa.types.is_boolean(ignore.type.value_type):
             raise InputError(f"{origin}: column '{IGNORE_COLUMN}' must hold lists of booleans")
-    reviewed, reviewed_tags, review_draw = (
-        _reviewed_columns(origin, table) if tag_column == "tags" else (None, None, None)
+    reviewed, reviewed_tags, review_draw, review_stratum = (
+        _reviewed_columns(origin, table) if tag_column == "tags" else (None,) * 4
     )
     used = {token_column, tag_column, *(RESERVED_COLUMNS if tag_column == "tags" else ())}
     other = [name for name in table.column_names if name not in used | set(RESERVED_COLUMNS)]
@@ -773,6 +842,7 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
         reviewed=reviewed,
         reviewed_tags=reviewed_tags,
         review_draw=review_draw,
+        review_stratum=review_stratum,
         extra=table.select(other) if other else None,
         tag_column=tag_column,
     )
@@ -780,11 +850,12 @@ def _from_table(origin: str, table: pa.Table, features, columns: Columns) -> Raw
 
 def _reviewed_columns(origin, table: pa.Table) -> tuple:
     """``reviewed`` (a boolean per sentence) and ``reviewed_tags``, both or neither, and
-    ``review_draw`` (a string per sentence) where recorded."""
+    ``review_draw`` (a string per sentence) and ``review_stratum`` (an integer per
+    sentence) where recorded."""
     pair = (REVIEWED_COLUMN, REVIEWED_TAGS_COLUMN)
     present = [name for name in pair if name in table.column_names]
     if not present:
-        return None, None, None
+        return None, None, None, None
     if len(present) == 1:
         missing = next(name for name in pair if name not in present)
         raise InputError(
@@ -800,7 +871,14 @@ def _reviewed_columns(origin, table: pa.Table) -> tuple:
             raise InputError(f"{origin}: column '{REVIEW_DRAW_COLUMN}' must hold one string"
                              " per sentence")  # fmt: skip
         draw = draw.cast(pa.string())
-    return reviewed, _list_column(origin, table, REVIEWED_TAGS_COLUMN), draw
+    stratum = None
+    if REVIEW_STRATUM_COLUMN in table.column_names:
+        stratum = table.column(REVIEW_STRATUM_COLUMN).combine_chunks()
+        if not pa.types.is_integer(stratum.type) or stratum.null_count:
+            raise InputError(f"{origin}: column '{REVIEW_STRATUM_COLUMN}' must hold one integer"
+                             " per sentence")  # fmt: skip
+        stratum = stratum.cast(pa.int32())
+    return reviewed, _list_column(origin, table, REVIEWED_TAGS_COLUMN), draw, stratum
 
 
 def _pick_column(origin, table: pa.Table, wanted, candidates, option: str) -> str:

@@ -552,7 +552,7 @@ def reviewed_counts(split, tags: np.ndarray, names, scheme: str) -> dict | None:
     ones would overstate the noise), counted as a split's noise is: on how many sentences
     (``sentences``), the changed words, the entities, and how many reviewed sentences were
     left out as chosen (``left_out``); None without such a review."""
-    random = data.random_reviewed(split)
+    random = data.review_sample(split)
     reviewed = random.sentences
     if not reviewed.any():
         return None

@@ -498,7 +498,7 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
 
     pair, left_out = Pair([], [], []), 0
     for split in splits:
-        random = data.random_reviewed(noisy[split])  # a sample estimates: drawn at random
+        random = data.review_sample(noisy[split])  # a sample estimates: drawn at random
         left_out += random.left_out
         chosen = noisy[split].select(np.flatnonzero(random.sentences))
         pair.tokens += chosen["tokens"]

@@ -318,7 +318,7 @@ def reviewed_truth(split) -> tuple[np.ndarray, np.ndarray, int] | None:
 
     if data.REVIEWED_COLUMN not in split.column_names:
         return None
-    random = data.random_reviewed(split)
+    random = data.review_sample(split)
     rows = np.flatnonzero(random.sentences)
     if not len(rows) and not random.left_out:
         return None

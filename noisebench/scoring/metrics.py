@@ -82,10 +82,13 @@ def scale(metric: str) -> float:
 
 
 def span_scores(
-    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str, strict: bool = False
-) -> dict:
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str,
+    strict: bool = False, weights: np.ndarray | None = None,
+) -> dict:  # fmt: skip
     """Micro precision, recall and F1 over entities (or words, without a span scheme),
-    with per-type scores and the gold entity count.
+    with per-type scores and the gold entity count; ``weights`` (one per sentence, a
+    designed review's) weigh each sentence's entities: the counts are the split's
+    estimated totals, and F1 their ratio.
 
     Entities are those of ``entity_spans`` for every scheme, so ``U-``/``L-`` tags count
     like ``S-``/``E-``; per type and micro, with TP the entities in both:
@@ -105,8 +108,9 @@ def span_scores(
     (0.6667, 4)
     """
     if scheme == NO_SCHEME:
-        return word_scores(gold, pred)
-    counts = entity_counts(entity_spans(gold, scheme, strict), entity_spans(pred, scheme, strict))
+        return word_scores(gold, pred, weights)
+    gold_spans, pred_spans = entity_spans(gold, scheme, strict), entity_spans(pred, scheme, strict)
+    counts = entity_counts(gold_spans, pred_spans, weights)
     micro = _precision_recall_f1(*np.sum([[0, 0, 0], *counts.values()], axis=0).tolist())
     return {
         "precision": micro["precision"],
@@ -138,14 +142,18 @@ def entity_spans(
     return [{(e.start, e.end, e.tag) for e in sentence} for sentence in found]
 
 
-def entity_counts(gold: Sequence[set[Span]], pred: Sequence[set[Span]]) -> dict[str, list[int]]:
+def entity_counts(
+    gold: Sequence[set[Span]], pred: Sequence[set[Span]], weights: np.ndarray | None = None
+) -> dict[str, list]:
     """``{type: [true positives, predicted, gold]}`` over paired per-sentence entity sets,
-    for every type that gold or the prediction has, in sorted order."""
-    counts: dict[str, list[int]] = {}
-    for gold_spans, pred_spans in zip(gold, pred, strict=True):
+    for every type that gold or the prediction has, in sorted order; each sentence's
+    entities count ``weights[s]`` (1 without)."""
+    counts: dict[str, list] = {}
+    for row, (gold_spans, pred_spans) in enumerate(zip(gold, pred, strict=True)):
+        weight = 1 if weights is None else float(weights[row])
         for column, spans in ((0, gold_spans & pred_spans), (1, pred_spans), (2, gold_spans)):
             for _, _, type_ in spans:
-                counts.setdefault(type_, [0, 0, 0])[column] += 1
+                counts.setdefault(type_, [0, 0, 0])[column] += weight
     return dict(sorted(counts.items()))
 
 
@@ -164,29 +172,33 @@ def _precision_recall_f1(true_positive: int, predicted: int, gold: int) -> dict:
     precision = true_positive / predicted if predicted else 0.0
     recall = true_positive / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "support": int(gold)}
+    return {"precision": precision, "recall": recall, "f1": f1, "support": round(gold)}
 
 
-def word_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
-    """Word-level micro F1 (= accuracy) with per-label precision / recall / F1."""
+def word_scores(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], weights: np.ndarray | None = None
+) -> dict:
+    """Word-level micro F1 (= accuracy) with per-label precision / recall / F1; each
+    word weighs its sentence's ``weights`` (1 without)."""
     gold_flat = np.array([t for s in gold for t in s], dtype=object)
     pred_flat = np.array([t for s in pred for t in s], dtype=object)
+    weight = np.ones(len(gold_flat)) if weights is None else np.repeat(
+        np.asarray(weights, np.float64), [len(s) for s in gold]
+    )  # fmt: skip
     correct = gold_flat == pred_flat
-    accuracy = float(correct.mean()) if len(correct) else 0.0
+    accuracy = float(weight[correct].sum() / weight.sum()) if len(correct) else 0.0
     per_type = {}
     for label in sorted(set(gold_flat.tolist()) | set(pred_flat.tolist())):
-        true_positive = int(np.sum(correct & (gold_flat == label)))
-        predicted, support = int(np.sum(pred_flat == label)), int(np.sum(gold_flat == label))
-        precision = true_positive / predicted if predicted else 0.0
-        recall = true_positive / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_type[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+        true_positive = float(weight[correct & (gold_flat == label)].sum())
+        predicted = float(weight[pred_flat == label].sum())
+        support = float(weight[gold_flat == label].sum())
+        per_type[label] = _precision_recall_f1(true_positive, predicted, support)
     return {
         "precision": accuracy,
         "recall": accuracy,
         "f1": accuracy,
         "per_type": per_type,
-        "n_entities": len(gold_flat),
+        "n_entities": round(float(weight.sum())),
     }
 
 
@@ -195,21 +207,25 @@ def bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum(np.floor(confidence * bins).astype(np.int64), bins - 1)
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
-    """Per equal-width bin: edges, word count, accuracy and mean confidence (None if empty)."""
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10, weights: np.ndarray | None = None
+) -> list[dict]:
+    """Per equal-width bin: edges, word count, accuracy and mean confidence (None if
+    empty); with ``weights`` (one per word), weighted: the count is the split's estimate."""
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
+    weight = np.ones(len(confidence)) if weights is None else np.asarray(weights, np.float64)
     index = bin_index(confidence, bins)
-    counts = np.bincount(index, minlength=bins)
-    hits = np.bincount(index, weights=correct, minlength=bins)
-    confidence_sums = np.bincount(index, weights=confidence, minlength=bins)
+    counts = np.bincount(index, weights=weight, minlength=bins)
+    hits = np.bincount(index, weights=correct * weight, minlength=bins)
+    confidence_sums = np.bincount(index, weights=confidence * weight, minlength=bins)
     return [
         {
             "lo": b / bins,
             "hi": (b + 1) / bins,
-            "count": int(counts[b]),
+            "count": int(counts[b]) if weights is None else float(counts[b]),
             "accuracy": float(hits[b] / counts[b]) if counts[b] else None,
             "confidence": float(confidence_sums[b] / counts[b]) if counts[b] else None,
         }
@@ -217,15 +233,18 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10
     ]
 
 
-def calibration_errors(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict:
-    """``{"ece", "mce", "bins"}`` for top-label ``confidence`` (N,) and ``correct`` (N,).
+def calibration_errors(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10, weights: np.ndarray | None = None
+) -> dict:
+    """``{"ece", "mce", "bins"}`` for top-label ``confidence`` (N,) and ``correct`` (N,),
+    each weighing ``weights`` (N,; 1 without).
 
     >>> errors = calibration_errors(np.array([0.95, 0.95, 0.65, 0.62]),
     ...                             np.array([True, False, True, True]))
     >>> round(errors["ece"], 6), round(errors["mce"], 6)
     (0.4075, 0.45)
     """
-    table = reliability_bins(confidence, correct, bins)
+    table = reliability_bins(confidence, correct, bins, weights)
     total = sum(b["count"] for b in table)
     gaps = [abs(b["accuracy"] - b["confidence"]) for b in table if b["count"]]
     weights = [b["count"] / total for b in table if b["count"]]
@@ -236,10 +255,13 @@ def calibration_errors(confidence: np.ndarray, correct: np.ndarray, bins: int = 
     }
 
 
-def equal_mass_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+def equal_mass_ece(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10, weights: np.ndarray | None = None
+) -> float:
     """ECE over ``bins`` bins of (nearly) equal count instead of equal width (adaptive
     ECE, Nixon et al. 2019): the bins follow the confidences, so a model whose confidences
-    crowd near 1 is not judged on one or two bins.
+    crowd near 1 is not judged on one or two bins. With ``weights`` (one per value), bins
+    of (nearly) equal weight: value i, sorted, goes to bin ⌊bins · W_before(i) / W⌋.
 
     >>> round(equal_mass_ece(np.array([0.95, 0.95, 0.65, 0.62]),
     ...                      np.array([True, False, True, True]), bins=2), 6)
@@ -249,19 +271,30 @@ def equal_mass_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) 
     if not len(confidence):
         return 0.0
     order = np.argsort(confidence, kind="stable")
+    if weights is not None:
+        weight = np.asarray(weights, np.float64)[order]
+        before = np.concatenate([[0.0], np.cumsum(weight)[:-1]])
+        group = np.minimum((before / weight.sum() * bins).astype(np.int64), bins - 1)
+        sums = [np.bincount(group, v * weight, bins) for v in (correct[order], confidence[order])]
+        return float(np.abs(sums[0] - sums[1]).sum() / weight.sum())
     total = 0.0
     for group in np.array_split(order, min(bins, len(order))):
         total += abs(np.mean(correct[group]) - np.mean(confidence[group])) * len(group)
     return float(total / len(confidence))
 
 
-def top_label_calibration(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> dict:
+def top_label_calibration(
+    probs: np.ndarray, gold: np.ndarray, bins: int = 10, weights: np.ndarray | None = None
+) -> dict:
     """``calibration_errors`` of the top label of ``probs`` (N, C) against ``gold`` (N,)."""
-    return calibration_errors(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
+    return calibration_errors(probs.max(axis=1), probs.argmax(axis=1) == gold, bins, weights)
 
 
-def probability_scores(probs: np.ndarray, gold: np.ndarray) -> dict:
-    """Brier score and NLL of ``probs`` (N, C) for gold label ids ``gold`` (N,).
+def probability_scores(
+    probs: np.ndarray, gold: np.ndarray, weights: np.ndarray | None = None
+) -> dict:
+    """Brier score and NLL of ``probs`` (N, C) for gold label ids ``gold`` (N,), means
+    weighted by ``weights`` (N,; equal without).
 
     >>> scores = probability_scores(np.array([[0.8, 0.2], [0.4, 0.6]]), np.array([0, 0]))
     >>> round(scores["brier"], 6), round(scores["nll"], 6)
@@ -274,8 +307,8 @@ def probability_scores(probs: np.ndarray, gold: np.ndarray) -> dict:
     onehot[np.arange(len(gold)), gold] = 1.0
     gold_probability = probs[np.arange(len(gold)), gold]
     return {
-        "brier": float(np.mean(np.sum((probs - onehot) ** 2, axis=1))),
-        "nll": float(np.mean(-np.log(np.maximum(gold_probability, NLL_FLOOR)))),
+        "brier": float(np.average(np.sum((probs - onehot) ** 2, axis=1), weights=weights)),
+        "nll": float(np.average(-np.log(np.maximum(gold_probability, NLL_FLOOR)), weights=weights)),
     }
 
 
@@ -378,7 +411,11 @@ def entity_word_calibration(predictions, bins: int = 10) -> dict | None:
     probs = predictions.probs[scored].astype(np.float64)
     gold, predicted = predictions.gold[scored], probs.argmax(axis=1)
     kept = (gold != outside) | (predicted != outside)
-    return calibration_errors(probs[kept].max(axis=1), predicted[kept] == gold[kept], bins)
+    weights = predictions.word_weights()
+    weights = None if weights is None else weights[scored][kept]
+    return calibration_errors(
+        probs[kept].max(axis=1), predicted[kept] == gold[kept], bins, weights
+    )
 
 
 def entity_calibration(
@@ -434,12 +471,19 @@ def score_split(
     sentences), for ``f1_interval``."""
     gold_sentences = predictions.sentences(predictions.gold)
     pred_sentences = predictions.sentences(predictions.predicted)
-    spans = span_scores(gold_sentences, pred_sentences, scheme, strict)
-    interval = f1_interval(gold_sentences, pred_sentences, scheme, strict, population)
+    sentence_weights = predictions.weights  # a designed review's (None: all weigh the same)
+    spans = span_scores(gold_sentences, pred_sentences, scheme, strict, sentence_weights)
+    interval = f1_interval(
+        gold_sentences, pred_sentences, scheme, strict, population,
+        design=None if sentence_weights is None else (sentence_weights, predictions.strata),
+    )  # fmt: skip
     scored = predictions.scored
     probs = predictions.probs[scored].astype(np.float64)
     gold = predictions.gold[scored]
-    calibration = top_label_calibration(probs, gold, bins)
+    weights = predictions.word_weights()
+    weights = None if weights is None else weights[scored]
+    calibration = top_label_calibration(probs, gold, bins, weights)
+    confident, right = probs.max(axis=1), probs.argmax(axis=1) == gold
     return {
         "f1": spans["f1"],
         "precision": spans["precision"],
@@ -448,8 +492,8 @@ def score_split(
         "per_type": spans["per_type"],
         "ece": calibration["ece"],
         "mce": calibration["mce"],
-        "ece_equal_mass": equal_mass_ece(probs.max(axis=1), probs.argmax(axis=1) == gold, bins),
-        **probability_scores(probs, gold),
+        "ece_equal_mass": equal_mass_ece(confident, right, bins, weights),
+        **probability_scores(probs, gold, weights),
         "n_sentences": len(predictions.offsets) - 1,
         "n_words": len(predictions.gold),
         "n_entities": spans["n_entities"],
@@ -463,6 +507,7 @@ def score_split(
 def f1_interval(
     gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str,
     strict: bool = False, population: int | None = None, level: float = 0.95,
+    design: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[float] | None:  # fmt: skip
     """The ``level`` interval of entity F1 with the sentences as a random sample: of
     sentences like them (``population`` None), or of a split of ``population`` sentences
@@ -471,6 +516,11 @@ def f1_interval(
     − F1·(p(s) + g(s))) / (P + G), n/(n − 1)·Σ z², and the interval F1 ± t(n − 1)·SE held
     to [0, 1] (Taylor; as ``scoring.design`` with one stratum). None without entities to
     count (no span scheme, or fewer than two sentences).
+
+    ``design``: ``(weights, strata)`` per sentence, a designed review's (``weights`` =
+    N_h / n_h): F1 = 2·Σ w·tp / Σ w·(p + g), z(s) = (2·tp(s) − F1·(p(s) + g(s))) / Σ w·(p
+    + g), the variance Σ_h N_h² (1 − n_h/N_h) s²_h(z) / n_h and Satterthwaite's degrees
+    of freedom; None where a stratum not reviewed in full has fewer than two sentences.
 
     >>> gold = [["B-X"], ["B-X"], ["O"], ["B-X"]]
     >>> f1_interval(gold, gold, "IOB2")  # every entity right in every sentence: exactly 1
@@ -487,12 +537,36 @@ def f1_interval(
     sizes = np.array([len(g) + len(p) for g, p in zip(gold_spans, pred_spans, strict=True)], float)
     if not sizes.sum():
         return None
+    if design is not None:
+        return _stratified_f1_interval(correct, sizes, *design, level)
     f1 = float(2 * correct.sum() / sizes.sum())
     z = (2 * correct - f1 * sizes) / sizes.sum()
     n = len(z)
     correction = 1 - n / population if population else 1.0
     error = math.sqrt(max(correction, 0.0) * n / (n - 1) * float(np.sum(z**2)))
     half = t_quantile(n - 1, level) * error
+    return [max(f1 - half, 0.0), min(f1 + half, 1.0)]
+
+
+def _stratified_f1_interval(correct, sizes, weights, strata, level: float) -> list[float] | None:
+    from noisebench.scoring.design import t_quantile
+
+    weights = np.asarray(weights, dtype=np.float64)
+    denominator = float(weights @ sizes)
+    f1 = 2 * float(weights @ correct) / denominator
+    z = (2 * correct - f1 * sizes) / denominator
+    parts = []
+    for h in np.unique(strata):
+        inside = strata == h
+        n, size = int(inside.sum()), float(weights[inside].sum())
+        if n >= round(size):
+            continue  # reviewed in full: known exactly
+        if n < 2:
+            return None
+        parts.append((size**2 * (1 - n / size) * float(z[inside].var(ddof=1)) / n, n - 1))
+    variance = sum(part for part, _ in parts)
+    degrees = variance**2 / sum(p**2 / df for p, df in parts) if variance > 0 else math.inf
+    half = t_quantile(degrees, level) * math.sqrt(variance)
     return [max(f1 - half, 0.0), min(f1 + half, 1.0)]
 
 
@@ -507,13 +581,14 @@ def _entity_calibration_scores(predictions, scheme: str, strict: bool, bins: int
             "entity_ece_equal_mass": None,
         }
     words = entity_word_calibration(predictions, bins)
-    _, confidence, correct = predicted_entities(predictions, scheme, strict)
-    entities = calibration_errors(confidence, correct, bins)
+    sentence, confidence, correct = predicted_entities(predictions, scheme, strict)
+    weights = None if predictions.weights is None else predictions.weights[sentence]
+    entities = calibration_errors(confidence, correct, bins, weights)
     return {
         "entity_word_ece": words["ece"] if words else None,
         "entity_ece": entities["ece"],
         "entity_mce": entities["mce"],
-        "entity_ece_equal_mass": equal_mass_ece(confidence, correct, bins),
+        "entity_ece_equal_mass": equal_mass_ece(confidence, correct, bins, weights),
     }
 
 

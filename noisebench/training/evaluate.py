@@ -223,22 +223,29 @@ def _example(split, longest: int = 12) -> list[str] | None:
 
 
 def with_review(predictions: runs.Predictions, split) -> runs.Predictions:
-    """``predictions`` with the split's reviewed sentences drawn at random and their
-    reviewed labels (review merge), so they are scored apart (``write_results``) as an
-    estimate of the split's scores, and which review that is; as they were where the
-    split has none. Sentences a review chose (``--compare``, detect's list) are left out:
-    their scores are not the split's."""
+    """``predictions`` with the split's reviewed sentences drawn at random or by a design
+    (``data.ReviewSample``: a designed review's sentences carry their weights and strata)
+    and their reviewed labels (review merge), so they are scored apart (``write_results``)
+    as an estimate of the split's scores, and which review that is; as they were where the
+    split has none. Sentences a review chose without a design (detect's list) are left
+    out: their scores are not the split's."""
     if data.REVIEWED_COLUMN not in split.column_names:
         return predictions
-    random = data.random_reviewed(split)
+    sample = data.review_sample(split)
     reviewed_gold, _ = data.flat_tags(split, data.REVIEWED_TAGS_COLUMN)
     review = {
         "fingerprint": data.review_fingerprint(split),
-        "left_out": random.left_out,  # reviewed, but chosen for a reason
-        "draws_recorded": random.recorded,
+        "left_out": sample.left_out,  # reviewed, but chosen for a reason
+        "draws_recorded": sample.recorded,
+        "designed": sample.designed,  # weighted by a designed review's strata
     }
     return replace(
-        predictions, reviewed=random.sentences, reviewed_gold=reviewed_gold, review=review
+        predictions,
+        reviewed=sample.sentences,
+        reviewed_gold=reviewed_gold,
+        review=review,
+        weights=sample.weights if sample.designed else None,
+        strata=sample.strata if sample.designed else None,
     )
 
 

@@ -286,7 +286,7 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
 def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
     """``--validation-labels reviewed``: the reviewed validation sentences alone, their
     reviewed labels as the ``tags`` (and ``clean_tags``) that choose the best epoch."""
-    random = data.random_reviewed(validation)  # chosen sentences are not the split
+    random = data.review_sample(validation)  # chosen sentences are not the split
     reviewed = random.sentences
     if not reviewed.any():
         chosen = f" ({random.left_out:,} reviewed ones were chosen for a reason)" * bool(

@@ -158,6 +158,10 @@ class Predictions:
     # labels (W,; the given ones elsewhere, never read there)
     reviewed: np.ndarray | None = None
     reviewed_gold: np.ndarray | None = None
+    # a designed review's (S,) weight and stratum of each sentence (data.ReviewSample;
+    # None: the reviewed sentences weigh the same); on a reviewed part, of its sentences
+    weights: np.ndarray | None = None
+    strata: np.ndarray | None = None
     # the review scored against: its fingerprint (data.loading.review_fingerprint), the
     # reviewed sentences left out as not drawn at random, whether draws were recorded
     review: dict | None = None
@@ -182,13 +186,22 @@ class Predictions:
             [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
         ).astype(np.int64)
         counts = np.diff(self.offsets)[rows]
+        designed = self.weights is not None
         return Predictions(
             labels=self.labels,
             tokens=[self.tokens[r] for r in rows],
             gold=self.reviewed_gold[words],
             probs=self.probs[words],
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            weights=self.weights[rows] if designed else None,
+            strata=self.strata[rows] if designed else None,
         )
+
+    def word_weights(self) -> np.ndarray | None:
+        """Each word's weight, its sentence's (None without a design)."""
+        if self.weights is None:
+            return None
+        return np.repeat(self.weights, np.diff(self.offsets)).astype(np.float64)
 
     def sentences(self, ids: np.ndarray) -> list[list[str]]:
         names = np.array(self.labels, dtype=object)[ids]
@@ -224,6 +237,9 @@ def write_predictions(path: Path, predictions: Predictions) -> None:
         table = table.append_column(
             "reviewed_gold", pa.ListArray.from_arrays(offsets, pa.array(reviewed_gold))
         )
+    if predictions.weights is not None:  # a designed review's weights and strata
+        table = table.append_column("review_weight", pa.array(predictions.weights, pa.float64()))
+        table = table.append_column("review_stratum", pa.array(predictions.strata, pa.int32()))
     metadata = json.dumps(
         {"labels": predictions.labels, "schema_version": SCHEMA_VERSION}
         | ({"review": predictions.review} if predictions.review is not None else {})
@@ -253,6 +269,10 @@ def read_predictions(path: Path) -> Predictions:
         reviewed = np.asarray(table.column("reviewed").to_pylist(), dtype=bool)
         names = table.column("reviewed_gold").combine_chunks().values.to_pylist()
         reviewed_gold = np.array([index[name] for name in names], dtype=np.int64)
+    weights = strata = None
+    if "review_weight" in table.column_names:
+        weights = np.asarray(table.column("review_weight").to_numpy(), dtype=np.float64)
+        strata = np.asarray(table.column("review_stratum").to_numpy(), dtype=np.int64)
     return Predictions(
         labels=labels,
         tokens=table.column("tokens").to_pylist(),
@@ -262,4 +282,6 @@ def read_predictions(path: Path) -> Predictions:
         reviewed=reviewed,
         reviewed_gold=reviewed_gold,
         review=metadata.get("review"),
+        weights=weights,
+        strata=strata,
     )

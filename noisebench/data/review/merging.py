@@ -67,8 +67,12 @@ def merge(
     if not labels:
         raise InputError(_nothing_reviewed(reviewed_path, tasks, resolved))
     kind = manifest.get("kind", loading.RANDOM_DRAW)
+    design = manifest.get("compare") if kind == "compare" else None
+    strata = None
+    if isinstance(design, dict) and "stratum" in design:  # drawn by a design: its strata
+        kind, strata = loading.DESIGN_DRAW, np.asarray(design["stratum"], dtype=np.int64)
     merged = dict(dataset_dict)
-    merged[checks.split], counts, again = _with_reviewed(split, labels, kind)
+    merged[checks.split], counts, again = _with_reviewed(split, labels, kind, strata)
     report = {
         "schema_version": SCHEMA_VERSION,
         "data": str(spec),
@@ -167,10 +171,15 @@ def _reviewed_labels(split, tasks, resolved: dict, checks) -> dict[int, list[int
     return labels
 
 
-def _with_reviewed(split, labels: dict[int, list[int]], kind: str) -> tuple[object, dict, list]:
+def _with_reviewed(
+    split, labels: dict[int, list[int]], kind: str, strata: np.ndarray | None = None
+) -> tuple[object, dict, list]:
     """``split`` with its review columns (reviewed sentences of an earlier merge stay
     reviewed unless reviewed again; a sentence once drawn at random stays so), what
-    changed, and each sentence reviewed again: its earlier and new labels."""
+    changed, and each sentence reviewed again: its earlier and new labels. ``strata``:
+    each sentence's stratum in the design that drew ``labels``; the split keeps one
+    design's strata, and sentences an earlier design with other strata drew count as
+    chosen from then on (they are not uniform within these strata)."""
     import pyarrow as pa
 
     given, offsets = loading.flat_tags(split)
@@ -186,6 +195,10 @@ def _with_reviewed(split, labels: dict[int, list[int]], kind: str) -> tuple[obje
     else:
         reviewed, tags = np.zeros(len(split), dtype=bool), given.copy()
         draws = np.full(len(split), None, dtype=object)
+    kept = loading.review_strata(split)
+    if strata is not None and kept is not None and not np.array_equal(strata, kept):
+        draws[draws == loading.DESIGN_DRAW] = "compare"  # another design's: chosen now
+    strata = kept if strata is None else strata
     before = int(reviewed.sum())
     changed_words = changed_sentences = 0
     again = []
@@ -219,6 +232,7 @@ def _with_reviewed(split, labels: dict[int, list[int]], kind: str) -> tuple[obje
         pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(tags)),
         pa.array(draws.tolist(), type=pa.string()),
         table.select(extra) if extra else None,
+        None if strata is None else pa.array(strata, type=pa.int32()),
     )
     counts = {
         "reviewed_sentences": len(labels),
