@@ -128,6 +128,12 @@ def profile(
         return
     for renderable in profile_report(learned):
         stdout.print(renderable, soft_wrap=True)
+    if learned["source"].get("reviewed_designed"):
+        stderr.print(
+            "note: the reviewed sentences of a designed review (review sample --compare) are"
+            " weighted by their design: the rates are estimates of the split's",
+            soft_wrap=True,
+        )
     if left_out := learned["source"].get("reviewed_left_out"):
         stderr.print(
             f"note: {left_out:,} reviewed sentences chosen for a reason (detect's list,"
@@ -326,6 +332,8 @@ def noise_summary(report) -> list[str]:
                 + ("" if entity is None else f", entity noise level {entity:.4f}")
                 + (f" ({reviewed['left_out']:,} reviewed sentences chosen for a reason left out)"
                    if reviewed.get("left_out") else "")
+                + (" (a designed review's sentences, weighted by their design)"
+                   if reviewed.get("designed") else "")
             )  # fmt: skip
     lines += [f"Note: {note}" for note in report.notes]
     return lines

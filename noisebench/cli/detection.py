@@ -200,8 +200,9 @@ def _print_detection(document: dict, rows: list[dict], top: int, out: Path | Non
     if reviewed is not None and reviewed.get("left_out"):
         stderr.print(
             f"note: {reviewed['left_out']:,} reviewed training sentences were chosen for a"
-            " reason (detect's list, --compare) and are left out of the detector's scores:"
-            " graded on sentences it chose, a detector would grade its own picks",
+            " reason or by a design (detect's list, --compare) and are left out of the"
+            " detector's scores: graded on sentences it chose, a detector would grade its own"
+            " picks, and a design's sentences need weights that a ranking's scores do not take",
             soft_wrap=True,
         )
     estimate = document.get("estimated_noise")

@@ -52,6 +52,9 @@ UNRECORDED_DRAW = "unrecorded"  # reviewed by a merge from before draws were rec
 # --compare): the strata are the split's review_stratum column
 DESIGN_DRAW = "design"
 REVIEW_STRATUM_COLUMN = "review_stratum"  # per sentence: its stratum in a designed review
+# per sentence of a split made of a designed review's sentences alone (--validation-labels
+# reviewed): its design weight, N_h / n_h of the split it came from
+REVIEW_WEIGHT_COLUMN = "review_weight"
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -250,20 +253,22 @@ class ReviewSample:
         return f"{what}: {'; '.join(said)}" if said else None
 
 
-def review_sample(split) -> ReviewSample:
+def review_sample(split, designed: bool = True) -> ReviewSample:
     """The reviewed sentences drawn at random (``review sample``) or by the split's design
     (``review sample --compare``), with their weights; where a stratum of the design has
-    no such sentence, the random ones alone (the designed ones counted as left out)."""
+    no such sentence, or ``designed`` is False (a consumer whose scores are not totals of
+    sentences: detect's rankings), the random ones alone (the designed ones counted as
+    left out)."""
     reviewed = reviewed_sentences(split)
     draws = review_draws(split)
     if draws is None:
         return _weighted(reviewed, 0, not reviewed.any(), np.zeros(len(reviewed), np.int64))
     unrecorded = reviewed & (draws == UNRECORDED_DRAW)  # used as before, and said so
     random = reviewed & ((draws == RANDOM_DRAW) | unrecorded)
-    designed = reviewed & (draws == DESIGN_DRAW)
+    by_design = reviewed & (draws == DESIGN_DRAW)
     strata = review_strata(split)
-    if designed.any() and strata is not None:
-        used = random | designed
+    if designed and by_design.any() and strata is not None:
+        used = random | by_design
         covered = np.bincount(strata[used], minlength=strata.max() + 1) > 0
         if covered[strata].all():  # every stratum of the design has a reviewed sentence
             left_out = int(reviewed.sum() - used.sum())
@@ -278,6 +283,15 @@ def _weighted(used, left_out, recorded, strata, designed=False) -> ReviewSample:
     per_stratum = np.where(taken > 0, sizes / np.maximum(taken, 1), 0.0)
     weights = np.where(used, per_stratum[strata], 0.0)
     return ReviewSample(used, left_out, recorded, strata, weights, designed)
+
+
+def sentence_design(split) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(weights, strata)`` of a split made of a designed review's sentences alone
+    (``REVIEW_WEIGHT_COLUMN``); None for any other split."""
+    if REVIEW_WEIGHT_COLUMN not in split.column_names:
+        return None
+    weights = np.asarray(split.data.table.column(REVIEW_WEIGHT_COLUMN).to_numpy(), np.float64)
+    return weights, review_strata(split)
 
 
 def review_strata(split) -> np.ndarray | None:

@@ -551,28 +551,39 @@ def reviewed_counts(split, tags: np.ndarray, names, scheme: str) -> dict | None:
     reviewed sentences drawn at random (``review merge`` of a ``review sample``: chosen
     ones would overstate the noise), counted as a split's noise is: on how many sentences
     (``sentences``), the changed words, the entities, and how many reviewed sentences were
-    left out as chosen (``left_out``); None without such a review."""
-    random = data.review_sample(split)
-    reviewed = random.sentences
+    left out as chosen (``left_out``); None without such a review. A designed review's
+    sentences (``review sample --compare``) weigh their design weights: the rates are the
+    split's estimated ones, and ``designed`` says so."""
+    sample = data.review_sample(split)
+    reviewed = sample.sentences
     if not reviewed.any():
         return None
     truth, offsets = data.reviewed_truth(split)
     words = np.repeat(reviewed, np.diff(offsets))
     kept = np.concatenate([[0], np.cumsum(np.diff(offsets)[reviewed])])
-    counts = _split_counts(truth[words], tags[words], kept, names, scheme)
-    return counts | ({"left_out": random.left_out} if random.left_out else {})
+    weights = sample.weights[reviewed] if sample.designed else None
+    counts = _split_counts(truth[words], tags[words], kept, names, scheme, weights)
+    counts |= {"designed": True} if sample.designed else {}
+    return counts | ({"left_out": sample.left_out} if sample.left_out else {})
 
 
-def _split_counts(clean, noisy, offsets, names, scheme) -> dict:
-    changed = int(np.count_nonzero(clean != noisy))
+def _split_counts(clean, noisy, offsets, names, scheme, weights=None) -> dict:
+    """The changed words and entities of ``noisy`` against ``clean``; each sentence
+    weighing ``weights`` (its design weight) in the rates where given."""
+    differ = clean != noisy
+    changed = int(np.count_nonzero(differ))
+    rate = changed / len(clean) if len(clean) else 0.0
+    if weights is not None and len(clean):
+        per_word = np.repeat(np.asarray(weights, np.float64), np.diff(offsets))
+        rate = float(per_word[differ].sum() / per_word.sum())
     counts = {
         "sentences": len(offsets) - 1,
         "tokens": len(clean),
         "changed_tokens": changed,
-        "realised_token_error_rate": changed / len(clean) if len(clean) else 0.0,
+        "realised_token_error_rate": rate,
     }
     if scheme != NO_SCHEME:
-        gold, predicted, matched = _span_agreement(clean, noisy, offsets, names)
+        gold, predicted, matched = _span_agreement(clean, noisy, offsets, names, weights)
         counts |= {
             "gold_entities": gold,
             "noisy_entities": predicted,
@@ -582,21 +593,23 @@ def _split_counts(clean, noisy, offsets, names, scheme) -> dict:
     return counts
 
 
-def _span_agreement(clean, noisy, offsets, names) -> tuple[int, int, int]:
-    """(#clean entities, #noisy entities, #exact matches), over changed sentences only."""
+def _span_agreement(clean, noisy, offsets, names, weights=None) -> tuple:
+    """(#clean entities, #noisy entities, #exact matches), over changed sentences only;
+    each sentence's counted ``weights[s]`` times where given (floats then)."""
     gold = predicted = matched = 0
     changed_sentence = np.add.reduceat(clean != noisy, offsets[:-1]) if len(clean) else []
     for sentence, start in enumerate(offsets[:-1]):
         end = offsets[sentence + 1]
+        weight = 1 if weights is None else float(weights[sentence])
         clean_spans = decode_spans([names[t] for t in clean[start:end]])
         if changed_sentence[sentence] and end > start:
             noisy_spans = decode_spans([names[t] for t in noisy[start:end]])
-            matched += len(set(clean_spans) & set(noisy_spans))
-            predicted += len(noisy_spans)
+            matched += weight * len(set(clean_spans) & set(noisy_spans))
+            predicted += weight * len(noisy_spans)
         else:
-            matched += len(clean_spans)
-            predicted += len(clean_spans)
-        gold += len(clean_spans)
+            matched += weight * len(clean_spans)
+            predicted += weight * len(clean_spans)
+        gold += weight * len(clean_spans)
     return gold, predicted, matched
 
 

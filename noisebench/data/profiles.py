@@ -78,11 +78,23 @@ class Outcome:
 
 @dataclass
 class Pair:
-    """Two label sets over the same sentences: words, noisy tags, clean tags (strings)."""
+    """Two label sets over the same sentences: words, noisy tags, clean tags (strings);
+    for the sentences of a designed review, each one's design weight and stratum."""
 
     tokens: list[list[str]]
     noisy: list[list[str]]
     clean: list[list[str]]
+    weights: list[float] | None = None  # N_h / n_h (data.ReviewSample)
+    strata: list[int] | None = None
+
+    def scaled_weights(self) -> np.ndarray:
+        """Each sentence's weight over their mean (1 each without a design): counts keep
+        the sample's scale (so ``MIN_CELL`` still counts entities seen), rates are the
+        split's."""
+        if self.weights is None:
+            return np.ones(len(self.tokens))
+        weights = np.asarray(self.weights, dtype=np.float64)
+        return weights / weights.mean()
 
 
 # ------------------------------------------------------------------------- learning
@@ -127,26 +139,32 @@ def learn(pair: Pair, origin: dict | None = None) -> dict:
     forms: dict[tuple, list[str]] = defaultdict(list)  # (words, type) -> outcome keys
     changed_words = words = 0
     gold_total = noisy_total = matched = 0
-    for tokens, noisy_tags, clean_tags in zip(pair.tokens, pair.noisy, pair.clean, strict=True):
-        words += len(tokens)
-        changed_words += sum(a != b for a, b in zip(noisy_tags, clean_tags, strict=True))
+    # a designed review's sentences count their (scaled) design weight; 1 without
+    weights = pair.scaled_weights()
+    for tokens, noisy_tags, clean_tags, weight in zip(
+        pair.tokens, pair.noisy, pair.clean, weights.tolist(), strict=True
+    ):
+        weight = int(weight) if weight == int(weight) else weight  # whole counts stay ints
+        words += weight * len(tokens)
+        changed_words += weight * sum(a != b for a, b in zip(noisy_tags, clean_tags, strict=True))
         gold, noisy = decode_spans(clean_tags), decode_spans(noisy_tags)
-        gold_total, noisy_total = gold_total + len(gold), noisy_total + len(noisy)
-        matched += len(set(gold) & set(noisy))
+        gold_total, noisy_total = gold_total + weight * len(gold), noisy_total + weight * len(noisy)
+        matched += weight * len(set(gold) & set(noisy))
         for span in gold:
             outcome = outcome_of(span, noisy)
             start, end, type_ = span
-            cells[f"{type_}|{length_bucket(end - start)}"][outcome.kind] += 1
+            cells[f"{type_}|{length_bucket(end - start)}"][outcome.kind] += weight
             if outcome.kind == "retyped":
-                retype[type_][outcome.new_type] += 1
+                retype[type_][outcome.new_type] += weight
             elif outcome.kind == "boundary":
-                shifts[(outcome.left, outcome.right, outcome.pieces, outcome.new_type)] += 1
+                shifts[(outcome.left, outcome.right, outcome.pieces, outcome.new_type)] += weight
             key = f"{outcome.kind}:{outcome.new_type or ''}:{outcome.left}:{outcome.right}"
             forms[(tuple(tokens[start:end]), type_)].append(key)
         extra = [s for s in noisy if not any(s[0] < g[1] and g[0] < s[1] for g in gold)]
-        spurious_counts[len(extra)] += 1
-        spurious_types.update(span[2] for span in extra)
-        spurious_lengths.update(span[1] - span[0] for span in extra)
+        spurious_counts[len(extra)] += weight
+        for span in extra:
+            spurious_types[span[2]] += weight
+            spurious_lengths[span[1] - span[0]] += weight
     if gold_total == 0:
         raise InputError("no gold entities in the clean labels: nothing to profile")
     profile = {
@@ -496,14 +514,22 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
     """The given labels against the reviewed ones, on the reviewed sentences alone."""
     from noisebench.data import loading as data
 
-    pair, left_out = Pair([], [], []), 0
-    for split in splits:
-        random = data.review_sample(noisy[split])  # a sample estimates: drawn at random
-        left_out += random.left_out
-        chosen = noisy[split].select(np.flatnonzero(random.sentences))
+    pair, left_out = Pair([], [], [], [], []), 0
+    designed = False
+    for number, split in enumerate(splits):
+        # a sample estimates: drawn at random, or by a design and weighted by it
+        sample = data.review_sample(noisy[split])
+        left_out += sample.left_out
+        designed = designed or sample.designed
+        rows = np.flatnonzero(sample.sentences)
+        chosen = noisy[split].select(rows)
         pair.tokens += chosen["tokens"]
         pair.noisy += _strings(chosen, "tags")
         pair.clean += _strings(chosen, data.REVIEWED_TAGS_COLUMN)
+        pair.weights += sample.weights[rows].tolist()
+        pair.strata += (sample.strata[rows] + 100 * number).tolist()  # strata per split
+    if not designed:
+        pair.weights = pair.strata = None
     if not pair.tokens:
         chosen = f" ({left_out:,} reviewed ones were chosen for a reason)" if left_out else ""
         raise InputError(f"{noisy_spec}: no reviewed sentences drawn at random to profile{chosen}:"
@@ -520,6 +546,8 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
         # reviewed, but chosen (--compare, detect's list): they would overstate the noise
         "reviewed_left_out": left_out,
     }
+    if designed:  # rates weighted by the design: the split's, not the sample's
+        origin["reviewed_designed"] = True
     return pair, origin | {"splits": splits}
 
 
@@ -540,8 +568,17 @@ def intervals(pair: Pair, replicates: int = 1000, seed: int = 0) -> dict:
         for span in gold:
             counts[row, OUTCOMES.index(outcome_of(span, noisy).kind)] += 1
         counts[row, -1] = sum(not any(s[0] < g[1] and g[0] < s[1] for g in gold) for s in noisy)
+    counts *= pair.scaled_weights()[:, None]  # a designed review's sentences: weighted
     rng = np.random.default_rng([seed, 28])
-    drawn = rng.integers(0, len(counts), size=(replicates, len(counts)))
+    strata = np.zeros(len(counts), np.int64) if pair.strata is None else np.asarray(pair.strata)
+    # within each stratum, as many drawn with replacement as it has (one stratum: all)
+    drawn = np.concatenate(
+        [
+            members[rng.integers(0, len(members), size=(replicates, len(members)))]
+            for members in (np.flatnonzero(strata == h) for h in np.unique(strata))
+        ],
+        axis=1,
+    )
     totals = np.stack([counts[d].sum(axis=0) for d in drawn])  # (R, outcomes + 1)
     # a replicate that drew no gold entity has no rates: left out, not counted as 0
     entities = np.where(totals[:, :-1].sum(axis=1) > 0, totals[:, :-1].sum(axis=1), np.nan)

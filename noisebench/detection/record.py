@@ -318,7 +318,9 @@ def reviewed_truth(split) -> tuple[np.ndarray, np.ndarray, int] | None:
 
     if data.REVIEWED_COLUMN not in split.column_names:
         return None
-    random = data.review_sample(split)
+    # AP and precision at a budget rank the units of the sample, not totals of the split:
+    # a designed review's sentences (weighted by their design) are left out, and said
+    random = data.review_sample(split, designed=False)
     rows = np.flatnonzero(random.sentences)
     if not len(rows) and not random.left_out:
         return None

@@ -168,11 +168,11 @@ def _seqeval_scheme(scheme: str):
     }[scheme]
 
 
-def _precision_recall_f1(true_positive: int, predicted: int, gold: int) -> dict:
+def _precision_recall_f1(true_positive: float, predicted: float, gold: float) -> dict:
     precision = true_positive / predicted if predicted else 0.0
     recall = true_positive / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "support": round(gold)}
+    return {"precision": precision, "recall": recall, "f1": f1, "support": round(float(gold))}
 
 
 def word_scores(
@@ -413,9 +413,7 @@ def entity_word_calibration(predictions, bins: int = 10) -> dict | None:
     kept = (gold != outside) | (predicted != outside)
     weights = predictions.word_weights()
     weights = None if weights is None else weights[scored][kept]
-    return calibration_errors(
-        probs[kept].max(axis=1), predicted[kept] == gold[kept], bins, weights
-    )
+    return calibration_errors(probs[kept].max(axis=1), predicted[kept] == gold[kept], bins, weights)
 
 
 def entity_calibration(

@@ -47,13 +47,20 @@ class SentenceStats:
     bins: np.ndarray  # (S, B, 3): per calibration bin, words, correct words, confidence sum
     # (S, B, 3): the same over predicted entities; None where the tags have no spans
     entity_bins: np.ndarray | None = None
+    # a designed review's sentences: each one's weight and stratum (None: all weigh 1)
+    weights: np.ndarray | None = None
+    strata: np.ndarray | None = None
 
     def has(self, metric: str) -> bool:
         return metric != "entity_ece" or self.entity_bins is not None
 
     def value(self, metric: str, weights: np.ndarray | None = None) -> np.ndarray:
-        """``metric`` of the whole split (``weights`` None) or of each row of ``weights``
-        (R, S): how often each sentence was drawn."""
+        """``metric`` of the whole split (``weights`` None: each sentence its design
+        weight, 1 without a design) or of each row of ``weights`` (R, S): how often each
+        sentence was drawn, times its design weight."""
+        if weights is None and self.weights is not None:
+            weights = self.weights[None, :]
+            return self.value(metric, weights)[0]
         if metric == "f1":
             totals = self.counts.sum(0) if weights is None else weights @ self.counts
             return _f1(totals)
@@ -108,7 +115,7 @@ def sentence_stats(
             predictions, scheme, strict, probs=all_probs
         )
         entity_table = _binned(sentence, entity_confidence, right, len(counts), bins)
-    return SentenceStats(counts, table, entity_table)
+    return SentenceStats(counts, table, entity_table, predictions.weights, predictions.strata)
 
 
 def _binned(sentence: np.ndarray, confidence: np.ndarray, hit: np.ndarray, sentences: int, bins):
@@ -139,6 +146,9 @@ class Difference:
     seeds: int
     sentences: int
     replicates: int
+    # with ``parts``: the 95% intervals of the sentences' part alone (seeds as run) and
+    # of the seeds' part alone (every sentence as reviewed): what more of each would shrink
+    parts: dict | None = None
 
     @property
     def significant(self) -> bool:
@@ -154,7 +164,7 @@ class Difference:
             "seeds": self.seeds,
             "sentences": self.sentences,
             "replicates": self.replicates,
-        }
+        } | ({"parts": self.parts} if self.parts is not None else {})
 
 
 def paired_difference(
@@ -163,32 +173,76 @@ def paired_difference(
     metric: str,
     replicates: int = REPLICATES,
     seed: int = 0,
+    parts: bool = False,
 ) -> Difference:
     """``metric(a) - metric(b)``; ``a[i]`` and ``b[i]`` are the runs of the same seed,
-    scored on the same test sentences."""
+    scored on the same test sentences (a designed review's: resampled within its strata,
+    ``stratified_replicates``). ``parts``: the sentences' and the seeds' part of the
+    interval apart too (``Difference.parts``)."""
     if not a or len(a) != len(b):
         raise ValueError(f"paired runs needed: {len(a)} against {len(b)}")
     sentences = len(a[0].counts)
     if any(len(stats.counts) != sentences for stats in (*a, *b)):
         raise ValueError("paired runs must be scored on the same test sentences")
     rng = np.random.default_rng([seed, 7])
-    drawn_sentences = rng.integers(0, sentences, size=(replicates, sentences))
-    rows = np.arange(replicates)[:, None] * sentences
-    weights = np.bincount((rows + drawn_sentences).ravel(), minlength=replicates * sentences)
-    weights = weights.reshape(replicates, sentences).astype(np.float64)
+    if a[0].weights is not None:  # a designed review: resampled within its strata
+        weights = stratified_replicates(a[0].weights, a[0].strata, replicates, rng)
+    else:
+        drawn_sentences = rng.integers(0, sentences, size=(replicates, sentences))
+        rows = np.arange(replicates)[:, None] * sentences
+        weights = np.bincount((rows + drawn_sentences).ravel(), minlength=replicates * sentences)
+        weights = weights.reshape(replicates, sentences).astype(np.float64)
     per_seed = np.stack(
         [x.value(metric, weights) - y.value(metric, weights) for x, y in zip(a, b, strict=True)],
         axis=1,
     )  # (R, seeds)
+    sentences_only = per_seed.mean(axis=1)
+    whole = np.array([x.value(metric) - y.value(metric) for x, y in zip(a, b, strict=True)])
+    seeds_only = np.full(replicates, whole.mean())
     if len(a) > 1:
         drawn = rng.integers(0, len(a), size=(replicates, len(a)))
         per_seed = np.take_along_axis(per_seed, drawn, axis=1)
+        seeds_only = whole[drawn].mean(axis=1)
     replicated = per_seed.mean(axis=1)
-    estimate = float(
-        np.mean([x.value(metric) - y.value(metric) for x, y in zip(a, b, strict=True)])
-    )
+    estimate = float(whole.mean())
     low, high = np.percentile(replicated, [2.5, 97.5])
-    return Difference(metric, estimate, float(low), float(high), len(a), sentences, replicates)
+    split = None
+    if parts:
+        split = {
+            name: [float(v) for v in np.percentile(values, [2.5, 97.5])]
+            for name, values in (("sentences", sentences_only), ("seeds", seeds_only))
+        }
+    return Difference(
+        metric, estimate, float(low), float(high), len(a), sentences, replicates, split
+    )
+
+
+def stratified_replicates(
+    weights: np.ndarray, strata: np.ndarray, replicates: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(R, S) bootstrap weights of a stratified sample: the rescaling bootstrap (Rao and
+    Wu 1988; Rao, Wu and Yue 1992), as survey packages replicate a stratified design:
+    in each stratum of n_h ≥ 2 sentences, n_h − 1 drawn with replacement, and each
+    sentence's weight w · n_h / (n_h − 1) · (times drawn). A stratum reviewed in full
+    (n_h = N_h = Σ w) or of one sentence keeps its weights: no spread from it.
+
+    >>> rng = np.random.default_rng(0)
+    >>> made = stratified_replicates(np.array([2.0, 2.0, 3.0]), np.array([0, 0, 1]), 4, rng)
+    >>> made[:, 2].tolist(), sorted(set(made[:, :2].ravel().tolist())) <= [0.0, 4.0]
+    ([3.0, 3.0, 3.0, 3.0], True)
+    >>> made[:, :2].sum(axis=1).tolist()  # each replicate keeps the stratum's total
+    [4.0, 4.0, 4.0, 4.0]
+    """
+    made = np.tile(np.asarray(weights, dtype=np.float64), (replicates, 1))
+    for h in np.unique(strata):
+        members = np.flatnonzero(strata == h)
+        n = len(members)
+        if n < 2 or n >= round(float(weights[members].sum())):
+            continue
+        drawn = rng.integers(0, n, size=(replicates, n - 1))
+        times = np.stack([np.bincount(row, minlength=n) for row in drawn])
+        made[:, members] = weights[members] * n / (n - 1) * times
+    return made
 
 
 def decimals(half_width: float, most: int) -> int:

@@ -11,6 +11,7 @@ study holds real noise and simulated noise of the same entity noise level (withi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,7 +208,9 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
             return None
         if len({len(x.counts) for x in first + second}) != 1:
             return None
-        return paired.paired_difference(first, second, metric, replicates, seed).to_dict()
+        return paired.paired_difference(
+            first, second, metric, replicates, seed, parts=reviewed
+        ).to_dict()
 
     ce = verdict["ce"] = _reference_ce(group, summary, cache)
     others = [label for label in summary if label != ce]
@@ -270,8 +273,12 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
                 entry = compare(label, ce, "f1", reviewed=True)
                 if entry is not None:
                     needed = sentences_needed(entry, sentences)
+                    # the seeds alone spread further than the difference: no review resolves it
+                    entry["seeds_limit"] = needed == math.inf
                     # capped at the split: beyond it, no review resolves a difference this size
-                    entry["sentences_needed"] = needed and min(needed, split_size)
+                    entry["sentences_needed"] = (
+                        None if needed in (None, math.inf) else min(needed, split_size)
+                    )
                     entry["split_sentences"] = split_size
                 vs_ce[label] = entry
     record = records[0]
@@ -286,6 +293,8 @@ def _reviewed(group: Group, cache: _Runs, verdict: dict, compare) -> dict | None
         # review_draw was recorded use the random sentences only; older ones: review.json)
         "drawn": drawn or how_drawn(cache.results(run_dir).get("config", {}).get("data"), "test"),
         "left_out": record.get("left_out", 0),
+        # a designed review's sentences, each weighted by its design (N_h / n_h)
+        "designed": bool(record.get("designed")),
     }
     return reviewed | {"text": _reviewed_sentences(reviewed, verdict, ce)}
 
@@ -299,23 +308,43 @@ def _mixed_reviews(reviews: int) -> str:
 
 
 def sentences_needed(entry: dict, sentences: int) -> int | None:
-    """Reviewed sentences that would resolve a paired difference of the observed size: the
-    interval's side towards 0 (``d - low`` for d > 0) shrinks as 1/sqrt(n), so ``n * (side
-    / |d|)^2``, and more than were reviewed (None where it is resolved already or the
-    difference is 0). Sentences only: the part of the interval that comes from seeds does
-    not shrink with more of them.
+    """Reviewed sentences that would resolve a paired difference of the observed size
+    (None where it is resolved already or the difference is 0). Only the sentences' part
+    of the interval shrinks with more of them, as 1/sqrt(n); the seeds' part stays. With
+    the interval's parts (``Difference.parts``), their sides towards 0, s (sentences) and
+    e (seeds), added in quadrature: ``n · s² / (d² − e²)``, and ``math.inf`` where the
+    seeds alone spread further than d (no review resolves it; more seeds might). Without
+    them, the whole side: ``n · (side / |d|)²``. At least one more than were reviewed.
 
     >>> sentences_needed({"difference": 0.01, "ci95": [-0.01, 0.03], "significant": False}, 200)
     800
     >>> sentences_needed({"difference": 0.01, "ci95": [-0.001, 0.015], "significant": False}, 200)
     242
+    >>> parts = {"sentences": [-0.005, 0.025], "seeds": [0.002, 0.018]}
+    >>> sentences_needed({"difference": 0.01, "ci95": [-0.01, 0.03], "significant": False,
+    ...                   "parts": parts}, 200)  # s = 0.015, e = 0.008: 200 · 2.25e-4 / 3.6e-5
+    1250
+    >>> parts["seeds"] = [-0.002, 0.022]  # e = 0.012 > d
+    >>> sentences_needed({"difference": 0.01, "ci95": [-0.01, 0.03], "significant": False,
+    ...                   "parts": parts}, 200)
+    inf
     """
-    low, high = entry["ci95"]
     difference = entry["difference"]
     if entry["significant"] or difference == 0:
         return None
-    side = difference - low if difference > 0 else high - difference
-    return max(sentences + 1, int(np.ceil(sentences * (side / abs(difference)) ** 2)))
+
+    def side(interval: list[float]) -> float:
+        low, high = interval
+        return max(difference - low if difference > 0 else high - difference, 0.0)
+
+    if parts := entry.get("parts"):
+        spread = difference**2 - side(parts["seeds"]) ** 2
+        if spread <= 0:
+            return math.inf  # type: ignore[return-value]
+        wanted = sentences * side(parts["sentences"]) ** 2 / spread
+    else:
+        wanted = sentences * (side(entry["ci95"]) / abs(difference)) ** 2
+    return max(sentences + 1, math.ceil(wanted - 1e-9))
 
 
 def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[str]:
@@ -324,7 +353,8 @@ def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[s
     entry = reviewed["vs_ce"].get(best) if ce is not None and best != ce else None
     # a ranking the interval cannot support is not led with: "highest", not "best"
     word = "highest" if entry is not None and not entry["significant"] else "best"
-    head = f"On {n} reviewed test sentences (their reviewed labels): {word} is {best}"
+    drawn = " of a designed review, weighted by its design" if reviewed.get("designed") else ""
+    head = f"On {n} reviewed test sentences{drawn} (their reviewed labels): {word} is {best}"
     head += f" ({_points(reviewed['f1'][best])})"
     if entry is None:
         lines.append(head + ".")
@@ -334,7 +364,12 @@ def _reviewed_sentences(reviewed: dict, verdict: dict, ce: str | None) -> list[s
             lines.append(f"{head}, {difference}: significant.")
         else:
             needed, whole = entry["sentences_needed"], entry.get("split_sentences")
-            if needed and whole and needed >= whole:
+            if entry.get("seeds_limit"):
+                more = (
+                    "; the seeds alone spread further than this difference: more seeds, not"
+                    " more reviewed sentences, would resolve it."
+                )
+            elif needed and whole and needed >= whole:
                 more = f"; a difference this size is not resolved by all {whole:,} test sentences."
             else:
                 more = f"; a difference this size needs about {needed:,}." if needed else "."

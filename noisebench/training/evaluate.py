@@ -229,6 +229,8 @@ def with_review(predictions: runs.Predictions, split) -> runs.Predictions:
     as an estimate of the split's scores, and which review that is; as they were where the
     split has none. Sentences a review chose without a design (detect's list) are left
     out: their scores are not the split's."""
+    if (design := data.sentence_design(split)) is not None:  # --validation-labels reviewed
+        return replace(predictions, weights=design[0], strata=design[1])
     if data.REVIEWED_COLUMN not in split.column_names:
         return predictions
     sample = data.review_sample(split)

@@ -297,11 +297,14 @@ def _evaluate_epoch(
     validation predictions and whether they are the best so far."""
     prepared, state = run.prepared, run.state
     validation = _predict_split(run, "validation")
+    # a designed review's sentences (--validation-labels reviewed) weigh their design
+    design = data.sentence_design(prepared.dataset["validation"])
     f1 = metrics.span_scores(
         validation.sentences(validation.gold),
         validation.sentences(validation.predicted),
         prepared.scheme,
         prepared.config.strict,
+        None if design is None else design[0],
     )["f1"]
     if observe_epoch is not None:
         observe_epoch(epoch, lambda split="train": _predict_split(run, split))

@@ -286,7 +286,8 @@ def _validation_labels(validation, config: TrainConfig, notes: list[str]):
 def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
     """``--validation-labels reviewed``: the reviewed validation sentences alone, their
     reviewed labels as the ``tags`` (and ``clean_tags``) that choose the best epoch."""
-    random = data.review_sample(validation)  # chosen sentences are not the split
+    # drawn at random, or by a design (weighted by it); chosen sentences are not the split
+    random = data.review_sample(validation)
     reviewed = random.sentences
     if not reviewed.any():
         chosen = f" ({random.left_out:,} reviewed ones were chosen for a reason)" * bool(
@@ -300,17 +301,27 @@ def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
         )
     if note := random.note("--validation-labels reviewed"):
         notes.append(note)
-    table = validation.select(np.flatnonzero(reviewed)).flatten_indices().data.table
+    rows = np.flatnonzero(reviewed)
+    table = validation.select(rows).flatten_indices().data.table
     labels = table.column(data.REVIEWED_TAGS_COLUMN).combine_chunks()
     notes.append(
         f"the best epoch is chosen on {int(reviewed.sum())} reviewed validation sentences"
         f" (of {len(validation)}), against their reviewed labels"
+        + ", each weighted by its design (F1 of the split estimated)"
+        * random.designed
     )
+    design = {}
+    if random.designed:  # the weights travel with the sentences: the loop scores by them
+        design = {
+            "review_stratum": pa.array(random.strata[rows], pa.int32()),
+            "extra": pa.table({data.REVIEW_WEIGHT_COLUMN: random.weights[rows]}),
+        }
     return data.make_split(
         table.column("tokens").combine_chunks(),
         labels,
         data.label_names(validation),
         clean_tags=labels,
+        **design,
     )
 
 
