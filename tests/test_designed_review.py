@@ -275,3 +275,67 @@ def test_the_verdicts_paired_interval_on_a_designed_review_covers_the_difference
         assert found.estimate == pytest.approx(weighted[0] - weighted[1])
         covered += found.low <= truth <= found.high
     assert covered / 200 >= 0.92
+
+
+def write_designed_run(folder, method: str, loc_in: int):
+    """A run on 40 one-entity test sentences given as PER; a designed review reviewed 10
+    of the first 20 (stratum 0, weight 2) and 5 of the last 20 (stratum 1, weight 4),
+    all really LOC. The run predicts LOC on sentences below ``loc_in``, PER after."""
+    from test_reviewed_scores import LABELS
+
+    from noisebench.training.config import TrainConfig
+    from noisebench.training.evaluate import write_results
+
+    config = TrainConfig(data="toyner", method=method)
+    run_dir = folder / runs.run_name(config.identity(), "toyner")
+    run_dir.mkdir(parents=True)
+    sentences = 40
+    reviewed = np.zeros(sentences, dtype=bool)
+    reviewed[list(range(10)) + list(range(20, 25))] = True
+    strata = (np.arange(sentences) >= 20).astype(np.int64)
+    weights = np.where(reviewed, np.where(strata == 0, 2.0, 4.0), 0.0)
+    gold = np.tile([LABELS.index("B-PER"), 0], sentences)
+    reviewed_gold = gold.copy()
+    reviewed_gold[0::2][reviewed] = LABELS.index("B-LOC")
+    predicted = np.tile([LABELS.index("B-PER"), 0], sentences)
+    predicted[0 : 2 * loc_in : 2] = LABELS.index("B-LOC")
+    probs = np.full((2 * sentences, len(LABELS)), 0.05, dtype=np.float32)
+    probs[np.arange(2 * sentences), predicted] = 0.85
+    review = {"fingerprint": "f", "left_out": 0, "draws_recorded": True, "designed": True}
+    made = runs.Predictions(
+        LABELS, [["w", "x"]] * sentences, gold, probs, np.arange(0, 2 * sentences + 1, 2),
+        reviewed=reviewed, reviewed_gold=reviewed_gold, review=review, weights=weights,
+        strata=strata,
+    )  # fmt: skip
+    for split in ("validation", "test"):
+        runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
+    write_results(run_dir, LABELS, "IOB2", config, {"validation_labels": "noisy"}, [])
+    (run_dir / runs.CONFIG).write_text(json.dumps({"config": config.identity()}))
+    return run_dir
+
+
+def test_the_leaderboard_and_the_verdict_weigh_a_designed_review(runner, tmp_path):
+    """CE finds the LOC of every sentence, mask-missing of the first 20 only. By hand,
+    weighted: mask-missing has TP 10·2 = 20, P = G = 10·2 + 5·4 = 40, F1 = 0.5 (0.667
+    unweighted); CE 1.0. The reviewed F1 column, the verdict and its text say so."""
+    from noisebench.studies import board as boards
+    from noisebench.studies.leaderboard.records import collect
+
+    ce = write_designed_run(tmp_path, "none", 40)
+    write_designed_run(tmp_path, "mask-missing", 20)
+    results = json.loads((ce / runs.RESULTS).read_text())
+    assert results["splits"]["test"]["reviewed"]["f1"] == 1.0
+    collected = collect([tmp_path], "test", ["f1"])
+    reviewed_f1 = {r["loss"] + r["run"][-6:]: r["value"] for r in collected.records
+                   if r["metric"] == "reviewed_f1"}  # fmt: skip
+    assert sorted(reviewed_f1.values()) == [pytest.approx(0.5), 1.0]
+    setting = boards.verdict_of(collected, "test", 400)["settings"][0]
+    reviewed = setting["reviewed"]
+    assert reviewed["designed"] and reviewed["f1"] == {"ce": 1.0, "ce +mask-missing": 0.5}
+    entry = reviewed["vs_ce"]["ce +mask-missing"]
+    assert entry["difference"] == pytest.approx(-0.5) and "parts" in entry
+    assert setting["text"][1].startswith(
+        "On 15 reviewed test sentences of a designed review, weighted by its design"
+    )
+    shown = run(runner, "leaderboard", tmp_path, "--metric", "f1")
+    assert "weigh their design" in " ".join(shown.stdout.split())

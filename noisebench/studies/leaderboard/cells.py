@@ -56,6 +56,7 @@ def aggregate(records: list[dict]) -> list[dict]:
                 "ci95": half_width,
                 # runs that learned nothing (see metrics)
                 "degenerate": sum(int(r.get("degenerate", False)) for r in members),
+                "review_designed": any(r.get("review_designed") for r in members),
                 # the dataset's own labels are noisy
                 "noisy_labels": any(r.get("noisy_labels") for r in members),
                 # validation F1 gained at the last epoch, where it was still rising (or None)

@@ -87,6 +87,8 @@ def _add_run(
     if scores is None:
         return
     identity["degenerate"] = bool(scores.get("degenerate"))
+    # its reviewed scores weigh a designed review's sentences by their design
+    identity["review_designed"] = bool((scores.get("review") or {}).get("designed"))
     identity["noisy_labels"] = labels_noisy_as_given(results, dataset)
     history = (results.get("train") or {}).get("history") or []
     identity["validation_history"] = [epoch["validation_f1"] for epoch in history]

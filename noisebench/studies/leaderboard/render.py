@@ -8,7 +8,7 @@ import io
 
 from rich.table import Table
 
-from noisebench.scoring.metrics import HIGHER_IS_BETTER, metric_title, scale
+from noisebench.scoring.metrics import HIGHER_IS_BETTER, REVIEWED, metric_title, scale
 from noisebench.scoring.paired import decimals
 from noisebench.studies.leaderboard.cells import STILL_RISING
 from noisebench.studies.leaderboard.gate import GateResult, describe_key
@@ -60,6 +60,14 @@ def footnotes(table: Pivot) -> list[str]:
             f"{STILL_IMPROVING_MARK} still improving: {len(rising)} cell(s) whose validation F1"
             f" rose by more than {STILL_RISING * 100:g} point(s) (and the seed spread) at the"
             " last epoch, their best; a longer budget may change these numbers."
+        )
+    if table.metric.startswith(REVIEWED) and any(
+        c.get("review_designed") for c in table.cells.values()
+    ):
+        lines.append(
+            "reviewed: the reviewed sentences of a designed review (review sample --compare)"
+            " weigh their design (stratum's sentences over its reviewed ones): these are"
+            " estimates of the split's scores."
         )
     return lines
 
