@@ -379,6 +379,7 @@ class Cell:
     noisy_labels: bool  # scored against labels that are themselves noisy
     still_improving: float | None  # validation F1 still rising at the last epoch by this
     repeated_runs: list[str]  # runs left out: another run of the cell had the same seed
+    review_designed: bool = False  # reviewed scores weighted by a designed review
 
 
 @dataclass(frozen=True)
@@ -472,11 +473,13 @@ def review_sample(
     force: bool = False,
     compare: Sequence[str | Path] | None = None,
     continue_from: str | Path | None = None,
+    where: Sequence[str] = (),
 ):
     """Draw ``n`` sentences of ``split`` uniformly at random (seeded) and write them for
     review into ``out``: Label Studio tasks, the labelling config, an editable CoNLL file
     and the manifest; with ``compare`` (two or more run folders, or a folder of runs), by
-    the stratified design those runs define; with ``continue_from`` (an earlier designed
+    the stratified design those runs define (those whose settings match every
+    ``KEY=VALUE`` of ``where``); with ``continue_from`` (an earlier designed
     review's folder), its next ``n`` sentences. As ``noisebench review sample``; returns a
     ``Sample`` (``out``, ``manifest``, ``notes``)."""
     from noisebench.data import loading
@@ -488,7 +491,7 @@ def review_sample(
         return focus.continue_sample(data, Path(continue_from), n, Path(out), columns, force)
     if compare:
         runs = [Path(r) for r in compare]
-        return focus.sample(data, split, n, seed, Path(out), runs, columns, force)
+        return focus.sample(data, split, n, seed, Path(out), runs, columns, force, where)
     return sampling.sample(data, split, n, seed, Path(out), columns, force)
 
 

@@ -339,3 +339,35 @@ def test_the_leaderboard_and_the_verdict_weigh_a_designed_review(runner, tmp_pat
     )
     shown = run(runner, "leaderboard", tmp_path, "--metric", "f1")
     assert "weigh their design" in " ".join(shown.stdout.split())
+
+
+def test_the_runs_of_one_leaderboard_column_are_compared_with_where(runner, ner_dir, tmp_path):
+    """A runs folder of four runs (CE and GCE at rates 0.2 and 0.4): --where rate=0.4
+    designs the review over the two at 0.4 only, and records how they were chosen; a key
+    no run has, a malformed condition and one that leaves one run are refused in one
+    line each (exit 2)."""
+    split = loading.load(ner_dir)["validation"]
+    with_entities = [s for s in range(len(split)) if entity_count(split, s)]
+    folder = tmp_path / "runs"
+    for number, (loss, rate) in enumerate(itertools.product(("ce", "gce"), (0.2, 0.4))):
+        made = write_run(folder / f"{loss}-{rate}", split, set(with_entities[: 2 + 3 * number]))
+        (made / runs.CONFIG).write_text(json.dumps({"config": {"loss": loss, "rate": rate}}))
+    out = tmp_path / "review"
+    shown = run(runner, "review", "sample", ner_dir, "-n", 8, "--compare", folder, "--where",
+                "rate=0.40", "-o", out, "--json")  # fmt: skip
+    manifest = json.loads(shown.stdout)["manifest"]
+    assert manifest["compare"]["runs"] == [str(folder / "ce-0.4"), str(folder / "gce-0.4")]
+    assert manifest["compare"]["where"] == ["rate=0.40"]
+    both = ["--compare", folder, "--where", "rate=0.4", "--where", "loss=gce"]
+    refused = run(runner, "review", "sample", ner_dir, *both, "-o", tmp_path / "x", code=2)
+    assert "--compare: name at least two runs: --where leaves 1" in refused.stderr
+    refused = run(runner, "review", "sample", ner_dir, "--compare", folder, "--where", "lr=1",
+                  "-o", tmp_path / "x", code=2)  # fmt: skip
+    assert "--where lr: no run has this setting (the runs have: loss, rate)" in refused.stderr
+    refused = run(runner, "review", "sample", ner_dir, "--compare", folder, "--where", "rate",
+                  "-o", tmp_path / "x", code=2)  # fmt: skip
+    assert "--where 'rate': write KEY=VALUE" in refused.stderr
+    refused = run(runner, "review", "sample", ner_dir, "--where", "rate=0.4", "-o",
+                  tmp_path / "x", code=2)  # fmt: skip
+    assert "--where chooses among the runs of --compare" in refused.stderr
+    assert not (tmp_path / "x").exists()

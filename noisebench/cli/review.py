@@ -57,6 +57,15 @@ def sample(
             " whether the best is decided.",
         ),
     ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --compare RUNS-FOLDER: only the runs whose settings match KEY=VALUE"
+            " (repeat; keys as results.json's config: loss, q, s, rate, noise, method, seed,"
+            " ...): the runs of one leaderboard column (--where rate=0.4) or cell.",
+            show_default=False,
+        ),
+    ] = None,
     continue_from: Annotated[
         Path | None,
         typer.Option(
@@ -90,15 +99,19 @@ def sample(
 
         dataset = options.dataset(dataset, data_option, default=None)
         columns = loading.Columns(token_column, tag_column, split_list(labels))
-        if continue_from is not None and compare:
+        if continue_from is not None and (compare or where):
             raise InputError("--continue takes the runs of its design: leave out --compare")
+        if where and not compare:
+            raise InputError("--where chooses among the runs of --compare: name them")
         if continue_from is None:
             dataset = dataset or "conll2003"
         with stderr.status(f"sampling {dataset or continue_from}…"):
             if continue_from is not None:
                 made = focus.continue_sample(dataset, continue_from, n, out, columns, force)
             elif compare:
-                made = focus.sample(dataset, split, n, seed, out, compare, columns, force)
+                made = focus.sample(
+                    dataset, split, n, seed, out, compare, columns, force, where or ()
+                )
             else:
                 made = sampling.sample(dataset, split, n, seed, out, columns, force)
     if json_output:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +61,16 @@ class Disagreement:
     """The candidate runs: their saved predictions of a split, and the strata they make."""
 
     run_dirs: list[Path]
+    where: Sequence[str] = ()  # KEY=VALUE: only the runs whose settings match (select)
 
     def predictions(self, split, name: str) -> list[runs.Predictions]:
         """Each run's saved predictions of split ``name``, checked against its words; a
-        folder of runs (a sweep's ``--runs-dir``) stands for every run in it."""
-        self.run_dirs = expand(self.run_dirs, name)
+        folder of runs (a sweep's ``--runs-dir``) stands for every run in it, those that
+        match ``where`` where given."""
+        self.run_dirs = select(expand(self.run_dirs, name), self.where)
         if len(self.run_dirs) < 2:
-            raise InputError("--compare: name at least two runs")
+            found = f": --where leaves {len(self.run_dirs)}" if self.where else ""
+            raise InputError(f"--compare: name at least two runs{found}")
         words = split["tokens"]
         found = []
         for run_dir in self.run_dirs:
@@ -94,6 +98,57 @@ def expand(run_dirs: list[Path], split: str) -> list[Path]:
         else:
             found.append(Path(run_dir))
     return list(dict.fromkeys(found))
+
+
+def select(run_dirs: list[Path], where: Sequence[str]) -> list[Path]:
+    """The runs whose settings (``config.json``, as ``results.json`` names them: loss, q,
+    s, rate, noise, method, seed, lr, model, ...) match every ``KEY=VALUE`` of ``where``:
+    the runs of one leaderboard cell (every setting but the seed) or column (``rate=0.4``).
+    Numbers match by value (``rate=0.4`` matches 0.4), the rest as written; a key no run
+    has, or a malformed condition, is refused in one line naming what there is."""
+    if not where:
+        return run_dirs
+    wanted = []
+    for condition in where:
+        key, equals, value = condition.partition("=")
+        if not equals or not key.strip():
+            raise InputError(f"--where {condition!r}: write KEY=VALUE (e.g. --where rate=0.4)")
+        wanted.append((key.strip(), value.strip()))
+    settings = {run_dir: _settings(run_dir) for run_dir in run_dirs}
+    known = set().union(*settings.values()) if settings else set()
+    for key, _ in wanted:
+        if key not in known:
+            have = ", ".join(sorted(known))
+            raise InputError(f"--where {key}: no run has this setting (the runs have: {have})")
+    return [r for r, found in settings.items() if all(_matches(found.get(k), v) for k, v in wanted)]
+
+
+def _settings(run_dir: Path) -> dict:
+    for name in (runs.CONFIG, runs.RESULTS):
+        path = Path(run_dir) / name
+        if path.is_file():
+            return runs.read_json(path).get("config") or {}
+    return {}
+
+
+def _matches(found, value: str) -> bool:
+    """``found`` (a run's setting) against ``value`` as the user wrote it.
+
+    >>> _matches(0.4, "0.4"), _matches(0.4, "0.40"), _matches("gce", "gce"), _matches(None, "none")
+    (True, True, True, True)
+    >>> _matches(1, "true"), _matches("gce", "sgce")
+    (False, False)
+    """
+    if found is None:
+        return value.lower() in ("none", "null", "")
+    if isinstance(found, bool):
+        return str(found).lower() == value.lower()
+    if isinstance(found, int | float):
+        try:
+            return math.isclose(float(found), float(value))
+        except ValueError:
+            return False
+    return str(found) == value
 
 
 def prediction_file(run_dir, split: str) -> Path:
@@ -178,11 +233,13 @@ def _largest_remainders(quotas: np.ndarray, total: int) -> np.ndarray:
 
 def sample(
     spec: str, split: str, n: int, seed: int, out: Path, run_dirs: list[Path],
-    columns: loading.Columns | None = None, force: bool = False,
+    columns: loading.Columns | None = None, force: bool = False, where: Sequence[str] = (),
 ) -> sampling.Sample:  # fmt: skip
-    """Draw ``n`` sentences by the stratified design the runs define and write them for
-    review; the manifest's ``compare`` keeps the design and what ``estimate`` needs."""
-    return _batch(spec, split, n, seed, out, [Path(r) for r in run_dirs], columns, force)
+    """Draw ``n`` sentences by the stratified design the runs define (those matching
+    ``where``: ``select``) and write them for review; the manifest's ``compare`` keeps the
+    design and what ``estimate`` needs."""
+    run_dirs = [Path(r) for r in run_dirs]
+    return _batch(spec, split, n, seed, out, run_dirs, columns, force, where=where)
 
 
 def continue_sample(
@@ -219,9 +276,10 @@ def continue_sample(
 def _batch(
     spec: str, split: str, n: int, seed: int, out: Path, run_dirs: list[Path],
     columns: loading.Columns | None, force: bool, previous: dict | None = None,
+    where: Sequence[str] = (),
 ) -> sampling.Sample:  # fmt: skip
     sampling.check_out(out, force)
-    focus = Disagreement(run_dirs)
+    focus = Disagreement(run_dirs, where)
     notes: list[str] = []
     dataset_dict = sampling.load_split(spec, split, n, columns, notes)
     origin = sampling.Origin.of(spec, dataset_dict, split)
@@ -263,6 +321,7 @@ def _batch(
         # one design across its batches: every merge of it is a look (review.json reviews)
         "design": hashlib.sha256(identity).hexdigest()[:16],
         "runs": [str(r) for r in focus.run_dirs],
+        "where": list(where or (previous or {}).get("where", [])),  # how they were chosen
         "predictions_sha256": hashes,
         "fingerprint": origin.fingerprint,
         "strata": list(STRATA),
