@@ -105,6 +105,8 @@ def review(
     within = np.mean([truth[best] - truth[c] <= 0.005 for c in chosen])
     return {
         "decided": decided / draws,
+        "decisions": decided,
+        "wrong_decisions": wrong,
         "wrong_of_decided": wrong / max(decided, 1),
         "median_n_right": float(np.median(right_at)) if right_at else None,
         "chosen_within_half_point": float(within),
@@ -140,7 +142,8 @@ def row(label: str, population, correct, gold, truth, args) -> str:
 
     def shown(found):
         median = found["median_n_right"]
-        return (f"{found['decided']:.0%} | {found['wrong_of_decided']:.1%} |"
+        counts = f"{found['wrong_decisions']} of {found['decisions']}"
+        return (f"{found['decided']:.0%} | {found['wrong_of_decided']:.1%} ({counts}) |"
                 f" {'—' if median is None else f'{median:.0f}'} |"
                 f" {found['chosen_within_half_point']:.0%}")  # fmt: skip
 

@@ -510,7 +510,8 @@ def review_merge(
 ):
     """Bring reviewed labels back: a Label Studio JSON export (or the edited CoNLL file)
     of a review of ``data``, checked against its manifest, written to ``out`` with the
-    reviewed sentences marked (``reviewed``, ``reviewed_tags``, ``review_draw``). As
+    reviewed sentences marked (``reviewed``, ``reviewed_tags``, ``review_draw``, and for a
+    designed review ``review_stratum``). As
     ``noisebench review merge``; returns a ``Merged`` (``dataset``, ``report``: counts,
     agreement, ties, sentences reviewed again, what a focused review estimates)."""
     from noisebench.data import loading

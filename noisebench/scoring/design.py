@@ -284,7 +284,14 @@ def estimate(population: Population, reviewed: Reviewed, level: float = 0.95) ->
     """Each run's F1 on the split and every pairwise difference (see the module's
     docstring). Every stratum must hold a reviewed sentence, except those where every
     run predicts nothing and whose gold entities are therefore the only unknown: those
-    too, since G is needed for every F1."""
+    too, since G is needed for every F1.
+
+    Each F1 interval is at ``level``; among R runs each difference is at 1 − (1 −
+    ``level``) / (R − 1) (Bonferroni over the rivals of one run). The best run is decided
+    when its difference to every other run excludes 0, so a wrong decision needs the
+    chosen run's difference to the truly best to exclude 0 with the wrong sign: one of
+    the truly best run's R − 1 rivals, each at most (1 − level) / (2(R − 1)), so at most
+    (1 − level) / 2 in all, as for two runs."""
     sizes = population.sizes
     stratum = population.stratum[reviewed.rows]
     missing = [int(h) for h in np.flatnonzero(sizes) if not np.any(stratum == h)]
@@ -310,12 +317,13 @@ def estimate(population: Population, reviewed: Reviewed, level: float = 0.95) ->
         for r in range(runs)
     ]  # fmt: skip
     differences = {}
+    pair_level = 1 - (1 - level) / max(runs - 1, 1)
     for a in range(runs):
         for b in range(a + 1, runs):
             lo, hi = _difference_bounds(population, f1, denominators, a, b, reach)
             differences[(a, b)] = clipped(
                 _interval(f1[a] - f1[b], z[a] - z[b], stratum, sizes, lo, hi,
-                          population.stratum, level),
+                          population.stratum, pair_level),
                 -1.0, 1.0,
             )  # fmt: skip
     return Estimates(intervals, differences, correct, gold, len(reviewed.rows))
