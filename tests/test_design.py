@@ -188,3 +188,31 @@ def test_intervals_hold_at_every_look_at_once():
         missed, naive = missed + missed_once, naive + naive_once
     assert missed / 400 <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 400), missed
     assert naive / 400 > 0.12, naive
+
+
+def test_among_more_runs_each_difference_is_at_a_bonferroni_level():
+    """Two runs: each difference at the level asked. Three runs: each difference's
+    half-width is t at 1 − 0.05 / 2 times its standard error; each F1's still at 0.95."""
+    rng = np.random.default_rng(3)
+    stratum = np.repeat([0, 1], [120, 80])
+    gold = rng.poisson(1.5, 200)
+    correct = np.stack([rng.binomial(gold, p) for p in (0.9, 0.8, 0.7)])
+    predicted = correct + rng.poisson(0.3, (3, 200))
+    rows = np.concatenate([np.arange(0, 40), np.arange(120, 160)])
+
+    def estimated(runs: int) -> design.Estimates:
+        population = design.Population(stratum, np.full(200, 9), predicted[:runs])
+        return design.estimate(population, design.Reviewed(rows, correct[:runs, rows], gold[rows]))
+
+    def factor(interval: design.Interval) -> float:
+        assert interval.low > -1 and interval.high < 1  # not clipped
+        return (interval.high - interval.low) / 2 / interval.standard_error
+
+    two, three = estimated(2), estimated(3)
+    for interval in two.differences.values():
+        assert factor(interval) == pytest.approx(design.t_quantile(interval.degrees, 0.95))
+    assert len(three.differences) == 3
+    for interval in three.differences.values():
+        assert factor(interval) == pytest.approx(design.t_quantile(interval.degrees, 0.975))
+    for interval in three.f1:
+        assert factor(interval) == pytest.approx(design.t_quantile(interval.degrees, 0.95))
