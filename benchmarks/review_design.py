@@ -93,7 +93,7 @@ def review(
             rows = np.concatenate([o[:k] for o, k in zip(order, allocation, strict=True)])
             looks.append(len(rows))
             made = design.estimate(shown, design.Reviewed(rows, correct[:, rows], gold[rows]),
-                                   design.look_level(looks, len(strata)))  # fmt: skip
+                                   *focus.levels(looks, len(strata), len(correct)))  # fmt: skip
             verdict = focus.decision(made, len(strata))
             if verdict["decided"]:
                 decided += 1

@@ -304,8 +304,8 @@ def write_designed_run(folder, method: str, loc_in: int):
     review = {"fingerprint": "f", "left_out": 0, "draws_recorded": True, "designed": True}
     made = runs.Predictions(
         LABELS, [["w", "x"]] * sentences, gold, probs, np.arange(0, 2 * sentences + 1, 2),
-        reviewed=reviewed, reviewed_gold=reviewed_gold, review=review, weights=weights,
-        strata=strata,
+        reviewed=reviewed, reviewed_gold=reviewed_gold, review=review, review_weights=weights,
+        review_strata=strata,
     )  # fmt: skip
     for split in ("validation", "test"):
         runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
@@ -322,9 +322,15 @@ def test_the_leaderboard_and_the_verdict_weigh_a_designed_review(runner, tmp_pat
     from noisebench.studies.leaderboard.records import collect
 
     ce = write_designed_run(tmp_path, "none", 40)
-    write_designed_run(tmp_path, "mask-missing", 20)
+    masked = write_designed_run(tmp_path, "mask-missing", 20)
     results = json.loads((ce / runs.RESULTS).read_text())
     assert results["splits"]["test"]["reviewed"]["f1"] == 1.0
+    # the whole split's scores against the given labels weigh every sentence alike: by
+    # hand, mask-missing finds the given PER of the last 20 of 40 (TP 20, P = G = 40)
+    whole = json.loads((masked / runs.RESULTS).read_text())["splits"]["test"]
+    assert whole["f1"] == pytest.approx(0.5) and whole["n_entities"] == 40
+    assert whole["reviewed"]["f1"] == pytest.approx(0.5)
+    assert whole["reviewed"]["n_entities"] == 15  # the reviewed sentences' own count
     collected = collect([tmp_path], "test", ["f1"])
     reviewed_f1 = {r["loss"] + r["run"][-6:]: r["value"] for r in collected.records
                    if r["metric"] == "reviewed_f1"}  # fmt: skip
@@ -334,6 +340,10 @@ def test_the_leaderboard_and_the_verdict_weigh_a_designed_review(runner, tmp_pat
     assert reviewed["designed"] and reviewed["f1"] == {"ce": 1.0, "ce +mask-missing": 0.5}
     entry = reviewed["vs_ce"]["ce +mask-missing"]
     assert entry["difference"] == pytest.approx(-0.5) and "parts" in entry
+    # on the given labels (whole split, unweighted; CE predicts LOC for every given PER):
+    # 0.5 − 0, with a spread of its own
+    given = setting["vs_ce"]["ce +mask-missing"]["f1"]
+    assert given["difference"] == pytest.approx(0.5) and given["ci95"][0] < given["ci95"][1]
     assert setting["text"][1].startswith(
         "On 15 reviewed test sentences of a designed review, weighted by its design"
     )
@@ -371,3 +381,39 @@ def test_the_runs_of_one_leaderboard_column_are_compared_with_where(runner, ner_
                   tmp_path / "x", code=2)  # fmt: skip
     assert "--where chooses among the runs of --compare" in refused.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_designed_sentence_reviewed_again_by_a_chosen_review_stays_in_the_design(
+    runner, ner_dir, tmp_path
+):
+    """Detect's list reviewing a sentence the design drew again must not pull it out of the
+    sample (a selective removal would bias the estimate); a negative stratum is refused."""
+    _, _, _, manifest, merged = designed_review(runner, ner_dir, tmp_path)
+    again = tmp_path / "again"
+    run(runner, "review", "sample", merged, "--split", "validation", "-n", 40, "-o", again)
+    chosen = json.loads((again / "manifest.json").read_text())
+    (again / "manifest.json").write_text(json.dumps({**chosen, "kind": "detect"}))
+    target = manifest["sentences"][0]
+    conll = again / "review.conll"
+    blocks = conll.read_text().strip("\n").split("\n\n")
+    marked = [b.replace("reviewed: no", "reviewed: yes") if int(b.split()[2]) == target else b
+              for b in blocks]  # fmt: skip
+    conll.write_text("\n\n".join(marked) + "\n")
+    run(runner, "review", "merge", merged, conll, "-o", tmp_path / "merged2")
+    data = loading.load(tmp_path / "merged2")["validation"]
+    assert loading.review_draws(data)[target] == loading.DESIGN_DRAW
+    assert loading.review_sample(data).left_out == 0
+    # a stratum column with a negative value: one line, exit 2
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "merged2" / "validation.parquet"
+    table = pq.read_table(path)
+    column = table.column(loading.REVIEW_STRATUM_COLUMN).to_pylist()
+    column[0] = -1
+    index = table.column_names.index(loading.REVIEW_STRATUM_COLUMN)
+    table = table.set_column(index, loading.REVIEW_STRATUM_COLUMN, pa.array(column, pa.int32()))
+    pq.write_table(table, path)
+    refused = run(runner, "profile", tmp_path / "merged2", code=2)
+    assert "column 'review_stratum' must hold one integer of 0 or more per sentence" in (
+        refused.stderr
+    )

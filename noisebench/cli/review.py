@@ -287,9 +287,11 @@ def compare_lines(found: dict) -> list[str]:
         return [f"no estimate: {found['why']}"]
     strata = ", ".join(f"{name} {size:,}" for name, size in found["strata"].items())
     level = found.get("level", 0.95)
+    pairs = found.get("difference_level", level)
+    between = f", each difference's at {100 * pairs:.2f}%" if len(runs) > 2 else ""
     lines = [f"Designed review, look {found.get('look', 1)}: {found['reviewed_sentences']:,}"
-             f" reviewed sentences (strata: {strata}); intervals at {100 * level:.2f}%, so that"
-             " every look together errs at most 5% of the time"]  # fmt: skip
+             f" reviewed sentences (strata: {strata}); intervals at {100 * level:.2f}%{between},"
+             " so that every look together errs at most 5% of the time"]  # fmt: skip
     if found.get("skipped_sentences"):
         lines.append(f"{found['skipped_sentences']:,} sentences drawn by the design are not"
                      " reviewed in this data: the estimate holds if they were skipped at"

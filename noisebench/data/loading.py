@@ -221,15 +221,6 @@ class ReviewSample:
     weights: np.ndarray
     designed: bool = False
 
-    @property
-    def design(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(weights, strata)`` of the used sentences, in order; None where every used
-        sentence weighs the same in one stratum (a random review: plain scores)."""
-        if not self.designed:
-            return None
-        rows = np.flatnonzero(self.sentences)
-        return self.weights[rows], self.strata[rows]
-
     def note(self, what: str) -> str | None:
         """What a consumer tells the user about the sentences it used, or None."""
         said = []
@@ -291,7 +282,8 @@ def sentence_design(split) -> tuple[np.ndarray, np.ndarray] | None:
     if REVIEW_WEIGHT_COLUMN not in split.column_names:
         return None
     weights = np.asarray(split.data.table.column(REVIEW_WEIGHT_COLUMN).to_numpy(), np.float64)
-    return weights, review_strata(split)
+    strata = review_strata(split)
+    return weights, np.zeros(len(weights), np.int64) if strata is None else strata
 
 
 def review_strata(split) -> np.ndarray | None:
@@ -888,9 +880,13 @@ def _reviewed_columns(origin, table: pa.Table) -> tuple:
     stratum = None
     if REVIEW_STRATUM_COLUMN in table.column_names:
         stratum = table.column(REVIEW_STRATUM_COLUMN).combine_chunks()
-        if not pa.types.is_integer(stratum.type) or stratum.null_count:
+        if (
+            not pa.types.is_integer(stratum.type)
+            or stratum.null_count
+            or (len(stratum) and pc.min(stratum).as_py() < 0)
+        ):
             raise InputError(f"{origin}: column '{REVIEW_STRATUM_COLUMN}' must hold one integer"
-                             " per sentence")  # fmt: skip
+                             " of 0 or more per sentence")  # fmt: skip
         stratum = stratum.cast(pa.int32())
     return reviewed, _list_column(origin, table, REVIEWED_TAGS_COLUMN), draw, stratum
 

@@ -568,8 +568,9 @@ def reviewed_counts(split, tags: np.ndarray, names, scheme: str) -> dict | None:
 
 
 def _split_counts(clean, noisy, offsets, names, scheme, weights=None) -> dict:
-    """The changed words and entities of ``noisy`` against ``clean``; each sentence
-    weighing ``weights`` (its design weight) in the rates where given."""
+    """The changed words and entities of ``noisy`` against ``clean``: the counts the
+    sentences' own, the rates with each sentence weighing ``weights`` (its design
+    weight) where given."""
     differ = clean != noisy
     changed = int(np.count_nonzero(differ))
     rate = changed / len(clean) if len(clean) else 0.0
@@ -583,12 +584,20 @@ def _split_counts(clean, noisy, offsets, names, scheme, weights=None) -> dict:
         "realised_token_error_rate": rate,
     }
     if scheme != NO_SCHEME:
-        gold, predicted, matched = _span_agreement(clean, noisy, offsets, names, weights)
+        gold, predicted, matched = _span_agreement(clean, noisy, offsets, names)
         counts |= {
             "gold_entities": gold,
             "noisy_entities": predicted,
             "matching_entities": matched,
-            "entity_noise_level": 1.0 - _f1(gold, predicted, matched),
+            # weighted where the sentences weigh their design (the counts are their own)
+            "entity_noise_level": 1.0
+            - _f1(
+                *(
+                    _span_agreement(clean, noisy, offsets, names, weights)
+                    if weights is not None
+                    else (gold, predicted, matched)
+                )
+            ),
         }
     return counts
 

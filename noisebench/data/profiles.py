@@ -137,18 +137,21 @@ def learn(pair: Pair, origin: dict | None = None) -> dict:
     spurious_types: Counter = Counter()
     spurious_lengths: Counter = Counter()
     forms: dict[tuple, list[str]] = defaultdict(list)  # (words, type) -> outcome keys
-    changed_words = words = 0
-    gold_total = noisy_total = matched = 0
-    # a designed review's sentences count their (scaled) design weight; 1 without
+    words = gold_total = 0  # the sentences' own counts
+    # the rates' sums: a designed review's sentences weigh their (scaled) design weight
+    changed_words = weighed_words = weighed_gold = noisy_total = matched = 0
     weights = pair.scaled_weights()
     for tokens, noisy_tags, clean_tags, weight in zip(
         pair.tokens, pair.noisy, pair.clean, weights.tolist(), strict=True
     ):
         weight = int(weight) if weight == int(weight) else weight  # whole counts stay ints
-        words += weight * len(tokens)
+        words += len(tokens)
+        weighed_words += weight * len(tokens)
         changed_words += weight * sum(a != b for a, b in zip(noisy_tags, clean_tags, strict=True))
         gold, noisy = decode_spans(clean_tags), decode_spans(noisy_tags)
-        gold_total, noisy_total = gold_total + weight * len(gold), noisy_total + weight * len(noisy)
+        gold_total += len(gold)
+        weighed_gold += weight * len(gold)
+        noisy_total += weight * len(noisy)
         matched += weight * len(set(gold) & set(noisy))
         for span in gold:
             outcome = outcome_of(span, noisy)
@@ -174,8 +177,8 @@ def learn(pair: Pair, origin: dict | None = None) -> dict:
         "sentences": len(pair.tokens),
         "words": words,
         "entities": gold_total,
-        "token_error_rate": changed_words / words if words else 0.0,
-        "entity_noise_level": 1.0 - 2 * matched / (gold_total + noisy_total),
+        "token_error_rate": changed_words / weighed_words if words else 0.0,
+        "entity_noise_level": 1.0 - 2 * matched / (weighed_gold + noisy_total),
         "cells": {key: dict(counts) for key, counts in sorted(cells.items())},
         "retype": {t: dict(c) for t, c in sorted(retype.items())},
         "boundary": [
@@ -568,18 +571,19 @@ def intervals(pair: Pair, replicates: int = 1000, seed: int = 0) -> dict:
         for span in gold:
             counts[row, OUTCOMES.index(outcome_of(span, noisy).kind)] += 1
         counts[row, -1] = sum(not any(s[0] < g[1] and g[0] < s[1] for g in gold) for s in noisy)
-    counts *= pair.scaled_weights()[:, None]  # a designed review's sentences: weighted
     rng = np.random.default_rng([seed, 28])
-    strata = np.zeros(len(counts), np.int64) if pair.strata is None else np.asarray(pair.strata)
-    # within each stratum, as many drawn with replacement as it has (one stratum: all)
-    drawn = np.concatenate(
-        [
-            members[rng.integers(0, len(members), size=(replicates, len(members)))]
-            for members in (np.flatnonzero(strata == h) for h in np.unique(strata))
-        ],
-        axis=1,
-    )
-    totals = np.stack([counts[d].sum(axis=0) for d in drawn])  # (R, outcomes + 1)
+    if pair.weights is None:  # a random sample: sentences drawn with replacement
+        drawn = rng.integers(0, len(counts), size=(replicates, len(counts)))
+        rows = np.arange(replicates)[:, None] * len(counts)
+        weights = np.bincount((rows + drawn).ravel(), minlength=drawn.size)
+        weights = weights.reshape(replicates, len(counts)).astype(np.float64)
+    else:  # a designed review's: its weights, resampled within its strata
+        from noisebench.scoring.paired import stratified_replicates
+
+        weights = stratified_replicates(
+            np.asarray(pair.weights), np.asarray(pair.strata), replicates, rng
+        )
+    totals = weights @ counts  # (R, outcomes + 1)
     # a replicate that drew no gold entity has no rates: left out, not counted as 0
     entities = np.where(totals[:, :-1].sum(axis=1) > 0, totals[:, :-1].sum(axis=1), np.nan)
 
@@ -590,7 +594,7 @@ def intervals(pair: Pair, replicates: int = 1000, seed: int = 0) -> dict:
         "sentences": len(counts),
         "replicates": replicates,
         "outcomes": {k: interval(totals[:, i] / entities) for i, k in enumerate(OUTCOMES)},
-        "spurious_per_sentence": interval(totals[:, -1] / len(counts)),
+        "spurious_per_sentence": interval(totals[:, -1] / weights.sum(axis=1)),
     }
 
 

@@ -265,6 +265,32 @@ class Estimates:
     notes: list[str] = field(default_factory=list)
 
 
+def collapsed(weights: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """``strata`` with every stratum of one reviewed sentence that is not reviewed in full
+    (its variance cannot be estimated) joined to the next stratum by number, or the one
+    before for the last (collapsed strata, as survey practice handles them: the variance
+    of the joined stratum stands for both, a little wider than theirs).
+
+    >>> collapsed(np.array([2.0, 2.0, 5.0, 1.0]), np.array([0, 0, 1, 2])).tolist()
+    [0, 0, 2, 2]
+    >>> collapsed(np.array([2.0, 2.0, 5.0]), np.array([0, 0, 1])).tolist()
+    [0, 0, 0]
+    """
+    strata = np.asarray(strata).copy()
+    weights = np.asarray(weights, dtype=np.float64)
+    while True:
+        labels = np.unique(strata)
+        lonely = [
+            h for h in labels
+            if (strata == h).sum() == 1 and round(float(weights[strata == h].sum())) > 1
+        ]  # fmt: skip
+        if not lonely or len(labels) == 1:
+            return strata
+        h = lonely[0]
+        later = labels[labels > h]
+        strata[strata == h] = later[0] if len(later) else labels[labels < h][-1]
+
+
 def stratified_totals(sizes: np.ndarray, stratum: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Σ_h N_h · mean of ``values`` (..., n) over the sample of stratum h; strata not
     sampled contribute nothing (the caller makes sure every stratum of size > 0 with
@@ -280,18 +306,34 @@ def stratified_totals(sizes: np.ndarray, stratum: np.ndarray, values: np.ndarray
     return total
 
 
-def estimate(population: Population, reviewed: Reviewed, level: float = 0.95) -> Estimates:
+def pair_level(level: float, runs: int) -> float:
+    """The level of each difference among ``runs`` runs: 1 − (1 − ``level``) / (R − 1),
+    Bonferroni over the rivals of one run (``estimate``). With looks, pass this as
+    ``look_level``'s level, so that the divided error is what the boundary spends.
+
+    >>> round(pair_level(0.95, 2), 4), round(pair_level(0.95, 5), 4)
+    (0.95, 0.9875)
+    """
+    return 1 - (1 - level) / max(runs - 1, 1)
+
+
+def estimate(
+    population: Population, reviewed: Reviewed, level: float = 0.95,
+    difference_level: float | None = None,
+) -> Estimates:  # fmt: skip
     """Each run's F1 on the split and every pairwise difference (see the module's
     docstring). Every stratum must hold a reviewed sentence, except those where every
     run predicts nothing and whose gold entities are therefore the only unknown: those
     too, since G is needed for every F1.
 
-    Each F1 interval is at ``level``; among R runs each difference is at 1 − (1 −
-    ``level``) / (R − 1) (Bonferroni over the rivals of one run). The best run is decided
-    when its difference to every other run excludes 0, so a wrong decision needs the
-    chosen run's difference to the truly best to exclude 0 with the wrong sign: one of
-    the truly best run's R − 1 rivals, each at most (1 − level) / (2(R − 1)), so at most
-    (1 − level) / 2 in all, as for two runs."""
+    Each F1 interval is at ``level``; each difference at ``difference_level``, by default
+    ``pair_level(level, R)`` among R runs (Bonferroni over the rivals of one run). The
+    best run is decided when its difference to every other run excludes 0, so a wrong
+    decision needs the chosen run's difference to the truly best to exclude 0 with the
+    wrong sign: one of the truly best run's R − 1 rivals, each at most (1 − level) / (2(R
+    − 1)), so at most (1 − level) / 2 in all, as for two runs. Over looks, each
+    difference's boundary must spend the divided error itself: ``look_level(looks, N,
+    pair_level(0.95, R))`` as ``difference_level`` (``studies.focus.levels``)."""
     sizes = population.sizes
     stratum = population.stratum[reviewed.rows]
     missing = [int(h) for h in np.flatnonzero(sizes) if not np.any(stratum == h)]
@@ -317,13 +359,14 @@ def estimate(population: Population, reviewed: Reviewed, level: float = 0.95) ->
         for r in range(runs)
     ]  # fmt: skip
     differences = {}
-    pair_level = 1 - (1 - level) / max(runs - 1, 1)
+    if difference_level is None:
+        difference_level = pair_level(level, runs)
     for a in range(runs):
         for b in range(a + 1, runs):
             lo, hi = _difference_bounds(population, f1, denominators, a, b, reach)
             differences[(a, b)] = clipped(
                 _interval(f1[a] - f1[b], z[a] - z[b], stratum, sizes, lo, hi,
-                          population.stratum, pair_level),
+                          population.stratum, difference_level),
                 -1.0, 1.0,
             )  # fmt: skip
     return Estimates(intervals, differences, correct, gold, len(reviewed.rows))

@@ -112,12 +112,19 @@ def span_scores(
     gold_spans, pred_spans = entity_spans(gold, scheme, strict), entity_spans(pred, scheme, strict)
     counts = entity_counts(gold_spans, pred_spans, weights)
     micro = _precision_recall_f1(*np.sum([[0, 0, 0], *counts.values()], axis=0).tolist())
+    per_type = {type_: _precision_recall_f1(*row) for type_, row in counts.items()}
+    support = micro["support"]
+    if weights is not None:  # the counts stay the sentences' own, the scores the split's
+        raw = entity_counts(gold_spans, pred_spans)
+        for type_, row in raw.items():
+            per_type[type_]["support"] = row[2]
+        support = sum(row[2] for row in raw.values())
     return {
         "precision": micro["precision"],
         "recall": micro["recall"],
         "f1": micro["f1"],
-        "per_type": {type_: _precision_recall_f1(*row) for type_, row in counts.items()},
-        "n_entities": micro["support"],
+        "per_type": per_type,
+        "n_entities": support,
     }
 
 
@@ -172,7 +179,7 @@ def _precision_recall_f1(true_positive: float, predicted: float, gold: float) ->
     precision = true_positive / predicted if predicted else 0.0
     recall = true_positive / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "support": round(float(gold))}
+    return {"precision": precision, "recall": recall, "f1": f1, "support": gold}
 
 
 def word_scores(
@@ -193,12 +200,13 @@ def word_scores(
         predicted = float(weight[pred_flat == label].sum())
         support = float(weight[gold_flat == label].sum())
         per_type[label] = _precision_recall_f1(true_positive, predicted, support)
+        per_type[label]["support"] = int(np.sum(gold_flat == label))  # the words' own count
     return {
         "precision": accuracy,
         "recall": accuracy,
         "f1": accuracy,
         "per_type": per_type,
-        "n_entities": round(float(weight.sum())),
+        "n_entities": len(gold_flat),
     }
 
 
@@ -271,7 +279,7 @@ def equal_mass_ece(
     if not len(confidence):
         return 0.0
     order = np.argsort(confidence, kind="stable")
-    if weights is not None:
+    if weights is not None and np.ptp(weights) > 0:  # equal weights: the count rule below
         weight = np.asarray(weights, np.float64)[order]
         before = np.concatenate([[0.0], np.cumsum(weight)[:-1]])
         group = np.minimum((before / weight.sum() * bins).astype(np.int64), bins - 1)
@@ -321,8 +329,11 @@ def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(probs: np.ndarray, gold: np.ndarray) -> float:
-    """The temperature T minimising the NLL of ``softmax(log p / T)`` on (probs, gold).
+def fit_temperature(
+    probs: np.ndarray, gold: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """The temperature T minimising the NLL of ``softmax(log p / T)`` on (probs, gold),
+    each word weighing ``weights`` (a designed review's; equal without).
 
     NLL is convex in 1/T, so a golden-section search over 1/T in [0.02, 50] finds it.
     """
@@ -332,7 +343,8 @@ def fit_temperature(probs: np.ndarray, gold: np.ndarray) -> float:
     low, high = np.log(0.02), np.log(50.0)  # search log(1/T)
 
     def nll(log_beta: float) -> float:
-        return probability_scores(temperature_scale(probs, 1 / np.exp(log_beta)), gold)["nll"]
+        scaled = temperature_scale(probs, 1 / np.exp(log_beta))
+        return probability_scores(scaled, gold, weights)["nll"]
 
     a = high - inverse_ratio * (high - low)
     b = low + inverse_ratio * (high - low)
@@ -547,9 +559,10 @@ def f1_interval(
 
 
 def _stratified_f1_interval(correct, sizes, weights, strata, level: float) -> list[float] | None:
-    from noisebench.scoring.design import t_quantile
+    from noisebench.scoring.design import collapsed, t_quantile
 
     weights = np.asarray(weights, dtype=np.float64)
+    strata = collapsed(weights, strata)
     denominator = float(weights @ sizes)
     f1 = 2 * float(weights @ correct) / denominator
     z = (2 * correct - f1 * sizes) / denominator
@@ -590,10 +603,22 @@ def _entity_calibration_scores(predictions, scheme: str, strict: bool, bins: int
     }
 
 
+def fit_on_validation(validation) -> float:
+    """``fit_temperature`` on a split's scored words, each weighing its sentence's design
+    weight where it has one (``runs.Predictions.word_weights``)."""
+    scored = validation.scored
+    weights = validation.word_weights()
+    return fit_temperature(
+        validation.probs[scored],
+        validation.gold[scored],
+        None if weights is None else weights[scored],
+    )
+
+
 def temperature_report(validation, test, bins: int = 10) -> dict:
-    """Fit one temperature on validation NLL; test ECE / MCE / NLL before and after."""
-    fit_on = validation.probs[validation.scored]
-    temperature = fit_temperature(fit_on, validation.gold[validation.scored])
+    """Fit one temperature on validation NLL (weighted where the validation sentences are
+    a designed review's alone); test ECE / MCE / NLL before and after."""
+    temperature = fit_on_validation(validation)
     probs = test.probs[test.scored].astype(np.float64)
     gold = test.gold[test.scored]
     report = {"method": "temperature", "temperature": temperature, "fitted_on": "validation"}

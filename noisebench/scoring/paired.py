@@ -185,6 +185,10 @@ def paired_difference(
     if any(len(stats.counts) != sentences for stats in (*a, *b)):
         raise ValueError("paired runs must be scored on the same test sentences")
     rng = np.random.default_rng([seed, 7])
+    designs = {None if x.weights is None else (x.weights.tobytes(), x.strata.tobytes())
+               for x in (*a, *b)}  # fmt: skip
+    if len(designs) != 1:
+        raise ValueError("paired runs must be scored with the same design weights")
     if a[0].weights is not None:  # a designed review: resampled within its strata
         weights = stratified_replicates(a[0].weights, a[0].strata, replicates, rng)
     else:
@@ -221,27 +225,37 @@ def stratified_replicates(
     weights: np.ndarray, strata: np.ndarray, replicates: int, rng: np.random.Generator
 ) -> np.ndarray:
     """(R, S) bootstrap weights of a stratified sample: the rescaling bootstrap (Rao and
-    Wu 1988; Rao, Wu and Yue 1992), as survey packages replicate a stratified design:
-    in each stratum of n_h ≥ 2 sentences, n_h − 1 drawn with replacement, and each
-    sentence's weight w · n_h / (n_h − 1) · (times drawn). A stratum reviewed in full
-    (n_h = N_h = Σ w) or of one sentence keeps its weights: no spread from it.
+    Wu 1988; Rao, Wu and Yue 1992), as survey packages replicate a stratified design: in
+    each stratum of n_h sentences out of N_h = Σ w, n_h − 1 drawn with replacement, and
+    each sentence's weight w · (1 − λ + λ · n_h / (n_h − 1) · times drawn) with λ = √(1 −
+    n_h / N_h), the finite-population correction (so a stratum reviewed in full keeps its
+    weights: no spread from it). A stratum of one reviewed sentence is first joined to
+    another (``design.collapsed``).
 
     >>> rng = np.random.default_rng(0)
-    >>> made = stratified_replicates(np.array([2.0, 2.0, 3.0]), np.array([0, 0, 1]), 4, rng)
-    >>> made[:, 2].tolist(), sorted(set(made[:, :2].ravel().tolist())) <= [0.0, 4.0]
-    ([3.0, 3.0, 3.0, 3.0], True)
+    >>> made = stratified_replicates(np.array([2.0, 2.0, 1.0]), np.array([0, 0, 1]), 4, rng)
+    >>> made[:, 2].tolist()  # reviewed in full: 1 of N = 1
+    [1.0, 1.0, 1.0, 1.0]
     >>> made[:, :2].sum(axis=1).tolist()  # each replicate keeps the stratum's total
     [4.0, 4.0, 4.0, 4.0]
+    >>> sorted(set(np.round(made[:, :2].ravel(), 4).tolist()))  # λ = √(1/2): 2(1 − λ), 2(1 + λ)
+    [0.5858, 3.4142]
     """
-    made = np.tile(np.asarray(weights, dtype=np.float64), (replicates, 1))
+    from noisebench.scoring.design import collapsed
+
+    weights = np.asarray(weights, dtype=np.float64)
+    strata = collapsed(weights, strata)
+    made = np.tile(weights, (replicates, 1))
     for h in np.unique(strata):
         members = np.flatnonzero(strata == h)
-        n = len(members)
-        if n < 2 or n >= round(float(weights[members].sum())):
+        n, size = len(members), float(weights[members].sum())
+        if n < 2 or n >= round(size):
             continue
         drawn = rng.integers(0, n, size=(replicates, n - 1))
-        times = np.stack([np.bincount(row, minlength=n) for row in drawn])
-        made[:, members] = weights[members] * n / (n - 1) * times
+        rows = np.arange(replicates)[:, None] * n
+        times = np.bincount((rows + drawn).ravel(), minlength=replicates * n).reshape(-1, n)
+        scale = math.sqrt(max(1 - n / size, 0.0))
+        made[:, members] = weights[members] * (1 - scale + scale * n / (n - 1) * times)
     return made
 
 

@@ -432,8 +432,10 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
         "skipped_sentences": int(sum(not reviewed[r] for r in drawn)),
         "look": len(looks),
         "looks": looks,  # the design's reviewed sentences at each
-        # the level that keeps every look together at 95%: design.look_level
+        # the level that keeps every look together at 95%: design.look_level; each
+        # difference's, with 5% / (R − 1) spent (Bonferroni over the rivals of one run)
         "level": design.look_level(looks, len(compare["stratum"])),
+        "difference_level": levels(looks, len(compare["stratum"]), len(compare["runs"]))[1],
         "strata": dict(zip(STRATA, compare["sizes"], strict=True)),
         "allocation": compare["allocation"],
         "changed_runs": _changed_runs(compare, manifest["split"]),
@@ -473,8 +475,19 @@ def _estimates(manifest: dict, split, scheme: str) -> design.Estimates | str:
     found = [entity_spans([run[i] for i in positions], scheme) for run in compare["predicted"]]
     correct = np.array([[len(a & g) for a, g in zip(run, truth, strict=True)] for run in found])
     gold = np.array([len(g) for g in truth])
-    level = design.look_level(compare.get("looks", [len(rows)]), len(compare["stratum"]))
-    return design.estimate(population, design.Reviewed(rows, correct, gold), level)
+    looks = compare.get("looks", [len(rows)])
+    found = design.Reviewed(rows, correct, gold)
+    return design.estimate(population, found, *levels(looks, len(compare["stratum"]), len(correct)))
+
+
+def levels(looks: list[int], split: int, runs: int) -> tuple[float, float]:
+    """The level of each run's F1 interval and of each difference at the last of
+    ``looks``: group-sequential boundaries spending 5% and, for the differences among
+    ``runs`` runs, 5% / (R − 1) (``design.pair_level``)."""
+    return (
+        design.look_level(looks, split),
+        design.look_level(looks, split, design.pair_level(0.95, runs)),
+    )
 
 
 def decision(estimates: design.Estimates, split_sentences: int) -> dict:

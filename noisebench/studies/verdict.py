@@ -120,9 +120,7 @@ class _Runs:
             fit_on = self.split(run_dir, "validation")
             if fit_on is None:
                 return None
-            temperature = metrics.fit_temperature(
-                fit_on.probs[fit_on.scored], fit_on.gold[fit_on.scored]
-            )
+            temperature = metrics.fit_on_validation(fit_on)
             self.temperatures[run_dir] = temperature
             probs = np.full(predictions.probs.shape, np.nan)
             scored = predictions.scored

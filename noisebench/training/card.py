@@ -60,8 +60,13 @@ def card(results: dict, example: list[str] | None = None, fingerprint: str | Non
         measured += [(m, test[m], f"{name} (test, {against})") for m, name in named]
         reviewed = test.get("reviewed")
         if reviewed is not None:
+            drawn = (
+                "of a designed review, weighted by its design"
+                if (test.get("review") or {}).get("designed")
+                else "drawn at random"
+            )
             measured.append(("f1", reviewed["f1"], f"entity F1 (test, {reviewed['n_sentences']}"
-                             " reviewed sentences drawn at random)"))  # fmt: skip
+                             f" reviewed sentences {drawn})"))  # fmt: skip
     evaluations = [
         EvalResult(
             task_type="token-classification",

@@ -246,8 +246,8 @@ def with_review(predictions: runs.Predictions, split) -> runs.Predictions:
         reviewed=sample.sentences,
         reviewed_gold=reviewed_gold,
         review=review,
-        weights=sample.weights if sample.designed else None,
-        strata=sample.strata if sample.designed else None,
+        review_weights=sample.weights if sample.designed else None,
+        review_strata=sample.strata if sample.designed else None,
     )
 
 

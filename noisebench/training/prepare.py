@@ -287,11 +287,11 @@ def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
     """``--validation-labels reviewed``: the reviewed validation sentences alone, their
     reviewed labels as the ``tags`` (and ``clean_tags``) that choose the best epoch."""
     # drawn at random, or by a design (weighted by it); chosen sentences are not the split
-    random = data.review_sample(validation)
-    reviewed = random.sentences
+    sample = data.review_sample(validation)
+    reviewed = sample.sentences
     if not reviewed.any():
-        chosen = f" ({random.left_out:,} reviewed ones were chosen for a reason)" * bool(
-            random.left_out
+        chosen = f" ({sample.left_out:,} reviewed ones were chosen for a reason)" * bool(
+            sample.left_out
         )
         raise InputError(
             f"--validation-labels reviewed: {config.data} has no validation sentences reviewed"
@@ -299,7 +299,7 @@ def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
             " --split train where the validation sentences are carved from train; then"
             " noisebench review merge)"
         )
-    if note := random.note("--validation-labels reviewed"):
+    if note := sample.note("--validation-labels reviewed"):
         notes.append(note)
     rows = np.flatnonzero(reviewed)
     table = validation.select(rows).flatten_indices().data.table
@@ -308,13 +308,13 @@ def _reviewed_validation(validation, config: TrainConfig, notes: list[str]):
         f"the best epoch is chosen on {int(reviewed.sum())} reviewed validation sentences"
         f" (of {len(validation)}), against their reviewed labels"
         + ", each weighted by its design (F1 of the split estimated)"
-        * random.designed
+        * sample.designed
     )
     design = {}
-    if random.designed:  # the weights travel with the sentences: the loop scores by them
+    if sample.designed:  # the weights travel with the sentences: the loop scores by them
         design = {
-            "review_stratum": pa.array(random.strata[rows], pa.int32()),
-            "extra": pa.table({data.REVIEW_WEIGHT_COLUMN: random.weights[rows]}),
+            "review_stratum": pa.array(sample.strata[rows], pa.int32()),
+            "extra": pa.table({data.REVIEW_WEIGHT_COLUMN: sample.weights[rows]}),
         }
     return data.make_split(
         table.column("tokens").combine_chunks(),

@@ -158,8 +158,13 @@ class Predictions:
     # labels (W,; the given ones elsewhere, never read there)
     reviewed: np.ndarray | None = None
     reviewed_gold: np.ndarray | None = None
-    # a designed review's (S,) weight and stratum of each sentence (data.ReviewSample;
-    # None: the reviewed sentences weigh the same); on a reviewed part, of its sentences
+    # a designed review's (S,) weight and stratum of each reviewed sentence
+    # (data.ReviewSample; 0 elsewhere; None: the reviewed sentences weigh the same):
+    # reviewed_part's weights
+    review_weights: np.ndarray | None = None
+    review_strata: np.ndarray | None = None
+    # (S,) the weight and stratum these sentences are scored with (a reviewed part of a
+    # designed review, or a split of its sentences alone); None: all weigh 1
     weights: np.ndarray | None = None
     strata: np.ndarray | None = None
     # the review scored against: its fingerprint (data.loading.review_fingerprint), the
@@ -186,15 +191,15 @@ class Predictions:
             [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
         ).astype(np.int64)
         counts = np.diff(self.offsets)[rows]
-        designed = self.weights is not None
+        designed = self.review_weights is not None
         return Predictions(
             labels=self.labels,
             tokens=[self.tokens[r] for r in rows],
             gold=self.reviewed_gold[words],
             probs=self.probs[words],
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            weights=self.weights[rows] if designed else None,
-            strata=self.strata[rows] if designed else None,
+            weights=self.review_weights[rows] if designed else None,
+            strata=self.review_strata[rows] if designed else None,
         )
 
     def word_weights(self) -> np.ndarray | None:
@@ -237,9 +242,12 @@ def write_predictions(path: Path, predictions: Predictions) -> None:
         table = table.append_column(
             "reviewed_gold", pa.ListArray.from_arrays(offsets, pa.array(reviewed_gold))
         )
-    if predictions.weights is not None:  # a designed review's weights and strata
-        table = table.append_column("review_weight", pa.array(predictions.weights, pa.float64()))
-        table = table.append_column("review_stratum", pa.array(predictions.strata, pa.int32()))
+    designs = (("review_", predictions.review_weights, predictions.review_strata),
+               ("", predictions.weights, predictions.strata))  # fmt: skip
+    for prefix, weights, strata in designs:  # a designed review's weights and strata
+        if weights is not None:
+            table = table.append_column(f"{prefix}weight", pa.array(weights, pa.float64()))
+            table = table.append_column(f"{prefix}stratum", pa.array(strata, pa.int32()))
     metadata = json.dumps(
         {"labels": predictions.labels, "schema_version": SCHEMA_VERSION}
         | ({"review": predictions.review} if predictions.review is not None else {})
@@ -269,10 +277,16 @@ def read_predictions(path: Path) -> Predictions:
         reviewed = np.asarray(table.column("reviewed").to_pylist(), dtype=bool)
         names = table.column("reviewed_gold").combine_chunks().values.to_pylist()
         reviewed_gold = np.array([index[name] for name in names], dtype=np.int64)
-    weights = strata = None
-    if "review_weight" in table.column_names:
-        weights = np.asarray(table.column("review_weight").to_numpy(), dtype=np.float64)
-        strata = np.asarray(table.column("review_stratum").to_numpy(), dtype=np.int64)
+
+    def design(prefix: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if f"{prefix}weight" not in table.column_names:
+            return None, None
+        weights = table.column(f"{prefix}weight").to_numpy()
+        strata = table.column(f"{prefix}stratum").to_numpy()
+        return np.asarray(weights, dtype=np.float64), np.asarray(strata, dtype=np.int64)
+
+    review_weights, review_strata = design("review_")
+    weights, strata = design("")
     return Predictions(
         labels=labels,
         tokens=table.column("tokens").to_pylist(),
@@ -282,6 +296,8 @@ def read_predictions(path: Path) -> Predictions:
         reviewed=reviewed,
         reviewed_gold=reviewed_gold,
         review=metadata.get("review"),
+        review_weights=review_weights,
+        review_strata=review_strata,
         weights=weights,
         strata=strata,
     )

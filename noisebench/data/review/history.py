@@ -13,7 +13,8 @@ def earlier_reviews(spec) -> list[dict]:
     """The reviews merged into ``spec`` before (its ``review.json``, where ``spec`` is a
     folder that ``review merge`` wrote): ``{"split", "kind", "sentences"}`` each, ``kind``
     as the manifest says how the sentences were drawn (``sample``: uniformly at random;
-    ``compare``: where runs disagree; ``detect``: the likely wrong labels)."""
+    ``compare``: where runs disagree, by a design where the entry names one (``design``);
+    ``detect``: the likely wrong labels)."""
     path = Path(str(spec)) / REPORT
     try:
         report = json.loads(path.read_text())

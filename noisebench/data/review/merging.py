@@ -175,8 +175,9 @@ def _with_reviewed(
     split, labels: dict[int, list[int]], kind: str, strata: np.ndarray | None = None
 ) -> tuple[object, dict, list]:
     """``split`` with its review columns (reviewed sentences of an earlier merge stay
-    reviewed unless reviewed again; a sentence once drawn at random stays so), what
-    changed, and each sentence reviewed again: its earlier and new labels. ``strata``:
+    reviewed unless reviewed again; a sentence once drawn at random or by the design
+    stays so), what changed, and each sentence reviewed again: its earlier and new
+    labels. ``strata``:
     each sentence's stratum in the design that drew ``labels``; the split keeps one
     design's strata, and sentences an earlier design with other strata drew count as
     chosen from then on (they are not uniform within these strata)."""
@@ -212,7 +213,10 @@ def _with_reviewed(
                           "now": [names[t] for t in ids]})  # fmt: skip
         tags[begin:end] = ids
         reviewed[row] = True
-        draws[row] = loading.RANDOM_DRAW if draws[row] == loading.RANDOM_DRAW else kind
+        # drawn at random or by the split's design once, so it stays: a later review that
+        # chose it must not pull it out of the sample (that would bias the estimate)
+        if draws[row] not in (loading.RANDOM_DRAW, loading.DESIGN_DRAW):
+            draws[row] = kind
         differ = int(np.sum(given[begin:end] != np.asarray(ids)))
         changed_words += differ
         changed_sentences += differ > 0

@@ -61,13 +61,13 @@ def footnotes(table: Pivot) -> list[str]:
             f" rose by more than {STILL_RISING * 100:g} point(s) (and the seed spread) at the"
             " last epoch, their best; a longer budget may change these numbers."
         )
-    if table.metric.startswith(REVIEWED) and any(
-        c.get("review_designed") for c in table.cells.values()
-    ):
+    designed = [c for c in table.cells.values() if c.get("review_designed")]
+    if table.metric.startswith(REVIEWED) and designed:
+        which = "" if len(designed) == len(table.cells) else f" ({len(designed)} of the cells)"
         lines.append(
-            "reviewed: the reviewed sentences of a designed review (review sample --compare)"
-            " weigh their design (stratum's sentences over its reviewed ones): these are"
-            " estimates of the split's scores."
+            f"reviewed{which}: the reviewed sentences of a designed review (review sample"
+            " --compare) weigh their design (stratum's sentences over its reviewed ones):"
+            " these are estimates of the split's scores."
         )
     return lines
 
