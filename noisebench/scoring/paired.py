@@ -185,9 +185,7 @@ def paired_difference(
     if any(len(stats.counts) != sentences for stats in (*a, *b)):
         raise ValueError("paired runs must be scored on the same test sentences")
     rng = np.random.default_rng([seed, 7])
-    designs = {None if x.weights is None else (x.weights.tobytes(), x.strata.tobytes())
-               for x in (*a, *b)}  # fmt: skip
-    if len(designs) != 1:
+    if not same_design([*a, *b]):
         raise ValueError("paired runs must be scored with the same design weights")
     if a[0].weights is not None:  # a designed review: resampled within its strata
         weights = stratified_replicates(a[0].weights, a[0].strata, replicates, rng)
@@ -219,6 +217,14 @@ def paired_difference(
     return Difference(
         metric, estimate, float(low), float(high), len(a), sentences, replicates, split
     )
+
+
+def same_design(stats: list[SentenceStats]) -> bool:
+    """Whether every run's sentences weigh the same (the same design, or none)."""
+    designs = {
+        None if x.weights is None else (x.weights.tobytes(), x.strata.tobytes()) for x in stats
+    }
+    return len(designs) == 1
 
 
 def stratified_replicates(

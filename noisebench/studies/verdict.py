@@ -206,6 +206,8 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
             return None
         if len({len(x.counts) for x in first + second}) != 1:
             return None
+        if not paired.same_design(first + second):  # weighted by other designs: not paired
+            return None
         return paired.paired_difference(
             first, second, metric, replicates, seed, parts=reviewed
         ).to_dict()
