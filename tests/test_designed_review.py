@@ -281,10 +281,9 @@ def write_designed_run(folder, method: str, loc_in: int):
     """A run on 40 one-entity test sentences given as PER; a designed review reviewed 10
     of the first 20 (stratum 0, weight 2) and 5 of the last 20 (stratum 1, weight 4),
     all really LOC. The run predicts LOC on sentences below ``loc_in``, PER after."""
-    from test_reviewed_scores import LABELS
+    from test_reviewed_scores import LABELS, finish_run
 
     from noisebench.training.config import TrainConfig
-    from noisebench.training.evaluate import write_results
 
     config = TrainConfig(data="toyner", method=method)
     run_dir = folder / runs.run_name(config.identity(), "toyner")
@@ -307,11 +306,7 @@ def write_designed_run(folder, method: str, loc_in: int):
         reviewed=reviewed, reviewed_gold=reviewed_gold, review=review, review_weights=weights,
         review_strata=strata,
     )  # fmt: skip
-    for split in ("validation", "test"):
-        runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
-    write_results(run_dir, LABELS, "IOB2", config, {"validation_labels": "noisy"}, [])
-    (run_dir / runs.CONFIG).write_text(json.dumps({"config": config.identity()}))
-    return run_dir
+    return finish_run(run_dir, made, config)
 
 
 def test_the_leaderboard_and_the_verdict_weigh_a_designed_review(runner, tmp_path):

@@ -151,7 +151,6 @@ def write_reviewed_run(
     """A complete run on 40 one-entity test sentences whose given labels say PER and whose
     first 30, reviewed, are really LOC; the model predicts ``predicted_type`` everywhere."""
     from noisebench.training.config import TrainConfig
-    from noisebench.training.evaluate import write_results
 
     config = TrainConfig(data=str(data), method=method)
     run_dir = folder / runs.run_name(config.identity(), "toyner")
@@ -168,6 +167,14 @@ def write_reviewed_run(
         LABELS, [["w", "x"]] * sentences, gold, probs, np.arange(0, 2 * sentences + 1, 2),
         reviewed=np.arange(sentences) < 30, reviewed_gold=reviewed_gold, review=review,
     )  # fmt: skip
+    return finish_run(run_dir, made, config)
+
+
+def finish_run(run_dir: Path, made: runs.Predictions, config) -> Path:
+    """``run_dir`` a complete run: ``made`` as its validation and test predictions, scored
+    (results.json) and its config written."""
+    from noisebench.training.evaluate import write_results
+
     for split in ("validation", "test"):
         runs.write_predictions(run_dir / f"predictions-{split}.parquet", made)
     write_results(run_dir, LABELS, "IOB2", config, {"validation_labels": "noisy"}, [])
