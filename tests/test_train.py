@@ -290,6 +290,27 @@ def test_saved_model_scores_other_data(runner, ner_dir, tiny_model, tmp_path):
         args = ["--split", "train", "--precision", precision, "--json"]
         scored = runner.invoke(app, ["score", "--model", str(run_dir), "--data", str(other), *args])
         assert json.loads(scored.stdout)[0]["precision"] == precision
+    # data with a review: its reviewed sentences scored apart, as a run's own splits are
+    import datasets
+    import pyarrow as pa
+
+    from noisebench.data import loading
+
+    split = loading.load(other)["train"]
+    reviewed = loading.make_split(
+        split.data.table.column("tokens").combine_chunks(),
+        split.data.table.column("tags").combine_chunks(),
+        loading.label_names(split),
+        reviewed=pa.array([True, False]),
+        reviewed_tags=split.data.table.column("tags").combine_chunks(),
+        review_draw=pa.array(["sample", None], pa.string()),
+    )  # fmt: skip
+    loading.write_parquet(datasets.DatasetDict({"train": reviewed}), tmp_path / "reviewed")
+    args = ["--data", str(tmp_path / "reviewed"), "--split", "train", "--json"]
+    scored = runner.invoke(app, ["score", "--model", str(run_dir), *args])
+    scores = json.loads(scored.stdout)[0]["splits"]["train"]
+    assert scores["reviewed"]["n_sentences"] == 1 and scores["reviewed"]["n_words"] == 3
+    assert scores["review"]["left_out"] == 0 and not scores["review"]["designed"]
     bad = tmp_path / "pos.txt"
     bad.write_text("mary NN\nvisited VB\n")
     refused = runner.invoke(

@@ -281,15 +281,7 @@ def write_results(
         path = run_dir / f"predictions-{split}.parquet"
         if path.is_file():
             saved[split] = runs.read_predictions(path)
-            splits[split] = metrics.score_split(saved[split], scheme, config.strict, config.bins)
-            reviewed = saved[split].reviewed_part()
-            if reviewed is not None:  # the truth where the data has it: review merge
-                splits[split]["reviewed"] = metrics.score_split(
-                    reviewed, scheme, config.strict, config.bins,
-                    population=len(saved[split].offsets) - 1,
-                )  # fmt: skip
-            if saved[split].review is not None:  # which review, and what it left out
-                splits[split]["review"] = saved[split].review
+            splits[split] = scored_split(saved[split], scheme, config.strict, config.bins)
     calibration = None
     if config.calibrate == "temperature" and {"validation", "test"} <= set(saved):
         calibration = metrics.temperature_report(saved["validation"], saved["test"], config.bins)
@@ -314,6 +306,20 @@ def write_results(
         figures(run_dir, results)
     runs.write_json(run_dir / runs.RESULTS, results)
     return results
+
+
+def scored_split(predictions: runs.Predictions, scheme: str, strict: bool, bins: int) -> dict:
+    """``metrics.score_split`` of a split, with its reviewed sentences scored apart against
+    their reviewed labels (``reviewed``; weighted by a designed review's design) and which
+    review that is (``review``), where the split has one."""
+    scores = metrics.score_split(predictions, scheme, strict, bins)
+    reviewed = predictions.reviewed_part()
+    if reviewed is not None:  # the truth where the data has it: review merge
+        population = len(predictions.offsets) - 1
+        scores["reviewed"] = metrics.score_split(reviewed, scheme, strict, bins, population)
+    if predictions.review is not None:  # which review, and what it left out
+        scores["review"] = predictions.review
+    return scores
 
 
 def config_from_results(results: dict, **overrides) -> TrainConfig:
@@ -365,11 +371,13 @@ def evaluate_saved_model(
         tokenizer.pad_token_id or 0,
         precision,
     )
+    # the data's reviewed sentences scored apart, as a run's own splits are
+    predictions = with_review(predictions, dataset[split])
     out = eval_dir(run_dir, spec)
     out.mkdir(parents=True, exist_ok=True)
     runs.write_predictions(out / f"predictions-{split}.parquet", predictions)
     scheme = data.scheme(dataset)
-    scores = metrics.score_split(predictions, scheme, config.strict, config.bins)
+    scores = scored_split(predictions, scheme, config.strict, config.bins)
     results = {
         "schema_version": runs.SCHEMA_VERSION,
         "run": Path(run_dir).name,
