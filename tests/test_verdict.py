@@ -174,6 +174,17 @@ def test_a_robust_loss_that_wins_is_called_significant_or_not(tmp_path):
     assert setting["best_f1"] == "gce q=0.7"
     line = next(t for t in setting["text"] if t.startswith("F1:"))
     assert "points over CE: significant" in line
+    assert not any(t.startswith("One seed per loss") for t in setting["text"])  # two seeds
+    # one seed: a significant difference is said to hold the sentences' sampling only
+    single = tmp_path / "single"
+    write_run(single, "ce", 0, accuracy=0.6)
+    write_run(single, "gce", 0, accuracy=0.95)
+    (setting,) = verdict.verdicts(collect(single), replicates=200)["settings"]
+    assert setting["vs_ce"]["gce q=0.7"]["f1"]["significant"]
+    assert any(
+        t.startswith("One seed per loss: the intervals hold the test sentences' sampling, not")
+        for t in setting["text"]
+    )
     close = tmp_path / "close"
     for seed in (0, 1):
         write_run(close, "ce", seed, accuracy=0.80)

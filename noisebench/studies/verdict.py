@@ -574,6 +574,13 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             " a longer budget may change this."
         )
     lines.append(_calibration_sentence(verdict, summary))
+    if seeds == 1 and _any_significant(verdict):
+        lines.append(
+            "One seed per loss: the intervals hold the test sentences' sampling, not the"
+            " spread between seeds, so a significant difference may not survive another"
+            " seed (or another random stream); run two or more seeds (--seeds 0,1,2) before"
+            " relying on it."
+        )
     degenerate = [
         f"{m['loss']} ({m['degenerate']} of {m['n']})" for m in summary.values() if m["degenerate"]
     ]
@@ -585,6 +592,15 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             f" {', '.join(group.left_out)}."
         )
     return lines
+
+
+def _any_significant(verdict: dict) -> bool:
+    """Whether any paired difference against CE is significant."""
+    return any(
+        entry is not None and entry["significant"]
+        for metrics_ in verdict.get("vs_ce", {}).values()
+        for entry in metrics_.values()
+    )
 
 
 def _gap_sentence(gap: dict, summary: dict) -> str:
