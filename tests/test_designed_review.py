@@ -112,11 +112,24 @@ def test_a_designed_merge_records_strata_and_every_consumer_weighs_by_them(
     assert counts["realised_token_error_rate"] == pytest.approx(
         word_weights[differ].sum() / word_weights[used].sum()
     )
+    # the counts stay the reviewed sentences' own
+    assert counts["tokens"] == int(used.sum()) and counts["changed_tokens"] == int(differ.sum())
+    rows = np.flatnonzero(sample.sentences)
+    names = loading.label_names(data)
+    gold_of = [sum(names[t].startswith("B-") for t in data[int(r)]["tags"]) for r in rows]
+    people = [sum(names[t] == "B-PER" for t in data[int(r)]["tags"]) for r in rows]
+    assert counts["gold_entities"] == sum(gold_of)
 
     # the profile: learned with the weights, and says so
     learned = json.loads(run(runner, "profile", merged, "--json").stdout)
     assert learned["source"]["reviewed_designed"] is True
     assert learned["token_error_rate"] == pytest.approx(counts["realised_token_error_rate"])
+    # every reviewed PER is an ORG given as PER: retyped, at the weighted share, by hand
+    weights = sample.weights[rows]
+    assert learned["entities"] == sum(gold_of)  # the sentences' own count
+    assert learned["summary"]["outcomes"]["retyped"] == pytest.approx(
+        float(weights @ np.array(people) / (weights @ np.array(gold_of)))
+    )
     shown = run(runner, "profile", merged)
     assert "weighted by their design" in " ".join(shown.stderr.split())
 
@@ -412,3 +425,19 @@ def test_a_designed_sentence_reviewed_again_by_a_chosen_review_stays_in_the_desi
     assert "column 'review_stratum' must hold one integer of 0 or more per sentence" in (
         refused.stderr
     )
+
+
+def test_a_designed_validation_fits_the_temperature_on_its_weighted_nll():
+    """A second word weighing 2 fits the temperature that duplicating it would."""
+    from noisebench.scoring.metrics import fit_on_validation, fit_temperature
+
+    probs = np.array([[0.8, 0.2], [0.7, 0.3], [0.4, 0.6], [0.9, 0.1]], dtype=np.float32)
+    gold = np.array([0, 1, 1, 0])
+    twice = fit_temperature(probs[[0, 1, 1, 2, 3]].astype(np.float64), gold[[0, 1, 1, 2, 3]])
+    weighted = runs.Predictions(
+        ["O", "B-X"], [["a"], ["b"], ["c"], ["d"]], gold, probs, np.arange(5),
+        weights=np.array([1.0, 2.0, 1.0, 1.0]), strata=np.zeros(4, np.int64),
+    )  # fmt: skip
+    assert fit_on_validation(weighted) == pytest.approx(twice, rel=1e-6)
+    plain = fit_temperature(probs.astype(np.float64), gold)
+    assert abs(plain - twice) > 1e-3  # the weights matter here

@@ -188,6 +188,9 @@ def test_a_review_in_batches_says_not_yet_then_decided(runner, ner_dir, tmp_path
     found = report["compare"]
     assert found["look"] == 2 and found["looks"] == [6, 40] and found["reviewed_sentences"] == 40
     assert found["level"] == pytest.approx(design.look_level([6, 40], len(split)))
+    # each difference's boundary spends 5% / (R − 1) = 2.5% over the same looks
+    spent = design.look_level([6, 40], len(split), design.pair_level(0.95, 3))
+    assert found["difference_level"] == pytest.approx(spent) and spent > found["level"]
     assert found["decided"] and found["best"] == 0
     gold = sum(entity_count(split, s) for s in range(len(split)))
     for entry, missed in zip(found["f1"], wrong, strict=True):

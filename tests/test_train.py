@@ -296,20 +296,26 @@ def test_saved_model_scores_other_data(runner, ner_dir, tiny_model, tmp_path):
 
     from noisebench.data import loading
 
+    # (its labels in another order than the model's: the reviewed ones follow the given)
     split = loading.load(other)["train"]
+    names = loading.label_names(split)
+    order = names[::-1]
+    remap = pa.array([order.index(n) for n in names], pa.int64())
+    given, offsets = loading.flat_tags(split)
+    tags = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), remap.take(given))
     reviewed = loading.make_split(
-        split.data.table.column("tokens").combine_chunks(),
-        split.data.table.column("tags").combine_chunks(),
-        loading.label_names(split),
-        reviewed=pa.array([True, False]),
-        reviewed_tags=split.data.table.column("tags").combine_chunks(),
-        review_draw=pa.array(["sample", None], pa.string()),
+        split.data.table.column("tokens").combine_chunks(), tags, order,
+        reviewed=pa.array([True, True]), reviewed_tags=tags,
+        review_draw=pa.array(["sample", "sample"], pa.string()),
     )  # fmt: skip
     loading.write_parquet(datasets.DatasetDict({"train": reviewed}), tmp_path / "reviewed")
     args = ["--data", str(tmp_path / "reviewed"), "--split", "train", "--json"]
     scored = runner.invoke(app, ["score", "--model", str(run_dir), *args])
     scores = json.loads(scored.stdout)[0]["splits"]["train"]
-    assert scores["reviewed"]["n_sentences"] == 1 and scores["reviewed"]["n_words"] == 3
+    # every sentence reviewed with its given labels: the reviewed scores are the split's
+    assert scores["reviewed"]["n_sentences"] == 2 and scores["reviewed"]["n_words"] == 4
+    assert scores["reviewed"]["f1"] == scores["f1"]
+    assert scores["reviewed"]["per_type"] == scores["per_type"]
     assert scores["review"]["left_out"] == 0 and not scores["review"]["designed"]
     bad = tmp_path / "pos.txt"
     bad.write_text("mary NN\nvisited VB\n")

@@ -84,14 +84,15 @@ class Pair:
     tokens: list[list[str]]
     noisy: list[list[str]]
     clean: list[list[str]]
-    weights: list[float] | None = None  # N_h / n_h (data.ReviewSample)
+    weights: list[float] | None = None  # N_h / n_h of a review (data.ReviewSample)
     strata: list[int] | None = None
+    designed: bool = False  # the weights differ by a design (else N / n per split)
 
     def scaled_weights(self) -> np.ndarray:
-        """Each sentence's weight over their mean (1 each without a design): counts keep
-        the sample's scale (so ``MIN_CELL`` still counts entities seen), rates are the
-        split's."""
-        if self.weights is None:
+        """Each sentence's weight over their mean, for a designed review (1 each
+        otherwise): counts keep the sample's scale (so ``MIN_CELL`` still counts entities
+        seen), rates are the split's."""
+        if self.weights is None or not self.designed:
             return np.ones(len(self.tokens))
         weights = np.asarray(self.weights, dtype=np.float64)
         return weights / weights.mean()
@@ -277,7 +278,10 @@ def summary(profile: dict) -> dict:
             / boundary_total,
         },
         "spurious_per_sentence": spurious_entities / sentences,
-        "spurious_per_entity": spurious_entities / profile["entities"],
+        # over the gold entities as the cells count them (weighted by a design's weights,
+        # as the spurious ones are; the same as "entities" without a design)
+        "spurious_per_entity": spurious_entities
+        / (sum(merged(cells, lambda k: True).values()) or 1),
     }
 
 
@@ -518,7 +522,7 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
     from noisebench.data import loading as data
 
     pair, left_out = Pair([], [], [], [], []), 0
-    designed = False
+    designed = False  # weighted by a design (else every weight of a split is N / n)
     for number, split in enumerate(splits):
         # a sample estimates: drawn at random, or by a design and weighted by it
         sample = data.review_sample(noisy[split])
@@ -529,10 +533,11 @@ def _reviewed_pair(noisy, noisy_spec: str, splits: list[str]) -> tuple[Pair, dic
         pair.tokens += chosen["tokens"]
         pair.noisy += _strings(chosen, "tags")
         pair.clean += _strings(chosen, data.REVIEWED_TAGS_COLUMN)
+        # N_h / n_h (a random review: N / n), so the intervals carry the finite-population
+        # correction whether the review was designed or not
         pair.weights += sample.weights[rows].tolist()
         pair.strata += (sample.strata[rows] + 100 * number).tolist()  # strata per split
-    if not designed:
-        pair.weights = pair.strata = None
+    pair.designed = designed
     if not pair.tokens:
         chosen = f" ({left_out:,} reviewed ones were chosen for a reason)" if left_out else ""
         raise InputError(f"{noisy_spec}: no reviewed sentences drawn at random to profile{chosen}:"
@@ -572,17 +577,17 @@ def intervals(pair: Pair, replicates: int = 1000, seed: int = 0) -> dict:
             counts[row, OUTCOMES.index(outcome_of(span, noisy).kind)] += 1
         counts[row, -1] = sum(not any(s[0] < g[1] and g[0] < s[1] for g in gold) for s in noisy)
     rng = np.random.default_rng([seed, 28])
-    if pair.weights is None:  # a random sample: sentences drawn with replacement
+    if pair.weights is None:  # sentences like these: drawn with replacement
         drawn = rng.integers(0, len(counts), size=(replicates, len(counts)))
         rows = np.arange(replicates)[:, None] * len(counts)
         weights = np.bincount((rows + drawn).ravel(), minlength=drawn.size)
         weights = weights.reshape(replicates, len(counts)).astype(np.float64)
-    else:  # a designed review's: its weights, resampled within its strata
+    else:  # a review of a split: resampled within its strata, fpc included
         from noisebench.scoring.paired import stratified_replicates
 
-        weights = stratified_replicates(
-            np.asarray(pair.weights), np.asarray(pair.strata), replicates, rng
-        )
+        base = np.asarray(pair.weights, dtype=np.float64)
+        drawn = stratified_replicates(base, np.asarray(pair.strata), replicates, rng)
+        weights = drawn / base * pair.scaled_weights()  # on the point estimate's scale
     totals = weights @ counts  # (R, outcomes + 1)
     # a replicate that drew no gold entity has no rates: left out, not counted as 0
     entities = np.where(totals[:, :-1].sum(axis=1) > 0, totals[:, :-1].sum(axis=1), np.nan)

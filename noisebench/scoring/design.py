@@ -267,28 +267,32 @@ class Estimates:
 
 def collapsed(weights: np.ndarray, strata: np.ndarray) -> np.ndarray:
     """``strata`` with every stratum of one reviewed sentence that is not reviewed in full
-    (its variance cannot be estimated) joined to the next stratum by number, or the one
-    before for the last (collapsed strata, as survey practice handles them: the variance
-    of the joined stratum stands for both, a little wider than theirs).
+    (its variance cannot be estimated) joined to another: the next by number that is not
+    reviewed in full, else the one before, else any (collapsed strata, as survey practice
+    handles them; the joined stratum's sentences weigh differently, so its variance is
+    taken over the weighted values w·z: ``metrics.f1_interval``, the bootstrap's
+    rescaling). Each pass removes one stratum, so it ends.
 
     >>> collapsed(np.array([2.0, 2.0, 5.0, 1.0]), np.array([0, 0, 1, 2])).tolist()
-    [0, 0, 2, 2]
-    >>> collapsed(np.array([2.0, 2.0, 5.0]), np.array([0, 0, 1])).tolist()
-    [0, 0, 0]
+    [0, 0, 0, 2]
+    >>> collapsed(np.array([2.0, 2.0, 5.0, 3.0, 3.0]), np.array([0, 0, 1, 2, 2])).tolist()
+    [0, 0, 2, 2, 2]
     """
     strata = np.asarray(strata).copy()
     weights = np.asarray(weights, dtype=np.float64)
+
+    def full(h) -> bool:  # reviewed in full: its sentences are all its own weight 1
+        return (strata == h).sum() >= round(float(weights[strata == h].sum()))
+
     while True:
         labels = np.unique(strata)
-        lonely = [
-            h for h in labels
-            if (strata == h).sum() == 1 and round(float(weights[strata == h].sum())) > 1
-        ]  # fmt: skip
+        lonely = [h for h in labels if (strata == h).sum() == 1 and not full(h)]
         if not lonely or len(labels) == 1:
             return strata
         h = lonely[0]
-        later = labels[labels > h]
-        strata[strata == h] = later[0] if len(later) else labels[labels < h][-1]
+        open_ = [g for g in labels if g != h and not full(g)] or [g for g in labels if g != h]
+        later = [g for g in open_ if g > h]
+        strata[strata == h] = later[0] if later else open_[-1]
 
 
 def stratified_totals(sizes: np.ndarray, stratum: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -360,6 +364,9 @@ def estimate(
     ]  # fmt: skip
     differences = {}
     if difference_level is None:
+        if runs > 2 and level != 0.95:  # a look's level: dividing it spends too much
+            raise ValueError("among more than two runs at a look's level, pass difference_level"
+                             " (studies.focus.levels)")  # fmt: skip
         difference_level = pair_level(level, runs)
     for a in range(runs):
         for b in range(a + 1, runs):

@@ -565,7 +565,9 @@ def _stratified_f1_interval(correct, sizes, weights, strata, level: float) -> li
     strata = collapsed(weights, strata)
     denominator = float(weights @ sizes)
     f1 = 2 * float(weights @ correct) / denominator
-    z = (2 * correct - f1 * sizes) / denominator
+    # each sentence's weighted linearised value: within a stratum of equal weights N/n,
+    # n/(n − 1)·Σ(u − ū)² is N²·s²(z)/n; a collapsed stratum's weights differ
+    u = weights * (2 * correct - f1 * sizes) / denominator
     parts = []
     for h in np.unique(strata):
         inside = strata == h
@@ -574,7 +576,7 @@ def _stratified_f1_interval(correct, sizes, weights, strata, level: float) -> li
             continue  # reviewed in full: known exactly
         if n < 2:
             return None
-        parts.append((size**2 * (1 - n / size) * float(z[inside].var(ddof=1)) / n, n - 1))
+        parts.append(((1 - n / size) * n * float(u[inside].var(ddof=1)), n - 1))
     variance = sum(part for part, _ in parts)
     degrees = variance**2 / sum(p**2 / df for p, df in parts) if variance > 0 else math.inf
     half = t_quantile(degrees, level) * math.sqrt(variance)

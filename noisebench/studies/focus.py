@@ -125,9 +125,9 @@ def select(run_dirs: list[Path], where: Sequence[str]) -> list[Path]:
 
 def _settings(run_dir: Path) -> dict:
     for name in (runs.CONFIG, runs.RESULTS):
-        path = Path(run_dir) / name
-        if path.is_file():
-            return runs.read_json(path).get("config") or {}
+        found = runs.read_json(Path(run_dir) / name)  # None where missing or unreadable
+        if isinstance(found, dict) and isinstance(found.get("config"), dict):
+            return found["config"]
     return {}
 
 

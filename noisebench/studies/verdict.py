@@ -574,7 +574,7 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             " a longer budget may change this."
         )
     lines.append(_calibration_sentence(verdict, summary))
-    if seeds == 1 and _any_significant(verdict):
+    if _one_seed_significant(verdict):
         lines.append(
             "One seed per loss: the intervals hold the test sentences' sampling, not the"
             " spread between seeds, so a significant difference may not survive another"
@@ -594,13 +594,18 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
     return lines
 
 
-def _any_significant(verdict: dict) -> bool:
-    """Whether any paired difference against CE is significant."""
-    return any(
-        entry is not None and entry["significant"]
-        for metrics_ in verdict.get("vs_ce", {}).values()
+def _one_seed_significant(verdict: dict) -> bool:
+    """Whether any method's paired difference against CE (on the test labels or on the
+    reviewed sentences) is significant while it rests on one shared seed."""
+    entries = [
+        entry
+        for label, metrics_ in verdict.get("vs_ce", {}).items()
+        if not is_bound_label(label)
         for entry in metrics_.values()
-    )
+    ]
+    reviewed = (verdict.get("reviewed") or {}).get("vs_ce") or {}
+    entries += [e for label, e in reviewed.items() if not is_bound_label(label)]
+    return any(e is not None and e["significant"] and e.get("seeds") == 1 for e in entries)
 
 
 def _gap_sentence(gap: dict, summary: dict) -> str:

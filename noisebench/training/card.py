@@ -4,7 +4,8 @@ matter then Markdown, so the facts noisebench knows about a model travel with it
 The metadata (``huggingface_hub.ModelCardData``): ``library_name: transformers``,
 ``pipeline_tag: token-classification``, tags, the base model where it is on the Hub, and
 a ``model-index`` of the test split's scores, each named for the labels it was scored
-against (clean labels, the labels as given, or a random sample of reviewed sentences).
+against (clean labels, the labels as given, or reviewed sentences: a random sample, or a
+designed review's weighted by its design).
 The body: the training set-up, the scores with their 95% intervals, the noise the model
 was trained under, and how to run it in transformers' ``pipeline`` (with
 ``aggregation_strategy="first"``: noisebench labels a word's first sub-token only).
@@ -240,7 +241,12 @@ def _score_rows(results: dict, scored: dict) -> list[str]:
             continue
         parts = [(labels_named(scored.get(split)), found)]
         if found.get("reviewed") is not None:
-            parts.append(("reviewed sentences (random sample)", found["reviewed"]))
+            drawn = (
+                "designed review, weighted"
+                if (found.get("review") or {}).get("designed")
+                else "random sample"
+            )
+            parts.append((f"reviewed sentences ({drawn})", found["reviewed"]))
         for against, scores in parts:
             interval = scores.get("f1_interval")
             shown = f"{interval[0]:.4f} – {interval[1]:.4f}" if interval else "—"

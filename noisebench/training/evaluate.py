@@ -371,8 +371,11 @@ def evaluate_saved_model(
         tokenizer.pad_token_id or 0,
         precision,
     )
-    # the data's reviewed sentences scored apart, as a run's own splits are
+    # the data's reviewed sentences scored apart, as a run's own splits are (their labels
+    # in the model's order, as the given ones are)
     predictions = with_review(predictions, dataset[split])
+    if predictions.reviewed_gold is not None:
+        predictions = replace(predictions, reviewed_gold=to_model[predictions.reviewed_gold])
     out = eval_dir(run_dir, spec)
     out.mkdir(parents=True, exist_ok=True)
     runs.write_predictions(out / f"predictions-{split}.parquet", predictions)

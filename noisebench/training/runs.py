@@ -287,6 +287,8 @@ def read_predictions(path: Path) -> Predictions:
 
     review_weights, review_strata = design("review_")
     weights, strata = design("")
+    if review_weights is not None and reviewed is None:  # a split of reviewed sentences alone
+        weights, strata, review_weights, review_strata = review_weights, review_strata, None, None
     return Predictions(
         labels=labels,
         tokens=table.column("tokens").to_pylist(),
