@@ -4,7 +4,8 @@
 
 A simulated review: n sentences of the split drawn at random, their clean labels taken
 as the reviewer's; the profile of the given labels against them, with
-``data.profiles.intervals`` (95% bootstrap over the reviewed sentences), is compared with
+``data.profiles.intervals`` (95% bootstrap over the reviewed sentences, with the
+finite-population correction as ``noisebench profile`` gives it), is compared with
 the profile of the whole split. For each n: each outcome rate's mean absolute error and
 how often its interval covers the whole split's rate (goal: near 95%), over ``--draws``.
 """
@@ -42,9 +43,11 @@ def main() -> None:
         covered = {k: 0 for k in truth}
         for draw in range(args.draws):
             rows = rng.choice(len(given), size=n, replace=False)
+            # as `noisebench profile` makes it of a random review: weights N / n, one stratum
             pair = profiles.Pair(
-                [whole.tokens[r] for r in rows], [given[r] for r in rows], [clean[r] for r in rows]
-            )
+                [whole.tokens[r] for r in rows], [given[r] for r in rows],
+                [clean[r] for r in rows], [len(given) / n] * n, [0] * n,
+            )  # fmt: skip
             try:
                 rates = profiles.learn(pair)["summary"]["outcomes"]
             except Exception:  # a sample without entities
