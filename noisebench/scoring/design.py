@@ -331,7 +331,9 @@ def estimate(
     too, since G is needed for every F1.
 
     Each F1 interval is at ``level``; each difference at ``difference_level``, by default
-    ``pair_level(level, R)`` among R runs (Bonferroni over the rivals of one run). The
+    ``pair_level(level, R)`` among R runs (Bonferroni over the rivals of one run) where
+    ``level`` is 0.95 or R is 2; among more runs at another level (a look's) it must be
+    given, since dividing a look's level does not spend what its boundary spends. The
     best run is decided when its difference to every other run excludes 0, so a wrong
     decision needs the chosen run's difference to the truly best to exclude 0 with the
     wrong sign: one of the truly best run's R − 1 rivals, each at most (1 − level) / (2(R
