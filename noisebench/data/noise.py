@@ -585,19 +585,15 @@ def _split_counts(clean, noisy, offsets, names, scheme, weights=None) -> dict:
     }
     if scheme != NO_SCHEME:
         gold, predicted, matched = _span_agreement(clean, noisy, offsets, names)
+        # the level weighted where the sentences weigh their design; the counts their own
+        weighed = (gold, predicted, matched) if weights is None else _span_agreement(
+            clean, noisy, offsets, names, weights
+        )  # fmt: skip
         counts |= {
             "gold_entities": gold,
             "noisy_entities": predicted,
             "matching_entities": matched,
-            # weighted where the sentences weigh their design (the counts are their own)
-            "entity_noise_level": 1.0
-            - _f1(
-                *(
-                    _span_agreement(clean, noisy, offsets, names, weights)
-                    if weights is not None
-                    else (gold, predicted, matched)
-                )
-            ),
+            "entity_noise_level": 1.0 - _f1(*weighed),
         }
     return counts
 

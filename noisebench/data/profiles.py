@@ -576,15 +576,14 @@ def intervals(pair: Pair, replicates: int = 1000, seed: int = 0) -> dict:
         for span in gold:
             counts[row, OUTCOMES.index(outcome_of(span, noisy).kind)] += 1
         counts[row, -1] = sum(not any(s[0] < g[1] and g[0] < s[1] for g in gold) for s in noisy)
+    from noisebench.scoring.paired import stratified_replicates, times_drawn
+
     rng = np.random.default_rng([seed, 28])
     if pair.weights is None:  # sentences like these: drawn with replacement
-        drawn = rng.integers(0, len(counts), size=(replicates, len(counts)))
-        rows = np.arange(replicates)[:, None] * len(counts)
-        weights = np.bincount((rows + drawn).ravel(), minlength=drawn.size)
-        weights = weights.reshape(replicates, len(counts)).astype(np.float64)
+        weights = times_drawn(
+            rng.integers(0, len(counts), size=(replicates, len(counts))), len(counts)
+        )
     else:  # a review of a split: resampled within its strata, fpc included
-        from noisebench.scoring.paired import stratified_replicates
-
         base = np.asarray(pair.weights, dtype=np.float64)
         drawn = stratified_replicates(base, np.asarray(pair.strata), replicates, rng)
         weights = drawn / base * pair.scaled_weights()  # on the point estimate's scale

@@ -424,7 +424,7 @@ def entity_word_calibration(predictions, bins: int = 10) -> dict | None:
     gold, predicted = predictions.gold[scored], probs.argmax(axis=1)
     kept = (gold != outside) | (predicted != outside)
     weights = predictions.word_weights()
-    weights = None if weights is None else weights[scored][kept]
+    weights = None if weights is None else weights[kept]
     return calibration_errors(probs[kept].max(axis=1), predicted[kept] == gold[kept], bins, weights)
 
 
@@ -491,7 +491,6 @@ def score_split(
     probs = predictions.probs[scored].astype(np.float64)
     gold = predictions.gold[scored]
     weights = predictions.word_weights()
-    weights = None if weights is None else weights[scored]
     calibration = top_label_calibration(probs, gold, bins, weights)
     confident, right = probs.max(axis=1), probs.argmax(axis=1) == gold
     return {
@@ -559,7 +558,7 @@ def f1_interval(
 
 
 def _stratified_f1_interval(correct, sizes, weights, strata, level: float) -> list[float] | None:
-    from noisebench.scoring.design import collapsed, t_quantile
+    from noisebench.scoring.design import collapsed, t_half_width
 
     weights = np.asarray(weights, dtype=np.float64)
     strata = collapsed(weights, strata)
@@ -577,9 +576,7 @@ def _stratified_f1_interval(correct, sizes, weights, strata, level: float) -> li
         if n < 2:
             return None
         parts.append(((1 - n / size) * n * float(u[inside].var(ddof=1)), n - 1))
-    variance = sum(part for part, _ in parts)
-    degrees = variance**2 / sum(p**2 / df for p, df in parts) if variance > 0 else math.inf
-    half = t_quantile(degrees, level) * math.sqrt(variance)
+    half = t_half_width(parts, level)[2]
     return [max(f1 - half, 0.0), min(f1 + half, 1.0)]
 
 
@@ -609,11 +606,8 @@ def fit_on_validation(validation) -> float:
     """``fit_temperature`` on a split's scored words, each weighing its sentence's design
     weight where it has one (``runs.Predictions.word_weights``)."""
     scored = validation.scored
-    weights = validation.word_weights()
     return fit_temperature(
-        validation.probs[scored],
-        validation.gold[scored],
-        None if weights is None else weights[scored],
+        validation.probs[scored], validation.gold[scored], validation.word_weights()
     )
 
 

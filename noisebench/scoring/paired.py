@@ -190,10 +190,7 @@ def paired_difference(
     if a[0].weights is not None:  # a designed review: resampled within its strata
         weights = stratified_replicates(a[0].weights, a[0].strata, replicates, rng)
     else:
-        drawn_sentences = rng.integers(0, sentences, size=(replicates, sentences))
-        rows = np.arange(replicates)[:, None] * sentences
-        weights = np.bincount((rows + drawn_sentences).ravel(), minlength=replicates * sentences)
-        weights = weights.reshape(replicates, sentences).astype(np.float64)
+        weights = times_drawn(rng.integers(0, sentences, size=(replicates, sentences)), sentences)
     per_seed = np.stack(
         [x.value(metric, weights) - y.value(metric, weights) for x, y in zip(a, b, strict=True)],
         axis=1,
@@ -217,6 +214,18 @@ def paired_difference(
     return Difference(
         metric, estimate, float(low), float(high), len(a), sentences, replicates, split
     )
+
+
+def times_drawn(drawn: np.ndarray, units: int) -> np.ndarray:
+    """(R, ``units``) float: how often each unit appears in each row of ``drawn`` (R, k),
+    indices drawn with replacement: a bootstrap replicate's weights.
+
+    >>> times_drawn(np.array([[0, 0, 2], [1, 2, 2]]), 3).tolist()
+    [[2.0, 0.0, 1.0], [0.0, 1.0, 2.0]]
+    """
+    rows = np.arange(len(drawn))[:, None] * units
+    counts = np.bincount((rows + drawn).ravel(), minlength=len(drawn) * units)
+    return counts.reshape(len(drawn), units).astype(np.float64)
 
 
 def same_design(stats: list[SentenceStats]) -> bool:
@@ -257,9 +266,7 @@ def stratified_replicates(
         n, size = len(members), float(weights[members].sum())
         if n < 2 or n >= round(size):
             continue
-        drawn = rng.integers(0, n, size=(replicates, n - 1))
-        rows = np.arange(replicates)[:, None] * n
-        times = np.bincount((rows + drawn).ravel(), minlength=replicates * n).reshape(-1, n)
+        times = times_drawn(rng.integers(0, n, size=(replicates, n - 1)), n)
         scale = math.sqrt(max(1 - n / size, 0.0))
         made[:, members] = weights[members] * (1 - scale + scale * n / (n - 1) * times)
     return made

@@ -203,10 +203,11 @@ class Predictions:
         )
 
     def word_weights(self) -> np.ndarray | None:
-        """Each word's weight, its sentence's (None without a design)."""
+        """Each scored word's weight, its sentence's (None without a design): in the order
+        of ``probs[scored]``, as the calibration scores take them."""
         if self.weights is None:
             return None
-        return np.repeat(self.weights, np.diff(self.offsets)).astype(np.float64)
+        return np.repeat(self.weights, np.diff(self.offsets)).astype(np.float64)[self.scored]
 
     def sentences(self, ids: np.ndarray) -> list[list[str]]:
         names = np.array(self.labels, dtype=object)[ids]
@@ -287,8 +288,6 @@ def read_predictions(path: Path) -> Predictions:
 
     review_weights, review_strata = design("review_")
     weights, strata = design("")
-    if review_weights is not None and reviewed is None:  # a split of reviewed sentences alone
-        weights, strata, review_weights, review_strata = review_weights, review_strata, None, None
     return Predictions(
         labels=labels,
         tokens=table.column("tokens").to_pylist(),

@@ -177,10 +177,9 @@ def _with_reviewed(
     """``split`` with its review columns (reviewed sentences of an earlier merge stay
     reviewed unless reviewed again; a sentence once drawn at random or by the design
     stays so), what changed, and each sentence reviewed again: its earlier and new
-    labels. ``strata``:
-    each sentence's stratum in the design that drew ``labels``; the split keeps one
-    design's strata, and sentences an earlier design with other strata drew count as
-    chosen from then on (they are not uniform within these strata)."""
+    labels. ``strata``: each sentence's stratum in the design that drew ``labels``; the
+    split keeps one design's strata, and sentences an earlier design with other strata
+    drew count as chosen from then on (they are not uniform within these strata)."""
     import pyarrow as pa
 
     given, offsets = loading.flat_tags(split)
