@@ -1,0 +1,89 @@
+"""The given labels as a control variate for a designed review (what ``ppi-python``'s
+prediction-powered inference would add): how much of the variance of a difference in F1
+between two runs, per stratum, the runs' scores against the *given* (noisy) labels
+explain, and what that would save.
+
+    python benchmarks/review_control.py RUNS_DIR --variants crowd,distant,weak,llm
+
+Every sentence's given labels are known without a review, so each run's right entities
+against them, tp~_r(s), and the given entities g~(s) are known on the whole split. The
+difference estimator (λ = 1) and its tuned form (PPI++, λ = Cov/Var) estimate
+TP_r = Σ_all λ·tp~_r + Σ_h N_h/n_h Σ_sample (tp_r − λ·tp~_r), and alike G: unbiased for
+λ fixed, and its variance is that of the residual z − λ·z~ of the linearised values
+(``scoring.design``), computed here on the whole split against its clean labels. Near a
+census of a stratum the variance barely moves n: the table gives, for the standard error
+of reviewing k of the disagreeing sentences plainly, how many the tuned control variate
+needs (within-stratum 1/n − 1/N scales by the variance ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from review_design import find_run, truth_of
+
+from noisebench.data import loading
+from noisebench.scoring.metrics import entity_spans
+from noisebench.training import runs
+
+
+def linearised(correct, gold, predicted):
+    """(R, S) linearised values of each run's F1 (``scoring.design``'s z)."""
+    denominators = predicted.sum(axis=1) + gold.sum()
+    f1 = 2 * correct.sum(axis=1) / denominators
+    return (2 * correct - f1[:, None] * gold) / denominators[:, None]
+
+
+def equivalent(k: int, size: int, ratio: float) -> int:
+    """Sentences n' with ratio·(1/n' − 1/N) = 1/k − 1/N: the same standard error."""
+    return int(np.ceil(1 / ((1 / k - 1 / size) / ratio + 1 / size)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs_dir", type=Path)
+    parser.add_argument("--variants", default="crowd,distant,weak,llm")
+    parser.add_argument("--method", default="mask-missing")
+    parser.add_argument("--split", default="validation")
+    args = parser.parse_args()
+    print("| labels | sentences whose given labels are clean | variance left, λ = 1:"
+          " none / agree / disagree | tuned λ | disagreeing sentences for the standard error"
+          " of 100 / 150 / 250 plain |")  # fmt: skip
+    print("|---|---:|---|---|---|")
+    for variant in args.variants.split(","):
+        dirs = [find_run(args.runs_dir, variant, "none"), find_run(args.runs_dir, variant, args.method)]
+        population, correct, gold, _ = truth_of(dirs, variant, args.split)
+        data = loading.load(f"noisebench:{variant}")[args.split]
+        names = loading.label_names(data)
+        given = entity_spans([[names[t] for t in s] for s in data["tags"]], "IOB2")
+        clean = entity_spans([[names[t] for t in s] for s in data["clean_tags"]], "IOB2")
+        found = [
+            entity_spans((p := runs.read_predictions(d / f"predictions-{args.split}.parquet"))
+                         .sentences(p.predicted), "IOB2")
+            for d in dirs
+        ]  # fmt: skip
+        given_correct = np.array([[len(a & g) for a, g in zip(run, given, strict=True)] for run in found])
+        given_gold = np.array([len(g) for g in given])
+        z = linearised(correct, gold, population.predicted)
+        z_given = linearised(given_correct, given_gold, population.predicted)
+        d, d_given = z[1] - z[0], z_given[1] - z_given[0]
+        plain, tuned, lambdas = [], [], []
+        for h in range(3):
+            inside = population.stratum == h
+            v = d[inside].var()
+            lam = np.cov(d[inside], d_given[inside])[0, 1] / max(d_given[inside].var(), 1e-30)
+            plain.append((d - d_given)[inside].var() / max(v, 1e-30))
+            tuned.append((d - lam * d_given)[inside].var() / max(v, 1e-30))
+            lambdas.append(lam)
+        size = int((population.stratum == 2).sum())
+        needed = " / ".join(str(equivalent(min(k, size), size, tuned[2])) for k in (100, 150, 250))
+        right = np.mean([a == b for a, b in zip(given, clean, strict=True)])
+        print(f"| {variant} | {right:.0%} | {' / '.join(f'{r:.2f}' for r in plain)} |"
+              f" {' / '.join(f'{lam:.2f} ({r:.2f})' for lam, r in zip(lambdas, tuned, strict=True))} |"
+              f" {needed} (of {size}) |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
