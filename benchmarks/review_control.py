@@ -53,7 +53,7 @@ def main() -> None:
           " of 100 / 150 / 250 plain |")  # fmt: skip
     print("|---|---:|---|---|---|")
     for variant in args.variants.split(","):
-        dirs = [find_run(args.runs_dir, variant, "none"), find_run(args.runs_dir, variant, args.method)]
+        dirs = [find_run(args.runs_dir, variant, m) for m in ("none", args.method)]
         population, correct, gold, _ = truth_of(dirs, variant, args.split)
         data = loading.load(f"noisebench:{variant}")[args.split]
         names = loading.label_names(data)
@@ -64,7 +64,9 @@ def main() -> None:
                          .sentences(p.predicted), "IOB2")
             for d in dirs
         ]  # fmt: skip
-        given_correct = np.array([[len(a & g) for a, g in zip(run, given, strict=True)] for run in found])
+        given_correct = np.array(
+            [[len(a & g) for a, g in zip(run, given, strict=True)] for run in found]
+        )
         given_gold = np.array([len(g) for g in given])
         z = linearised(correct, gold, population.predicted)
         z_given = linearised(given_correct, given_gold, population.predicted)
@@ -80,9 +82,11 @@ def main() -> None:
         size = int((population.stratum == 2).sum())
         needed = " / ".join(str(equivalent(min(k, size), size, tuned[2])) for k in (100, 150, 250))
         right = np.mean([a == b for a, b in zip(given, clean, strict=True)])
+        with_lambda = " / ".join(
+            f"{lam:.2f} ({r:.2f})" for lam, r in zip(lambdas, tuned, strict=True)
+        )
         print(f"| {variant} | {right:.0%} | {' / '.join(f'{r:.2f}' for r in plain)} |"
-              f" {' / '.join(f'{lam:.2f} ({r:.2f})' for lam, r in zip(lambdas, tuned, strict=True))} |"
-              f" {needed} (of {size}) |", flush=True)  # fmt: skip
+              f" {with_lambda} | {needed} (of {size}) |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -89,3 +89,41 @@ def test_the_designed_review_simulation_on_a_known_split():
     assert designed["median_n_right"] < uniform["median_n_right"]
     covered = review_design.coverage(population, correct, gold, truth, 60, 60, 0)
     assert covered["f1"] >= 0.9 and covered["differences"] >= 0.9
+
+
+def test_the_conclusions_check_flags_moved_cells_and_changed_verdicts(monkeypatch):
+    """A cell moves beyond its seed spread where |new − old| exceeds the larger of the two
+    seed standard deviations; a verdict changes where its sign or its significance does."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import conclusions
+
+    setting = "data, model, uniform noise 0.10"
+    studies = {
+        "old": (
+            {(setting, "ce"): {"f1": [0.70, 0.72], "entity_ece": [0.05, 0.05]},
+             (setting, "sgce"): {"f1": [0.74, 0.76], "entity_ece": [0.20, 0.21]}},
+            {(setting, "sgce", "f1"): {"difference": 0.04, "ci95": [0.01, 0.07],
+                                       "significant": True},
+             (setting, "sgce", "entity_ece"): {"difference": 0.15, "ci95": [0.1, 0.2],
+                                               "significant": True}},
+        ),
+        "new": (  # CE F1 moved 0.0100 (spreads 0.0141): inside; entity ECE 0.01 (0): beyond
+            {(setting, "ce"): {"f1": [0.71, 0.73], "entity_ece": [0.06, 0.06]},
+             (setting, "sgce"): {"f1": [0.74, 0.76], "entity_ece": [0.20, 0.21]}},
+            {(setting, "sgce", "f1"): {"difference": 0.03, "ci95": [-0.01, 0.07],
+                                       "significant": False},
+             (setting, "sgce", "entity_ece"): {"difference": 0.14, "ci95": [0.1, 0.2],
+                                               "significant": True}},
+        ),
+    }  # fmt: skip
+    monkeypatch.setattr(conclusions, "study", lambda folder: studies[str(folder)])
+    lines, failed = conclusions.compare(Path("old"), Path("new"))
+    assert failed == [
+        f"{setting} ce entity ECE beyond its seed spread",
+        f"{setting} sgce − CE test F1: verdict changed",
+    ]
+    assert f"| {setting} | ce | test F1 | 71.00 ± 1.41 | 72.00 ± 1.41 | +1.00 | yes |" in lines
+    changed = "| +4.00 [+1.00, +7.00] | +3.00 [-1.00, +7.00] | **no** |"
+    assert f"| {setting} | sgce | test F1 {changed}" in lines
+    _, failed = conclusions.compare(Path("old"), Path("old"))
+    assert failed == []

@@ -1,0 +1,118 @@
+"""Issue 29's conclusions check: does a change (a speed lever, another precision, another
+machine) change what a study concludes? Two runs folders of the same study, before and
+after the change, compared cell by cell and verdict by verdict.
+
+    python benchmarks/conclusions.py OLD_RUNS NEW_RUNS
+
+- **Cells**: each setting's losses' test F1 and entity ECE, the mean over seeds and the
+  seeds' sample standard deviation, before and after; a cell moves *beyond its seed
+  spread* where |new − old| exceeds the larger of its two standard deviations.
+- **Verdicts**: each loss against CE in its setting (the leaderboard's verdict: a paired
+  bootstrap over test sentences and seeds, 95% percentile intervals), before and after;
+  the check asks for the same sign and the same significance (the interval excluding 0
+  or not) in every one.
+
+Prints both tables in Markdown and a last line: passed, or what failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from noisebench.studies import verdict as verdicts
+from noisebench.studies.leaderboard.records import collect
+
+METRICS = {"f1": ("test F1", 100.0, 2), "entity_ece": ("entity ECE", 1.0, 3)}
+
+
+def study(folder: Path) -> tuple[dict, dict]:
+    """Per (setting title, loss label): each metric's per-seed test values; per (title,
+    loss label, metric): the verdict's difference to CE."""
+    collected = collect([folder], "test", ["f1"])
+    cells = {}
+    for group in verdicts.groups(collected):
+        for label, seeds in group.methods.items():
+            tests = [json.loads((d / "results.json").read_text())["splits"]["test"]
+                     for _, d in sorted(seeds.items())]  # fmt: skip
+            cells[(group.title, label)] = {m: [t[m] for t in tests] for m in METRICS}
+    differences = {}
+    for setting in verdicts.verdicts(collected)["settings"]:
+        title = verdicts.Group(
+            setting["dataset"],
+            setting["model"],
+            setting["noise"],
+            setting["rate"],
+            setting["setup"],
+            setting["noisy_labels"],
+        ).title
+        for label, by_metric in (setting.get("vs_ce") or {}).items():
+            for metric in METRICS:
+                if by_metric.get(metric) is not None:
+                    differences[(title, label, metric)] = by_metric[metric]
+    return cells, differences
+
+
+def shown(values: list[float], scale: float, places: int) -> str:
+    """The mean over seeds ± their sample standard deviation (none for one seed)."""
+    if len(values) < 2:
+        return f"{scale * np.mean(values):.{places}f} (1 seed)"
+    return f"{scale * np.mean(values):.{places}f} ± {scale * np.std(values, ddof=1):.{places}f}"
+
+
+def compare(old: Path, new: Path) -> tuple[list[str], list[str]]:
+    """The two tables' lines and what failed."""
+    old_cells, old_differences = study(old)
+    new_cells, new_differences = study(new)
+    lines, failed = [], []
+    lines += ["| setting | loss | metric | old (mean ± seed std) | new | new − old |"
+              " inside the seed spread |", "|---|---|---|---:|---:|---:|---|"]  # fmt: skip
+    for key in sorted(old_cells.keys() & new_cells.keys()):
+        for metric, (name, scale, places) in METRICS.items():
+            before, after = old_cells[key][metric], new_cells[key][metric]
+            if None in before + after:
+                continue
+            moved = float(np.mean(after) - np.mean(before))
+            spread = max(np.std(before, ddof=1), np.std(after, ddof=1)) if len(before) > 1 else 0
+            inside = abs(moved) <= spread
+            failed += [] if inside else [f"{key[0]} {key[1]} {name} beyond its seed spread"]
+            lines.append(f"| {key[0]} | {key[1]} | {name} | {shown(before, scale, places)} |"
+                         f" {shown(after, scale, places)} | {scale * moved:+.{places}f} |"
+                         f" {'yes' if inside else '**no**'} |")  # fmt: skip
+    lines += ["", "| setting | loss − CE | metric | old | new | same sign and significance |",
+              "|---|---|---|---:|---:|---|"]  # fmt: skip
+    order = list(METRICS)
+    for key in sorted(old_differences.keys() & new_differences.keys(),
+                      key=lambda k: (k[0], k[1], order.index(k[2]))):  # fmt: skip
+        name, scale, places = METRICS[key[2]]
+        before, after = old_differences[key], new_differences[key]
+
+        def text(d, scale=scale, places=places):
+            value, low, high = (f"{scale * v:+.{places}f}" for v in (d["difference"], *d["ci95"]))
+            return f"{value} [{low}, {high}]"
+
+        same = (np.sign(before["difference"]) == np.sign(after["difference"])
+                and before["significant"] == after["significant"])  # fmt: skip
+        failed += [] if same else [f"{key[0]} {key[1]} − CE {name}: verdict changed"]
+        lines.append(f"| {key[0]} | {key[1]} | {name} | {text(before)} | {text(after)} |"
+                     f" {'yes' if same else '**no**'} |")  # fmt: skip
+    missing = sorted(set(old_cells) ^ set(new_cells))
+    failed += [f"{title} {label}: in one study only" for title, label in missing]
+    return lines, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("old", type=Path)
+    parser.add_argument("new", type=Path)
+    args = parser.parse_args()
+    lines, failed = compare(args.old, args.new)
+    print("\n".join(lines))
+    print("\npassed" if not failed else "\nfailed: " + "; ".join(failed))
+
+
+if __name__ == "__main__":
+    main()
