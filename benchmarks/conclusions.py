@@ -6,7 +6,12 @@ after the change, compared cell by cell and verdict by verdict.
 
 - **Cells**: each setting's losses' test F1 and entity ECE, the mean over seeds and the
   seeds' sample standard deviation, before and after; a cell moves *beyond its seed
-  spread* where |new − old| exceeds the larger of its two standard deviations.
+  spread* where |new − old| exceeds the larger of its two standard deviations. Both
+  studies must hold the same seeds; a cell of one seed is not judged. Where a change
+  only re-draws the runs (another random stream, another order of additions), a cell of
+  two seeds fails this by chance in exactly 1 of 3 cases: with normal scores the mean's
+  move and the two spreads are three independent |N(0, σ²)|, and the move is the largest
+  of them with probability 1/3.
 - **Verdicts**: each loss against CE in its setting (the leaderboard's verdict: a paired
   bootstrap over test sentences and seeds, 95% percentile intervals), before and after;
   the check asks for the same sign and the same significance (the interval excluding 0
@@ -30,15 +35,18 @@ METRICS = {"f1": ("test F1", 100.0, 2), "entity_ece": ("entity ECE", 1.0, 3)}
 
 
 def study(folder: Path) -> tuple[dict, dict]:
-    """Per (setting title, loss label): each metric's per-seed test values; per (title,
-    loss label, metric): the verdict's difference to CE."""
+    """Per (setting title, loss label): each metric's test value per seed (None where a
+    run has none); per (title, loss label, metric): the verdict's difference to CE (None
+    where the verdict has none)."""
     collected = collect([folder], "test", ["f1"])
     cells = {}
     for group in verdicts.groups(collected):
         for label, seeds in group.methods.items():
-            tests = [json.loads((d / "results.json").read_text())["splits"]["test"]
-                     for _, d in sorted(seeds.items())]  # fmt: skip
-            cells[(group.title, label)] = {m: [t[m] for t in tests] for m in METRICS}
+            tests = {seed: json.loads((d / "results.json").read_text()).get("splits", {})
+                     .get("test") or {} for seed, d in seeds.items()}  # fmt: skip
+            cells[(group.title, label)] = {
+                m: {seed: test.get(m) for seed, test in sorted(tests.items())} for m in METRICS
+            }
     differences = {}
     for setting in verdicts.verdicts(collected)["settings"]:
         title = verdicts.Group(
@@ -51,8 +59,7 @@ def study(folder: Path) -> tuple[dict, dict]:
         ).title
         for label, by_metric in (setting.get("vs_ce") or {}).items():
             for metric in METRICS:
-                if by_metric.get(metric) is not None:
-                    differences[(title, label, metric)] = by_metric[metric]
+                differences[(title, label, metric)] = by_metric.get(metric)
     return cells, differences
 
 
@@ -61,6 +68,15 @@ def shown(values: list[float], scale: float, places: int) -> str:
     if len(values) < 2:
         return f"{scale * np.mean(values):.{places}f} (1 seed)"
     return f"{scale * np.mean(values):.{places}f} ± {scale * np.std(values, ddof=1):.{places}f}"
+
+
+def interval(difference: dict | None, scale: float, places: int) -> str:
+    if difference is None:
+        return "—"
+    value, low, high = (
+        f"{scale * v:+.{places}f}" for v in (difference["difference"], *difference["ci95"])
+    )
+    return f"{value} [{low}, {high}]"
 
 
 def compare(old: Path, new: Path) -> tuple[list[str], list[str]]:
@@ -73,31 +89,43 @@ def compare(old: Path, new: Path) -> tuple[list[str], list[str]]:
     for key in sorted(old_cells.keys() & new_cells.keys()):
         for metric, (name, scale, places) in METRICS.items():
             before, after = old_cells[key][metric], new_cells[key][metric]
-            if None in before + after:
+            where = f"{key[0]} {key[1]} {name}"
+            if set(before) != set(after):
+                failed.append(f"{where}: seeds {sorted(before)} against {sorted(after)}")
                 continue
+            if None in [*before.values(), *after.values()]:
+                if {*before.values(), *after.values()} != {None}:
+                    failed.append(f"{where}: in one study only")
+                continue
+            before, after = list(before.values()), list(after.values())
             moved = float(np.mean(after) - np.mean(before))
-            spread = max(np.std(before, ddof=1), np.std(after, ddof=1)) if len(before) > 1 else 0
-            inside = abs(moved) <= spread
-            failed += [] if inside else [f"{key[0]} {key[1]} {name} beyond its seed spread"]
+            if len(before) < 2:
+                judged = "not judged (1 seed)"
+            else:
+                inside = abs(moved) <= max(np.std(before, ddof=1), np.std(after, ddof=1))
+                judged = "yes" if inside else "**no**"
+                failed += [] if inside else [f"{where} beyond its seed spread"]
             lines.append(f"| {key[0]} | {key[1]} | {name} | {shown(before, scale, places)} |"
                          f" {shown(after, scale, places)} | {scale * moved:+.{places}f} |"
-                         f" {'yes' if inside else '**no**'} |")  # fmt: skip
+                         f" {judged} |")  # fmt: skip
     lines += ["", "| setting | loss − CE | metric | old | new | same sign and significance |",
               "|---|---|---|---:|---:|---|"]  # fmt: skip
     order = list(METRICS)
-    for key in sorted(old_differences.keys() & new_differences.keys(),
+    for key in sorted(old_differences.keys() | new_differences.keys(),
                       key=lambda k: (k[0], k[1], order.index(k[2]))):  # fmt: skip
         name, scale, places = METRICS[key[2]]
-        before, after = old_differences[key], new_differences[key]
-
-        def text(d, scale=scale, places=places):
-            value, low, high = (f"{scale * v:+.{places}f}" for v in (d["difference"], *d["ci95"]))
-            return f"{value} [{low}, {high}]"
-
-        same = (np.sign(before["difference"]) == np.sign(after["difference"])
-                and before["significant"] == after["significant"])  # fmt: skip
-        failed += [] if same else [f"{key[0]} {key[1]} − CE {name}: verdict changed"]
-        lines.append(f"| {key[0]} | {key[1]} | {name} | {text(before)} | {text(after)} |"
+        before, after = old_differences.get(key), new_differences.get(key)
+        if before is None and after is None:
+            continue
+        if before is None or after is None:
+            same = False
+            failed.append(f"{key[0]} {key[1]} − CE {name}: a verdict in one study only")
+        else:
+            same = (np.sign(before["difference"]) == np.sign(after["difference"])
+                    and before["significant"] == after["significant"])  # fmt: skip
+            failed += [] if same else [f"{key[0]} {key[1]} − CE {name}: verdict changed"]
+        shown_pair = f"{interval(before, scale, places)} | {interval(after, scale, places)}"
+        lines.append(f"| {key[0]} | {key[1]} | {name} | {shown_pair} |"
                      f" {'yes' if same else '**no**'} |")  # fmt: skip
     missing = sorted(set(old_cells) ^ set(new_cells))
     failed += [f"{title} {label}: in one study only" for title, label in missing]

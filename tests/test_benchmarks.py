@@ -98,22 +98,33 @@ def test_the_conclusions_check_flags_moved_cells_and_changed_verdicts(monkeypatc
     import conclusions
 
     setting = "data, model, uniform noise 0.10"
+
+    def seeds(*values):
+        return dict(enumerate(values))
+
+    def verdict(difference, low, high):
+        return {"difference": difference, "ci95": [low, high], "significant": low > 0 or high < 0}
+
     studies = {
         "old": (
-            {(setting, "ce"): {"f1": [0.70, 0.72], "entity_ece": [0.05, 0.05]},
-             (setting, "sgce"): {"f1": [0.74, 0.76], "entity_ece": [0.20, 0.21]}},
-            {(setting, "sgce", "f1"): {"difference": 0.04, "ci95": [0.01, 0.07],
-                                       "significant": True},
-             (setting, "sgce", "entity_ece"): {"difference": 0.15, "ci95": [0.1, 0.2],
-                                               "significant": True}},
+            {(setting, "ce"): {"f1": seeds(0.70, 0.72), "entity_ece": seeds(0.05, 0.05)},
+             (setting, "sgce"): {"f1": seeds(0.74, 0.76), "entity_ece": seeds(0.20, 0.21)}},
+            {(setting, "sgce", "f1"): verdict(0.04, 0.01, 0.07),
+             (setting, "sgce", "entity_ece"): verdict(0.15, 0.1, 0.2)},
         ),
         "new": (  # CE F1 moved 0.0100 (spreads 0.0141): inside; entity ECE 0.01 (0): beyond
-            {(setting, "ce"): {"f1": [0.71, 0.73], "entity_ece": [0.06, 0.06]},
-             (setting, "sgce"): {"f1": [0.74, 0.76], "entity_ece": [0.20, 0.21]}},
-            {(setting, "sgce", "f1"): {"difference": 0.03, "ci95": [-0.01, 0.07],
-                                       "significant": False},
-             (setting, "sgce", "entity_ece"): {"difference": 0.14, "ci95": [0.1, 0.2],
-                                               "significant": True}},
+            {(setting, "ce"): {"f1": seeds(0.71, 0.73), "entity_ece": seeds(0.06, 0.06)},
+             (setting, "sgce"): {"f1": seeds(0.74, 0.76), "entity_ece": seeds(0.20, 0.21)}},
+            {(setting, "sgce", "f1"): verdict(0.03, -0.01, 0.07),
+             (setting, "sgce", "entity_ece"): None},  # no verdict after: not a pass
+        ),
+        "other seeds": (
+            {(setting, "ce"): {"f1": {0: 0.70, 2: 0.72}, "entity_ece": {0: 0.05, 2: 0.05}}},
+            {},
+        ),
+        "one seed": (
+            {(setting, "ce"): {"f1": seeds(0.60), "entity_ece": seeds(None)}},
+            {},
         ),
     }  # fmt: skip
     monkeypatch.setattr(conclusions, "study", lambda folder: studies[str(folder)])
@@ -121,9 +132,16 @@ def test_the_conclusions_check_flags_moved_cells_and_changed_verdicts(monkeypatc
     assert failed == [
         f"{setting} ce entity ECE beyond its seed spread",
         f"{setting} sgce − CE test F1: verdict changed",
+        f"{setting} sgce − CE entity ECE: a verdict in one study only",
     ]
     assert f"| {setting} | ce | test F1 | 71.00 ± 1.41 | 72.00 ± 1.41 | +1.00 | yes |" in lines
     changed = "| +4.00 [+1.00, +7.00] | +3.00 [-1.00, +7.00] | **no** |"
     assert f"| {setting} | sgce | test F1 {changed}" in lines
     _, failed = conclusions.compare(Path("old"), Path("old"))
     assert failed == []
+    _, failed = conclusions.compare(Path("old"), Path("other seeds"))
+    assert f"{setting} ce test F1: seeds [0, 1] against [0, 2]" in failed
+    lines, failed = conclusions.compare(Path("one seed"), Path("one seed"))
+    assert failed == []  # one seed: shown, not judged; a metric no run has: left out
+    one = "| 60.00 (1 seed) | 60.00 (1 seed) | +0.00 | not judged (1 seed) |"
+    assert f"| {setting} | ce | test F1 {one}" in lines
