@@ -6,14 +6,18 @@ explain, and what that would save.
     python benchmarks/review_control.py RUNS_DIR --variants crowd,distant,weak,llm
 
 Every sentence's given labels are known without a review, so each run's right entities
-against them, tp~_r(s), and the given entities g~(s) are known on the whole split. The
-difference estimator (λ = 1) and its tuned form (PPI++, λ = Cov/Var) estimate
-TP_r = Σ_all λ·tp~_r + Σ_h N_h/n_h Σ_sample (tp_r − λ·tp~_r), and alike G: unbiased for
-λ fixed, and its variance is that of the residual z − λ·z~ of the linearised values
-(``scoring.design``), computed here on the whole split against its clean labels. Near a
-census of a stratum the variance barely moves n: the table gives, for the standard error
-of reviewing k of the disagreeing sentences plainly, how many the tuned control variate
-needs (within-stratum 1/n − 1/N scales by the variance ratio).
+against them, tp~_r(s), and the given entities g~(s) are known on the whole split, and
+with them the linearised values z~ of each run's F1 against the given labels (z of
+``scoring.design`` with tp~, g~ and the given labels' F1). The estimator with a control
+variate adds to the design's linearised total the known total of λ·z~ and takes the
+reviewed residual z − λ·z~ in each stratum (the difference estimator for λ = 1, unbiased;
+PPI++ tunes λ): its variance is that of the residual. Computed here on the whole split
+against its clean labels, with λ = Cov(z, z~) / Var(z~) per stratum taken from the truth
+itself, a best case (a λ estimated from the sample does worse). Near a census of a
+stratum the variance barely moves n: the table gives, for the standard error of reviewing
+k of the disagreeing sentences plainly, how many the tuned control variate needs
+(within-stratum 1/n − 1/N scales by the variance ratio; "—" where k is the whole
+stratum).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def main() -> None:
     parser.add_argument("--method", default="mask-missing")
     parser.add_argument("--split", default="validation")
     args = parser.parse_args()
-    print("| labels | sentences whose given labels are clean | variance left, λ = 1:"
+    print("| labels | sentences whose given labels are clean: all, disagreeing |"
+          " variance left, λ = 1:"
           " none / agree / disagree | tuned λ | disagreeing sentences for the standard error"
           " of 100 / 150 / 250 plain |")  # fmt: skip
     print("|---|---:|---|---|---|")
@@ -58,6 +63,8 @@ def main() -> None:
         data = loading.load(f"noisebench:{variant}")[args.split]
         names = loading.label_names(data)
         given = entity_spans([[names[t] for t in s] for s in data["tags"]], "IOB2")
+        if "clean_tags" not in data.column_names:
+            raise SystemExit(f"noisebench:{variant}: no clean labels to measure against")
         clean = entity_spans([[names[t] for t in s] for s in data["clean_tags"]], "IOB2")
         found = [
             entity_spans((p := runs.read_predictions(d / f"predictions-{args.split}.parquet"))
@@ -75,17 +82,22 @@ def main() -> None:
         for h in range(3):
             inside = population.stratum == h
             v = d[inside].var()
-            lam = np.cov(d[inside], d_given[inside])[0, 1] / max(d_given[inside].var(), 1e-30)
+            covariance = np.cov(d[inside], d_given[inside])  # ddof 1 for both
+            lam = covariance[0, 1] / max(covariance[1, 1], 1e-30)
             plain.append((d - d_given)[inside].var() / max(v, 1e-30))
             tuned.append((d - lam * d_given)[inside].var() / max(v, 1e-30))
             lambdas.append(lam)
         size = int((population.stratum == 2).sum())
-        needed = " / ".join(str(equivalent(min(k, size), size, tuned[2])) for k in (100, 150, 250))
-        right = np.mean([a == b for a, b in zip(given, clean, strict=True)])
+        needed = " / ".join(
+            str(equivalent(k, size, tuned[2])) if k < size else "—" for k in (100, 150, 250)
+        )
+        right = np.array([a == b for a, b in zip(given, clean, strict=True)])
+        disagreeing = f"{right[population.stratum == 2].mean():.0%}"
         with_lambda = " / ".join(
             f"{lam:.2f} ({r:.2f})" for lam, r in zip(lambdas, tuned, strict=True)
         )
-        print(f"| {variant} | {right:.0%} | {' / '.join(f'{r:.2f}' for r in plain)} |"
+        left = " / ".join(f"{r:.2f}" for r in plain)
+        print(f"| {variant} | {right.mean():.0%}, {disagreeing} | {left} |"
               f" {with_lambda} | {needed} (of {size}) |", flush=True)  # fmt: skip
 
 
