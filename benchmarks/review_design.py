@@ -67,12 +67,12 @@ def truth_of(run_dirs: list[Path], variant: str, split: str):
 
 def review(
     population, correct, gold, truth, designed: bool, max_n: int, draws: int, seed: int,
-    neyman: bool = True,
+    neyman: bool = True, observe=None,
 ):  # fmt: skip
     """``draws`` reviews growing by ``STEP`` sentences up to ``max_n``, each stopping at
     its first decision (the best run ahead of every other at the look's level); a
     designed one by the fixed allocation at first, then (``neyman``) as ``--continue``
-    draws."""
+    draws. ``observe(rows, estimates)``, if given, sees each review's last look."""
     rng = np.random.default_rng(seed)
     strata = population.stratum if designed else np.zeros_like(population.stratum)
     sizes = np.bincount(strata)
@@ -102,6 +102,8 @@ def review(
                     right_at.append(len(rows))
                 break
         chosen.append(int(np.argmax([f.estimate for f in made.f1])))
+        if observe is not None:
+            observe(rows, made)
     within = np.mean([truth[best] - truth[c] <= 0.005 for c in chosen])
     return {
         "decided": decided / draws,

@@ -145,3 +145,32 @@ def test_the_conclusions_check_flags_moved_cells_and_changed_verdicts(monkeypatc
     assert failed == []  # one seed: shown, not judged; a metric no run has: left out
     one = "| 60.00 (1 seed) | 60.00 (1 seed) | +0.00 | not judged (1 seed) |"
     assert f"| {setting} | ce | test F1 {one}" in lines
+
+
+def test_the_control_variate_is_exact_where_the_given_labels_are_clean():
+    """With given labels equal to the clean ones every reviewed residual is 0, so each
+    run's F1 from any sample equals its F1 on the split, λ = 1 or tuned; with given labels
+    that know nothing (all 0) and λ = 1 it is the plain stratified estimate."""
+    import numpy as np
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import review_control
+
+    from noisebench.scoring import design
+
+    rng = np.random.default_rng(0)
+    strata = np.repeat([0, 1, 2], [6, 5, 9])
+    predicted = rng.integers(0, 4, size=(2, 20))
+    correct = np.minimum(predicted, rng.integers(0, 4, size=(2, 20)))
+    gold = correct.max(axis=0) + rng.integers(0, 2, size=20)
+    population = design.Population(strata, np.full(20, 30), predicted)
+    truth = 2 * correct.sum(axis=1) / (predicted.sum(axis=1) + gold.sum())
+    rows = np.array([0, 3, 7, 8, 12, 15, 19])
+    known = correct.astype(float), gold.astype(float)
+    for tuned in (False, True):
+        found = review_control.controlled_f1(population, rows, correct, gold, *known, tuned)
+        assert np.allclose(found, truth)
+    blind = review_control.controlled_f1(population, rows, correct, gold,
+                                         np.zeros((2, 20)), np.zeros(20), False)  # fmt: skip
+    plain = design.estimate(population, design.Reviewed(rows, correct[:, rows], gold[rows]))
+    assert np.allclose(blind, [f.estimate for f in plain.f1])
