@@ -59,6 +59,7 @@ TRAIN_KEYS = {
     "label_noise",
     "first_step_seconds",
     "compiled",
+    "hardware",
 }
 
 
@@ -117,6 +118,8 @@ def test_every_loss_trains_end_to_end(runner, ner_dir, tiny_model, tmp_path, los
     assert set(results["splits"]["test"]) == SPLIT_KEYS
     assert set(results["train"]) >= TRAIN_KEYS
     assert results["train"]["device"] == "cpu" and results["train"]["epochs_run"] == 2
+    assert results["train"]["hardware"]["threads"] == torch.get_num_threads()
+    assert results["train"]["hardware"]["processor"]  # the CPU's model name
     assert results["labels"] == ["O", "B-LOC", "B-ORG", "B-PER"] and results["scheme"] == "IOB2"
     test = results["splits"]["test"]
     assert test["n_sentences"] == 40 and test["n_unscored_words"] == 0

@@ -427,3 +427,39 @@ def test_an_oracle_that_knew_a_few_reviewed_sentences_is_no_ceiling():
     assert gap["points"] == pytest.approx(0.1)
     assert gap["closed"]["ce +mask-missing"] == pytest.approx(0.5)
     assert _recoverable_gap(summary, "ce", {"ce +oracle-clean"}) is None
+
+
+def test_runs_trained_on_different_hardware_are_said_so(tmp_path):
+    """Where a setting's runs recorded two kinds of hardware (processor, CPU threads) the
+    verdict says their differences include the order of the additions; one kind, or a run
+    from before the record (whether they differ is unknown), says nothing."""
+    made = {
+        (loss, seed): write_run(tmp_path, loss, seed, accuracy=0.6 if loss == "ce" else 0.9)
+        for loss in ("ce", "gce")
+        for seed in (0, 1)
+    }
+
+    def record(run_dir: Path, threads: int | None) -> None:
+        path = run_dir / runs.RESULTS
+        results = json.loads(path.read_text())
+        results["train"].pop("hardware", None)
+        if threads is not None:
+            results["train"]["hardware"] = {"processor": "Xeon", "threads": threads}
+        path.write_text(json.dumps(results))
+
+    def hardware_lines() -> list[str]:
+        (setting,) = verdict.verdicts(collect(tmp_path), replicates=50)["settings"]
+        return [t for t in setting["text"] if t.startswith("Trained on different hardware")]
+
+    assert hardware_lines() == []  # none recorded
+    for run_dir in made.values():
+        record(run_dir, 2)
+    assert hardware_lines() == []  # all alike
+    record(made[("gce", 1)], 1)
+    assert hardware_lines() == [
+        "Trained on different hardware (Xeon, 1 CPU thread; Xeon, 2 CPU threads): the order"
+        " of a run's additions moves its scores about as much as its seed does, so the"
+        " differences between these runs include that."
+    ]
+    record(made[("ce", 0)], None)  # one run from before the record
+    assert hardware_lines() == []

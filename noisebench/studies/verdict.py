@@ -223,6 +223,7 @@ def _verdict(group: Group, cache: _Runs, replicates: int, seed: int) -> dict:
         label: compare(label, best_f1, "f1") for label in summary if label != best_f1
     }
     verdict["still_improving"] = _still_improving(group, cache)
+    verdict["hardware"] = _hardware(group, cache)
     verdict["recoverable_gap"] = _recoverable_gap(summary, ce, _partial_truth(group, cache))
     verdict["reviewed"] = _reviewed(group, cache, verdict, compare)
     verdict["text"] = _sentences(group, verdict, summary)
@@ -581,6 +582,12 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             " seed (or another random stream); run two or more seeds (--seeds 0,1,2) before"
             " relying on it."
         )
+    if verdict.get("hardware"):
+        lines.append(
+            f"Trained on different hardware ({'; '.join(verdict['hardware'])}): the order of a"
+            " run's additions moves its scores about as much as its seed does, so the"
+            " differences between these runs include that."
+        )
     degenerate = [
         f"{m['loss']} ({m['degenerate']} of {m['n']})" for m in summary.values() if m["degenerate"]
     ]
@@ -592,6 +599,23 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
             f" {', '.join(group.left_out)}."
         )
     return lines
+
+
+def _hardware(group: Group, cache: _Runs) -> list[str] | None:
+    """The kinds of hardware the setting's runs were trained on, where they recorded two
+    or more (``train.hardware``: the processor and the CPU threads); else None."""
+    found = set()
+    for seeds in group.methods.values():
+        for run_dir in seeds.values():
+            train = cache.results(run_dir).get("train", {})
+            hardware = train.get("hardware")
+            if not hardware:
+                return None  # a run from before the record: whether they differ is unknown
+            device = str(train.get("device", "cpu"))
+            count = hardware["threads"]
+            threads = f", {count} CPU thread" + "s" * (count != 1)
+            found.add(hardware["processor"] + ("" if device.startswith("cuda") else threads))
+    return sorted(found) if len(found) > 1 else None
 
 
 def _one_seed_significant(verdict: dict) -> bool:

@@ -177,6 +177,7 @@ def finish(
         "sentences_per_second": state["sentences"] / seconds if seconds else 0.0,
         "tokens_per_second": state["tokens"] / seconds if seconds else 0.0,
         "device": str(device),
+        "hardware": runs.hardware(device),  # the processor and the CPU threads
         "precision": prepared.precision,  # of the forward passes; losses and scores fp32
         # MiB; "run": since this run started, "process": the process's peak (memory.py)
         "peak_memory_mb": memory.peak_mib(device),

@@ -125,6 +125,28 @@ def library_versions() -> dict:
     }
 
 
+def hardware(device) -> dict:
+    """What the arithmetic ran on: the processor (the GPU's name on CUDA, else the CPU's
+    model) and the CPU threads. Runs that differ in either differ in the order of their
+    additions, which re-draws a run about as much as a new seed (docs/performance.md)."""
+    import platform
+
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        processor = torch.cuda.get_device_name(torch.device(device))
+    else:
+        processor = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    processor = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return {"processor": processor, "threads": torch.get_num_threads()}
+
+
 def git_commit() -> str | None:
     """The commit of the noisebench checkout, when it is one."""
     try:
