@@ -132,12 +132,25 @@ def compare(old: Path, new: Path) -> tuple[list[str], list[str]]:
     return lines, failed
 
 
+def hardware_of(folder: Path) -> list[str]:
+    """The processors and CPU threads a study's runs recorded (``train.hardware``)."""
+    found = set()
+    for results in folder.glob("*/results.json"):
+        hardware = (json.loads(results.read_text()).get("train") or {}).get("hardware")
+        found.add("unrecorded" if not hardware else
+                  f"{hardware.get('processor')}, {hardware.get('threads')} threads")  # fmt: skip
+    return sorted(found)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
     args = parser.parse_args()
     lines, failed = compare(args.old, args.new)
+    for name, folder in (("old", args.old), ("new", args.new)):
+        print(f"{name}: {folder}, trained on {'; '.join(hardware_of(folder))}")
+    print()
     print("\n".join(lines))
     print("\npassed" if not failed else "\nfailed: " + "; ".join(failed))
 

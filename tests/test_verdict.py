@@ -451,15 +451,24 @@ def test_runs_trained_on_different_hardware_are_said_so(tmp_path):
         (setting,) = verdict.verdicts(collect(tmp_path), replicates=50)["settings"]
         return [t for t in setting["text"] if t.startswith("Trained on different hardware")]
 
+    def lines_for(found: str) -> list[str]:
+        return [
+            f"Trained on different hardware or CPU thread counts ({found}): the order of a"
+            " run's arithmetic (across devices, its kernels) moves its scores about as much as"
+            " its seed does, so the differences between these runs include that."
+        ]
+
     assert hardware_lines() == []  # none recorded
     for run_dir in made.values():
         record(run_dir, 2)
     assert hardware_lines() == []  # all alike
     record(made[("gce", 1)], 1)
-    assert hardware_lines() == [
-        "Trained on different hardware (Xeon, 1 CPU thread; Xeon, 2 CPU threads): the order"
-        " of a run's additions moves its scores about as much as its seed does, so the"
-        " differences between these runs include that."
-    ]
+    assert hardware_lines() == lines_for("Xeon, 1 CPU thread; Xeon, 2 CPU threads")
+    record(made[("gce", 1)], 2)
+    path = made[("gce", 0)] / runs.RESULTS  # a GPU run: its name, no CPU threads
+    results = json.loads(path.read_text())
+    results["train"] |= {"device": "cuda:0", "hardware": {"processor": "H100", "threads": 2}}
+    path.write_text(json.dumps(results))
+    assert hardware_lines() == lines_for("H100; Xeon, 2 CPU threads")
     record(made[("ce", 0)], None)  # one run from before the record
     assert hardware_lines() == []

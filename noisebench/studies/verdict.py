@@ -584,8 +584,9 @@ def _sentences(group: Group, verdict: dict, summary: dict) -> list[str]:
         )
     if verdict.get("hardware"):
         lines.append(
-            f"Trained on different hardware ({'; '.join(verdict['hardware'])}): the order of a"
-            " run's additions moves its scores about as much as its seed does, so the"
+            "Trained on different hardware or CPU thread counts"
+            f" ({'; '.join(verdict['hardware'])}): the order of a run's arithmetic (across"
+            " devices, its kernels) moves its scores about as much as its seed does, so the"
             " differences between these runs include that."
         )
     degenerate = [
@@ -607,14 +608,16 @@ def _hardware(group: Group, cache: _Runs) -> list[str] | None:
     found = set()
     for seeds in group.methods.values():
         for run_dir in seeds.values():
-            train = cache.results(run_dir).get("train", {})
+            train = cache.results(run_dir).get("train") or {}
             hardware = train.get("hardware")
             if not hardware:
                 return None  # a run from before the record: whether they differ is unknown
             device = str(train.get("device", "cpu"))
-            count = hardware["threads"]
+            count = hardware.get("threads")
             threads = f", {count} CPU thread" + "s" * (count != 1)
-            found.add(hardware["processor"] + ("" if device.startswith("cuda") else threads))
+            found.add(
+                f"{hardware.get('processor')}" + ("" if device.startswith("cuda") else threads)
+            )
     return sorted(found) if len(found) > 1 else None
 
 

@@ -126,24 +126,29 @@ def library_versions() -> dict:
 
 
 def hardware(device) -> dict:
-    """What the arithmetic ran on: the processor (the GPU's name on CUDA, else the CPU's
-    model) and the CPU threads. Runs that differ in either differ in the order of their
-    additions, which re-draws a run about as much as a new seed (docs/performance.md)."""
+    """What the arithmetic ran on: the processor (the GPU's name on CUDA; else the CPU's
+    model, with the device's kind where it is not the CPU, such as ``(mps)``) and the CPU
+    threads. Runs that differ in either differ in the order of their additions (across
+    devices, in their kernels too), which re-draws a run about as much as a new seed
+    (docs/performance.md). A resumed run records the hardware that finished it."""
     import platform
 
     import torch
 
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        processor = torch.cuda.get_device_name(torch.device(device))
-    else:
-        processor = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    processor = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
+    kind = torch.device(device).type
+    if kind == "cuda" and torch.cuda.is_available():
+        return {"processor": torch.cuda.get_device_name(torch.device(device)),
+                "threads": torch.get_num_threads()}  # fmt: skip
+    processor = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if kind != "cpu":
+        processor = f"{processor} ({kind})"
     return {"processor": processor, "threads": torch.get_num_threads()}
 
 
