@@ -914,3 +914,11 @@ def test_a_checkpoint_of_an_older_version_is_refused_as_such(tmp_path):
     torch.save({"model": model.state_dict(), "state": {"pending": [np.ones(3)]}}, path)
     with pytest.raises(InputError, match="numpy arrays: made by an older noisebench"):
         training.load_checkpoint(path, model, optimizer, schedule)
+
+
+def test_the_hardware_record_names_the_device_kind_beside_the_cpu():
+    """A CPU run records the CPU's model and threads; another device that is not CUDA
+    (mps) records the same CPU with its kind, so the two never read as one hardware."""
+    cpu, mps = runs.hardware("cpu"), runs.hardware("mps")
+    assert cpu["threads"] == torch.get_num_threads() and not cpu["processor"].endswith("(mps)")
+    assert mps["processor"] == f"{cpu['processor']} (mps)"
