@@ -39,27 +39,19 @@ def study(folder: Path) -> tuple[dict, dict]:
     run has none); per (title, loss label, metric): the verdict's difference to CE (None
     where the verdict has none)."""
     collected = collect([folder], "test", ["f1"])
-    cells = {}
-    for group in verdicts.groups(collected):
+    cells, differences = {}, {}
+    # verdicts() gives one setting per group, in groups()' order
+    settings = verdicts.verdicts(collected)["settings"]
+    for group, setting in zip(verdicts.groups(collected), settings, strict=True):
         for label, seeds in group.methods.items():
             tests = {seed: json.loads((d / "results.json").read_text()).get("splits", {})
                      .get("test") or {} for seed, d in seeds.items()}  # fmt: skip
             cells[(group.title, label)] = {
                 m: {seed: test.get(m) for seed, test in sorted(tests.items())} for m in METRICS
             }
-    differences = {}
-    for setting in verdicts.verdicts(collected)["settings"]:
-        title = verdicts.Group(
-            setting["dataset"],
-            setting["model"],
-            setting["noise"],
-            setting["rate"],
-            setting["setup"],
-            setting["noisy_labels"],
-        ).title
         for label, by_metric in (setting.get("vs_ce") or {}).items():
             for metric in METRICS:
-                differences[(title, label, metric)] = by_metric.get(metric)
+                differences[(group.title, label, metric)] = by_metric.get(metric)
     return cells, differences
 
 

@@ -425,6 +425,7 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
     reviewed = loading.reviewed_sentences(split)
     count = int(sum(bool(reviewed[r]) for r in drawn))
     looks = compare.get("looks", [count])
+    level, difference_level = levels(looks, len(compare["stratum"]), len(compare["runs"]))
     base = {
         "runs": compare["runs"],
         "reviewed_sentences": count,
@@ -434,8 +435,8 @@ def estimate(manifest: dict, split, scheme: str) -> dict | None:
         "looks": looks,  # the design's reviewed sentences at each
         # the level that keeps every look together at 95%: design.look_level; each
         # difference's, with 5% / (R − 1) spent (Bonferroni over the rivals of one run)
-        "level": design.look_level(looks, len(compare["stratum"])),
-        "difference_level": levels(looks, len(compare["stratum"]), len(compare["runs"]))[1],
+        "level": level,
+        "difference_level": difference_level,
         "strata": dict(zip(STRATA, compare["sizes"], strict=True)),
         "allocation": compare["allocation"],
         "changed_runs": _changed_runs(compare, manifest["split"]),
@@ -476,8 +477,10 @@ def _estimates(manifest: dict, split, scheme: str) -> design.Estimates | str:
     correct = np.array([[len(a & g) for a, g in zip(run, truth, strict=True)] for run in found])
     gold = np.array([len(g) for g in truth])
     looks = compare.get("looks", [len(rows)])
-    found = design.Reviewed(rows, correct, gold)
-    return design.estimate(population, found, *levels(looks, len(compare["stratum"]), len(correct)))
+    reviewed_found = design.Reviewed(rows, correct, gold)
+    return design.estimate(
+        population, reviewed_found, *levels(looks, len(compare["stratum"]), len(correct))
+    )
 
 
 def levels(looks: list[int], split: int, runs: int) -> tuple[float, float]:
